@@ -1,0 +1,60 @@
+"""ampsim: Asynchronous Message Passing (Faber & Wattenhofer, arXiv 2205.12245) on SimPy.
+
+The public API, one name per line. See docs/design.md for the semantics.
+"""
+__version__ = "0.1.0"
+
+from .engine.delays import Constant, Custom, FromTrace, Uniform, get_delay
+from .engine.errors import (
+    AmpsimError,
+    AssumptionError,
+    DelayError,
+    GraphError,
+    ReplayMismatch,
+    TraceFormatError,
+)
+from .engine.messages import START, Message, NodeView
+from .engine.rule import NodeRule
+from .engine.simulation import RunResult, Simulation
+from .graphs import Graph, as_graph, parse_graph_spec
+from .protocols import Flooding, get_rule
+from .trace.io import Trace, load_trace, save_trace
+from .trace.records import EndRecord, MessageRecord, StateRecord
+from .trace.replay import replay
+from .trace.tracers import JSONLTracer, ListTracer, TeeTracer, Tracer
+
+__all__ = [
+    "AmpsimError",
+    "AssumptionError",
+    "Constant",
+    "Custom",
+    "DelayError",
+    "EndRecord",
+    "Flooding",
+    "FromTrace",
+    "Graph",
+    "GraphError",
+    "JSONLTracer",
+    "ListTracer",
+    "Message",
+    "MessageRecord",
+    "NodeRule",
+    "NodeView",
+    "ReplayMismatch",
+    "RunResult",
+    "START",
+    "Simulation",
+    "StateRecord",
+    "TeeTracer",
+    "Trace",
+    "TraceFormatError",
+    "Tracer",
+    "Uniform",
+    "as_graph",
+    "get_delay",
+    "get_rule",
+    "load_trace",
+    "parse_graph_spec",
+    "replay",
+    "save_trace",
+]

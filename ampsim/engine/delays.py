@@ -1,0 +1,156 @@
+"""Delay models: how long one message takes on one edge (Sections 4.2 and 4.3).
+
+A model is drawn once per (message, receiving edge) at send time. ``bind(rng)``
+returns the sampler the hot path calls as ``sample(msg_id, src, dst) -> float``.
+The engine rejects any delay that is not finite and > 0; nothing is clamped.
+
+Registry (``get_delay("uniform")``):
+
+==============  ==========================================  ======
+name            delay                                       random
+==============  ==========================================  ======
+``constant``    ``value`` (default 1.0)                     no
+``uniform``     U(0, 1], drawn as ``1 - random()``          yes
+``from-trace``  the delay recorded for that ``msg_id``      as recorded
+==============  ==========================================  ======
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol, Union, runtime_checkable
+
+from .errors import DelayError
+
+__all__ = [
+    "DelayModel",
+    "Sampler",
+    "Constant",
+    "Uniform",
+    "FromTrace",
+    "Custom",
+    "get_delay",
+    "DELAYS",
+]
+
+Sampler = Callable[[int, int, int], float]
+"""``sample(msg_id, src, dst) -> delay``, called once per (message, receiving edge)."""
+
+
+@runtime_checkable
+class DelayModel(Protocol):
+    """A named delay distribution. ``random`` says whether it breaks symmetry (Lemma 4.2)."""
+
+    name: str
+    random: bool
+
+    def bind(self, rng: random.Random) -> Sampler: ...
+
+    def describe(self) -> dict: ...
+
+
+@dataclass(frozen=True)
+class Constant:
+    """Every message takes ``value`` time units (Section 4.3); FIFO by construction."""
+
+    value: float = 1.0
+    name: str = field(default="constant", init=False)
+    random: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.value, (int, float)) and math.isfinite(self.value) and self.value > 0):
+            raise DelayError(f"constant delay must be finite and > 0, got {self.value!r}")
+
+    def bind(self, rng: random.Random) -> Sampler:
+        value = float(self.value)
+        return lambda msg_id, src, dst: value
+
+    def describe(self) -> dict:
+        return {"name": self.name, "value": float(self.value)}
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """Delay ~ U(low, high], drawn as ``high - (high - low) * random()`` (Section 4.2: [0, 1])."""
+
+    low: float = 0.0
+    high: float = 1.0
+    name: str = field(default="uniform", init=False)
+    random: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.low < self.high and math.isfinite(self.high)):
+            raise DelayError(f"uniform delay needs 0 <= low < high < inf, got ({self.low}, {self.high}]")
+
+    def bind(self, rng: random.Random) -> Sampler:
+        draw = rng.random
+        low, high = float(self.low), float(self.high)
+        if low == 0.0 and high == 1.0:
+            return lambda msg_id, src, dst: 1.0 - draw()
+        width = high - low
+        return lambda msg_id, src, dst: high - width * draw()
+
+    def describe(self) -> dict:
+        return {"name": self.name, "low": float(self.low), "high": float(self.high)}
+
+
+@dataclass(frozen=True)
+class FromTrace:
+    """Replay: message ``msg_id`` takes exactly the delay recorded for it (independent of any RNG)."""
+
+    delays: Mapping[int, float]
+    random: bool = True
+    name: str = field(default="from-trace", init=False)
+
+    def bind(self, rng: random.Random) -> Sampler:
+        delays = self.delays
+
+        def sample(msg_id: int, src: int, dst: int) -> float:
+            try:
+                return delays[msg_id]
+            except KeyError:
+                raise DelayError(
+                    f"the trace records no delay for message {msg_id} ({src} -> {dst}): "
+                    "the replayed run sent a message the recorded run did not"
+                ) from None
+
+        return sample
+
+    def describe(self) -> dict:
+        return {"name": self.name, "random": self.random}
+
+
+@dataclass(frozen=True)
+class Custom:
+    """Any user function ``fn(rng, msg_id, src, dst) -> delay``; say whether it is ``random``."""
+
+    fn: Callable[[random.Random, int, int, int], float]
+    random: bool = True
+    name: str = "custom"
+
+    def bind(self, rng: random.Random) -> Sampler:
+        fn = self.fn
+        return lambda msg_id, src, dst: fn(rng, msg_id, src, dst)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "random": self.random}
+
+
+DELAYS: dict[str, Callable[[], DelayModel]] = {"constant": Constant, "uniform": Uniform}
+
+
+def get_delay(delay: Union[str, float, DelayModel]) -> DelayModel:
+    """A delay model from a registry name, a positive number (constant), or a model object."""
+    if isinstance(delay, str):
+        try:
+            return DELAYS[delay]()
+        except KeyError:
+            raise DelayError(
+                f"unknown delay model {delay!r}; choose one of {sorted(DELAYS)} or pass a DelayModel"
+            ) from None
+    if isinstance(delay, (int, float)) and not isinstance(delay, bool):
+        return Constant(float(delay))
+    if isinstance(delay, DelayModel):
+        return delay
+    raise DelayError(f"delay must be a name, a number or a DelayModel, got {delay!r}")

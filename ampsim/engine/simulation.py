@@ -1,0 +1,497 @@
+"""Simulation: AMP (Section 3) on SimPy — one process and one mailbox per node, one timer per message copy.
+
+The semantics (docs/design.md pins each with a test):
+
+1. A node acts at start-up (``rule.start``) or when one message is delivered
+   (``rule.receive``); it handles it in zero time and emits at most one message,
+   broadcast to every neighbour in ascending index order.
+2. A broadcast schedules one SimPy timeout per receiving edge, whose callback puts
+   the copy into the receiver's ``simpy.Store`` mailbox. Its delay is drawn at send
+   time, per copy. With ``fifo=True`` the arrival is ``max(t + d, last arrival on
+   that edge)``.
+3. Deliveries are processed in increasing ``(arrival time, msg_id)`` order, where
+   ``msg_id`` numbers copies in the order they were sent. (Mailbox gets are
+   scheduled URGENT, so a node processes a copy in the same SimPy step
+   ordering as its timer; ties fall back to SimPy's event ids = send order.)
+   With constant delays this is the reference code's FIFO queue.
+4. All randomness comes from named streams of ``seed`` (``delays``, ``loss``).
+5. ``run`` ends with a reason: ``quiescent``, ``stalled`` (quiet, but the rule's
+   ``finished`` is false somewhere; the stuck nodes are named), ``time_limit``,
+   ``message_budget`` (processed deliveries, as the paper's budgets) or
+   ``halted`` (``stop_when`` said so). Delays <= 0 or non-finite are errors.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+import simpy
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import NORMAL, URGENT, Event, Timeout
+from simpy.resources.store import StoreGet
+
+from .. import __version__
+from ..graphs import Graph, as_graph
+from ..trace.records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord, summarize
+from ..trace.tracers import Tracer
+from .delays import DelayModel, get_delay
+from .errors import AssumptionError, DelayError, GraphError
+from .messages import START, Message, NodeView
+from .rng import stream
+from .rule import ASSUMPTIONS, NodeRule, rule_spec
+
+__all__ = ["Simulation", "RunResult", "Mailbox", "TRACE_FORMAT", "TRACE_VERSION", "DEFAULT_BUDGET"]
+
+TRACE_FORMAT = "ampsim.trace"
+TRACE_VERSION = 1
+DEFAULT_BUDGET = 1_000_000
+"""Deliveries one ``run()`` may process when it is given neither ``until`` nor a budget: no run hangs."""
+
+INF = math.inf
+
+# A message copy in flight: (msg_id, cause_id, src, dst, t_send, delay, message).
+Item = tuple
+
+
+class Mailbox(simpy.Store):
+    """A node's ``simpy.Store`` whose successful gets are scheduled URGENT (semantics 3)."""
+
+    def _do_get(self, event: StoreGet) -> None:
+        if self.items:
+            event._ok = True
+            event._value = self.items.pop(0)
+            self._env.schedule(event, URGENT)
+        return None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a ``run()`` ended: ``reason``, the clock, counts, stuck nodes, final states."""
+
+    reason: str
+    time: float
+    deliveries: int
+    total_deliveries: int
+    sent: int
+    dropped: int
+    in_flight: int
+    stuck: tuple[int, ...]
+    states: tuple
+
+
+def _check_features(features: Any, n: int) -> list:
+    if features is None:
+        return [None] * n
+    if hasattr(features, "detach"):  # torch
+        import torch
+
+        if features.shape[0] != n:
+            raise GraphError(f"features have {features.shape[0]} rows for {n} nodes")
+        if not bool(torch.isfinite(features).all()):
+            bad = sorted({int(i) for i in (~torch.isfinite(features)).nonzero()[:, 0].tolist()})
+            raise GraphError(f"features contain NaN or infinite values at node(s) {bad[:10]}")
+        return [features[v] for v in range(n)]
+    rows = list(features)
+    if len(rows) != n:
+        raise GraphError(f"features have {len(rows)} rows for {n} nodes")
+    for v, row in enumerate(rows):
+        values = row if isinstance(row, (list, tuple)) else [row] if isinstance(row, (int, float)) else list(row)
+        for x in values:
+            if isinstance(x, (int, float)) and not math.isfinite(x):
+                raise GraphError(f"features contain NaN or infinite values at node {v}")
+    return rows
+
+
+class Simulation:
+    """AMP on a graph: ``Simulation(graph, rule, delay="uniform", fifo=False, seed=0, tracer=None)``.
+
+    ``graph``: networkx graph, :class:`~ampsim.graphs.Graph` or ``edge_index`` (+ ``num_nodes``).
+    ``start``: a node index (default 0) or a list of them receive ``start_message``;
+    ``"all"`` sends it to every node; ``None`` sends none (rules that speak at start-up);
+    a dict ``{node: Message}`` gives each start node its own message.
+    ``loss``: probability that a copy is lost at send time (traced as a drop), or a function
+    ``lost(msg_id, src, dst) -> bool`` (replay uses this to lose exactly the recorded copies).
+    ``features``: per-node rows (list, array, tensor); defaults to the networkx attribute ``x``.
+    """
+
+    def __init__(
+        self,
+        graph: Any,
+        rule: NodeRule,
+        delay: Union[str, float, DelayModel] = "constant",
+        fifo: bool = False,
+        seed: int = 0,
+        tracer: Optional[Tracer] = None,
+        start: Union[int, Sequence[int], str, dict, None] = 0,
+        start_message: Message = START,
+        features: Any = None,
+        num_nodes: Optional[int] = None,
+        loss: Union[float, Callable[[int, int, int], bool]] = 0.0,
+        allow_isolated: bool = False,
+        budget: Optional[int] = None,
+    ) -> None:
+        if features is None and hasattr(graph, "nodes") and hasattr(graph, "is_directed"):
+            attrs = [graph.nodes[v].get("x") for v in graph.nodes] if len(graph) else []
+            if attrs and all(a is not None for a in attrs):
+                from ..graphs import _node_order
+
+                features = [graph.nodes[v]["x"] for v in _node_order(graph)]
+        self.graph: Graph = as_graph(graph, num_nodes=num_nodes)
+        n = self.graph.num_nodes
+        if not allow_isolated and self.graph.isolated():
+            raise GraphError(
+                f"node(s) {self.graph.isolated()[:10]} have no neighbours and can never receive a message; "
+                "pass allow_isolated=True to simulate anyway"
+            )
+        if not isinstance(rule, NodeRule):
+            raise TypeError(f"rule must implement NodeRule (name, assumes, start, receive); got {type(rule).__name__}")
+        self.rule = rule
+        self.delay = get_delay(delay)
+        self.fifo = bool(fifo)
+        self.seed = seed
+        if callable(loss):
+            self.loss, self._lose = -1.0, loss
+        elif isinstance(loss, (int, float)) and 0.0 <= loss < 1.0:
+            self.loss = float(loss)
+            if self.loss > 0:
+                draw, p = stream(seed, "loss").random, self.loss
+                self._lose = lambda msg_id, src, dst: draw() < p
+            else:
+                self._lose = None
+        else:
+            raise ValueError(f"loss must be a probability in [0, 1) or a function, got {loss!r}")
+        if budget is not None and budget < 1:
+            raise ValueError(f"budget must be >= 1, got {budget!r}")
+        self.budget = budget
+        self._check_assumptions()
+
+        self.env = simpy.Environment(initial_time=0.0)
+        self.tracer = tracer
+        self._wants_states = bool(tracer is not None and tracer.wants_states)
+        self._sample = self.delay.bind(stream(seed, "delays"))
+        self._last_arrival: dict[tuple[int, int], float] = {}
+        self._next_id = 0
+        self._sent = 0
+        self._dropped = 0
+        self._deliveries = 0
+        self._limit = -1
+        self._stop_when: Optional[Callable[["Simulation"], bool]] = None
+        self._stop_reason = ""
+        self._error: Optional[BaseException] = None
+        self._last: Optional[Item] = None
+        self._halted = getattr(rule, "halted", None)
+        self._finished = getattr(rule, "finished", None)
+        self._summ = getattr(rule, "summarize", summarize)
+        self._summ_state = getattr(rule, "summarize_state", summarize)
+        assumes = rule.assumes
+        self._needs_sender = "sender" in assumes
+
+        rows = _check_features(features, n)
+        degs = self.graph.degrees
+        self.views = tuple(
+            NodeView(rows[v], degs[v] if "degree" in assumes else None, v if "ids" in assumes else None)
+            for v in range(n)
+        )
+        self.mailboxes = [Mailbox(self.env) for _ in range(n)]
+        self._deliver_cb = [self._make_deliver(box) for box in self.mailboxes]
+        self.start_nodes = self._start_nodes(start)
+        self.start_message = start_message
+        if tracer is not None:
+            tracer.header(self.header())
+
+        self.states: list[Any] = [None] * n
+        for v in range(n):
+            self.states[v], out = rule.start(self.views[v])
+            if self._wants_states:
+                tracer.state(StateRecord(0.0, v, -1, self._summ_state(self.states[v])))
+            if out is not None:
+                self._broadcast(v, out, -1)
+        for v, message in self.start_nodes:
+            self._inject(v, message)
+        for v in range(n):
+            self.env.process(self._node(v))
+
+    # ------------------------------------------------------------------ set-up
+    def _check_assumptions(self) -> None:
+        assumes = frozenset(getattr(self.rule, "assumes", frozenset()))
+        unknown = assumes - ASSUMPTIONS
+        if unknown:
+            raise AssumptionError(f"rule {self.rule.name!r} declares unknown assumption(s) {sorted(unknown)}; known: {sorted(ASSUMPTIONS)}")
+        if "random_delays" in assumes and not self.delay.random:
+            raise AssumptionError(
+                f"rule {self.rule.name!r} needs random message delays (Lemma 4.2: constant delays cannot break "
+                f"symmetry), but the delay model is {self.delay.name!r}; use delay='uniform'"
+            )
+        if "fifo" in assumes and not (self.fifo or self.delay.name == "constant"):
+            raise AssumptionError(
+                f"rule {self.rule.name!r} assumes FIFO channels, but fifo=False with {self.delay.name!r} delays; "
+                "pass fifo=True"
+            )
+
+    def _start_nodes(self, start: Any) -> list[tuple[int, Message]]:
+        n = self.graph.num_nodes
+        if start is None:
+            return []
+        if isinstance(start, str):
+            if start != "all":
+                raise ValueError(f"start must be a node index, a list of them, a dict, 'all' or None; got {start!r}")
+            return [(v, None) for v in range(n)]
+        if isinstance(start, dict):
+            pairs = sorted((int(v), m) for v, m in start.items())
+        elif isinstance(start, int):
+            pairs = [(start, None)]
+        else:
+            pairs = [(int(v), None) for v in start]
+        for v, _ in pairs:
+            if not 0 <= v < n:
+                raise ValueError(f"start node {v} is not in the graph (nodes 0..{n - 1})")
+        return pairs
+
+    def header(self) -> dict:
+        """The versioned trace header: everything needed to rerun this simulation."""
+        starts = [v for v, _ in self.start_nodes]
+        return {
+            "type": "header",
+            "format": TRACE_FORMAT,
+            "version": TRACE_VERSION,
+            "ampsim": __version__,
+            "seed": self.seed,
+            "delay": self.delay.describe(),
+            "fifo": self.fifo,
+            "loss": self.loss,
+            "graph_hash": self.graph.hash(),
+            "graph": self.graph.to_dict(),
+            "rule": rule_spec(self.rule),
+            "start": starts,
+            "start_message": {"kind": self.start_message.kind, "payload": summarize(self.start_message.payload)},
+        }
+
+    def _make_deliver(self, box: Mailbox) -> Callable[[Event], None]:
+        put = box.put
+        return lambda event: put(event._value)
+
+    def _inject(self, v: int, message: Optional[Message]) -> None:
+        """Deliver a start message to ``v`` at t = 0 (src -1, cause -1, delay 0)."""
+        message = self.start_message if message is None else message
+        mid = self._next_id
+        self._next_id += 1
+        self._sent += 1
+        item = (mid, -1, -1, v, self.env.now, 0.0, message)
+        Timeout(self.env, 0.0, item).callbacks.append(self._deliver_cb[v])
+        if self.tracer is not None:
+            self.tracer.message(self._record(SEND, item, self.env.now))
+
+    # ------------------------------------------------------------- hot path
+    def _broadcast(self, v: int, message: Message, cause: int) -> None:
+        """Send ``message`` from ``v`` to every neighbour: one timer per copy (semantics 2)."""
+        env = self.env
+        now = env.now
+        if self._needs_sender and message.sender != v:
+            message = Message(message.kind, message.payload, v)
+        sample = self._sample
+        tracer = self.tracer
+        for u in self.graph.neighbors[v]:
+            mid = self._next_id
+            self._next_id = mid + 1
+            d = sample(mid, v, u)
+            if not 0.0 < d < INF:
+                raise DelayError(f"delay model {self.delay.name!r} gave delay {d!r} for message {mid} ({v} -> {u}); delays must be finite and > 0")
+            self._sent += 1
+            item = (mid, cause, v, u, now, d, message)
+            if self._lose is not None and self._lose(mid, v, u):
+                self._dropped += 1
+                if tracer is not None:
+                    tracer.message(self._record(DROP, item, now + d, "lost"))
+                continue
+            if self.fifo:
+                d = self._fifo_delay(v, u, now, d)
+            Timeout(env, d, item).callbacks.append(self._deliver_cb[u])
+            if tracer is not None:
+                tracer.message(self._record(SEND, item, now + d))
+
+    def _fifo_delay(self, v: int, u: int, now: float, d: float) -> float:
+        """The delay that makes this copy arrive no earlier than the previous one on (v, u)."""
+        last = self._last_arrival.get((v, u), -INF)
+        if now + d < last:
+            d = last - now
+            while now + d < last:  # floating point: never arrive 1 ulp before the previous copy
+                d = math.nextafter(d, INF)
+        self._last_arrival[(v, u)] = now + d
+        return d
+
+    def _node(self, v: int):
+        """Node ``v``'s SimPy process: take one copy from the mailbox, apply the rule, broadcast."""
+        get = self.mailboxes[v].get
+        view = self.views[v]
+        receive = self.rule.receive
+        states = self.states
+        halted = self._halted
+        tracer = self.tracer
+        try:
+            while True:
+                item = yield get()
+                state = states[v]
+                if halted is not None and halted(state):
+                    self._dropped += 1
+                    if tracer is not None:
+                        tracer.message(self._record(DROP, item, self.env.now, "halted"))
+                    continue
+                state, out = receive(view, state, item[6])
+                states[v] = state
+                self._deliveries += 1
+                self._last = item
+                if tracer is not None:
+                    tracer.message(self._record(DELIVER, item, self.env.now))
+                    if self._wants_states:
+                        tracer.state(StateRecord(self.env.now, v, item[0], self._summ_state(state)))
+                if out is not None:
+                    self._broadcast(v, out, item[0])
+                if self._deliveries == self._limit:
+                    self._stop("message_budget")
+                elif self._stop_when is not None and self._stop_when(self):
+                    self._stop("halted")
+        except BaseException as exc:  # surface the original error from run(), not SimPy's copy
+            self._error = exc
+            self._stop("error")
+
+    def _record(self, event: str, item: Item, t_deliver: float, reason: str = "") -> MessageRecord:
+        mid, cause, src, dst, t_send, d, message = item
+        return MessageRecord(event, mid, cause, src, dst, t_send, t_deliver, d, message.kind, self._summ(message.payload), reason)
+
+    def _stop(self, reason: str) -> None:
+        """End the current ``run()`` before any other event at this instant (URGENT, delay 0)."""
+        self._stop_reason = reason
+        ev = Event(self.env)
+        ev._ok = True
+        ev._value = None
+        ev.callbacks.append(StopSimulation.callback)
+        self.env.schedule(ev, URGENT, 0)
+
+    # ------------------------------------------------------------- control
+    @property
+    def now(self) -> float:
+        """The simulation clock."""
+        return self.env.now
+
+    @property
+    def deliveries(self) -> int:
+        """Deliveries processed so far (drops excluded): the paper's message count."""
+        return self._deliveries
+
+    @property
+    def sent(self) -> int:
+        return self._sent
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    def run(
+        self,
+        until: Optional[float] = None,
+        max_deliveries: Optional[int] = None,
+        stop_when: Optional[Callable[["Simulation"], bool]] = None,
+    ) -> RunResult:
+        """Process deliveries until quiet, ``until`` (exclusive, as SimPy), the budget, or ``stop_when``.
+
+        With neither ``until`` nor ``max_deliveries`` the simulation's ``budget`` (or
+        :data:`DEFAULT_BUDGET`) applies, so no call hangs. May be called again to go on.
+        """
+        if self._error is not None:
+            raise RuntimeError("this simulation failed earlier; create a new one") from self._error
+        if until is not None and not until > self.env.now:
+            raise ValueError(f"until ({until}) must be greater than the current time ({self.env.now})")
+        if max_deliveries is None and until is None:
+            max_deliveries = self.budget if self.budget is not None else DEFAULT_BUDGET
+        if max_deliveries is not None and max_deliveries < 1:
+            raise ValueError(f"max_deliveries must be >= 1, got {max_deliveries!r}")
+        start = self._deliveries
+        self._limit = start + max_deliveries if max_deliveries is not None else -1
+        self._stop_when = stop_when
+        self._stop_reason = ""
+        if until is not None:
+            ev = Event(self.env)
+            ev._ok = True
+            ev._value = None
+            ev.callbacks.append(self._time_up)
+            self.env.schedule(ev, URGENT, until - self.env.now)
+        stuck: tuple[int, ...] = ()
+        step = self.env.step
+        try:
+            while True:
+                step()
+        except StopSimulation:
+            reason = self._stop_reason
+        except EmptySchedule:
+            reason = "quiescent"
+            if self._finished is not None:
+                stuck = tuple(v for v, s in enumerate(self.states) if not self._finished(s))
+                if stuck:
+                    reason = "stalled"
+        finally:
+            self._limit = -1
+            self._stop_when = None
+            self._discard_control()
+        if self._error is not None:
+            raise self._error
+        result = RunResult(
+            reason, self.env.now, self._deliveries - start, self._deliveries, self._sent,
+            self._dropped, len(self.in_flight()), stuck, tuple(self.states),
+        )
+        if self.tracer is not None:
+            self.tracer.end(EndRecord(
+                reason, self.env.now, self._deliveries - start, self._sent, self._dropped,
+                tuple(sorted(r[0] for r in self._in_flight_items())), stuck, until, max_deliveries,
+            ))
+        return result
+
+    def _time_up(self, event: Event) -> None:
+        self._stop_reason = "time_limit"
+        raise StopSimulation(None)
+
+    def _discard_control(self) -> None:
+        """Remove this run's stop and time-limit events (plain ``Event``s) from SimPy's heap."""
+        queue = self.env._queue
+        keep = [entry for entry in queue if type(entry[3]) is not Event]
+        if len(keep) != len(queue):
+            import heapq
+
+            queue[:] = keep
+            heapq.heapify(queue)
+
+    def step(self) -> Optional[MessageRecord]:
+        """Process exactly one delivery and return its record; ``None`` when nothing is left."""
+        before = self._deliveries
+        self.run(max_deliveries=1)
+        if self._deliveries == before:
+            return None
+        return self._record(DELIVER, self._last, self.env.now)
+
+    def peek(self) -> float:
+        """Time of the next delivery (``inf`` when nothing is in flight)."""
+        items = self._in_flight_items()
+        return min((t for t, _ in self._arrivals(items)), default=INF)
+
+    def _in_flight_items(self) -> list[Item]:
+        found = []
+        for entry in self.env._queue:
+            ev = entry[3]
+            if isinstance(ev, (Timeout, StoreGet)) and type(ev._value) is tuple:
+                found.append(ev._value)
+        for box in self.mailboxes:
+            found.extend(box.items)
+        return found
+
+    def _arrivals(self, items: list[Item]) -> list[tuple[float, Item]]:
+        when = {}
+        for entry in self.env._queue:
+            ev = entry[3]
+            if isinstance(ev, (Timeout, StoreGet)) and type(ev._value) is tuple:
+                when[ev._value[0]] = entry[0]
+        return [(when.get(it[0], self.env.now), it) for it in items]
+
+    def in_flight(self) -> list[MessageRecord]:
+        """Copies sent but neither delivered nor dropped, as ``send`` records, in delivery order."""
+        pairs = sorted(self._arrivals(self._in_flight_items()), key=lambda p: (p[0], p[1][0]))
+        return [self._record(SEND, item, t) for t, item in pairs]

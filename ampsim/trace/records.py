@@ -1,0 +1,93 @@
+"""Frozen trace records: the product every other feature is a function of (STYLE.md semantics 6).
+
+One :class:`MessageRecord` per event in a message copy's life, where a copy is one
+(message, receiving edge) pair and has its own ``msg_id``:
+
+* ``send``: scheduled at ``t_send`` to arrive at ``t_deliver = t_send + delay``
+  (FIFO may push the arrival later than ``t_send + delay``);
+* ``deliver``: processed by ``dst`` at ``t_deliver``;
+* ``drop``: not processed, with a ``reason`` (``lost`` at send time, ``halted``
+  at arrival).
+
+``cause_id`` is the ``msg_id`` of the delivery whose processing sent this copy
+(-1 for start-up emissions and initial messages); the initial messages of the
+start policy have ``src = -1`` and ``delay = 0``. Every sent copy is delivered or
+dropped exactly once, or still in flight when a run ends (listed in its
+:class:`EndRecord`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["MessageRecord", "StateRecord", "EndRecord", "SEND", "DELIVER", "DROP", "summarize"]
+
+SEND, DELIVER, DROP = "send", "deliver", "drop"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One send, delivery or drop of one message copy on one edge."""
+
+    event: str
+    msg_id: int
+    cause_id: int
+    src: int
+    dst: int
+    t_send: float
+    t_deliver: float
+    delay: float
+    kind: str
+    payload: str
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {"type": self.event, **{f.name: getattr(self, f.name) for f in fields(self)[1:]}}
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """Node ``node``'s state after processing delivery ``msg_id`` at time ``t`` (-1: start-up)."""
+
+    t: float
+    node: int
+    msg_id: int
+    state: str
+
+    def to_dict(self) -> dict:
+        return {"type": "state", **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class EndRecord:
+    """How one ``run()`` call ended: its reason, clock, counts, stuck nodes and copies still in flight."""
+
+    reason: str
+    time: float
+    deliveries: int
+    sent: int
+    dropped: int
+    in_flight: tuple[int, ...]
+    stuck: tuple[int, ...] = ()
+    until: float | None = None
+    max_deliveries: int | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["in_flight"] = list(self.in_flight)
+        d["stuck"] = list(self.stuck)
+        return {"type": "end", **d}
+
+
+def summarize(value: Any, limit: int = 120) -> str:
+    """A short deterministic text for a payload or state: exact for numbers, rounded for tensors."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    if hasattr(value, "detach") and hasattr(value, "tolist"):  # torch tensor
+        flat = value.detach().reshape(-1).tolist()
+        head = ",".join(f"{x:.4g}" for x in flat[:8])
+        return f"[{head}{',...' if len(flat) > 8 else ''}]"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,144 @@
+"""Tracers: the hooks the engine calls for every send, delivery, drop and state change.
+
+The engine only calls a tracer when one is given (``tracer=None`` costs nothing on
+the per-message path). A tracer implements :class:`Tracer`; ``wants_states``
+says whether it needs a :class:`StateRecord` after every delivery.
+
+* :class:`ListTracer` keeps every record in ``records`` (and the header/ends).
+* :class:`JSONLTracer` streams records to a ``.jsonl`` file (see :mod:`ampsim.trace.io`);
+  the file appears under its name only when the tracer is closed cleanly, so a
+  failed run leaves nothing half-written.
+* :class:`TeeTracer` fans out to several tracers.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional, Protocol, Sequence, Union, runtime_checkable
+
+from .records import EndRecord, MessageRecord, StateRecord
+
+__all__ = ["Tracer", "ListTracer", "JSONLTracer", "TeeTracer"]
+
+
+@runtime_checkable
+class Tracer(Protocol):
+    """Hooks called by the simulation, in event order."""
+
+    wants_states: bool
+
+    def header(self, header: dict) -> None: ...
+
+    def message(self, record: MessageRecord) -> None: ...
+
+    def state(self, record: StateRecord) -> None: ...
+
+    def end(self, record: EndRecord) -> None: ...
+
+
+class ListTracer:
+    """Keeps everything in memory: ``header``, ``records`` (messages and states, in order), ``ends``."""
+
+    def __init__(self, states: bool = True) -> None:
+        self.wants_states = states
+        self.header_: dict = {}
+        self.records: list[Union[MessageRecord, StateRecord]] = []
+        self.ends: list[EndRecord] = []
+
+    def header(self, header: dict) -> None:
+        self.header_ = header
+
+    def message(self, record: MessageRecord) -> None:
+        self.records.append(record)
+
+    def state(self, record: StateRecord) -> None:
+        self.records.append(record)
+
+    def end(self, record: EndRecord) -> None:
+        self.ends.append(record)
+
+    @property
+    def messages(self) -> list[MessageRecord]:
+        """Only the message records."""
+        return [r for r in self.records if isinstance(r, MessageRecord)]
+
+    def trace(self) -> "object":
+        """A :class:`~ampsim.trace.io.Trace` of what was recorded (for replay and plots)."""
+        from .io import Trace
+
+        return Trace(self.header_, tuple(self.records), tuple(self.ends))
+
+
+def _dumps(d: dict) -> str:
+    return json.dumps(d, separators=(",", ":"), allow_nan=False)
+
+
+class JSONLTracer:
+    """Writes a versioned JSONL trace to ``path``: atomically, on :meth:`close` (or ``with``)."""
+
+    def __init__(self, path: Union[str, os.PathLike], states: bool = True) -> None:
+        self.path = os.fspath(path)
+        self.wants_states = states
+        self._tmp = f"{self.path}.partial-{os.getpid()}"
+        self._f = open(self._tmp, "w", encoding="utf-8")
+        self._lines: list[str] = []
+
+    def header(self, header: dict) -> None:
+        self._f.write(_dumps(header) + "\n")
+
+    def message(self, record: MessageRecord) -> None:
+        self._f.write(_dumps(record.to_dict()) + "\n")
+
+    def state(self, record: StateRecord) -> None:
+        self._f.write(_dumps(record.to_dict()) + "\n")
+
+    def end(self, record: EndRecord) -> None:
+        self._f.write(_dumps(record.to_dict()) + "\n")
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        if self._f.closed:
+            return
+        self._f.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Discard the partial file (after an error): nothing half-written is left."""
+        if not self._f.closed:
+            self._f.close()
+        if os.path.exists(self._tmp):
+            os.remove(self._tmp)
+
+    def __enter__(self) -> "JSONLTracer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class TeeTracer:
+    """Forwards every hook to each of ``tracers``."""
+
+    def __init__(self, tracers: Sequence[Tracer]) -> None:
+        self.tracers = list(tracers)
+        self.wants_states = any(t.wants_states for t in self.tracers)
+
+    def header(self, header: dict) -> None:
+        for t in self.tracers:
+            t.header(header)
+
+    def message(self, record: MessageRecord) -> None:
+        for t in self.tracers:
+            t.message(record)
+
+    def state(self, record: StateRecord) -> None:
+        for t in self.tracers:
+            if t.wants_states:
+                t.state(record)
+
+    def end(self, record: EndRecord) -> None:
+        for t in self.tracers:
+            t.end(record)
