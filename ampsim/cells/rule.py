@@ -1,0 +1,56 @@
+"""CellRule: the adapter that runs a torch :class:`AMPCell` as an engine :class:`NodeRule`.
+
+Learned dynamics then run on the same SimPy engine as hand-written protocols: they
+are traced, plotted and replayed like any rule, and gradients flow through the
+whole simulated run (full BPTT, reference notes 1.1), because the states kept by
+the engine are the autograd tensors themselves.
+
+Per node (Section 3): ``start`` encodes the features into the packed state row;
+``receive`` applies :meth:`AMPCell.step` to (state, message payload) and emits the
+outgoing message when the cell emits (always, or the learned gate says so).
+A halted node (ACT/Iter) drops later deliveries (engine semantics: drops do not
+count toward the budget).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from ..engine.messages import Message, NodeView
+from .cells import AMPCell
+
+__all__ = ["CellRule"]
+
+
+class CellRule:
+    """``CellRule(cell)``: node features -> packed state; (state, m) -> (state', m' or nothing)."""
+
+    name = "amp-cell"
+    assumes = frozenset()
+
+    def __init__(self, cell: AMPCell) -> None:
+        self.cell = cell
+
+    def start(self, node: NodeView) -> tuple[Tensor, Optional[Message]]:
+        x = node.features
+        if not isinstance(x, Tensor):
+            x = torch.as_tensor(x, dtype=torch.float32)
+        return self.cell.init_state(x.reshape(1, -1)), None
+
+    def receive(self, node: NodeView, state: Tensor, message: Message) -> tuple[Tensor, Optional[Message]]:
+        new, out, emit = self.cell.step(state, message.payload.reshape(1, -1))
+        if float(emit[0]) > 0.5:
+            return new, Message("amp", out[0])
+        return new, None
+
+    def halted(self, state: Tensor) -> bool:
+        return bool(self.cell.halted(state)[0])
+
+    def summarize_state(self, state: Tensor) -> str:
+        return "[" + ",".join(f"{v:.4g}" for v in self.cell.output(state)[0, :4].tolist()) + ",...]"
+
+    def params(self) -> dict:
+        c = self.cell
+        return {"kind": c.kind, "hidden": c.hidden, "msg_size": c.msg_size, "gate": c.gate}
