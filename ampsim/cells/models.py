@@ -1,0 +1,198 @@
+"""Task models: an :class:`AMPCell`, the runs it is started with, a readout and a decoder (Sections 5.1-5.2).
+
+Three readouts, as the authors' code did them (reference notes 1.4):
+
+* ``"start"`` -- Table 2 node tasks. One run per node i, started at i with the
+  initial message; node i's prediction is ``dec(out(s_i^{(i)}))``, the state of
+  i at the end of *its own* run (other nodes' states of that run are discarded).
+* ``"pool"`` -- Table 2 graph tasks. The same n runs; the start nodes' final
+  outputs are pooled over the graph with the task's aggregator (sum, or max for
+  MAX and mean for MEAN), then decoded: ``dec(pool_i out(s_i^{(i)}))``.
+* ``"all"`` -- Table 3 and Figure 6. A single run per graph, started at the
+  origin(s) (origin j gets the one-hot ``e_j``); every node v is decoded by every
+  head h: ``dec_h(out(s_v))``.
+
+The output is log-softmax and the loss NLL (mean over predictions; summed over
+heads for the multi-source task). Start messages: ``ones(msg_size)`` for Table 2,
+``e_j`` of size ``msg_size`` at origin j for Table 3 -- every graph gets its own
+start message (the reference code's batch-index bug is not reproduced; see
+docs/learned_amp.md).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..data.graphdata import GraphData
+from ..engine.delays import DelayModel
+from ..engine.rng import derive_seed
+from .cells import AMPCell, CELL_KINDS
+from .execute import Executor, RunSpec
+
+__all__ = [
+    "AMPModel",
+    "READOUTS",
+    "POOLS",
+    "MODEL_NAMES",
+    "cell_kind",
+    "start_runs",
+    "origin_runs",
+    "nll",
+    "init_parameters",
+]
+
+READOUTS = ("start", "pool", "all")
+POOLS = ("sum", "max", "mean")
+#: CLI / table names of the five variants (paper Section 3) -> cell kind.
+MODEL_NAMES = {"amp-rnn": "rnn", "amp-gru": "gru", "amp-lstm": "lstm", "amp-act": "act", "amp-iter": "iter"}
+
+
+def cell_kind(model: str) -> str:
+    """``"amp-gru"`` (or ``"gru"``) -> ``"gru"``; clear error for anything else."""
+    key = model.strip().lower()
+    if key in MODEL_NAMES:
+        return MODEL_NAMES[key]
+    if key in CELL_KINDS:
+        return key
+    raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODEL_NAMES)}")
+
+
+def run_seed(seed: int, index: int) -> int:
+    """The delay seed of run ``index`` of a graph whose runs share ``seed`` (a SHA-256 derivation)."""
+    return derive_seed(seed, f"run{index}")
+
+
+def start_runs(n: int, message: Tensor, seed: int = 0) -> list[RunSpec]:
+    """Table 2: one run per node i, node i receives ``message`` (a (1, M) row)."""
+    return [RunSpec((i,), message, run_seed(seed, i)) for i in range(n)]
+
+
+def origin_runs(starts: Sequence[int], msg_size: int, seed: int = 0, dtype=torch.float32) -> list[RunSpec]:
+    """Table 3: one run; origin j receives the one-hot ``e_j`` of size ``msg_size``."""
+    k = len(starts)
+    if k > msg_size:
+        raise ValueError(f"{k} origins need msg_size >= {k}, got {msg_size}")
+    messages = torch.zeros(k, msg_size, dtype=dtype)
+    messages[torch.arange(k), torch.arange(k)] = 1.0
+    return [RunSpec(tuple(int(v) for v in starts), messages, run_seed(seed, 0))]
+
+
+def nll(logp: Tensor, target: Tensor) -> Tensor:
+    """Mean negative log-likelihood of ``target`` under log-probabilities ``logp`` (..., C)."""
+    return nn.functional.nll_loss(logp.reshape(-1, logp.shape[-1]), target.reshape(-1))
+
+
+@torch.no_grad()
+def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
+    """Re-draw every parameter from ``generator`` with PyTorch's default laws (no global RNG).
+
+    ``nn.Linear``: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the law of
+    ``kaiming_uniform_(a=sqrt(5))``); ``GRUCell``/``LSTMCell``: all ~ U(-1/sqrt(H), 1/sqrt(H)).
+    Modules are visited in registration order, so the draw is reproducible.
+    """
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            bound = 1.0 / sub.in_features ** 0.5
+            tensors = [sub.weight] + ([sub.bias] if sub.bias is not None else [])
+        elif isinstance(sub, (nn.GRUCell, nn.LSTMCell)):
+            bound = 1.0 / sub.hidden_size ** 0.5
+            tensors = list(sub.parameters())
+        else:
+            continue
+        for p in tensors:
+            u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
+            p.copy_((2.0 * u - 1.0) * bound)
+
+
+class AMPModel(nn.Module):
+    """``AMPModel(kind, in_features, hidden, num_classes, readout=..., aggr=..., heads=..., gate=...)``.
+
+    ``forward(graph, executor, budget, delay, seed) -> log-probabilities``:
+    ``(n, C)`` for ``"start"``, ``(1, C)`` for ``"pool"``, ``(heads, n, C)`` for ``"all"``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        in_features: int,
+        hidden: int,
+        num_classes: int,
+        *,
+        msg_size: int = 3,
+        readout: str = "start",
+        aggr: str = "sum",
+        heads: int = 1,
+        gate: bool = False,
+    ) -> None:
+        super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; choose one of {READOUTS}")
+        if aggr not in POOLS:
+            raise ValueError(f"unknown pooling {aggr!r}; choose one of {POOLS}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if heads < 1 or (heads > 1 and readout != "all"):
+            raise ValueError("several heads need readout='all' (the multi-source task)")
+        self.cell = AMPCell(cell_kind(kind), in_features, hidden, msg_size, gate=gate)
+        self.decoders = nn.ModuleList(nn.Linear(hidden, num_classes) for _ in range(heads))
+        self.readout, self.aggr, self.heads, self.num_classes = readout, aggr, heads, num_classes
+
+    @property
+    def msg_size(self) -> int:
+        return self.cell.msg_size
+
+    def runs(self, graph: GraphData, seed: int = 0) -> list[RunSpec]:
+        """The runs this model starts on ``graph`` (their delay seeds derive from ``seed``)."""
+        dtype = self.cell.encoder.weight.dtype
+        if self.readout == "all":
+            if graph.starts is None:
+                raise ValueError("readout 'all' needs graph.starts (the origin nodes)")
+            starts = graph.starts.reshape(-1).tolist()
+            if len(starts) != self.heads:
+                raise ValueError(f"the graph has {len(starts)} origins but the model {self.heads} heads")
+            return origin_runs(starts, self.msg_size, seed, dtype)
+        return start_runs(graph.num_nodes, torch.ones(1, self.msg_size, dtype=dtype), seed)
+
+    def readout_states(self, states: Tensor) -> Tensor:
+        """Final packed states ``(runs, n, S)`` -> log-probabilities (see the class docstring)."""
+        out = self.cell.output(states.reshape(-1, states.shape[-1])).reshape(states.shape[0], states.shape[1], -1)
+        if self.readout == "all":
+            z = out[0]
+            return torch.stack([nn.functional.log_softmax(dec(z), dim=-1) for dec in self.decoders])
+        own = torch.diagonal(out, dim1=0, dim2=1).t()  # (n, H): node i in its own run i
+        if self.readout == "start":
+            return nn.functional.log_softmax(self.decoders[0](own), dim=-1)
+        if self.aggr == "sum":
+            pooled = own.sum(0, keepdim=True)
+        elif self.aggr == "max":
+            pooled = own.max(0, keepdim=True).values
+        else:
+            pooled = own.mean(0, keepdim=True)
+        return nn.functional.log_softmax(self.decoders[0](pooled), dim=-1)
+
+    def forward(
+        self,
+        graph: GraphData,
+        executor: Executor,
+        budget: int,
+        delay: Union[str, DelayModel] = "constant",
+        seed: int = 0,
+        fifo: bool = False,
+    ) -> Tensor:
+        x = graph.x.to(self.cell.encoder.weight.dtype)
+        data = graph if x is graph.x else GraphData(graph.edge_index, x, graph.y, graph.num_nodes,
+                                                    graph.level, graph.starts, graph.meta)
+        states = executor.execute(self.cell, data, self.runs(graph, seed), budget, delay, fifo)
+        return self.readout_states(states)
+
+    def targets(self, graph: GraphData) -> Tensor:
+        """The labels in the layout of :meth:`forward`'s output (``(heads, n)`` for ``"all"``)."""
+        y = graph.y
+        if self.readout == "all":
+            return y.reshape(graph.num_nodes, -1).t()
+        return y.reshape(-1)
+
+    def extra_repr(self) -> str:
+        return f"readout={self.readout!r}, aggr={self.aggr!r}, heads={self.heads}"

@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny graphs, a list tracer, and rules used across the engine tests."""
+from __future__ import annotations
+
+import os
+
+import networkx as nx
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from ampsim import ListTracer, Message
+
+
+class Echo:
+    """Forward every message forever (an infinite protocol: only a budget or a clock stops it)."""
+
+    name = "echo"
+    assumes = frozenset()
+
+    def start(self, node):
+        return 0, None
+
+    def receive(self, node, state, message):
+        return state + 1, Message("echo", state + 1)
+
+
+class Silent:
+    """Never emits: the start message is the only delivery."""
+
+    name = "silent"
+    assumes = frozenset()
+
+    def start(self, node):
+        return "idle", None
+
+    def receive(self, node, state, message):
+        return "got", None
+
+
+@pytest.fixture
+def tracer():
+    return ListTracer()
+
+
+@pytest.fixture
+def cycle6():
+    return nx.cycle_graph(6)
+
+
+@pytest.fixture
+def path3():
+    return nx.path_graph(3)
+
+
+@pytest.fixture
+def echo():
+    return Echo()
+
+
+@pytest.fixture
+def silent():
+    return Silent()
