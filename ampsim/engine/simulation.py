@@ -10,10 +10,11 @@ The semantics (docs/design.md pins each with a test):
    time, per copy. With ``fifo=True`` the arrival is ``max(t + d, last arrival on
    that edge)``.
 3. Deliveries are processed in increasing ``(arrival time, msg_id)`` order, where
-   ``msg_id`` numbers copies in the order they were sent. (Mailbox gets are
-   scheduled URGENT, so a node processes a copy in the same SimPy step
-   ordering as its timer; ties fall back to SimPy's event ids = send order.)
-   With constant delays this is the reference code's FIFO queue.
+   ``msg_id`` numbers copies in the order they were sent. (A timer's callback hands
+   its copy to the receiver's waiting get at once, and the get is scheduled
+   URGENT, so the node processes the copy right after its timer fires, before any
+   other timer of the same instant; SimPy orders those timers by event id, which
+   is send order.) With constant delays this is the reference code's FIFO queue.
 4. All randomness comes from named streams of ``seed`` (``delays``, ``loss``).
 5. ``run`` ends with a reason: ``quiescent``, ``stalled`` (quiet, but the rule's
    ``finished`` is false somewhere; the stuck nodes are named), ``time_limit``,
@@ -55,7 +56,19 @@ Item = tuple
 
 
 class Mailbox(simpy.Store):
-    """A node's ``simpy.Store`` whose successful gets are scheduled URGENT (semantics 3)."""
+    """A node's ``simpy.Store``: a delivered copy wakes the node's pending get at once, URGENT (semantics 3).
+
+    With a plain ``Store.put`` the waiting get is triggered only when the put event
+    itself is processed, after every other timer of the same instant; copies then
+    pile up in the store and a node can process a later copy before an earlier
+    copy to another node. ``deliver`` appends and triggers the get synchronously.
+    """
+
+    def deliver(self, item: Item) -> None:
+        """Put ``item`` (no put event) and hand it to the waiting get, if any."""
+        self.items.append(item)
+        if self.get_queue:
+            self._trigger_get(None)
 
     def _do_get(self, event: StoreGet) -> None:
         if self.items:
@@ -268,8 +281,8 @@ class Simulation:
         }
 
     def _make_deliver(self, box: Mailbox) -> Callable[[Event], None]:
-        put = box.put
-        return lambda event: put(event._value)
+        deliver = box.deliver
+        return lambda event: deliver(event._value)
 
     def _inject(self, v: int, message: Optional[Message]) -> None:
         """Deliver a start message to ``v`` at t = 0 (src -1, cause -1, delay 0)."""

@@ -1,0 +1,404 @@
+"""Planner: the engine's schedule of an always-emit run, computed without tensors (Section 3).
+
+When every processed delivery makes its node broadcast (AMP-RNN/GRU/LSTM without a
+gate, as the authors' code), *which* deliveries happen and in which order does not
+depend on any value: it is fixed by the graph, the start nodes, the delays and the
+budget. The planner replays the engine's event queue in pure Python and records, per
+delivery, ``(run, dst, msg_id, cause, prev)`` in processing order:
+
+* deliveries are processed in increasing ``(arrival time, msg_id)`` order; ``msg_id``
+  numbers copies in send order (one copy per receiving edge, neighbours ascending);
+  the start messages come first, one per start node in ascending node order (the
+  engine sorts its ``start`` dict), delivered at t = 0 with delay 0;
+* a copy's delay is drawn at send time, in ``msg_id`` order, from the delay model
+  bound to ``stream(seed, "delays")`` (for ``"uniform"``: ``1 - random()``); with
+  ``fifo`` the arrival is ``max(t + d, last arrival on that edge)`` (made strictly
+  not earlier by ``nextafter``, as the engine does); arrival = ``t + d`` in floats;
+* the run stops after ``budget`` processed deliveries or when nothing is in flight.
+
+``cause`` is the index (within the run's schedule) of the delivery whose broadcast
+sent the copy (-1 for a start message), ``prev`` the previous delivery at the same
+node (-1: the node's start state). The level of a delivery is
+
+    level = 1 + max(level(cause), level(prev))      (a missing one counts as -1)
+
+so every delivery of a level depends only on lower levels, and a level never holds
+two deliveries at the same (run, node): the cells of one level run as one batch.
+``tests/batched/test_planner.py`` checks the schedule against engine traces.
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..engine.delays import Constant, DelayModel, get_delay
+from ..engine.errors import DelayError
+from ..engine.rng import stream
+from ..graphs import Graph
+
+__all__ = [
+    "Schedule",
+    "PlannedDelivery",
+    "plan",
+    "plan_key",
+    "PlanCache",
+    "start_slots",
+    "delay_key",
+    "EventQueue",
+    "engine_ties",
+    "TIES",
+]
+
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    """One processed delivery of a planned run (the engine's ``deliver`` record, without payloads)."""
+
+    run: int
+    dst: int
+    msg_id: int
+    cause_id: int
+    src: int
+    t: float
+    level: int
+
+
+@dataclass(frozen=True, eq=False)
+class Schedule:
+    """The planned deliveries of ``num_runs`` runs on one graph, runs concatenated in run order.
+
+    Arrays (numpy, length D = total deliveries): ``run``, ``node`` (dst), ``msg_id``,
+    ``cause`` / ``prev`` (index into these arrays, -1 for none), ``slot`` (for a start
+    delivery: its index into the graph's start slots, see :func:`start_slots`; else -1),
+    ``src`` (-1 for a start), ``time`` and ``level``. ``final`` (runs, n) is the index of
+    the last delivery at each node (-1: never reached); ``reasons`` says how each run
+    ended (``"message_budget"`` or ``"quiescent"``); ``sent`` counts copies sent per run.
+    """
+
+    num_nodes: int
+    num_runs: int
+    run: np.ndarray
+    node: np.ndarray
+    msg_id: np.ndarray
+    cause: np.ndarray
+    prev: np.ndarray
+    slot: np.ndarray
+    src: np.ndarray
+    time: np.ndarray
+    level: np.ndarray
+    final: np.ndarray
+    reasons: tuple[str, ...]
+    sent: tuple[int, ...]
+
+    @property
+    def num_deliveries(self) -> int:
+        return int(self.run.shape[0])
+
+    @property
+    def num_levels(self) -> int:
+        return int(self.level.max()) + 1 if self.num_deliveries else 0
+
+    def deliveries(self, run: int) -> list[PlannedDelivery]:
+        """The deliveries of ``run`` in processing order (``cause_id`` is the cause's msg_id, -1 for a start)."""
+        idx = np.nonzero(self.run == run)[0]
+        out = []
+        for i in idx.tolist():
+            c = int(self.cause[i])
+            out.append(PlannedDelivery(run, int(self.node[i]), int(self.msg_id[i]),
+                                       int(self.msg_id[c]) if c >= 0 else -1, int(self.src[i]),
+                                       float(self.time[i]), int(self.level[i])))
+        return out
+
+
+def start_slots(starts: Sequence[int], num_nodes: int) -> list[tuple[int, int]]:
+    """``(node, j)`` pairs of a run's start messages in engine order: ascending node, last ``j`` wins.
+
+    The engine receives ``{v: messages[j]}`` (a dict, so a repeated node keeps its last
+    message) and sorts it by node; ``j`` indexes the run's ``messages`` rows.
+    """
+    chosen: dict[int, int] = {}
+    for j, v in enumerate(starts):
+        v = int(v)
+        if not 0 <= v < num_nodes:
+            raise ValueError(f"start node {v} is not in the graph (nodes 0..{num_nodes - 1})")
+        chosen[v] = j
+    return sorted(chosen.items())
+
+
+def delay_key(delay: Union[str, float, DelayModel]) -> Optional[str]:
+    """A cache key for a delay model, or ``None`` when its description does not pin it down."""
+    model = get_delay(delay)
+    if model.name in ("constant", "uniform"):
+        return repr(sorted(model.describe().items()))
+    return None
+
+
+def plan_key(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
+             delay: Union[str, float, DelayModel], fifo: bool) -> Optional[str]:
+    """SHA-256 of everything a schedule depends on (``None`` for uncacheable delay models)."""
+    dk = delay_key(delay)
+    if dk is None:
+        return None
+    h = hashlib.sha256(f"{graph.num_nodes}|{budget}|{dk}|{bool(fifo)}|".encode())
+    for u, nb in enumerate(graph.neighbors):
+        h.update(f"{u}:{','.join(map(str, nb))};".encode())
+    for starts, seed in runs:
+        h.update(f"[{','.join(map(str, starts))}]{seed};".encode())
+    return h.hexdigest()
+
+
+def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
+         delay: Union[str, float, DelayModel] = "constant", fifo: bool = False,
+         ties: Optional[str] = None) -> Schedule:
+    """The engine's processing order of always-emit runs ``[(starts, seed), ...]`` on ``graph``.
+
+    Equal to ``Simulation(graph, rule, delay, fifo, seed, start={v: ...}).run(max_deliveries=budget)``
+    for any rule that always emits, delivery for delivery (tested against engine traces).
+    ``ties`` orders copies that arrive at the same instant (see :func:`engine_ties`);
+    ``None`` uses the installed engine's rule.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget must be an int >= 1, got {budget!r}")
+    ties = engine_ties() if ties is None else ties
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+    model = get_delay(delay)
+    n = graph.num_nodes
+    cols: dict[str, list] = {k: [] for k in ("run", "node", "msg_id", "cause", "prev", "slot", "src", "time", "level")}
+    final = np.full((len(runs), n), -1, dtype=np.int64)
+    reasons, sent = [], []
+    slot_base = 0
+    for r, (starts, seed) in enumerate(runs):
+        pairs = start_slots(starts, n)
+        queue = EventQueue(graph.neighbors, model, seed, bool(fifo), ties)
+        for j, (v, _) in enumerate(pairs):
+            queue.start(v, slot_base + j)
+        levels = cols["level"]
+        last: dict[int, int] = {}
+        base = len(levels)
+        done = 0
+        while done < budget:
+            item = queue.pop()
+            if item is None:
+                break
+            t, mid, v, cause, src, slot = item
+            idx = base + done
+            p = last.get(v, -1)
+            lc = levels[cause] if cause >= 0 else -1
+            lp = levels[p] if p >= 0 else -1
+            _record(cols, r, v, mid, cause, p, slot, src, t, 1 + (lc if lc > lp else lp))
+            last[v] = idx
+            done += 1
+            queue.broadcast(t, v, idx)
+        for v, i in last.items():
+            final[r, v] = i
+        slot_base += len(pairs)
+        reasons.append("message_budget" if done == budget else "quiescent")
+        sent.append(queue.sent)
+    arr = {k: np.asarray(v, dtype=np.float64 if k == "time" else np.int64).reshape(-1) for k, v in cols.items()}
+    return Schedule(n, len(runs), arr["run"], arr["node"], arr["msg_id"], arr["cause"], arr["prev"],
+                    arr["slot"], arr["src"], arr["time"], arr["level"], final, tuple(reasons), tuple(sent))
+
+
+def _record(cols, r, v, mid, cause, prev, slot, src, t, level) -> None:
+    cols["run"].append(r)
+    cols["node"].append(v)
+    cols["msg_id"].append(mid)
+    cols["cause"].append(cause)
+    cols["prev"].append(prev)
+    cols["slot"].append(slot)
+    cols["src"].append(src)
+    cols["time"].append(t)
+    cols["level"].append(level)
+
+
+class EventQueue:
+    """One run's copies in flight, popped in the engine's processing order.
+
+    Items are ``(arrival, msg_id, dst, cause, src, slot)``; ``cause`` is whatever the
+    caller passes to :meth:`broadcast` (a delivery index or a buffer row). Copies are
+    handed out one *instant* at a time: all copies arriving at the same time t are
+    taken together (every one of them was sent before t, since delays are > 0) and
+    ordered by the tie rule (``"mailbox"``: grouped by receiver, receivers in order of
+    their first copy's msg_id, each receiver's copies by msg_id; ``"msg_id"``: by
+    msg_id). Constant delays arrive in send order, so their queue is a FIFO; any other
+    model uses a heap on (arrival, msg_id).
+    """
+
+    __slots__ = ("nbrs", "sample", "fifo", "ties", "constant", "value", "queue", "block",
+                 "next_id", "sent", "last_arrival", "model")
+
+    def __init__(self, nbrs, model: DelayModel, seed: int, fifo: bool, ties: str) -> None:
+        self.nbrs = nbrs
+        self.model = model
+        self.constant = isinstance(model, Constant)
+        self.value = float(model.value) if self.constant else 0.0
+        if self.constant and not 0.0 < self.value < INF:
+            raise DelayError(f"constant delay must be finite and > 0, got {self.value!r}")
+        self.sample = None if self.constant else model.bind(stream(seed, "delays"))
+        self.fifo = fifo and not self.constant  # constant delays are FIFO by construction
+        self.ties = ties
+        self.queue: Union[deque, list] = deque() if self.constant else []
+        self.block: deque = deque()
+        self.next_id = 0
+        self.sent = 0
+        self.last_arrival: dict[tuple[int, int], float] = {}
+
+    def start(self, v: int, slot: int) -> None:
+        """Inject a start message for ``v`` (t = 0, delay 0, cause -1)."""
+        item = (0.0, self.next_id, v, -1, -1, slot)
+        self.next_id += 1
+        self.sent += 1
+        if self.constant:
+            self.queue.append(item)
+        else:
+            heapq.heappush(self.queue, item)
+
+    def broadcast(self, t: float, v: int, cause: int) -> None:
+        """Send one copy to every neighbour of ``v`` at time ``t``, delays drawn in msg_id order."""
+        nb = self.nbrs[v]
+        mid = self.next_id
+        self.next_id = mid + len(nb)
+        self.sent += len(nb)
+        if self.constant:
+            ta = t + self.value
+            self.queue.extend((ta, mid + k, u, cause, v, -1) for k, u in enumerate(nb))
+            return
+        sample, heap = self.sample, self.queue
+        for u in nb:
+            d = sample(mid, v, u)
+            if not 0.0 < d < INF:
+                raise DelayError(f"delay model {self.model.name!r} gave delay {d!r} for message {mid} "
+                                 f"({v} -> {u}); delays must be finite and > 0")
+            if self.fifo:
+                d = fifo_delay(self.last_arrival, v, u, t, d)
+            if not t + d > t:
+                raise DelayError(f"message {mid} ({v} -> {u}) would arrive at its send time {t!r} "
+                                 f"(delay {d!r} is below the clock's resolution); the planner cannot order it")
+            heapq.heappush(heap, (t + d, mid, u, cause, v, -1))
+            mid += 1
+
+    def pop(self) -> Optional[tuple]:
+        """The next copy in processing order, or ``None`` when nothing is in flight."""
+        if not self.block:
+            if not self.queue:
+                return None
+            self.block = deque(self.instant())
+        return self.block.popleft()
+
+    def instant(self) -> list[tuple]:
+        """Remove and return every copy of the earliest arrival time, in processing order."""
+        q = self.queue
+        if self.constant:
+            t = q[0][0]
+            items = []
+            while q and q[0][0] == t:
+                items.append(q.popleft())
+        else:
+            t = q[0][0]
+            items = []
+            while q and q[0][0] == t:
+                items.append(heapq.heappop(q))
+        if self.ties == "mailbox" and len(items) > 1:
+            groups: dict[int, list] = {}
+            for it in items:
+                groups.setdefault(it[2], []).append(it)
+            items = [it for g in groups.values() for it in g]
+        return items
+
+    def pending(self) -> bool:
+        return bool(self.block) or bool(self.queue)
+
+
+TIES = ("mailbox", "msg_id")
+
+
+@lru_cache(maxsize=1)
+def engine_ties() -> str:
+    """The engine's order of copies that arrive at the same instant, found by a probe run.
+
+    SimPy puts a copy into the receiver's store from its timer's callback, and the
+    store wakes the receiver only when that *put* event is processed, after every timer
+    of the instant has fired: a woken receiver then drains all its copies of the instant
+    before the next receiver wakes (``"mailbox"``). An engine that hands copies over
+    strictly in (arrival, msg_id) order gives ``"msg_id"``. The probe: starts at 0 and
+    1 on edges 0-2, 0-3, 1-2; at t = 1 copies 2 (to 2), 3 (to 3), 4 (to 2) arrive.
+    """
+    from ..engine.messages import Message
+    from ..engine.simulation import Simulation
+    from ..trace.tracers import ListTracer
+
+    class _Echo:
+        name = "planner-probe"
+        assumes = frozenset()
+
+        def start(self, node):
+            return 0, None
+
+        def receive(self, node, state, message):
+            return state, Message("probe")
+
+    tracer = ListTracer(states=False)
+    sim = Simulation([[0, 0, 1], [2, 3, 2]], _Echo(), num_nodes=4, tracer=tracer,
+                     start={0: Message("s"), 1: Message("s")})
+    sim.run(max_deliveries=5)
+    order = [r.msg_id for r in tracer.records if r.event == "deliver"][2:5]
+    if order == [2, 4, 3]:
+        return "mailbox"
+    if order == [2, 3, 4]:
+        return "msg_id"
+    raise RuntimeError(f"the engine processed the probe's instant t=1 as {order}; the planner knows neither rule")
+
+
+def fifo_delay(last_arrival: dict, v: int, u: int, now: float, d: float) -> float:
+    """The engine's FIFO rule: the delay that makes this copy arrive no earlier than the last on (v, u)."""
+    last = last_arrival.get((v, u), -INF)
+    if now + d < last:
+        d = last - now
+        while now + d < last:
+            d = math.nextafter(d, INF)
+    last_arrival[(v, u)] = now + d
+    return d
+
+
+class PlanCache:
+    """An LRU of schedules keyed by :func:`plan_key` (a hash of graph, runs, delays, fifo, budget)."""
+
+    def __init__(self, maxsize: int = 100_000) -> None:
+        if maxsize < 0:
+            raise ValueError(f"maxsize must be >= 0, got {maxsize}")
+        self.maxsize = maxsize
+        self._items: OrderedDict[str, Schedule] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
+            delay: Union[str, float, DelayModel], fifo: bool) -> Schedule:
+        """The cached schedule, or a fresh :func:`plan` (stored when the delay model is cacheable)."""
+        key = plan_key(graph, runs, budget, delay, fifo)
+        if key is not None and key in self._items:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return self._items[key]
+        self.misses += 1
+        sched = plan(graph, runs, budget, delay, fifo)
+        if key is not None and self.maxsize:
+            self._items[key] = sched
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return sched
+
+    def clear(self) -> None:
+        self._items.clear()

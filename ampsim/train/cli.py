@@ -1,0 +1,87 @@
+"""``ampsim train``: train one learned AMP model on one task and write its result JSON.
+
+Example::
+
+    ampsim train --task limits1 --model amp-rnn --delay constant --seed 0
+    ampsim train --task parity --model amp-iter --delay uniform --seed 3 --out runs/x --resume
+
+Without ``--out`` the run folder is ``results/runs/<task>/<model>[+gate][@uniform]/seed<k>``
+(the layout :mod:`ampsim.train.tables` reads). A folder holding a checkpoint is
+continued with ``--resume`` and refused without it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+from .loop import PARITY_TASKS, TrainConfig, fit, get_executor
+
+__all__ = ["configure", "main", "run_folder"]
+
+
+def run_folder(root: str, task: str, model: str, seed: int, gate: bool = False, delay: str = "constant") -> str:
+    """``<root>/<task>/<model>[+gate][@delay]/seed<k>``: one folder per (task, model, seed)."""
+    tag = model.lower() + ("+gate" if gate else "") + ("" if delay == "constant" else f"@{delay}")
+    slug = task.strip().lower().replace(" ", "")
+    return os.path.join(root, slug, tag, f"seed{seed}")
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes, got {text!r}") from None
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError("test sizes must be integers >= 2")
+    return sizes
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` flags (one flag per :class:`TrainConfig` field, plus run options)."""
+    parser.add_argument("--task", required=True,
+                        help="limits1, limits2, triangles, lcc, max, mean, 4cycles, skipcycles, "
+                             + ", ".join(PARITY_TASKS))
+    parser.add_argument("--model", default="amp-rnn", help="amp-rnn, amp-gru, amp-lstm, amp-act, amp-iter")
+    parser.add_argument("--delay", default="constant", choices=["constant", "uniform"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=1000, help="full-batch Adam steps (paper: 1000)")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--gate", action="store_true", help="learned emission gate (straight-through)")
+    parser.add_argument("--hidden", type=int, default=None, help="default: the task's (16/32, or 30)")
+    parser.add_argument("--msg-size", type=int, default=None, help="default: 3 (3 * sources for parity-multi)")
+    parser.add_argument("--budget-factor", type=int, default=None, help="budget = factor * n (default 5, parity 10)")
+    parser.add_argument("--train-graphs", type=int, default=None, help="parity tasks: training graphs (default 100)")
+    parser.add_argument("--test-sizes", type=_sizes, default=None, help="parity tasks: e.g. 10,25,50")
+    parser.add_argument("--sources", type=int, default=3, help="parity-multi: number of origins")
+    parser.add_argument("--checkpoint-every", type=int, default=50)
+    parser.add_argument("--executor", choices=["engine", "batched"], default=None,
+                        help="default: batched if ampsim.batched imports, else engine")
+    parser.add_argument("--out", default=None, help="run folder (default results/runs/<task>/<model>/seed<k>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.threads < 1:
+        raise ValueError("--threads must be >= 1")
+    torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        task=args.task, model=args.model, delay=args.delay, seed=args.seed, epochs=args.epochs, lr=args.lr,
+        gate=args.gate, hidden=args.hidden, msg_size=args.msg_size, budget_factor=args.budget_factor,
+        train_graphs=args.train_graphs, test_sizes=args.test_sizes, sources=args.sources,
+        checkpoint_every=args.checkpoint_every,
+    )
+    out = args.out or run_folder(os.path.join("results", "runs"), args.task, args.model, args.seed, args.gate, args.delay)
+    name, executor = get_executor(args.executor)
+    result = fit(config, executor, out_dir=out, resume=args.resume, quiet=args.quiet, executor_name=name)
+    loss = result["loss"][-1] if result["loss"] else float("nan")
+    print(f"{result['task']} {result['model']} seed {config.seed} ({config.delay} delays, {name} executor): "
+          f"{result['epochs_done']} epochs, final loss {loss:.4f}, train acc "
+          f"{result['train_acc'][-1] if result['train_acc'] else float('nan'):.3f}")
+    for split, metrics in result.get("test", {}).items():
+        print(f"  test {split}: accuracy {metrics['acc']:.4f} ({metrics['correct']}/{metrics['total']})")
+    print(f"result written to {os.path.join(out, 'result.json')}")
+    return 0
