@@ -23,6 +23,25 @@ from .trace.records import EndRecord, MessageRecord, StateRecord
 from .trace.replay import replay
 from .trace.tracers import JSONLTracer, ListTracer, TeeTracer, Tracer
 
+_LAZY = {
+    # matplotlib is imported only when a picture is asked for
+    "plot_spacetime": "ampsim.viz",
+    "plot_graph_state": "ampsim.viz",
+    "animate": "ampsim.viz",
+    "vector_clocks": "ampsim.trace.causality",
+    "to_shiviz": "ampsim.trace.causality",
+    "write_shiviz": "ampsim.trace.causality",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ampsim' has no attribute {name!r}")
+
+
 __all__ = [
     "AmpsimError",
     "AssumptionError",
@@ -50,11 +69,17 @@ __all__ = [
     "TraceFormatError",
     "Tracer",
     "Uniform",
+    "animate",
     "as_graph",
     "get_delay",
     "get_rule",
     "load_trace",
     "parse_graph_spec",
+    "plot_graph_state",
+    "plot_spacetime",
     "replay",
     "save_trace",
+    "to_shiviz",
+    "vector_clocks",
+    "write_shiviz",
 ]

@@ -45,6 +45,7 @@ class GraphState:
 
     t: float
     index: int
+    """How many of the trace's records the prefix holds."""
     states: tuple[Optional[str], ...]
     in_flight: tuple[tuple[MessageRecord, float], ...]
     active: int

@@ -1,0 +1,588 @@
+"""BatchedExecutor: the engine's AMP runs (Section 3) at tensor speed, same deliveries, same states.
+
+Every processed delivery applies the cell to one (state, message) row. The engine
+does this one row at a time; here the rows of many deliveries go through
+:meth:`AMPCell.step` together. Two drivers decide which rows form one batch:
+
+* **levels** (always-emit cells: RNN, GRU, LSTM without gate). The schedule does not
+  depend on values, so :mod:`ampsim.batched.planner` computes it once per
+  (graph, runs, delays, budget) -- cached by a hash of those -- and a delivery's
+  level is ``1 + max(level(cause), level(prev at the same node))``. One level of
+  all runs of all graphs of a minibatch is one batch.
+* **lock-step** (ACT/Iter halting, the learned gate: the schedule depends on values).
+  Every run keeps its own event queue (:class:`~ampsim.batched.planner.EventQueue`,
+  the engine's order); all runs advance together one *instant* at a time: the copies
+  of a run that arrive at the same time t only depend on each other through their
+  receiver's state, so the i-th copy of every receiver of every run goes in batch i
+  (halted receivers drop theirs). After the instant, the emission flags decide which
+  broadcasts happen; msg_ids and delays are then assigned in processing order, as
+  the engine does.
+
+Memory layout: one state buffer ``(1 + n_init + D, S)`` -- row 0 is zeros (padding),
+then one start state per (graph, node) (every run starts from the same encoding),
+then one row per delivery, contiguous per batch -- and one message buffer
+``(K + D, M)`` (K start messages, then each delivery's outgoing message). Each
+batch reads its inputs with ``index_select`` and writes its slice once. Gradients
+(full BPTT, as the authors' code) come from :class:`_Unroll`, an autograd function
+that keeps each batch's small graph and, backwards, walks the batches in reverse,
+scatter-adding input gradients into gradient buffers (no O(levels x buffer) copies).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..cells.cells import AMPCell
+from ..cells.execute import RunSpec, graph_of
+from ..data.graphdata import GraphData
+from ..engine.delays import Constant, DelayModel, get_delay
+from ..graphs import Graph, as_graph
+from .planner import TIES, EventQueue, PlanCache, Schedule, delay_key, engine_ties, start_slots
+
+__all__ = ["BatchedExecutor", "Unrolled", "MODES", "needs_lockstep"]
+
+MODES = ("auto", "levels", "lockstep")
+
+
+def needs_lockstep(cell: AMPCell) -> bool:
+    """True when the schedule depends on values: halting cells (ACT, Iter) or a learned gate."""
+    return cell.kind in ("act", "iter") or bool(cell.gate)
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True, eq=False)
+class Unrolled:
+    """The states of a batch of runs: buffer rows plus the indices to read them.
+
+    ``states`` (rows, S): row 0 zeros, rows ``1..n_init`` the start states, then one row
+    per processed delivery. ``final_rows`` (E,) gives, for every (graph, run, node) in
+    that order, the row of its final state; ``back`` (rows,) the row of each row's
+    previous state (0 past the start state). ``entry_offsets[g]`` is the first entry of
+    graph g; ``shapes[g] = (runs, n)``. ``reasons`` / ``deliveries`` per run (graphs
+    concatenated). ``records`` (when asked for) per run: ``(event, dst, msg_id, cause_id)``.
+    """
+
+    states: Tensor
+    final_rows: Tensor
+    back: Tensor
+    entry_offsets: tuple[int, ...]
+    shapes: tuple[tuple[int, int], ...]
+    reasons: tuple[str, ...]
+    deliveries: tuple[int, ...]
+    batches: int
+    records: Optional[list] = None
+
+    def final(self) -> Tensor:
+        """(E, S): the final packed state of every (graph, run, node)."""
+        return self.states.index_select(0, self.final_rows)
+
+    def per_graph(self) -> list[Tensor]:
+        """Final states as one ``(runs, n, S)`` tensor per graph (the :class:`Executor` layout)."""
+        flat = self.final()
+        S = flat.shape[1]
+        return [flat[a:b].reshape(r, n, S) for (a, b), (r, n) in
+                zip(zip(self.entry_offsets[:-1], self.entry_offsets[1:]), self.shapes)]
+
+    def entry(self, graph: int, run: int, node: int) -> int:
+        """Index into ``final_rows`` of (graph, run, node)."""
+        r, n = self.shapes[graph]
+        if not (0 <= run < r and 0 <= node < n):
+            raise IndexError(f"(run {run}, node {node}) out of range for graph {graph} with {r} runs, {n} nodes")
+        return self.entry_offsets[graph] + run * n + node
+
+    def history(self, entries: Tensor, k: int) -> Tensor:
+        """(len(entries), k, S): the last k states of each entry, oldest first, zero-padded on the left.
+
+        The start state (encoding) counts as a state, as in the authors' skip readout
+        (reference notes 1.4: the last 4 states of a start node, left-padded with zeros).
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        rows = [self.final_rows.index_select(0, entries)]
+        for _ in range(k - 1):
+            rows.append(self.back.index_select(0, rows[-1]))
+        idx = torch.stack(rows[::-1], dim=1)
+        return self.states.index_select(0, idx.reshape(-1)).reshape(idx.shape[0], k, -1)
+
+
+# --------------------------------------------------------------------------- static programs
+@dataclass(frozen=True, eq=False)
+class _Program:
+    """A compiled level schedule for a batch of graphs (CPU tensors; moved per device on demand)."""
+
+    n_init: int
+    n_starts: int
+    bounds: tuple[tuple[int, int], ...]
+    state_src: Tensor
+    msg_src: Tensor
+    final_rows: Tensor
+    reasons: tuple[str, ...]
+    deliveries: tuple[int, ...]
+    schedules: tuple[Schedule, ...]
+    _device: dict = field(default_factory=dict)
+
+    @property
+    def num_deliveries(self) -> int:
+        return int(self.state_src.shape[0])
+
+    def on(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        key = str(device)
+        if key not in self._device:
+            back = torch.cat([torch.zeros(1 + self.n_init, dtype=torch.long), self.state_src])
+            self._device[key] = tuple(t.to(device) for t in (self.state_src, self.msg_src, self.final_rows, back))
+        return self._device[key]
+
+
+def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray]) -> _Program:
+    """Merge per-graph schedules into one level-ordered program (see the module docstring's layout).
+
+    ``msg_rows[g]`` maps graph g's start slots to rows of the start-message tensor.
+    """
+    n_nodes = np.array([s.num_nodes for s in schedules], dtype=np.int64)
+    n_del = np.array([s.num_deliveries for s in schedules], dtype=np.int64)
+    init_off = np.concatenate([[0], np.cumsum(n_nodes)])
+    del_off = np.concatenate([[0], np.cumsum(n_del)])
+    n_init, D = int(init_off[-1]), int(del_off[-1])
+    msg_rows_all = np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)
+    slot_off = np.concatenate([[0], np.cumsum([len(m) for m in msg_rows])])
+    n_starts = int(len(msg_rows_all))
+    if D:
+        cat = lambda name: np.concatenate([getattr(s, name) for s in schedules])  # noqa: E731
+        level, node, prev, cause, slot = cat("level"), cat("node"), cat("prev"), cat("cause"), cat("slot")
+        goff = np.repeat(del_off[:-1], n_del)
+        ioff = np.repeat(init_off[:-1], n_del)
+        soff = np.repeat(slot_off[:-1], n_del)
+        order = np.argsort(level, kind="stable")
+        pos = np.empty(D, dtype=np.int64)
+        pos[order] = np.arange(D, dtype=np.int64)
+        base = 1 + n_init
+        state_src = np.where(prev >= 0, base + pos[np.where(prev >= 0, prev + goff, 0)], 1 + ioff + node)
+        msg_src = np.where(cause >= 0, n_starts + pos[np.where(cause >= 0, cause + goff, 0)],
+                           msg_rows_all[np.where(slot >= 0, slot + soff, 0)] if n_starts else 0)
+        state_src, msg_src = state_src[order], msg_src[order]
+        counts = np.bincount(level)
+        edges = np.concatenate([[0], np.cumsum(counts)])
+        bounds = tuple((int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a)
+    else:
+        pos = np.zeros(0, dtype=np.int64)
+        state_src = msg_src = np.zeros(0, dtype=np.int64)
+        bounds = ()
+    finals = []
+    for g, s in enumerate(schedules):
+        f = s.final
+        init_rows = 1 + init_off[g] + np.arange(s.num_nodes, dtype=np.int64)
+        rows = np.where(f >= 0, 1 + n_init + pos[np.where(f >= 0, f + del_off[g], 0)] if D else 0, init_rows[None, :])
+        finals.append(rows.reshape(-1))
+    final_rows = np.concatenate(finals) if finals else np.zeros(0, dtype=np.int64)
+    reasons = tuple(r for s in schedules for r in s.reasons)
+    per_run = tuple(int(c) for s in schedules for c in np.bincount(s.run, minlength=s.num_runs)) if D else \
+        tuple(0 for s in schedules for _ in range(s.num_runs))
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
+    return _Program(n_init, n_starts, bounds, t(state_src), t(msg_src), t(final_rows), reasons, per_run,
+                    tuple(schedules))
+
+
+class _LevelDriver:
+    """Hands out the levels of a compiled program (no feedback needed)."""
+
+    needs_flags = False
+
+    def __init__(self, program: _Program, device: torch.device) -> None:
+        self.program = program
+        self.state_src, self.msg_src, self.final_rows, self.back = program.on(device)
+        self.capacity = program.num_deliveries
+        self.count = program.num_deliveries
+
+    def __iter__(self) -> Iterator[tuple[int, int, Tensor, Tensor]]:
+        for lo, hi in self.program.bounds:
+            yield lo, hi, self.state_src[lo:hi], self.msg_src[lo:hi]
+
+
+# --------------------------------------------------------------------------- lock-step driver
+class _LockStepDriver:
+    """All runs advance one instant at a time; batch i holds the i-th copy of every receiver.
+
+    Per run: an :class:`EventQueue` (engine order), the row of each node's current
+    state, and a processed-delivery count (drops do not count; the budget cuts exactly).
+    """
+
+    needs_flags = True
+
+    def __init__(self, graphs: Sequence[Graph], runs: Sequence[Sequence[tuple[Sequence[int], int]]],
+                 msg_rows: Sequence[np.ndarray], budget: int, model: DelayModel, fifo: bool, ties: str,
+                 init_halted: list[bool], device: torch.device, record: bool) -> None:
+        self.device = device
+        self.budget = budget
+        self.record = record
+        n_init = sum(g.num_nodes for g in graphs)
+        self.base = 1 + n_init
+        self.n_starts = int(sum(len(m) for m in msg_rows))
+        self.halted = [False] + list(init_halted)  # per buffer row
+        self.emit: list[bool] = []                  # per delivery position
+        self.state_src: list[int] = []
+        self.msgid: list[int] = []
+        self.count = 0
+        self.batches = 0
+        self.runs = []  # [queue, cur rows dict, init offset, processed, records]
+        init_off = 0
+        for g, graph, gruns, rows in zip(range(len(graphs)), graphs, runs, msg_rows):
+            k = 0
+            for starts, seed in gruns:
+                q = EventQueue(graph.neighbors, model, seed, fifo, ties)
+                for v, _ in start_slots(starts, graph.num_nodes):
+                    q.start(v, int(rows[k]))
+                    k += 1
+                self.runs.append([q, {}, 1 + init_off, 0, [] if record else None])
+            init_off += graph.num_nodes
+        self.capacity = budget * len(self.runs)
+        self.reasons = ["quiescent"] * len(self.runs)
+        self.deliveries = [0] * len(self.runs)
+
+    def feedback(self, flags: list[list[bool]]) -> None:
+        emit, halted = flags
+        self.emit.extend(emit)
+        self.halted.extend(halted)
+
+    def __iter__(self) -> Iterator[tuple[int, int, Tensor, Tensor]]:
+        active = list(range(len(self.runs)))
+        while active:
+            windows = []
+            for r in active:
+                q, cur, ioff, done, _ = self.runs[r]
+                if not q.block:
+                    q.block.extend(q.instant())
+                take = min(len(q.block), self.budget - done)
+                win = [q.block.popleft() for _ in range(take)]
+                seen: dict[int, int] = {}
+                rounds = []
+                for item in win:
+                    i = seen.get(item[2], 0)
+                    seen[item[2]] = i + 1
+                    rounds.append(i)
+                windows.append((r, win, rounds, [-1] * len(win)))
+            depth = max((max(w[2]) + 1 for w in windows if w[1]), default=0)
+            for i in range(depth):
+                lo = self.count
+                ssrc, msrc = [], []
+                for r, win, rounds, where in windows:
+                    run = self.runs[r]
+                    cur, ioff = run[1], run[2]
+                    for j, item in enumerate(win):
+                        if rounds[j] != i:
+                            continue
+                        v = item[2]
+                        row = cur.get(v, ioff + v)
+                        if self.halted[row]:
+                            continue  # a halted node drops the copy (not counted)
+                        pos = self.count
+                        self.count += 1
+                        ssrc.append(row)
+                        msrc.append(item[5] if item[3] < 0 else item[3])
+                        cur[v] = self.base + pos
+                        where[j] = pos
+                        run[3] += 1
+                        self.msgid.append(item[1])
+                if not ssrc:
+                    continue
+                self.state_src.extend(ssrc)
+                self.batches += 1
+                yield (lo, self.count, torch.tensor(ssrc, dtype=torch.long, device=self.device),
+                       torch.tensor(msrc, dtype=torch.long, device=self.device))
+            still = []
+            for r, win, rounds, where in windows:
+                q, cur, ioff, done, recs = self.runs[r]
+                for item, pos in zip(win, where):
+                    t, mid, v, cause, src, slot = item
+                    if recs is not None:
+                        cid = -1 if cause < 0 else self.msgid[cause - self.n_starts]
+                        recs.append(("deliver" if pos >= 0 else "drop", v, mid, cid))
+                    if pos >= 0 and self.emit[pos]:
+                        q.broadcast(t, v, self.n_starts + pos)
+                self.deliveries[r] = done
+                if done >= self.budget:
+                    self.reasons[r] = "message_budget"
+                elif q.pending():
+                    still.append(r)
+            active = still
+
+    def final_rows(self, graphs: Sequence[Graph], runs_per_graph: Sequence[int]) -> Tensor:
+        rows = []
+        r = 0
+        for graph, nr in zip(graphs, runs_per_graph):
+            for _ in range(nr):
+                cur, ioff = self.runs[r][1], self.runs[r][2]
+                rows.extend(cur.get(v, ioff + v) for v in range(graph.num_nodes))
+                r += 1
+        return torch.tensor(rows, dtype=torch.long, device=self.device)
+
+
+# --------------------------------------------------------------------------- autograd
+def _forward_levels(cell: AMPCell, driver, init_states: Tensor, start_msgs: Tensor,
+                    build: bool) -> tuple[Tensor, list]:
+    """Run every batch the driver hands out; return the state buffer (and each batch's graph if ``build``)."""
+    n_init, n_starts = init_states.shape[0], start_msgs.shape[0]
+    base = 1 + n_init
+    cap = driver.capacity
+    states = init_states.new_empty((base + cap, cell.state_size))
+    states[0].zero_()
+    states[1:base] = init_states.detach()
+    msgs = start_msgs.new_empty((n_starts + cap, cell.msg_size))
+    msgs[:n_starts] = start_msgs.detach()
+    saved = []
+    for lo, hi, ssrc, msrc in driver:
+        h = states.index_select(0, ssrc)
+        m = msgs.index_select(0, msrc)
+        if build:
+            h.requires_grad_(True)
+            m.requires_grad_(True)
+            with torch.enable_grad():
+                new, out, emit = cell.step(h, m)
+            saved.append((lo, hi, ssrc, msrc, h, m, new, out))
+        else:
+            new, out, emit = cell.step(h, m)
+        states[base + lo: base + hi] = new.detach()
+        msgs[n_starts + lo: n_starts + hi] = out.detach()
+        if driver.needs_flags:
+            flags = torch.stack([emit.detach() > 0.5, cell.halted(new.detach())])
+            driver.feedback(flags.tolist())
+    return states[: base + driver.count], saved
+
+
+class _Unroll(torch.autograd.Function):
+    """Forward: all batches; backward: BPTT batch by batch in reverse through the kept graphs."""
+
+    @staticmethod
+    def forward(ctx, cell, driver, init_states, start_msgs, *params):  # type: ignore[override]
+        states, saved = _forward_levels(cell, driver, init_states, start_msgs, build=True)
+        ctx.saved = saved
+        ctx.meta = (init_states.shape[0], start_msgs.shape[0], start_msgs.shape[1], driver.count)
+        ctx.params = params
+        return states
+
+    @staticmethod
+    def backward(ctx, g_states):  # type: ignore[override]
+        n_init, n_starts, M, count = ctx.meta
+        base = 1 + n_init
+        g_state = g_states.contiguous().clone()
+        g_msg = g_state.new_zeros((n_starts + count, M))
+        params = ctx.params
+        want = [i for i, p in enumerate(params) if p.requires_grad]
+        p_in = [params[i] for i in want]
+        p_grads: list[Optional[Tensor]] = [None] * len(params)
+        saved = ctx.saved
+        ctx.saved = None
+        for lo, hi, ssrc, msrc, h, m, new, out in reversed(saved):
+            gn = g_state[base + lo: base + hi]
+            go = g_msg[n_starts + lo: n_starts + hi]
+            grads = torch.autograd.grad((new, out), [h, m] + p_in, (gn, go), allow_unused=True)
+            if grads[0] is not None:
+                g_state.index_add_(0, ssrc, grads[0])
+            if grads[1] is not None:
+                g_msg.index_add_(0, msrc, grads[1])
+            for i, g in zip(want, grads[2:]):
+                if g is not None:
+                    p_grads[i] = g if p_grads[i] is None else p_grads[i] + g
+        return (None, None, g_state[1:base], g_msg[:n_starts], *p_grads)
+
+
+# --------------------------------------------------------------------------- the executor
+def _graph(g: Union[GraphData, Graph]) -> Graph:
+    return g if isinstance(g, Graph) else graph_of(g)
+
+
+def _graph_hash(data: Union[GraphData, Graph]) -> str:
+    """SHA-256 of a graph's size and neighbour lists, memoised on ``GraphData.meta`` per edge tensor version."""
+    if isinstance(data, Graph):
+        g = data
+        h = hashlib.sha256(str(g.num_nodes).encode())
+        for u, nb in enumerate(g.neighbors):
+            h.update(f";{u}:{','.join(map(str, nb))}".encode())
+        return h.hexdigest()
+    ei = data.edge_index
+    stamp = (ei.data_ptr(), tuple(ei.shape), ei._version, data.num_nodes)
+    memo = data.meta.get("_batched_hash")
+    if memo is not None and memo[0] == stamp:
+        return memo[1]
+    value = _graph_hash(graph_of(data))
+    data.meta["_batched_hash"] = (stamp, value)
+    return value
+
+
+class BatchedExecutor:
+    """The batched executor: ``execute`` (one graph, the :class:`Executor` protocol), ``execute_many``
+    (a minibatch), ``unroll`` (the low-level call that returns :class:`Unrolled`).
+
+    ``mode``: ``"auto"`` (levels for always-emit cells, lock-step otherwise), ``"levels"``
+    or ``"lockstep"``. ``ties``: the same-instant order, ``None`` = the installed engine's.
+    Plans are cached (``plan_cache``: per graph; compiled batches: ``program_cache`` entries).
+    """
+
+    def __init__(self, mode: str = "auto", ties: Optional[str] = None, plan_cache: Optional[PlanCache] = None,
+                 program_cache: int = 8, record: bool = False) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if ties is not None and ties not in TIES:
+            raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+        self.mode = mode
+        self.ties = ties
+        self.plans = plan_cache if plan_cache is not None else PlanCache()
+        self.program_cache = program_cache
+        self._programs: OrderedDict[str, _Program] = OrderedDict()
+        self.record = record
+        self.last: Optional[Unrolled] = None
+
+    # ------------------------------------------------------------- protocol
+    def execute(self, cell: AMPCell, graph: GraphData, runs: Sequence[RunSpec], budget: int,
+                delay: Union[str, DelayModel] = "constant", fifo: bool = False) -> Tensor:
+        """``(len(runs), n, state_size)`` final packed states, equal to :class:`EngineExecutor`'s."""
+        return self.execute_many(cell, [graph], [runs], budget, delay, fifo)[0]
+
+    def execute_many(self, cell: AMPCell, graphs: Sequence[GraphData], runs_per_graph: Sequence[Sequence[RunSpec]],
+                     budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False) -> list[Tensor]:
+        """One ``(runs_g, n_g, S)`` tensor per graph; all runs of all graphs go through the cell together."""
+        if len(graphs) != len(runs_per_graph):
+            raise ValueError(f"{len(graphs)} graphs but {len(runs_per_graph)} run lists")
+        starts, seeds, messages = [], [], []
+        for runs in runs_per_graph:
+            starts.append([tuple(int(v) for v in r.starts) for r in runs])
+            seeds.append([int(r.seed) for r in runs])
+            for r in runs:
+                m = r.messages
+                if m.dim() != 2 or m.shape[0] < len(r.starts) or m.shape[1] != cell.msg_size:
+                    raise ValueError(f"RunSpec.messages must be (k >= {len(r.starts)}, {cell.msg_size}), "
+                                     f"got {tuple(m.shape)}")
+                messages.append(m)
+        ref = next(cell.parameters())
+        msgs = torch.cat(messages).to(ref.device) if messages else ref.new_zeros((0, cell.msg_size))
+        out = self.unroll(cell, graphs, starts, seeds, msgs, budget, delay, fifo, message_rows=[
+            [m.shape[0] for m in (r.messages for r in runs)] for runs in runs_per_graph])
+        return out.per_graph()
+
+    # ------------------------------------------------------------- core
+    def unroll(self, cell: AMPCell, graphs: Sequence[Union[GraphData, Graph]],
+               starts: Sequence[Sequence[Sequence[int]]], seeds: Sequence[Sequence[int]], messages: Tensor,
+               budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False,
+               message_rows: Optional[Sequence[Sequence[int]]] = None,
+               features: Optional[Sequence[Tensor]] = None) -> Unrolled:
+        """Run ``starts[g][r]`` (start nodes of run r of graph g, delay seed ``seeds[g][r]``) on every graph.
+
+        ``messages`` holds the start messages row after row: run r's j-th start node
+        receives the row ``offset(r) + j``, where ``offset`` advances by ``message_rows[g][r]``
+        rows per run (default: the number of start nodes). Features are ``graph.x``
+        (or ``features[g]``). Returns an :class:`Unrolled`; gradients flow to the cell's
+        parameters and to ``messages``.
+        """
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise ValueError(f"budget must be an int >= 1, got {budget!r}")
+        if not (len(graphs) == len(starts) == len(seeds)):
+            raise ValueError(f"{len(graphs)} graphs, {len(starts)} start lists, {len(seeds)} seed lists")
+        model = get_delay(delay)
+        ties = self.ties or engine_ties()
+        gs = [_graph(g) for g in graphs]
+        params = list(cell.parameters())
+        ref = params[0]
+        device, dtype = ref.device, ref.dtype
+        runs = [list(zip((tuple(s) for s in st), sd)) for st, sd in zip(starts, seeds)]
+        for g, (st, sd) in enumerate(zip(starts, seeds)):
+            if len(st) != len(sd):
+                raise ValueError(f"graph {g}: {len(st)} runs but {len(sd)} seeds")
+        msg_rows, n_msgs = self._message_rows(gs, runs, message_rows)
+        if messages.dim() != 2 or messages.shape[0] != n_msgs or messages.shape[1] != cell.msg_size:
+            raise ValueError(f"messages must be ({n_msgs}, {cell.msg_size}), got {tuple(messages.shape)}")
+        if features is None:
+            if not all(isinstance(g, GraphData) for g in graphs):
+                raise ValueError("pass features= when graphs are not GraphData")
+            features = [g.x for g in graphs]
+        x = torch.cat([f.to(device=device, dtype=dtype) for f in features]) if features else ref.new_zeros((0, cell.in_features))
+        if x.shape[0] != sum(g.num_nodes for g in gs):
+            raise ValueError("features do not have one row per node")
+        init_states = cell.init_state(x)
+        idx = torch.from_numpy(np.concatenate(msg_rows)).to(device) if msg_rows else torch.zeros(0, dtype=torch.long, device=device)
+        start_msgs = messages.to(device=device, dtype=dtype).index_select(0, idx)
+        starts_local = [np.arange(len(r), dtype=np.int64) for r in msg_rows]
+        offs = np.concatenate([[0], np.cumsum([len(r) for r in msg_rows])])
+        starts_global = [a + o for a, o in zip(starts_local, offs[:-1])]
+
+        mode = self.mode
+        if mode == "auto":
+            mode = "lockstep" if needs_lockstep(cell) else "levels"
+        if mode == "levels" and needs_lockstep(cell):
+            raise ValueError(f"mode 'levels' needs an always-emit cell; {cell.kind!r} (gate={cell.gate}) "
+                             "has a value-dependent schedule: use mode 'lockstep' or 'auto'")
+        build = torch.is_grad_enabled() and (init_states.requires_grad or start_msgs.requires_grad
+                                             or any(p.requires_grad for p in params))
+        records = None
+        if mode == "levels":
+            program = self._program(gs, runs, budget, model, fifo, ties, starts_global)
+            driver = _LevelDriver(program, device)
+            final_rows, back = driver.final_rows, driver.back
+            reasons, deliveries, batches = program.reasons, program.deliveries, len(program.bounds)
+            if self.record:
+                records = [[("deliver", d.dst, d.msg_id, d.cause_id) for d in s.deliveries(r)]
+                           for s in program.schedules for r in range(s.num_runs)]
+        else:
+            init_halted = cell.halted(init_states.detach()).tolist()
+            driver = _LockStepDriver(gs, runs, starts_global, budget, model, bool(fifo), ties, init_halted,
+                                     device, self.record)
+        if build:
+            states = _Unroll.apply(cell, driver, init_states, start_msgs, *params)
+        else:
+            states, _ = _forward_levels(cell, driver, init_states, start_msgs, build=False)
+        if mode == "lockstep":
+            final_rows = driver.final_rows(gs, [len(r) for r in runs])
+            back = torch.tensor([0] * (1 + len(init_halted)) + driver.state_src, dtype=torch.long, device=device)
+            reasons, deliveries, batches = tuple(driver.reasons), tuple(driver.deliveries), driver.batches
+            if self.record:
+                records = [run[4] for run in driver.runs]
+        entry = np.concatenate([[0], np.cumsum([len(r) * g.num_nodes for r, g in zip(runs, gs)])])
+        result = Unrolled(states, final_rows, back, tuple(int(e) for e in entry),
+                          tuple((len(r), g.num_nodes) for r, g in zip(runs, gs)), reasons, deliveries,
+                          batches, records)
+        self.last = result
+        return result
+
+    @staticmethod
+    def _message_rows(gs: Sequence[Graph], runs, message_rows) -> tuple[list[np.ndarray], int]:
+        """Per graph, the row of ``messages`` that each start slot (engine order) receives."""
+        out = []
+        offset = 0
+        for g, (graph, gruns) in enumerate(zip(gs, runs)):
+            rows = []
+            for r, (st, _) in enumerate(gruns):
+                width = len(st) if message_rows is None else int(message_rows[g][r])
+                if width < len(st):
+                    raise ValueError(f"graph {g} run {r}: {len(st)} start nodes but {width} message rows")
+                rows.extend(offset + j for _, j in start_slots(st, graph.num_nodes))
+                offset += width
+            out.append(np.asarray(rows, dtype=np.int64))
+        return out, offset
+
+    def _program(self, gs: Sequence[Graph], runs, budget: int, model: DelayModel, fifo: bool, ties: str,
+                 msg_rows: Sequence[np.ndarray]) -> _Program:
+        """The compiled level program of this batch, from the cache when the same batch comes again."""
+        dk = delay_key(model)
+        key = None
+        if dk is not None and self.program_cache:
+            h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|".encode())
+            for g, gruns, rows in zip(gs, runs, msg_rows):
+                h.update(_graph_hash(g).encode())
+                h.update(repr(gruns).encode())
+                h.update(rows.tobytes())
+            key = h.hexdigest()
+            if key in self._programs:
+                self._programs.move_to_end(key)
+                return self._programs[key]
+        schedules = [self.plans.get(g, gruns, budget, model, fifo, ties) for g, gruns in zip(gs, runs)]
+        local = [r - r[0] if len(r) else r for r in msg_rows]
+        program = _compile(schedules, [m for m in msg_rows]) if local is not None else None
+        if key is not None:
+            self._programs[key] = program
+            while len(self._programs) > self.program_cache:
+                self._programs.popitem(last=False)
+        return program
