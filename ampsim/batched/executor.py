@@ -43,7 +43,7 @@ from ..cells.execute import RunSpec, graph_of
 from ..data.graphdata import GraphData
 from ..engine.delays import Constant, DelayModel, get_delay
 from ..graphs import Graph, as_graph
-from .planner import TIES, EventQueue, PlanCache, Schedule, delay_key, engine_ties, start_slots
+from .planner import TIES, EventQueue, PlanCache, Schedule, _neighbour_hash, delay_key, engine_ties, start_slots
 
 __all__ = ["BatchedExecutor", "Unrolled", "MODES", "needs_lockstep"]
 
@@ -250,7 +250,7 @@ class _LockStepDriver:
         self.halted.extend(halted)
 
     def __iter__(self) -> Iterator[tuple[int, int, Tensor, Tensor]]:
-        active = list(range(len(self.runs)))
+        active = [r for r, run in enumerate(self.runs) if run[0].pending()]
         while active:
             windows = []
             for r in active:
@@ -399,17 +399,13 @@ def _graph(g: Union[GraphData, Graph]) -> Graph:
 def _graph_hash(data: Union[GraphData, Graph]) -> str:
     """SHA-256 of a graph's size and neighbour lists, memoised on ``GraphData.meta`` per edge tensor version."""
     if isinstance(data, Graph):
-        g = data
-        h = hashlib.sha256(str(g.num_nodes).encode())
-        for u, nb in enumerate(g.neighbors):
-            h.update(f";{u}:{','.join(map(str, nb))}".encode())
-        return h.hexdigest()
+        return _neighbour_hash(data)
     ei = data.edge_index
     stamp = (ei.data_ptr(), tuple(ei.shape), ei._version, data.num_nodes)
     memo = data.meta.get("_batched_hash")
     if memo is not None and memo[0] == stamp:
         return memo[1]
-    value = _graph_hash(graph_of(data))
+    value = _neighbour_hash(graph_of(data))
     data.meta["_batched_hash"] = (stamp, value)
     return value
 
@@ -519,7 +515,8 @@ class BatchedExecutor:
                                              or any(p.requires_grad for p in params))
         records = None
         if mode == "levels":
-            program = self._program(gs, runs, budget, model, fifo, ties, starts_global)
+            hashes = [_graph_hash(g) for g in graphs]
+            program = self._program(gs, hashes, runs, budget, model, fifo, ties, starts_global)
             driver = _LevelDriver(program, device)
             final_rows, back = driver.final_rows, driver.back
             reasons, deliveries, batches = program.reasons, program.deliveries, len(program.bounds)
@@ -563,24 +560,23 @@ class BatchedExecutor:
             out.append(np.asarray(rows, dtype=np.int64))
         return out, offset
 
-    def _program(self, gs: Sequence[Graph], runs, budget: int, model: DelayModel, fifo: bool, ties: str,
-                 msg_rows: Sequence[np.ndarray]) -> _Program:
+    def _program(self, gs: Sequence[Graph], hashes: Sequence[str], runs, budget: int, model: DelayModel,
+                 fifo: bool, ties: str, msg_rows: Sequence[np.ndarray]) -> _Program:
         """The compiled level program of this batch, from the cache when the same batch comes again."""
         dk = delay_key(model)
         key = None
         if dk is not None and self.program_cache:
             h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|".encode())
-            for g, gruns, rows in zip(gs, runs, msg_rows):
-                h.update(_graph_hash(g).encode())
+            for gh, gruns, rows in zip(hashes, runs, msg_rows):
+                h.update(gh.encode())
                 h.update(repr(gruns).encode())
                 h.update(rows.tobytes())
             key = h.hexdigest()
             if key in self._programs:
                 self._programs.move_to_end(key)
                 return self._programs[key]
-        schedules = [self.plans.get(g, gruns, budget, model, fifo, ties) for g, gruns in zip(gs, runs)]
-        local = [r - r[0] if len(r) else r for r in msg_rows]
-        program = _compile(schedules, [m for m in msg_rows]) if local is not None else None
+        schedules = [self.plans.get(g, gruns, budget, model, fifo, ties, gh) for g, gh, gruns in zip(gs, hashes, runs)]
+        program = _compile(schedules, msg_rows)
         if key is not None:
             self._programs[key] = program
             while len(self._programs) > self.program_cache:

@@ -143,16 +143,24 @@ def delay_key(delay: Union[str, float, DelayModel]) -> Optional[str]:
 
 
 def plan_key(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
-             delay: Union[str, float, DelayModel], fifo: bool) -> Optional[str]:
-    """SHA-256 of everything a schedule depends on (``None`` for uncacheable delay models)."""
+             delay: Union[str, float, DelayModel], fifo: bool, ties: str = "mailbox",
+             graph_hash: Optional[str] = None) -> Optional[str]:
+    """SHA-256 of everything a schedule depends on (``None`` for uncacheable delay models).
+
+    ``graph_hash`` may be passed when the caller already knows it (see :func:`graph_hash`).
+    """
     dk = delay_key(delay)
     if dk is None:
         return None
-    h = hashlib.sha256(f"{graph.num_nodes}|{budget}|{dk}|{bool(fifo)}|".encode())
+    h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{graph_hash or _neighbour_hash(graph)}|".encode())
+    h.update(repr([(tuple(int(v) for v in s), int(seed)) for s, seed in runs]).encode())
+    return h.hexdigest()
+
+
+def _neighbour_hash(graph: Graph) -> str:
+    h = hashlib.sha256(str(graph.num_nodes).encode())
     for u, nb in enumerate(graph.neighbors):
-        h.update(f"{u}:{','.join(map(str, nb))};".encode())
-    for starts, seed in runs:
-        h.update(f"[{','.join(map(str, starts))}]{seed};".encode())
+        h.update(f";{u}:{','.join(map(str, nb))}".encode())
     return h.hexdigest()
 
 
@@ -385,15 +393,17 @@ class PlanCache:
         return len(self._items)
 
     def get(self, graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
-            delay: Union[str, float, DelayModel], fifo: bool) -> Schedule:
+            delay: Union[str, float, DelayModel], fifo: bool, ties: Optional[str] = None,
+            graph_hash: Optional[str] = None) -> Schedule:
         """The cached schedule, or a fresh :func:`plan` (stored when the delay model is cacheable)."""
-        key = plan_key(graph, runs, budget, delay, fifo)
+        ties = engine_ties() if ties is None else ties
+        key = plan_key(graph, runs, budget, delay, fifo, ties, graph_hash)
         if key is not None and key in self._items:
             self._items.move_to_end(key)
             self.hits += 1
             return self._items[key]
         self.misses += 1
-        sched = plan(graph, runs, budget, delay, fifo)
+        sched = plan(graph, runs, budget, delay, fifo, ties)
         if key is not None and self.maxsize:
             self._items[key] = sched
             while len(self._items) > self.maxsize:

@@ -211,7 +211,7 @@ class Simulation:
         self.start_nodes = self._start_nodes(start)
         self.start_message = start_message
         if tracer is not None:
-            tracer.header(self.header())
+            tracer.run_start(self.header())
 
         self.states: list[Any] = [None] * n
         for v in range(n):
@@ -293,7 +293,7 @@ class Simulation:
         item = (mid, -1, -1, v, self.env.now, 0.0, message)
         Timeout(self.env, 0.0, item).callbacks.append(self._deliver_cb[v])
         if self.tracer is not None:
-            self.tracer.message(self._record(SEND, item, self.env.now))
+            self.tracer.send(self._record(SEND, item, self.env.now))
 
     # ------------------------------------------------------------- hot path
     def _broadcast(self, v: int, message: Message, cause: int) -> None:
@@ -315,13 +315,13 @@ class Simulation:
             if self._lose is not None and self._lose(mid, v, u):
                 self._dropped += 1
                 if tracer is not None:
-                    tracer.message(self._record(DROP, item, now + d, "lost"))
+                    tracer.drop(self._record(DROP, item, now + d, "lost"))
                 continue
             if self.fifo:
                 d = self._fifo_delay(v, u, now, d)
             Timeout(env, d, item).callbacks.append(self._deliver_cb[u])
             if tracer is not None:
-                tracer.message(self._record(SEND, item, now + d))
+                tracer.send(self._record(SEND, item, now + d))
 
     def _fifo_delay(self, v: int, u: int, now: float, d: float) -> float:
         """The delay that makes this copy arrive no earlier than the previous one on (v, u)."""
@@ -348,14 +348,14 @@ class Simulation:
                 if halted is not None and halted(state):
                     self._dropped += 1
                     if tracer is not None:
-                        tracer.message(self._record(DROP, item, self.env.now, "halted"))
+                        tracer.drop(self._record(DROP, item, self.env.now, "halted"))
                     continue
                 state, out = receive(view, state, item[6])
                 states[v] = state
                 self._deliveries += 1
                 self._last = item
                 if tracer is not None:
-                    tracer.message(self._record(DELIVER, item, self.env.now))
+                    tracer.deliver(self._record(DELIVER, item, self.env.now))
                     if self._wants_states:
                         tracer.state(StateRecord(self.env.now, v, item[0], self._summ_state(state)))
                 if out is not None:
@@ -453,7 +453,7 @@ class Simulation:
             self._dropped, len(self.in_flight()), stuck, tuple(self.states),
         )
         if self.tracer is not None:
-            self.tracer.end(EndRecord(
+            self.tracer.run_end(EndRecord(
                 reason, self.env.now, self._deliveries - start, self._sent, self._dropped,
                 tuple(sorted(r[0] for r in self._in_flight_items())), stuck, until, max_deliveries,
             ))

@@ -119,8 +119,8 @@ def save_trace(trace: Trace, path: Union[str, os.PathLike]) -> None:
     from .tracers import JSONLTracer
 
     with JSONLTracer(path) as out:
-        out.header(trace.header)
+        out.run_start(trace.header)
         for r in trace.records:
-            (out.state if isinstance(r, StateRecord) else out.message)(r)
+            out.send(r)
         for e in trace.ends:
-            out.end(e)
+            out.run_end(e)

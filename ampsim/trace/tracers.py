@@ -1,8 +1,11 @@
 """Tracers: the hooks the engine calls for every send, delivery, drop and state change.
 
 The engine only calls a tracer when one is given (``tracer=None`` costs nothing on
-the per-message path). A tracer implements :class:`Tracer`; ``wants_states``
-says whether it needs a :class:`StateRecord` after every delivery.
+the per-message path). A tracer implements :class:`Tracer`, one hook per event:
+``run_start(header)`` (once, when the simulation is built), ``send``, ``deliver``,
+``drop`` (each with a :class:`MessageRecord`), ``state`` (a :class:`StateRecord`
+after every delivery, only if ``wants_states``) and ``run_end`` (an
+:class:`EndRecord` per ``run()`` call).
 
 * :class:`ListTracer` keeps every record in ``records`` (and the header/ends).
 * :class:`JSONLTracer` streams records to a ``.jsonl`` file (see :mod:`ampsim.trace.io`);
@@ -27,13 +30,17 @@ class Tracer(Protocol):
 
     wants_states: bool
 
-    def header(self, header: dict) -> None: ...
+    def run_start(self, header: dict) -> None: ...
 
-    def message(self, record: MessageRecord) -> None: ...
+    def send(self, record: MessageRecord) -> None: ...
+
+    def deliver(self, record: MessageRecord) -> None: ...
+
+    def drop(self, record: MessageRecord) -> None: ...
 
     def state(self, record: StateRecord) -> None: ...
 
-    def end(self, record: EndRecord) -> None: ...
+    def run_end(self, record: EndRecord) -> None: ...
 
 
 class ListTracer:
@@ -45,16 +52,15 @@ class ListTracer:
         self.records: list[Union[MessageRecord, StateRecord]] = []
         self.ends: list[EndRecord] = []
 
-    def header(self, header: dict) -> None:
+    def run_start(self, header: dict) -> None:
         self.header_ = header
 
-    def message(self, record: MessageRecord) -> None:
+    def send(self, record: MessageRecord) -> None:
         self.records.append(record)
 
-    def state(self, record: StateRecord) -> None:
-        self.records.append(record)
+    deliver = drop = state = send
 
-    def end(self, record: EndRecord) -> None:
+    def run_end(self, record: EndRecord) -> None:
         self.ends.append(record)
 
     @property
@@ -81,19 +87,14 @@ class JSONLTracer:
         self.wants_states = states
         self._tmp = f"{self.path}.partial-{os.getpid()}"
         self._f = open(self._tmp, "w", encoding="utf-8")
-        self._lines: list[str] = []
 
-    def header(self, header: dict) -> None:
+    def run_start(self, header: dict) -> None:
         self._f.write(_dumps(header) + "\n")
 
-    def message(self, record: MessageRecord) -> None:
+    def send(self, record: Union[MessageRecord, StateRecord, EndRecord]) -> None:
         self._f.write(_dumps(record.to_dict()) + "\n")
 
-    def state(self, record: StateRecord) -> None:
-        self._f.write(_dumps(record.to_dict()) + "\n")
-
-    def end(self, record: EndRecord) -> None:
-        self._f.write(_dumps(record.to_dict()) + "\n")
+    deliver = drop = state = run_end = send
 
     def close(self) -> None:
         """Finish the file and move it into place."""
@@ -126,19 +127,27 @@ class TeeTracer:
         self.tracers = list(tracers)
         self.wants_states = any(t.wants_states for t in self.tracers)
 
-    def header(self, header: dict) -> None:
+    def run_start(self, header: dict) -> None:
         for t in self.tracers:
-            t.header(header)
+            t.run_start(header)
 
-    def message(self, record: MessageRecord) -> None:
+    def send(self, record: MessageRecord) -> None:
         for t in self.tracers:
-            t.message(record)
+            t.send(record)
+
+    def deliver(self, record: MessageRecord) -> None:
+        for t in self.tracers:
+            t.deliver(record)
+
+    def drop(self, record: MessageRecord) -> None:
+        for t in self.tracers:
+            t.drop(record)
 
     def state(self, record: StateRecord) -> None:
         for t in self.tracers:
             if t.wants_states:
                 t.state(record)
 
-    def end(self, record: EndRecord) -> None:
+    def run_end(self, record: EndRecord) -> None:
         for t in self.tracers:
-            t.end(record)
+            t.run_end(record)

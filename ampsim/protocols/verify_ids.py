@@ -1,0 +1,401 @@
+"""``ampsim verify ids``: run the ID protocol (Lemma 4.2, Corollary 4.3) over graphs x seeds and check it.
+
+A run passes when it ends ``quiescent`` (not at the safety budget, not ``stalled``)
+and every node holds a name that no other node holds. The summary's last line is
+``unique P/N`` (P passing runs of N); the exit status is 0 only when P == N. Under
+``--delay constant`` the engine refuses the protocol (it assumes random delays): the
+refusal is printed as one line and the exit status is 2.
+
+The same functions produce ``results/ids/`` (``python -m ampsim.protocols.verify_ids``):
+
+* ``stars``: time to finish on ``star:k`` against k (simulated time and deliveries,
+  mean and 95th percentile per k), one JSON per k so the sweep is resumable, then
+  ``time_vs_k.json`` and ``time_vs_k.png`` (plotted against ``k * 6**k``);
+* ``graphs``: the Corollary 4.3 check on 200 random connected graphs up to 30 nodes
+  (trees, cycles, grids, random regular, G(n, p)) plus paths, cycles, complete graphs
+  and the Petersen graph, summarised in ``graphs_check.json``.
+
+Percentiles are nearest-rank: the 95th of sorted values ``x`` is ``x[ceil(0.95 n) - 1]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Iterable, Optional, Sequence, Union
+
+from ..engine.errors import AssumptionError
+from ..engine.rng import stream
+from ..engine.simulation import Simulation
+from ..graphs import Graph, parse_graph_spec
+from .ids import UniqueIds
+
+__all__ = [
+    "IdRun",
+    "run_ids",
+    "verify_ids",
+    "summarize_runs",
+    "percentile",
+    "random_graph_specs",
+    "fixed_graph_specs",
+    "measure_stars",
+    "check_graphs",
+    "plot_time_vs_k",
+    "configure",
+    "main",
+    "DEFAULT_BUDGET",
+]
+
+DEFAULT_BUDGET = 500_000
+"""Safety budget (processed deliveries) per run; reaching it is a failure. The largest run seen
+on graphs up to 30 nodes took about 12,000 deliveries (docs/ids.md)."""
+
+
+@dataclass(frozen=True)
+class IdRun:
+    """One run of the protocol: how it ended, its cost, and whether the names came out unique."""
+
+    graph: str
+    n: int
+    seed: int
+    start: int
+    reason: str
+    time: float
+    deliveries: int
+    named: int
+    distinct: int
+
+    @property
+    def ok(self) -> bool:
+        """Quiescent, every node named, all names distinct."""
+        return self.reason == "quiescent" and self.named == self.n and self.distinct == self.n
+
+
+@lru_cache(maxsize=64)
+def _graph(spec: str) -> Graph:
+    return parse_graph_spec(spec)
+
+
+def _start_node(start: Union[int, str], seed: int, n: int) -> int:
+    if start == "vary":
+        return seed % n
+    if isinstance(start, int) and 0 <= start < n:
+        return start
+    raise ValueError(f"start must be a node index in 0..{n - 1} or 'vary', got {start!r}")
+
+
+def run_ids(
+    graph: Union[str, Graph],
+    seed: int,
+    delay: str = "uniform",
+    start: Union[int, str] = 0,
+    budget: int = DEFAULT_BUDGET,
+) -> IdRun:
+    """Run :class:`~ampsim.protocols.ids.UniqueIds` once from one start node and check the names."""
+    spec = graph if isinstance(graph, str) else (graph.name or repr(graph))
+    g = _graph(graph) if isinstance(graph, str) else graph
+    first = _start_node(start, seed, g.num_nodes)
+    sim = Simulation(g, UniqueIds(), delay=delay, seed=seed, start=first, budget=budget)
+    result = sim.run()
+    names = [s.name for s in result.states if s.name is not None]
+    return IdRun(spec, g.num_nodes, seed, first, result.reason, result.time, result.total_deliveries,
+                 len(names), len(set(names)))
+
+
+def _run_task(task: tuple) -> IdRun:
+    return run_ids(*task)
+
+
+def verify_ids(
+    graphs: Sequence[str],
+    seeds: Union[int, Sequence[int]],
+    delay: str = "uniform",
+    start: Union[int, str] = 0,
+    budget: int = DEFAULT_BUDGET,
+    workers: int = 1,
+) -> list[IdRun]:
+    """Every graph spec x every seed (``seeds``: a count from 0, or a list), in that order.
+
+    With ``workers > 1`` the runs are spread over processes; the result is identical.
+    """
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise ValueError("need at least one seed")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    for spec in graphs:
+        g = _graph(spec)
+        _start_node(start, 0, g.num_nodes)
+        # refuse (AssumptionError) or reject a bad graph before any worker starts
+        Simulation(g, UniqueIds(), delay=delay, seed=0, start=_start_node(start, 0, g.num_nodes))
+    tasks = [(spec, s, delay, start, budget) for spec in graphs for s in seed_list]
+    if workers == 1:
+        return [_run_task(t) for t in tasks]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_run_task, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile: the ``ceil(q/100 * n)``-th smallest value."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+def summarize_runs(runs: Sequence[IdRun]) -> dict:
+    """Pass count, failures (as seeds) and mean / p95 / max of time and deliveries."""
+    times = [r.time for r in runs]
+    dels = [r.deliveries for r in runs]
+    return {
+        "runs": len(runs),
+        "unique": sum(r.ok for r in runs),
+        "failed_seeds": [r.seed for r in runs if not r.ok],
+        "reasons": dict(sorted({r.reason: sum(x.reason == r.reason for x in runs) for r in runs}.items())),
+        "time_mean": sum(times) / len(times),
+        "time_p95": percentile(times, 95),
+        "time_max": max(times),
+        "deliveries_mean": sum(dels) / len(dels),
+        "deliveries_p95": percentile(dels, 95),
+        "deliveries_max": max(dels),
+    }
+
+
+# ------------------------------------------------------------------ CLI
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Check that the ID protocol (Lemma 4.2, Corollary 4.3) ends with unique IDs."
+    parser.add_argument("--graph", action="append", required=True,
+                        help="graph spec (repeatable): star:K, random-regular:D:N:SEED, petersen, ...")
+    parser.add_argument("--seeds", type=int, default=100, help="runs per graph, seeds 0..N-1 (default 100)")
+    parser.add_argument("--delay", choices=["uniform", "constant"], default="uniform")
+    parser.add_argument("--start", default="0", help="start node index, or 'vary' (seed mod n); default 0")
+    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+                        help=f"safety budget of deliveries per run, reaching it fails the run (default {DEFAULT_BUDGET})")
+    parser.add_argument("--workers", type=int, default=1, help="processes (same results as 1)")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    start: Union[int, str] = args.start if args.start == "vary" else int(args.start)
+    try:
+        runs = verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
+                          workers=args.workers)
+    except AssumptionError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    for spec in args.graph:
+        mine = [r for r in runs if r.graph == spec]
+        s = summarize_runs(mine)
+        print(f"{spec} (n={mine[0].n}): unique {s['unique']}/{s['runs']}; "
+              f"time mean {s['time_mean']:.2f} p95 {s['time_p95']:.2f} max {s['time_max']:.2f}; "
+              f"deliveries mean {s['deliveries_mean']:.0f} p95 {s['deliveries_p95']} max {s['deliveries_max']}")
+        for r in mine:
+            if not r.ok:
+                print(f"  FAILED seed {r.seed} (start {r.start}): {r.reason} after {r.deliveries} deliveries, "
+                      f"{r.named}/{r.n} named, {r.distinct} distinct")
+    passed = sum(r.ok for r in runs)
+    print(f"unique {passed}/{len(runs)}")
+    return 0 if passed == len(runs) else 1
+
+
+# ------------------------------------------------------------------ results/ids
+def fixed_graph_specs() -> list[str]:
+    """Paths, cycles, complete graphs (small to 30 nodes) and the Petersen graph."""
+    sizes = (2, 3, 4, 5, 7, 10, 16, 30)
+    return ([f"path:{n}" for n in sizes] + [f"cycle:{n}" for n in sizes if n >= 3]
+            + [f"complete:{n}" for n in sizes] + ["petersen"])
+
+
+def random_graph_specs(count: int = 200, seed: int = 0, max_nodes: int = 30) -> list[str]:
+    """``count`` random connected graphs with at most ``max_nodes`` nodes, evenly over five families.
+
+    Trees (``tree:N:S``), cycles, grids (R x C <= max_nodes), random regular graphs
+    and G(n, p) with p = 2 ln(n) / n (``gnp`` keeps the largest component, so it is
+    connected). Distinct specs, drawn from the ``graphs`` stream of ``seed``.
+    """
+    rng = stream(seed, "graphs")
+    families = ("tree", "cycle", "grid", "random-regular", "gnp")
+    specs: list[str] = []
+    seen: set[str] = set()
+    attempts = 0
+    while len(specs) < count:
+        attempts += 1
+        if attempts > 100 * count:
+            raise ValueError(f"cannot draw {count} distinct graphs of at most {max_nodes} nodes")
+        family = families[len(specs) % len(families)]
+        if family == "tree":
+            spec = f"tree:{rng.randint(3, max_nodes)}:{rng.randrange(10**6)}"
+        elif family == "cycle":
+            spec = f"cycle:{rng.randint(3, max_nodes)}"
+            if spec in seen:  # only 28 cycles exist: fall back to a tree
+                spec = f"tree:{rng.randint(3, max_nodes)}:{rng.randrange(10**6)}"
+        elif family == "grid":
+            r = rng.randint(2, 5)
+            spec = f"grid:{r}x{rng.randint(2, max_nodes // r)}"
+            if spec in seen:
+                spec = f"gnp:{rng.randint(8, max_nodes)}:0.3:{rng.randrange(10**6)}"
+        elif family == "random-regular":
+            d = rng.randint(3, 5)
+            n = rng.randint(d + 1, max_nodes)
+            if (d * n) % 2:
+                n -= 1 if n - 1 > d else -1
+            spec = f"random-regular:{d}:{n}:{rng.randrange(10**6)}"
+        else:
+            n = rng.randint(8, max_nodes)
+            spec = f"gnp:{n}:{2 * math.log(n) / n:.3f}:{rng.randrange(10**6)}"
+        if spec in seen:
+            continue
+        g = _graph(spec)
+        if g.num_nodes < 2 or g.num_nodes > max_nodes or not _connected(g):
+            continue
+        seen.add(spec)
+        specs.append(spec)
+    return specs
+
+
+def _connected(g: Graph) -> bool:
+    seen, todo = {0}, [0]
+    while todo:
+        for u in g.neighbors[todo.pop()]:
+            if u not in seen:
+                seen.add(u)
+                todo.append(u)
+    return len(seen) == g.num_nodes
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.partial-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1, budget: int = DEFAULT_BUDGET) -> dict:
+    """Time to finish on ``star:k`` (started at the centre) for each k; ``time_vs_k.json`` in ``out_dir``.
+
+    One ``star_k{k}.json`` per k (per-seed time and deliveries); a k whose file already
+    holds ``seeds`` runs is read back, not rerun.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    rows = []
+    for k in ks:
+        path = os.path.join(out_dir, f"star_k{k}.json")
+        data = None
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            if data.get("seeds") != seeds:
+                data = None
+        if data is None:
+            runs = verify_ids([f"star:{k}"], seeds, start=0, budget=budget, workers=workers)
+            data = {"k": k, "seeds": seeds, "budget": budget, "summary": summarize_runs(runs),
+                    "runs": [{"seed": r.seed, "ok": r.ok, "reason": r.reason, "time": r.time,
+                              "deliveries": r.deliveries} for r in runs]}
+            _write_json(path, data)
+        rows.append({"k": k, "bound_k6k": k * 6**k, **data["summary"]})
+    table = {
+        "command": f"python -m ampsim.protocols.verify_ids stars --seeds {seeds} --out {out_dir}",
+        "protocol": "ids (UniqueIds), started at the star's centre, delay U(0,1]",
+        "percentile": "nearest-rank",
+        "rows": rows,
+    }
+    _write_json(os.path.join(out_dir, "time_vs_k.json"), table)
+    return table
+
+
+def plot_time_vs_k(table: dict, path: Optional[str] = None):
+    """Mean and p95 of time and deliveries per k against ``k * 6**k`` (log-log); saved to ``path``."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table["rows"]
+    bound = [r["bound_k6k"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, what, unit in ((axes[0], "time", "simulated time"), (axes[1], "deliveries", "messages (deliveries)")):
+        ax.loglog(bound, [r[f"{what}_mean"] for r in rows], "o-", label="mean")
+        ax.loglog(bound, [r[f"{what}_p95"] for r in rows], "s--", label="95th percentile")
+        ax.loglog(bound, bound, ":", color="grey", label="k·6^k (constant 1)")
+        for r in rows:
+            ax.annotate(f"k={r['k']}", (r["bound_k6k"], r[f"{what}_mean"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7)
+        ax.set_xlabel("k·6^k")
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(f"IDs on star:k ({rows[0]['runs']} seeds per k)")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def check_graphs(out_dir: str, count: int = 200, seeds: int = 20, workers: int = 1,
+                 budget: int = DEFAULT_BUDGET) -> dict:
+    """Corollary 4.3 on ``random_graph_specs(count)`` + ``fixed_graph_specs()``, start node seed mod n."""
+    os.makedirs(out_dir, exist_ok=True)
+    specs = random_graph_specs(count) + fixed_graph_specs()
+    runs = verify_ids(specs, seeds, start="vary", budget=budget, workers=workers)
+    per_graph = []
+    for spec in specs:
+        mine = [r for r in runs if r.graph == spec]
+        s = summarize_runs(mine)
+        per_graph.append({"graph": spec, "n": mine[0].n, "unique": s["unique"], "runs": s["runs"],
+                          "failed_seeds": s["failed_seeds"], "time_mean": s["time_mean"],
+                          "time_max": s["time_max"], "deliveries_mean": s["deliveries_mean"],
+                          "deliveries_max": s["deliveries_max"]})
+    table = {
+        "command": f"python -m ampsim.protocols.verify_ids graphs --count {count} --seeds {seeds} --out {out_dir}",
+        "protocol": "ids (UniqueIds), delay U(0,1], start node = seed mod n",
+        "graphs": len(specs),
+        "random_graphs": count,
+        "seeds_per_graph": seeds,
+        "total": summarize_runs(runs),
+        "per_graph": per_graph,
+    }
+    _write_json(os.path.join(out_dir, "graphs_check.json"), table)
+    return table
+
+
+def _script(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ampsim.protocols.verify_ids",
+                                     description="regenerate results/ids/")
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("stars", help="time to finish against k on stars")
+    p.add_argument("--ks", default="1-12", help="range a-b (default 1-12)")
+    p.add_argument("--seeds", type=int, default=1000)
+    p.add_argument("--out", default="results/ids")
+    p.add_argument("--workers", type=int, default=1)
+    p = sub.add_parser("graphs", help="unique IDs on random connected graphs")
+    p.add_argument("--count", type=int, default=200)
+    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--out", default="results/ids")
+    p.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.what == "stars":
+        lo, _, hi = args.ks.partition("-")
+        table = measure_stars(range(int(lo), int(hi or lo) + 1), args.seeds, args.out, args.workers)
+        plot_time_vs_k(table, os.path.join(args.out, "time_vs_k.png"))
+        for r in table["rows"]:
+            print(f"k={r['k']:2d}  unique {r['unique']}/{r['runs']}  time mean {r['time_mean']:7.2f} "
+                  f"p95 {r['time_p95']:7.2f}  deliveries mean {r['deliveries_mean']:8.1f} "
+                  f"p95 {r['deliveries_p95']:6d}  k*6^k {r['bound_k6k']}")
+        return 0 if all(r["unique"] == r["runs"] for r in table["rows"]) else 1
+    table = check_graphs(args.out, args.count, args.seeds, args.workers)
+    t = table["total"]
+    print(f"{table['graphs']} graphs x {args.seeds} seeds: unique {t['unique']}/{t['runs']}, "
+          f"time max {t['time_max']:.1f}, deliveries max {t['deliveries_max']}")
+    return 0 if t["unique"] == t["runs"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(_script())

@@ -1,0 +1,140 @@
+"""Training loop: overfit to 1.0, bit-for-bit resume, per-epoch delay seeds, evaluation, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from ampsim.cells.execute import EngineExecutor
+from ampsim.cli import main as cli_main
+from ampsim.engine.rng import derive_seed, stream
+from ampsim.train.cli import run_folder
+from ampsim.train.loop import (
+    CHECKPOINT,
+    RESULT,
+    TrainConfig,
+    build_model,
+    distance_bucket,
+    evaluate,
+    fit,
+    get_executor,
+    load_task,
+)
+
+
+class ZeroExecutor:
+    """Final states all zero (the decoder alone learns); records every run's delay seed."""
+
+    def __init__(self) -> None:
+        self.seeds: list[list[int]] = []
+
+    def execute(self, cell, graph, runs, budget, delay="constant", fifo=False):
+        self.seeds.append([r.seed for r in runs])
+        return torch.zeros(len(runs), graph.num_nodes, cell.state_size)
+
+
+def test_overfit_limits1_to_accuracy_one():
+    result = fit(TrainConfig(task="limits1", model="amp-rnn", epochs=12, hidden=16), EngineExecutor())
+    assert result["finished"] and result["epochs_done"] == 12
+    assert result["train_acc"][-1] == 1.0
+    assert result["test"]["test"] == {"acc": 1.0, "correct": 16, "total": 16}
+    assert result["loss"][-1] < result["loss"][0]
+
+
+def test_resume_ends_bit_for_bit_like_an_uninterrupted_run(tmp_path):
+    config = TrainConfig(task="limits1", model="amp-gru", delay="uniform", epochs=4, hidden=4,
+                         checkpoint_every=2, seed=1)
+    full = fit(config, EngineExecutor(), out_dir=str(tmp_path / "full"))
+    cut = fit(config, EngineExecutor(), out_dir=str(tmp_path / "cut"), stop_after=3)
+    assert not cut["finished"] and cut["epochs_done"] == 3
+    assert not (tmp_path / "cut" / RESULT).exists()
+    assert torch.load(tmp_path / "cut" / CHECKPOINT, weights_only=True)["epoch"] == 2  # epoch 3 is lost
+    with pytest.raises(ValueError, match="resume"):
+        fit(config, EngineExecutor(), out_dir=str(tmp_path / "cut"))
+    rest = fit(config, EngineExecutor(), out_dir=str(tmp_path / "cut"), resume=True)
+    assert rest["params_sha256"] == full["params_sha256"]
+    assert rest["loss"] == full["loss"] and rest["test"] == full["test"]
+    other = TrainConfig(task="limits1", model="amp-gru", delay="uniform", epochs=4, hidden=4, seed=2)
+    with pytest.raises(ValueError, match=r"differs in \['seed'\]"):
+        fit(other, EngineExecutor(), out_dir=str(tmp_path / "cut"), resume=True)
+
+
+def test_uniform_delays_draw_new_seeds_every_epoch_from_the_stream():
+    ex = ZeroExecutor()
+    fit(TrainConfig(task="limits1", delay="uniform", epochs=2, hidden=4, seed=9), ex)
+    rng = stream(9, "train-delays")
+    for epoch in range(2):
+        epoch_seed = rng.getrandbits(63)
+        graph_seed = derive_seed(epoch_seed, "graph0")
+        assert ex.seeds[epoch] == [derive_seed(graph_seed, f"run{i}") for i in range(16)]
+    assert ex.seeds[0] != ex.seeds[1]
+    test_graph_seed = derive_seed(derive_seed(9, "test-delays"), "test/0")
+    assert ex.seeds[2] == [derive_seed(test_graph_seed, f"run{i}") for i in range(16)]
+
+
+def test_parity_task_settings_and_distance_breakdown():
+    task = load_task("parity", 0, train_graphs=3, test_sizes=(12,))
+    assert (task.name, task.readout, task.budget_factor, task.msg_size, task.heads, task.hidden) == (
+        "Parity", "all", 10, 3, 1, 30)
+    assert list(task.tests) == ["12"] and len(task.tests["12"]) == 10
+    assert task.seen_distances == tuple(sorted({d for g in task.train for d in g.meta["distances"].tolist()}))
+    model = build_model(task, TrainConfig(task="parity"))
+    with torch.no_grad():
+        model.decoders[0].weight.zero_()
+        model.decoders[0].bias.copy_(torch.tensor([0.0, 1.0]))  # always predicts "even"
+    out = evaluate(model, task, task.tests["12"], ZeroExecutor(), split="12")
+    dists = torch.cat([g.meta["distances"] for g in task.tests["12"]]).tolist()
+    assert out["total"] == 120 and out["correct"] == sum(d % 2 == 0 for d in dists)
+    for key, cell in out["by_distance"].items():
+        members = [d for d in dists if distance_bucket(d) == int(key)]
+        assert cell == {"acc": sum(d % 2 == 0 for d in members) / len(members), "total": len(members)}
+    assert out["by_distance"]["0"] == {"acc": 1.0, "total": 10}
+    seen = [d for d in dists if d in task.seen_distances]
+    assert out["seen"]["total"] == len(seen)
+    multi = load_task("parity-multi", 0, train_graphs=2, test_sizes=(10,), sources=3)
+    assert (multi.name, multi.heads, multi.msg_size) == ("Parity-3", 3, 9)
+
+
+def test_distance_buckets_merge_odd_even_pairs():
+    assert [distance_bucket(d) for d in range(7)] == [0, 1, 1, 3, 3, 5, 5]
+
+
+def test_table2_graph_task_uses_pool_readout_and_task_settings():
+    task = load_task("max", 0)
+    assert (task.name, task.readout, task.aggr, task.hidden, task.budget_factor) == ("MAX", "pool", "max", 32, 5)
+    with pytest.raises(ValueError, match="parity"):
+        load_task("lcc", 0, train_graphs=5)
+
+
+def test_config_and_executor_errors():
+    with pytest.raises(ValueError, match="unknown model"):
+        TrainConfig(task="limits1", model="amp-xl")
+    with pytest.raises(ValueError, match="delay"):
+        TrainConfig(task="limits1", delay="exponential")
+    with pytest.raises(ValueError, match="unknown executor"):
+        get_executor("gpu")
+    assert get_executor("engine")[0] == "engine"
+
+
+def test_cli_train_smoke(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--task", "limits1", "--model", "amp-iter", "--epochs", "2", "--hidden", "4",
+            "--out", str(out), "--executor", "engine", "--quiet"]
+    assert cli_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "Limits1 AMP-Iter seed 0 (constant delays, engine executor): 2 epochs" in printed
+    result = json.loads((out / RESULT).read_text())
+    assert result["config"]["model"] == "amp-iter" and result["epochs_done"] == 2 and len(result["loss"]) == 2
+    assert result["test"]["test"]["total"] == 16
+    assert cli_main(argv) == 2  # a checkpoint exists: refused without --resume
+    assert "pass resume=True (--resume)" in capsys.readouterr().err
+    assert cli_main(argv + ["--resume"]) == 0
+    assert cli_main(["train", "--task", "limits9", "--out", str(tmp_path / "x"), "--executor", "engine"]) == 2
+
+
+def test_run_folder_layout():
+    assert run_folder("results/runs", "4-cycles", "amp-rnn", 3) == os.path.join("results/runs", "4-cycles", "amp-rnn", "seed3")
+    assert run_folder("r", "parity", "amp-iter", 0, gate=True, delay="uniform").endswith(
+        os.path.join("parity", "amp-iter+gate@uniform", "seed0"))
