@@ -45,4 +45,4 @@ def test_state_hook_only_when_wanted_and_tee():
     Simulation(nx.path_graph(2), Flooding(), tracer=TeeTracer([with_states, without, lt])).run()
     assert ("state", 0) in with_states.calls and not any(c[0] == "state" for c in without.calls)
     assert [c for c in with_states.calls if c[0] != "state"] == without.calls
-    assert [r.msg_id for r in lt.records] == [0, 0, 1, 1]
+    assert [r.msg_id for r in lt.records] == [0, 0, 1, 1, 2, 2]
