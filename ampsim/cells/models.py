@@ -172,6 +172,39 @@ class AMPModel(nn.Module):
             pooled = own.mean(0, keepdim=True)
         return nn.functional.log_softmax(self.decoders[0](pooled), dim=-1)
 
+    def _data(self, graph: GraphData) -> GraphData:
+        x = graph.x.to(self.cell.encoder.weight.dtype)
+        if x is graph.x:
+            return graph
+        return GraphData(graph.edge_index, x, graph.y, graph.num_nodes, graph.level, graph.starts, graph.meta)
+
+    def forward_many(
+        self,
+        graphs: Sequence[GraphData],
+        executor: Executor,
+        budgets: Sequence[int],
+        delay: Union[str, DelayModel] = "constant",
+        seeds: Optional[Sequence[int]] = None,
+        fifo: bool = False,
+    ) -> list[Tensor]:
+        """:meth:`forward` for many graphs; executors with ``execute_many`` run graphs of equal budget together."""
+        seeds = list(seeds) if seeds is not None else [0] * len(graphs)
+        if len(budgets) != len(graphs) or len(seeds) != len(graphs):
+            raise ValueError("graphs, budgets and seeds must have the same length")
+        many = getattr(executor, "execute_many", None)
+        if many is None:
+            return [self(g, executor, b, delay, s, fifo) for g, b, s in zip(graphs, budgets, seeds)]
+        out: list[Optional[Tensor]] = [None] * len(graphs)
+        groups: dict[int, list[int]] = {}
+        for i, b in enumerate(budgets):
+            groups.setdefault(int(b), []).append(i)
+        for budget, idx in groups.items():
+            states = many(self.cell, [self._data(graphs[i]) for i in idx],
+                          [self.runs(graphs[i], seeds[i]) for i in idx], budget, delay, fifo)
+            for i, st in zip(idx, states):
+                out[i] = self.readout_states(st)
+        return out  # type: ignore[return-value]
+
     def forward(
         self,
         graph: GraphData,
@@ -181,10 +214,7 @@ class AMPModel(nn.Module):
         seed: int = 0,
         fifo: bool = False,
     ) -> Tensor:
-        x = graph.x.to(self.cell.encoder.weight.dtype)
-        data = graph if x is graph.x else GraphData(graph.edge_index, x, graph.y, graph.num_nodes,
-                                                    graph.level, graph.starts, graph.meta)
-        states = executor.execute(self.cell, data, self.runs(graph, seed), budget, delay, fifo)
+        states = executor.execute(self.cell, self._data(graph), self.runs(graph, seed), budget, delay, fifo)
         return self.readout_states(states)
 
     def targets(self, graph: GraphData) -> Tensor:

@@ -24,8 +24,9 @@ import json
 import math
 import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Optional, Sequence, Union
 
@@ -269,10 +270,10 @@ def _connected(g: Graph) -> bool:
     return len(seen) == g.num_nodes
 
 
-def _write_json(path: str, data: dict) -> None:
+def _write_json(path: str, data: dict, indent: Optional[int] = 1) -> None:
     tmp = f"{path}.partial-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
+        json.dump(data, f, indent=indent, sort_keys=True)
         f.write("\n")
     os.replace(tmp, path)
 
@@ -280,8 +281,8 @@ def _write_json(path: str, data: dict) -> None:
 def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1, budget: int = DEFAULT_BUDGET) -> dict:
     """Time to finish on ``star:k`` (started at the centre) for each k; ``time_vs_k.json`` in ``out_dir``.
 
-    One ``star_k{k}.json`` per k (per-seed time and deliveries); a k whose file already
-    holds ``seeds`` runs is read back, not rerun.
+    One ``star_k{k}.json`` per k (per-seed time and deliveries, in seed order, and the wall
+    time of the sweep); a k whose file already holds ``seeds`` runs is read back, not rerun.
     """
     os.makedirs(out_dir, exist_ok=True)
     rows = []
@@ -294,12 +295,13 @@ def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1,
             if data.get("seeds") != seeds:
                 data = None
         if data is None:
+            began = time.perf_counter()
             runs = verify_ids([f"star:{k}"], seeds, start=0, budget=budget, workers=workers)
-            data = {"k": k, "seeds": seeds, "budget": budget, "summary": summarize_runs(runs),
-                    "runs": [{"seed": r.seed, "ok": r.ok, "reason": r.reason, "time": r.time,
-                              "deliveries": r.deliveries} for r in runs]}
-            _write_json(path, data)
-        rows.append({"k": k, "bound_k6k": k * 6**k, **data["summary"]})
+            data = {"k": k, "seeds": seeds, "budget": budget, "workers": workers,
+                    "wall_s": round(time.perf_counter() - began, 2), "summary": summarize_runs(runs),
+                    "time": [round(r.time, 6) for r in runs], "deliveries": [r.deliveries for r in runs]}
+            _write_json(path, data, indent=None)
+        rows.append({"k": k, "bound_k6k": k * 6**k, "wall_s": data["wall_s"], **data["summary"]})
     table = {
         "command": f"python -m ampsim.protocols.verify_ids stars --seeds {seeds} --out {out_dir}",
         "protocol": "ids (UniqueIds), started at the star's centre, delay U(0,1]",
@@ -312,10 +314,6 @@ def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1,
 
 def plot_time_vs_k(table: dict, path: Optional[str] = None):
     """Mean and p95 of time and deliveries per k against ``k * 6**k`` (log-log); saved to ``path``."""
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = table["rows"]

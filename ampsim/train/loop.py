@@ -240,8 +240,9 @@ def evaluate(model: AMPModel, task: TaskSpec, graphs: Sequence[GraphData], execu
     buckets: dict[int, list[int]] = {}
     seen_c = seen_t = 0
     seen = set(task.seen_distances)
-    for i, g in enumerate(graphs):
-        logp = model(g, executor, _budget(task, config, g), delay, derive_seed(seed, f"{split}/{i}"))
+    logps = model.forward_many(graphs, executor, [_budget(task, config, g) for g in graphs], delay,
+                               [derive_seed(seed, f"{split}/{i}") for i in range(len(graphs))])
+    for g, logp in zip(graphs, logps):
         hit = (logp.argmax(-1) == model.targets(g))
         correct += int(hit.sum())
         total += hit.numel()
@@ -264,11 +265,10 @@ def evaluate(model: AMPModel, task: TaskSpec, graphs: Sequence[GraphData], execu
 def _epoch_loss(model: AMPModel, task: TaskSpec, executor: Executor, config: TrainConfig,
                 epoch_seed: int) -> tuple[torch.Tensor, float]:
     """One full-batch forward pass: mean NLL over all predictions (summed over heads); and train accuracy."""
-    logps, targets = [], []
-    for i, g in enumerate(task.train):
-        lp = model(g, executor, _budget(task, config, g), config.delay, _graph_seed(epoch_seed, i))
-        logps.append(lp)
-        targets.append(model.targets(g))
+    graphs = task.train
+    logps = model.forward_many(graphs, executor, [_budget(task, config, g) for g in graphs], config.delay,
+                               [_graph_seed(epoch_seed, i) for i in range(len(graphs))])
+    targets = [model.targets(g) for g in graphs]
     dim = 1 if task.readout == "all" else 0
     logp = torch.cat(logps, dim=dim)
     target = torch.cat(targets, dim=dim)
@@ -367,7 +367,7 @@ def fit(
         history = {k: list(v) for k, v in ckpt["history"].items()}
         epoch = int(ckpt["epoch"])
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     show = not quiet and sys.stderr.isatty()
     bar = tqdm(total=config.epochs, initial=epoch, disable=not show, desc=f"{task.name} {config.model} s{config.seed}",

@@ -1,0 +1,624 @@
+"""``ampsim verify synchronizer``: Theorem 4.1 checked by execution, case by case, against sGIN.
+
+A case is (graph, L, seed, delay model, FIFO). The seed draws the node features
+(U(-1, 1)^d, stream ``features/<graph>``), the start node (stream ``start/<graph>``),
+the sGIN weights (:meth:`SGIN.random`) and the delays (the simulation's own
+``delays`` stream). With constant delays channels are FIFO by construction, so a
+constant case is run once (``fifo`` recorded as true). The run starts with the
+origin message to the start node. Each case ends as exactly one of
+
+=============  =====================================================================
+``pass``       every node finished L layers and its final state equals sGIN's
+               (|got - expected| <= 1e-6 · max(1, |expected|) per entry)
+``wrong``      every node finished, some final state differs
+``deadlock``   the run went quiet before every node finished L layers (the
+               engine's ``stalled``; the stuck nodes are named)
+``budget``     the message budget ran out first: 20 · L · |E| + 2n processed
+               deliveries, 5x what the corrected synchronizer can need
+               ((2L - 1) · 2|E| + 1)
+=============  =====================================================================
+
+For a failure the *first divergence* is the first layer value, in delivery order,
+that differs from sGIN (node, pulse = layer, expected, got, and for Table 1 the row
+that fired), or else the stuck node with the fewest layers done. The smallest
+failing case (fewest nodes, edges, layers, deliveries) is rerun with a JSONL tracer
+and saved with a ``.case.json`` that :func:`replay_case` turns back into the run.
+
+For the corrected synchronizer every delivery of every case is also fed to the
+3-layer ReLU network of :mod:`ampsim.protocols.relu_net`, which must reproduce the
+rule's new state and emission (integers exactly, reals to 1e-9).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from typing import Any, Optional, Sequence
+
+from ..engine.messages import Message, NodeView
+from ..engine.rng import stream
+from ..engine.simulation import Simulation
+from ..graphs import Graph, parse_graph_spec
+from .sgin import SGIN, run_sgin
+from .synchronizer import ORIGIN, TABLE1_ROWS, Synchronizer, Table1Literal
+
+__all__ = [
+    "DEFAULT_GRAPHS",
+    "DEFAULT_LAYERS",
+    "Case",
+    "CaseResult",
+    "Divergence",
+    "make_cases",
+    "run_case",
+    "sweep",
+    "summarize",
+    "format_summary",
+    "save_failure",
+    "replay_case",
+    "plot_messages_per_layer",
+    "budget_for",
+    "configure",
+    "main",
+]
+
+DEFAULT_GRAPHS = (
+    "path:2", "path:7", "path:50",
+    "cycle:3", "cycle:8", "cycle:31",
+    "star:5", "star:20",
+    "complete:4", "complete:10",
+    "petersen",
+    "grid:3x3", "grid:5x10",
+    "tree:15:1", "tree:50:2",
+    "random-regular:3:20:7", "random-regular:4:30:1", "random-regular:5:50:2",
+    "gnp:30:0.15:3", "gnp:50:0.08:5",
+)
+"""20 graphs, n <= 50: paths, cycles, stars, complete, Petersen, grids, trees, random regular, G(n, p)."""
+
+DEFAULT_LAYERS = (1, 2, 3, 5)
+DEFAULT_DIM = 3
+RTOL = 1e-6
+RELU_TOL = 1e-9
+RULES = {"synchronizer": Synchronizer, "table1-literal": Table1Literal}
+
+
+def budget_for(graph: Graph, layers: int) -> int:
+    """Processed deliveries a case may use: 20 · L · |E| + 2n."""
+    return 20 * layers * graph.num_edges + 2 * graph.num_nodes
+
+
+@dataclass(frozen=True)
+class Case:
+    """One verification run."""
+
+    graph: str
+    layers: int
+    seed: int
+    delay: str = "uniform"
+    fifo: bool = False
+    rule: str = "synchronizer"
+    aggregation: str = "sum"
+    dim: int = DEFAULT_DIM
+    loss: float = 0.0
+
+    def label(self) -> str:
+        return (f"{self.rule} {self.graph} L={self.layers} seed={self.seed} {self.delay}"
+                f"{' fifo' if self.fifo else ''}{f' loss={self.loss}' if self.loss else ''}")
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a run first left sGIN: ``node`` at ``pulse`` (= layer); ``got`` is None if never computed."""
+
+    node: int
+    pulse: int
+    expected: tuple
+    got: Optional[tuple]
+    t: Optional[float] = None
+    delivery: Optional[int] = None
+    row: Optional[str] = None
+
+    def describe(self) -> str:
+        exp = "[" + ", ".join(f"{x:.6g}" for x in self.expected) + "]"
+        got = "never computed" if self.got is None else "[" + ", ".join(f"{x:.6g}" for x in self.got) + "]"
+        where = "" if self.t is None else f" at t={self.t:.6g} (delivery #{self.delivery}{', row ' + self.row if self.row else ''})"
+        return f"node {self.node}, pulse {self.pulse}{where}: expected {exp}, got {got}"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """How one case ended."""
+
+    case: Case
+    outcome: str
+    reason: str
+    n: int
+    m: int
+    start: int
+    deliveries: int
+    sent: int
+    dropped: int
+    stuck: tuple = ()
+    max_error: float = 0.0
+    divergence: Optional[Divergence] = None
+    relu_steps: int = 0
+    relu_mismatches: int = 0
+    relu_max_error: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome != "pass" or self.relu_mismatches > 0
+
+
+# ------------------------------------------------------------------ one case
+@lru_cache(maxsize=64)
+def _graph(spec: str) -> Graph:
+    return parse_graph_spec(spec)
+
+
+def case_inputs(case: Case) -> tuple[Graph, list, int, SGIN]:
+    """(graph, features, start node, sGIN model) of a case, all drawn from its seed."""
+    g = _graph(case.graph)
+    rng = stream(case.seed, f"features/{case.graph}")
+    features = [[rng.uniform(-1.0, 1.0) for _ in range(case.dim)] for _ in range(g.num_nodes)]
+    start = stream(case.seed, f"start/{case.graph}").randrange(g.num_nodes)
+    model = SGIN.random(case.dim, case.layers, case.seed, case.aggregation)
+    return g, features, start, model
+
+
+class _Recorder:
+    """A transparent NodeRule wrapper that keeps (node view, state, message, new state, emission) per delivery."""
+
+    def __init__(self, rule: Any) -> None:
+        self.rule = rule
+        self.name = rule.name
+        self.assumes = rule.assumes
+        self.steps: list[tuple] = []
+        self.sim: Optional[Simulation] = None
+
+    def start(self, node: NodeView):
+        return self.rule.start(node)
+
+    def receive(self, node: NodeView, state: Any, message: Message):
+        new, out = self.rule.receive(node, state, message)
+        sim = self.sim
+        self.steps.append((node, state, message, new, out, sim.now if sim else None, sim.deliveries + 1 if sim else None))
+        return new, out
+
+    def finished(self, state: Any) -> bool:
+        return self.rule.finished(state)
+
+    def summarize(self, payload: Any) -> str:
+        return self.rule.summarize(payload)
+
+    def summarize_state(self, state: Any) -> str:
+        return self.rule.summarize_state(state)
+
+    def params(self) -> dict:
+        return self.rule.params()
+
+
+def _close(got: Sequence[float], expected: Sequence[float]) -> bool:
+    return all(abs(g - e) <= RTOL * max(1.0, abs(e)) for g, e in zip(got, expected))
+
+
+def _error(got: Sequence[float], expected: Sequence[float]) -> float:
+    return max((abs(g - e) / max(1.0, abs(e)) for g, e in zip(got, expected)), default=0.0)
+
+
+def build_simulation(case: Case, tracer: Any = None, wrap: bool = True) -> tuple[Simulation, Any, tuple]:
+    """The simulation of a case (with the recording wrapper if ``wrap``), and sGIN's layers for it."""
+    g, features, start, model = case_inputs(case)
+    rule = RULES[case.rule](model)
+    rec = _Recorder(rule) if wrap else rule
+    sim = Simulation(
+        g, rec, delay=case.delay, fifo=case.fifo, seed=case.seed, tracer=tracer, start=start,
+        start_message=ORIGIN, features=features, loss=case.loss, budget=budget_for(g, case.layers),
+    )
+    if wrap:
+        rec.sim = sim
+    return sim, rec, run_sgin(g, features, model)
+
+
+def run_case(case: Case, relu: bool = True) -> CaseResult:
+    """Run one case and classify it; ``relu``: also check the ReLU network on every step (corrected rule)."""
+    sim, rec, ref = build_simulation(case)
+    g = sim.graph
+    result = sim.run()
+    L = case.layers
+    index = {id(view): v for v, view in enumerate(sim.views)}
+    progress = rec.rule.progress
+    finals = [progress(s) for s in result.states]
+    max_error = max((_error(s, ref[L][v]) for v, (l, s) in enumerate(finals) if l == 0), default=0.0)
+    if result.reason == "message_budget":
+        outcome = "budget"
+    elif result.reason == "stalled" or any(l != 0 for l, _ in finals):
+        outcome = "deadlock"
+    else:
+        outcome = "pass" if all(_close(s, ref[L][v]) for v, (_, s) in enumerate(finals)) else "wrong"
+    divergence = None
+    if outcome != "pass":
+        divergence = _first_divergence(rec, index, ref, L, finals, result.stuck)
+    relu_steps = relu_bad = 0
+    relu_err = 0.0
+    if relu and case.rule == "synchronizer" and rec.steps:
+        relu_steps, relu_bad, relu_err = _check_relu(rec.rule.model, rec.steps, max(g.degrees))
+    return CaseResult(
+        case, outcome, result.reason, g.num_nodes, g.num_edges, sim.start_nodes[0][0], result.total_deliveries,
+        result.sent, result.dropped, tuple(result.stuck), max_error, divergence, relu_steps, relu_bad, relu_err,
+    )
+
+
+def _first_divergence(rec: _Recorder, index: dict, ref: tuple, L: int, finals: list, stuck: tuple) -> Optional[Divergence]:
+    progress = rec.rule.progress
+    row_of = getattr(rec.rule, "row", None)
+    for view, state, message, new, _, t, k in rec.steps:
+        l_old, _ = progress(state)
+        l_new, value = progress(new)
+        if l_new < l_old:
+            v = index[id(view)]
+            layer = L - l_new
+            if not _close(value, ref[layer][v]):
+                row = TABLE1_ROWS[row_of(state, message)] if row_of else None
+                return Divergence(v, layer, ref[layer][v], value, t, k, row)
+    unfinished = [(L - l, v) for v, (l, _) in enumerate(finals) if l != 0]
+    if unfinished:
+        done, v = min(unfinished)
+        return Divergence(v, done + 1, ref[done + 1][v], None)
+    return None
+
+
+_NETS: dict = {}
+RELU_BOUND = 64.0
+"""Smallest entry bound of the checking networks; a case with larger values gets the next power of two."""
+
+
+def _relu_net(model: SGIN, max_degree: int, bound: float):
+    """The ReLU network for ``model``, cached per process (one per sGIN model, bound and degree classes)."""
+    from .relu_net import build_relu_net
+
+    key = (model, max_degree if model.aggregation != "sum" else 0, bound)
+    net = _NETS.get(key)
+    if net is None:
+        if len(_NETS) >= 256:
+            _NETS.clear()
+        net = _NETS[key] = build_relu_net(model, max(max_degree, 1) if model.aggregation != "sum" else 64, bound)
+    return net
+
+
+def _check_relu(model: SGIN, steps: list, max_degree: int) -> tuple[int, int, float]:
+    """Feed every recorded step to the ReLU network: (steps, mismatching steps, max relative real error)."""
+    import torch
+
+    from .relu_net import encode_input, encode_output
+
+    rows_in, rows_out = [], []
+    biggest = 1.0
+    for view, state, message, new, out, _, _ in steps:
+        payload = message.payload
+        rows_in.append(encode_input(state, payload, view.degree))
+        rows_out.append(encode_output(new, None if out is None else out.payload))
+    x = torch.tensor(rows_in, dtype=torch.float64)
+    y = torch.tensor(rows_out, dtype=torch.float64)
+    d = model.dim
+    biggest = max(float(x[:, :3 * d].abs().max()), float(y[:, :2 * d].abs().max()))
+    bound = max(RELU_BOUND, 2.0 ** math.ceil(math.log2(max(biggest, 1.0))))
+    got = _relu_net(model, max_degree, bound)(x)
+    real_cols = list(range(0, 2 * d)) + list(range(2 * d + 4, 3 * d + 4))
+    int_cols = [c for c in range(y.shape[1]) if c not in real_cols]
+    err = ((got[:, real_cols] - y[:, real_cols]).abs() / y[:, real_cols].abs().clamp(min=1.0)).max(dim=1).values
+    int_ok = (got[:, int_cols] == y[:, int_cols]).all(dim=1)
+    bad = int(((err > RELU_TOL) | ~int_ok).sum())
+    return len(steps), bad, float(err.max())
+
+
+# ------------------------------------------------------------------ the sweep
+def make_cases(
+    graphs: Sequence[str] = DEFAULT_GRAPHS,
+    layers: Sequence[int] = DEFAULT_LAYERS,
+    seeds: int = 50,
+    rule: str = "synchronizer",
+    delays: Sequence[str] = ("constant", "uniform"),
+    aggregation: str = "sum",
+    dim: int = DEFAULT_DIM,
+    loss: float = 0.0,
+) -> list[Case]:
+    """graphs x L x seeds x (constant; uniform non-FIFO; uniform FIFO), in that order."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {sorted(RULES)}")
+    for L in layers:
+        if L < 1:
+            raise ValueError(f"--layers must be >= 1, got {L}")
+    for spec in graphs:
+        g = _graph(spec)
+        if g.isolated():
+            raise ValueError(f"graph {spec!r} has isolated nodes {g.isolated()[:5]}: every node needs a neighbour")
+    settings = []
+    for delay in delays:
+        if delay == "constant":
+            settings.append(("constant", True))
+        elif delay == "uniform":
+            settings += [("uniform", False), ("uniform", True)]
+        else:
+            raise ValueError(f"unknown delay model {delay!r}; choose constant or uniform")
+    return [
+        Case(spec, L, seed, delay, fifo, rule, aggregation, dim, loss)
+        for spec in graphs for L in layers for seed in range(seeds) for delay, fifo in settings
+    ]
+
+
+def _run_chunk(args: tuple[list[Case], bool]) -> list[CaseResult]:
+    cases, relu = args
+    return [run_case(c, relu) for c in cases]
+
+
+def _one_torch_thread() -> None:
+    """The ReLU check runs many small matmuls: one torch thread is several times faster than two."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def sweep(cases: Sequence[Case], workers: int = 1, relu: bool = True) -> list[CaseResult]:
+    """Run every case; with ``workers > 1`` over a process pool. Results are in case order either way."""
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    cases = list(cases)
+    if workers == 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return [run_case(c, relu) for c in cases]
+        finally:
+            torch.set_num_threads(threads)
+    size = max(1, min(64, len(cases) // (8 * workers) or 1))
+    chunks = [(cases[i:i + size], relu) for i in range(0, len(cases), size)]
+    out: list[CaseResult] = []
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_torch_thread) as pool:
+        for part in pool.map(_run_chunk, chunks):
+            out.extend(part)
+    return out
+
+
+def _setting(case: Case) -> str:
+    return f"{case.delay}{'/fifo' if case.fifo and case.delay != 'constant' else ''}"
+
+
+def summarize(results: Sequence[CaseResult]) -> dict:
+    """Counts overall, per graph and per (delay, FIFO); message counts per (graph, L, setting)."""
+    outcomes = ("pass", "wrong", "deadlock", "budget")
+
+    def counts(rs: Sequence[CaseResult]) -> dict:
+        c = Counter(r.outcome for r in rs)
+        return {"cases": len(rs), **{o: c.get(o, 0) for o in outcomes}}
+
+    by_graph: dict[str, list] = {}
+    by_setting: dict[str, list] = {}
+    by_layers: dict[int, list] = {}
+    msgs: dict[tuple, list] = {}
+    for r in results:
+        by_graph.setdefault(r.case.graph, []).append(r)
+        by_setting.setdefault(_setting(r.case), []).append(r)
+        by_layers.setdefault(r.case.layers, []).append(r)
+        msgs.setdefault((r.case.graph, r.case.layers, _setting(r.case)), []).append(r)
+    failures = [r for r in results if r.failed]
+    relu_steps = sum(r.relu_steps for r in results)
+    return {
+        "total": counts(results),
+        "passed": sum(1 for r in results if not r.failed),
+        "by_graph": {k: {"n": v[0].n, "m": v[0].m, **counts(v)} for k, v in by_graph.items()},
+        "by_setting": {k: counts(v) for k, v in by_setting.items()},
+        "by_layers": {str(k): counts(v) for k, v in sorted(by_layers.items())},
+        "divergence_rows": dict(Counter(r.divergence.row or "none" for r in failures if r.divergence)),
+        "messages": [
+            {"graph": g, "layers": L, "setting": s, "n": v[0].n, "m": v[0].m, "cases": len(v),
+             "deliveries_mean": sum(r.deliveries for r in v) / len(v),
+             "deliveries_min": min(r.deliveries for r in v), "deliveries_max": max(r.deliveries for r in v),
+             "passed": sum(1 for r in v if not r.failed)}
+            for (g, L, s), v in msgs.items()
+        ],
+        "relu": {"steps": relu_steps, "mismatches": sum(r.relu_mismatches for r in results),
+                 "max_rel_error": max((r.relu_max_error for r in results), default=0.0)},
+        "failures": [_failure_dict(r) for r in sorted(failures, key=_size_key)[:50]],
+    }
+
+
+def _size_key(r: CaseResult) -> tuple:
+    c = r.case
+    return (r.n, r.m, c.layers, r.deliveries, c.seed, c.delay, c.fifo, c.graph)
+
+
+def _failure_dict(r: CaseResult) -> dict:
+    return {"case": asdict(r.case), "outcome": r.outcome, "stuck": list(r.stuck), "start": r.start,
+            "deliveries": r.deliveries, "relu_mismatches": r.relu_mismatches,
+            "divergence": r.divergence.describe() if r.divergence else None}
+
+
+def format_summary(summary: dict, results: Sequence[CaseResult]) -> str:
+    """The table printed by the CLI; the last line is ``passed P/N``."""
+    head = f"{'graph':<24}{'n':>4}{'m':>5}{'cases':>7}{'passed':>8}{'wrong':>7}{'deadlock':>10}{'budget':>8}"
+    lines = [head, "-" * len(head)]
+    for g, c in summary["by_graph"].items():
+        lines.append(f"{g:<24}{c['n']:>4}{c['m']:>5}{c['cases']:>7}{c['pass']:>8}{c['wrong']:>7}{c['deadlock']:>10}{c['budget']:>8}")
+    lines.append("-" * len(head))
+    for s, c in summary["by_setting"].items():
+        lines.append(f"{'delay ' + s:<33}{c['cases']:>7}{c['pass']:>8}{c['wrong']:>7}{c['deadlock']:>10}{c['budget']:>8}")
+    for L, c in summary["by_layers"].items():
+        lines.append(f"{'L=' + L:<33}{c['cases']:>7}{c['pass']:>8}{c['wrong']:>7}{c['deadlock']:>10}{c['budget']:>8}")
+    t = summary["total"]
+    lines.append(f"{'total':<33}{t['cases']:>7}{t['pass']:>8}{t['wrong']:>7}{t['deadlock']:>10}{t['budget']:>8}")
+    relu = summary["relu"]
+    if relu["steps"]:
+        lines.append(f"ReLU network (3 affine layers) vs rule: {relu['steps']} steps, {relu['mismatches']} mismatches, "
+                     f"max relative error {relu['max_rel_error']:.2e}")
+    failures = sorted((r for r in results if r.failed), key=_size_key)
+    if failures:
+        r = failures[0]
+        lines.append(f"smallest failure: {r.case.label()} (start node {r.start}): {r.outcome}"
+                     + (f", stuck {list(r.stuck)[:10]}" if r.stuck else ""))
+        if r.divergence:
+            lines.append(f"  first divergence: {r.divergence.describe()}")
+        if r.relu_mismatches:
+            lines.append(f"  ReLU network differs from the rule on {r.relu_mismatches} of {r.relu_steps} steps")
+    lines.append(f"passed {summary['passed']}/{t['cases']}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ traces of failures
+def save_failure(result: CaseResult, out_dir: str, stem: str) -> tuple[str, str]:
+    """Rerun a case with a JSONL tracer; write ``<stem>.jsonl`` and ``<stem>.case.json``; return both paths."""
+    from ..trace.tracers import JSONLTracer
+
+    os.makedirs(out_dir, exist_ok=True)
+    trace_path = os.path.join(out_dir, f"{stem}.jsonl")
+    case_path = os.path.join(out_dir, f"{stem}.case.json")
+    with JSONLTracer(trace_path, states=True) as tracer:
+        sim, _, _ = build_simulation(result.case, tracer=tracer, wrap=False)
+        sim.run()
+    _, features, start, model = case_inputs(result.case)
+    doc = {
+        "case": asdict(result.case),
+        "outcome": result.outcome,
+        "start": start,
+        "stuck": list(result.stuck),
+        "first_divergence": result.divergence.describe() if result.divergence else None,
+        "trace": os.path.basename(trace_path),
+        "features": features,
+        "model": model.to_dict(),
+        "replay": "ampsim.protocols.verify_synchronizer.replay_case(<this file>)",
+    }
+    tmp = case_path + ".partial"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, case_path)
+    return trace_path, case_path
+
+
+def replay_case(case_path: str, verify: bool = True):
+    """Replay a saved failing case (its trace and features); raises ReplayMismatch if it differs."""
+    from ..trace.io import load_trace
+    from ..trace.replay import replay
+
+    with open(case_path, encoding="utf-8") as f:
+        doc = json.load(f)
+    trace = load_trace(os.path.join(os.path.dirname(case_path), doc["trace"]))
+    rule = RULES[doc["case"]["rule"]](SGIN.from_dict(doc["model"]))
+    return replay(trace, rule, verify=verify, start_message=ORIGIN, features=doc["features"])
+
+
+# ------------------------------------------------------------------ messages per layer
+def plot_messages_per_layer(summary: dict, path: str) -> None:
+    """Deliveries per simulated layer against 2|E| (one pulse wave), per graph, L and delay setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = summary["messages"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    markers = {"constant": "o", "uniform": "^", "uniform/fifo": "s"}
+    colors = {1: "tab:blue", 2: "tab:orange", 3: "tab:green", 5: "tab:red"}
+    for r in rows:
+        per_layer = (r["deliveries_mean"] - 1) / r["layers"]
+        x = 2 * r["m"]
+        c = colors.get(r["layers"], "tab:gray")
+        ax1.scatter(x, per_layer, marker=markers.get(r["setting"], "x"), color=c, s=18, alpha=0.8)
+        ax2.scatter(x, per_layer / x, marker=markers.get(r["setting"], "x"), color=c, s=18, alpha=0.8)
+    xs = sorted({2 * r["m"] for r in rows})
+    if xs:
+        ax1.plot(xs, xs, "k--", lw=1, label="2|E| (one pulse wave)")
+        ax1.plot(xs, [2 * x for x in xs], "k:", lw=1, label="4|E| (pulse + safe)")
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("2|E|")
+    ax1.set_ylabel("deliveries per simulated layer")
+    ax1.legend(fontsize=8)
+    for L, c in colors.items():
+        ax2.axhline(2 - 1 / L, color=c, lw=0.8, ls=":")
+    ax2.axhline(1.0, color="k", lw=1, ls="--")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("2|E|")
+    ax2.set_ylabel("deliveries per layer / 2|E|")
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=f"L={L} (dotted: 2-1/L)") for L, c in colors.items()]
+    handles += [plt.Line2D([], [], color="k", marker=m, ls="", label=s) for s, m in markers.items()]
+    ax2.legend(handles=handles, fontsize=7, ncol=2)
+    fig.suptitle("Corrected synchronizer: messages per simulated sGIN layer (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ CLI
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``ampsim verify synchronizer``."""
+    parser.add_argument("--seeds", type=int, default=50, help="seeds per (graph, L, delay setting) (default 50)")
+    parser.add_argument("--table1-literal", action="store_true", help="verify Table 1 exactly as printed")
+    parser.add_argument("--graph", action="append", default=None, metavar="SPEC",
+                        help="graph spec (repeatable; default: the 20-graph sweep)")
+    parser.add_argument("--layers", action="append", type=int, default=None, metavar="L",
+                        help="sGIN layers (repeatable; default 1 2 3 5)")
+    parser.add_argument("--delay", action="append", choices=["constant", "uniform"], default=None,
+                        help="delay models (repeatable; default both; uniform runs with FIFO off and on)")
+    parser.add_argument("--aggregation", choices=["sum", "mean", "gcn"], default="sum")
+    parser.add_argument("--dim", type=int, default=DEFAULT_DIM, help=f"sGIN dimension d (default {DEFAULT_DIM})")
+    parser.add_argument("--loss", type=float, default=0.0, help="probability that a message copy is lost")
+    parser.add_argument("--workers", type=int, default=1, help="processes (default 1; results are identical)")
+    parser.add_argument("--no-relu", action="store_true", help="skip the ReLU-network check")
+    parser.add_argument("--out", default=os.path.join("results", "synchronizer"),
+                        help="where the summary JSON and the smallest failing trace go (default results/synchronizer)")
+    parser.add_argument("--plot", action="store_true", help="also draw the messages-per-layer plot into --out")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the sweep, print the table, save summary and smallest failure; exit 1 if any case fails."""
+    rule = "table1-literal" if args.table1_literal else "synchronizer"
+    if args.dim < 1:
+        raise ValueError(f"--dim must be >= 1, got {args.dim}")
+    cases = make_cases(
+        graphs=args.graph or DEFAULT_GRAPHS,
+        layers=args.layers or DEFAULT_LAYERS,
+        seeds=args.seeds,
+        rule=rule,
+        delays=args.delay or ("constant", "uniform"),
+        aggregation=args.aggregation,
+        dim=args.dim,
+        loss=args.loss,
+    )
+    t0 = time.perf_counter()
+    results = sweep(cases, workers=args.workers, relu=not args.no_relu)
+    wall = time.perf_counter() - t0
+    summary = summarize(results)
+    summary["args"] = {k: v for k, v in vars(args).items() if k not in ("func", "command", "target")}
+    summary["rule"] = rule
+    summary["wall_s"] = round(wall, 2)
+    summary["workers"] = args.workers
+    summary["budget"] = "20 * L * |E| + 2 * n processed deliveries"
+    stem = rule.replace("-", "_")
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        failures = sorted((r for r in results if r.failed), key=_size_key)
+        if failures:
+            trace_path, case_path = save_failure(failures[0], args.out, f"{stem}_smallest_failure")
+            summary["smallest_failure"] = {"trace": trace_path, "case": case_path}
+        path = os.path.join(args.out, f"{stem}_summary.json")
+        with open(path + ".partial", "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=1)
+        os.replace(path + ".partial", path)
+        if args.plot:
+            plot_messages_per_layer(summary, os.path.join(args.out, "messages_per_layer.png"))
+    print(f"{rule}: {len(cases)} cases in {wall:.1f} s ({args.workers} worker{'s' if args.workers > 1 else ''})")
+    text = format_summary(summary, results)
+    if args.out and "smallest_failure" in summary:
+        head, last = text.rsplit("\n", 1)
+        text = f"{head}\n  trace saved: {summary['smallest_failure']['trace']}\n{last}"
+    print(text)
+    return 0 if summary["passed"] == len(results) else 1

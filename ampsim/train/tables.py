@@ -1,0 +1,391 @@
+"""Tables 2 and 3 (and Figures 5, 6b, and the emission-gate comparison) from per-seed result files.
+
+Every (task, model, seed) is one folder ``results/runs/<task>/<model>[+gate]/seed<k>`` with a
+checkpoint and, once finished, ``result.json`` (:func:`ampsim.train.loop.fit`). Running a
+protocol skips finished folders and resumes interrupted ones, so it can be stopped and
+restarted at will; rendering reads whatever has finished and states the seeds per cell.
+
+    python -m ampsim.train.tables run2 --seeds 0-9            # Table 2, AMP column (AMP-RNN)
+    python -m ampsim.train.tables run3 --seeds 0-9            # Table 3, five variants
+    python -m ampsim.train.tables run-gate --seeds 0-2        # learned gate vs always-emit
+    python -m ampsim.train.tables render                      # results/table{2,3}.{json,md}, figures
+
+Protocols (reference notes 1.5): Table 2 -- 1000 full-batch Adam steps, lr 0.01, hidden 16/32,
+message size 3, start message ones(3), budget 5n, one run per node, constant delays, the final
+model on the test set. Table 3 -- 100 training graphs of 10 nodes, 1000 steps, lr 0.01, hidden 30,
+e0 of size 3 at the origin, budget 10n, 10 test graphs per size 10 ... 2500. Mean and std over
+seeds; std is the population std (ddof 0, ``np.std``'s default, as DropGNN's script printed it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Iterable, Optional, Sequence
+
+import torch
+
+from .cli import run_folder
+from .loop import RESULT, TrainConfig, fit, get_executor
+
+__all__ = [
+    "PAPER_TABLE2",
+    "PAPER_TABLE3",
+    "TABLE2_TASKS",
+    "TABLE3_MODELS",
+    "TABLE3_SIZES",
+    "protocol_config",
+    "run_protocol",
+    "table2_summary",
+    "table3_summary",
+    "gate_summary",
+    "render_table2",
+    "render_table3",
+    "render_gate",
+    "write_all",
+    "main",
+]
+
+ROOT = os.path.join("results", "runs")
+#: Table 2 sets: paper name -> CLI task name.
+TABLE2_TASKS = {"Limits1": "limits1", "Limits2": "limits2", "Triangles": "triangles", "LCC": "lcc",
+                "MAX": "max", "MEAN": "mean", "4-cycles": "4cycles", "Skip-Cycles": "skipcycles"}
+#: The paper's AMP column of Table 2 (mean, std).
+PAPER_TABLE2 = {"Limits1": (1.00, 0.00), "Limits2": (1.00, 0.00), "Triangles": (1.00, 0.01), "LCC": (0.96, 0.03),
+                "MAX": (1.00, 0.00), "MEAN": (1.00, 0.00), "4-cycles": (1.00, 0.00), "Skip-Cycles": (1.00, 0.00)}
+TABLE3_MODELS = {"AMP-RNN": "amp-rnn", "AMP-GRU": "amp-gru", "AMP-LSTM": "amp-lstm", "AMP-ACT": "amp-act",
+                 "AMP-Iter": "amp-iter"}
+TABLE3_SIZES = (10, 25, 50, 100, 250, 500, 1000, 2500)
+_T3 = {
+    "AMP-RNN": "0.96 0.02 0.85 0.05 0.74 0.08 0.69 0.07 0.61 0.09 0.58 0.09 0.56 0.05 0.54 0.04",
+    "AMP-GRU": "0.97 0.01 0.89 0.03 0.80 0.05 0.73 0.10 0.66 0.07 0.63 0.08 0.60 0.05 0.56 0.04",
+    "AMP-LSTM": "0.97 0.01 0.87 0.03 0.77 0.06 0.69 0.10 0.61 0.09 0.58 0.10 0.56 0.06 0.54 0.05",
+    "AMP-ACT": "1.00 0.00 0.98 0.02 0.96 0.04 0.95 0.05 0.93 0.07 0.91 0.10 0.91 0.11 0.90 0.12",
+    "AMP-Iter": "1.00 0.00 1.00 0.00 1.00 0.00 1.00 0.00 1.00 0.00 0.99 0.00 0.99 0.00 0.99 0.00",
+}
+#: The paper's Table 3 rows for the AMP variants: model -> size -> (mean, std).
+PAPER_TABLE3 = {m: {size: (float(v[2 * i]), float(v[2 * i + 1])) for i, size in enumerate(TABLE3_SIZES)}
+                for m, v in ((m, row.split()) for m, row in _T3.items())}
+#: Tasks the gate comparison runs on (Table 2 sets and the Table 3 task).
+GATE_TASKS = ("limits1", "limits2", "lcc", "4cycles", "parity")
+
+
+def protocol_config(task: str, model: str, seed: int, gate: bool = False, delay: str = "constant",
+                    epochs: int = 1000) -> TrainConfig:
+    """The paper's protocol for one (task, model, seed): Table 3 settings for the parity tasks, else Table 2."""
+    return TrainConfig(task=task, model=model, delay=delay, seed=seed, epochs=epochs, lr=0.01, gate=gate)
+
+
+def _matches(result: dict, config: TrainConfig) -> bool:
+    got = dict(result.get("config", {}))
+    want = config.to_dict()
+    got.pop("checkpoint_every", None)
+    want.pop("checkpoint_every", None)
+    return bool(result.get("finished")) and got == want
+
+
+def _load(path: str) -> Optional[dict]:
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[int], root: str = ROOT,
+                 executor: Optional[str] = None, gate: bool = False, delay: str = "constant",
+                 epochs: int = 1000, quiet: bool = False, log=print) -> list[str]:
+    """Train every missing (task, model, seed) of the protocol; skip finished ones, resume the rest."""
+    name, ex = get_executor(executor)
+    done = []
+    for seed in seeds:
+        for task in tasks:
+            for model in models:
+                config = protocol_config(task, model, seed, gate, delay, epochs)
+                folder = run_folder(root, task, model, seed, gate, delay)
+                result = _load(os.path.join(folder, RESULT))
+                if result is not None and _matches(result, config):
+                    done.append(folder)
+                    continue
+                result = fit(config, ex, out_dir=folder, resume=True, quiet=quiet, executor_name=name)
+                tests = ", ".join(f"{k}: {v['acc']:.3f}" for k, v in result["test"].items())
+                log(f"{result['task']} {result['model']} seed {seed}: {tests} "
+                    f"({result['seconds_train_this_call']:.0f} s training, {result['seconds_eval']:.0f} s eval, {name})")
+                done.append(folder)
+    return done
+
+
+def _stats(values: Sequence[float]) -> dict:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+    return {"mean": round(mean, 4), "std": round(std, 4), "seeds": n}
+
+
+def _results(root: str, task: str, model: str, gate: bool = False, delay: str = "constant",
+             epochs: int = 1000) -> list[dict]:
+    """Finished protocol results of (task, model), sorted by seed."""
+    base = os.path.dirname(run_folder(root, task, model, 0, gate, delay))
+    out = []
+    if not os.path.isdir(base):
+        return out
+    for entry in sorted(os.listdir(base)):
+        if not entry.startswith("seed") or not entry[4:].isdigit():
+            continue
+        result = _load(os.path.join(base, entry, RESULT))
+        if result is not None and _matches(result, protocol_config(task, model, int(entry[4:]), gate, delay, epochs)):
+            out.append(result)
+    return sorted(out, key=lambda r: r["config"]["seed"])
+
+
+def table2_summary(root: str = ROOT, model: str = "amp-rnn") -> dict:
+    """``{set: {"mean", "std", "seeds", "seed_list"}}`` over finished Table 2 runs (sets without runs are absent)."""
+    out = {}
+    for paper, task in TABLE2_TASKS.items():
+        rs = _results(root, task, model)
+        if rs:
+            out[paper] = {**_stats([r["test"]["test"]["acc"] for r in rs]),
+                          "seed_list": [r["config"]["seed"] for r in rs]}
+    return out
+
+
+def table3_summary(root: str = ROOT, task: str = "parity") -> dict:
+    """``{model: {size: {"mean", "std", "seeds"}}, ...}``, plus per model ``"by_distance"`` and ``"seen"``."""
+    out = {}
+    for paper, model in TABLE3_MODELS.items():
+        rs = _results(root, task, model)
+        if not rs:
+            continue
+        row: dict = {}
+        for size in TABLE3_SIZES:
+            accs = [r["test"][str(size)]["acc"] for r in rs if str(size) in r["test"]]
+            if accs:
+                row[str(size)] = _stats(accs)
+        # Figure 5a: per distance bucket, pooled over test sizes, mean over seeds
+        per_bucket: dict[str, list[float]] = {}
+        for r in rs:
+            pooled: dict[str, list[float]] = {}
+            for split in r["test"].values():
+                for b, cell in split.get("by_distance", {}).items():
+                    acc = pooled.setdefault(b, [0.0, 0.0])
+                    acc[0] += cell["acc"] * cell["total"]
+                    acc[1] += cell["total"]
+            for b, (c, t) in pooled.items():
+                per_bucket.setdefault(b, []).append(c / t)
+        row["by_distance"] = {b: _stats(v) for b, v in sorted(per_bucket.items(), key=lambda kv: int(kv[0]))}
+        row["seen"] = {str(size): _stats([r["test"][str(size)]["seen"]["acc"] for r in rs if str(size) in r["test"]])
+                       for size in TABLE3_SIZES if any(str(size) in r["test"] for r in rs)}
+        row["seed_list"] = [r["config"]["seed"] for r in rs]
+        out[paper] = row
+    return out
+
+
+def gate_summary(root: str = ROOT, tasks: Sequence[str] = GATE_TASKS, model: str = "amp-rnn") -> dict:
+    """Learned gate vs always-emit on the same tasks and seeds: test accuracy and deliveries saved."""
+    out = {}
+    for task in tasks:
+        emit = {r["config"]["seed"]: r for r in _results(root, task, model)}
+        gated = {r["config"]["seed"]: r for r in _results(root, task, model, gate=True)}
+        seeds = sorted(set(emit) & set(gated))
+        if not seeds:
+            continue
+
+        def acc(r: dict) -> float:
+            tests = r["test"]
+            return sum(v["acc"] for v in tests.values()) / len(tests)
+
+        out[task] = {"seeds": seeds, "always_emit": _stats([acc(emit[s]) for s in seeds]),
+                     "gate": _stats([acc(gated[s]) for s in seeds])}
+    return out
+
+
+def _fmt(cell: Optional[dict]) -> str:
+    if not cell:
+        return "not run"
+    return f"{cell['mean']:.2f} ± {cell['std']:.2f} ({cell['seeds']})"
+
+
+def render_table2(summary: dict) -> str:
+    lines = [
+        "# Table 2, AMP column: ours vs the paper",
+        "",
+        "Test accuracy, mean ± std (population std) over seeds, number of seeds in brackets.",
+        "Protocol: AMP-RNN, 1000 full-batch Adam steps (lr 0.01), hidden 16/32, message size 3,",
+        "start message ones(3), one run per node, budget 5n processed deliveries, constant delays.",
+        "",
+        "Regenerate: `python -m ampsim.train.tables run2 --seeds 0-9 && python -m ampsim.train.tables render`",
+        "",
+        "| Set | paper | ours | within 0.05 |",
+        "|---|---|---|---|",
+    ]
+    for paper_name, (m, s) in PAPER_TABLE2.items():
+        cell = summary.get(paper_name)
+        ok = "—" if not cell else ("yes" if abs(cell["mean"] - m) <= 0.05 else "no")
+        lines.append(f"| {paper_name} | {m:.2f} ± {s:.2f} | {_fmt(cell)} | {ok} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_table3(summary: dict) -> str:
+    head = " | ".join(str(s) for s in TABLE3_SIZES)
+    lines = [
+        "# Table 3: shortest-path parity, ours vs the paper",
+        "",
+        "Per-node test accuracy by test graph size (training on 10-node graphs), mean ± std over seeds",
+        "(population std), seeds in brackets. Each cell: paper / ours.",
+        "Protocol: 100 training graphs of 10 nodes, 1000 full-batch Adam steps (lr 0.01), hidden 30,",
+        "e0 of size 3 at the origin, budget 10n processed deliveries, constant delays, 10 test graphs per size.",
+        "",
+        "Regenerate: `python -m ampsim.train.tables run3 --seeds 0-9 && python -m ampsim.train.tables render`",
+        "",
+        f"| Model | {head} |",
+        "|---|" + "---|" * len(TABLE3_SIZES),
+    ]
+    for model, paper in PAPER_TABLE3.items():
+        row = summary.get(model, {})
+        cells = []
+        for size in TABLE3_SIZES:
+            p = paper[size]
+            cells.append(f"{p[0]:.2f} ± {p[1]:.2f} / {_fmt(row.get(str(size)))}")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_gate(summary: dict) -> str:
+    lines = [
+        "# Learned emission gate (straight-through) vs always-emit, AMP-RNN",
+        "",
+        "Same tasks, seeds and protocol; mean test accuracy over the task's test splits",
+        "(for the parity task, the mean over its test sizes). Mean ± std (seeds).",
+        "",
+        "Regenerate: `python -m ampsim.train.tables run-gate --seeds 0-2 && python -m ampsim.train.tables render`",
+        "",
+        "| Task | always emit | learned gate |",
+        "|---|---|---|",
+    ]
+    for task, row in summary.items():
+        lines.append(f"| {task} | {_fmt(row['always_emit'])} | {_fmt(row['gate'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_figure5(summary: dict, out_dir: str) -> list[str]:
+    """Figure 5a (accuracy by distance bucket) and 5b (seen distances only, by size) as PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, row in summary.items():
+        xs = [int(b) for b in row.get("by_distance", {})]
+        ys = [row["by_distance"][str(b)]["mean"] for b in xs]
+        ax.plot(xs, ys, marker="o", ms=3, label=f"{model} ({len(row['seed_list'])} seeds)")
+    ax.set(xlabel="distance to the origin (buckets 1-2, 3-4, ...)", ylabel="accuracy", ylim=(0.45, 1.02),
+           title="Figure 5a: parity accuracy by distance (all test sizes)")
+    ax.legend(fontsize=8)
+    paths.append(os.path.join(out_dir, "figure5a.png"))
+    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, row in summary.items():
+        sizes = [s for s in TABLE3_SIZES if str(s) in row.get("seen", {})]
+        ax.plot(range(len(sizes)), [row["seen"][str(s)]["mean"] for s in sizes], marker="o", ms=3, label=model)
+        ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+    ax.set(xlabel="test graph size", ylabel="accuracy", ylim=(0.45, 1.02),
+           title="Figure 5b: accuracy on distances seen in training")
+    ax.legend(fontsize=8)
+    paths.append(os.path.join(out_dir, "figure5b.png"))
+    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _dump(path: str, obj) -> None:
+    tmp = f"{path}.partial-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        if isinstance(obj, str):
+            f.write(obj)
+        else:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_all(root: str = ROOT, out_dir: str = "results") -> list[str]:
+    """Write results/table2.{json,md}, table3.{json,md}, gate.{json,md} and the Figure 5 plots."""
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    t2 = table2_summary(root)
+    _dump(os.path.join(out_dir, "table2.json"), {k: {f: v[f] for f in ("mean", "std", "seeds")} for k, v in t2.items()})
+    _dump(os.path.join(out_dir, "table2.md"), render_table2(t2))
+    written += ["table2.json", "table2.md"]
+    t3 = table3_summary(root)
+    _dump(os.path.join(out_dir, "table3.json"),
+          {m: {str(s): row[str(s)] for s in TABLE3_SIZES if str(s) in row} for m, row in t3.items()})
+    _dump(os.path.join(out_dir, "table3.md"), render_table3(t3))
+    _dump(os.path.join(out_dir, "table3_details.json"), t3)
+    written += ["table3.json", "table3.md", "table3_details.json"]
+    if t3:
+        written += [os.path.basename(p) for p in plot_figure5(t3, out_dir)]
+    gate = gate_summary(root)
+    if gate:
+        _dump(os.path.join(out_dir, "gate.json"), gate)
+        _dump(os.path.join(out_dir, "gate.md"), render_gate(gate))
+        written += ["gate.json", "gate.md"]
+    return [os.path.join(out_dir, w) for w in written]
+
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out += list(range(int(a), int(b) + 1))
+        elif part.strip():
+            out.append(int(part))
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ampsim.train.tables", description="Tables 2 and 3 of the paper")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for cmd in ("run2", "run3", "run-gate"):
+        p = sub.add_parser(cmd)
+        p.add_argument("--seeds", type=_seeds, default=list(range(10)), help="e.g. 0-9 or 0,3,5")
+        p.add_argument("--tasks", default=None, help="comma-separated task names (default: the table's)")
+        p.add_argument("--models", default=None, help="comma-separated models (default: the table's)")
+        p.add_argument("--executor", choices=["engine", "batched"], default=None)
+        p.add_argument("--root", default=ROOT)
+        p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--quiet", action="store_true")
+        p.add_argument("--epochs", type=int, default=1000, help="1000 is the protocol; render counts only those")
+    p = sub.add_parser("render")
+    p.add_argument("--root", default=ROOT)
+    p.add_argument("--out", default="results")
+    args = parser.parse_args(argv)
+    if args.cmd == "render":
+        for path in write_all(args.root, args.out):
+            print(f"wrote {path}")
+        return 0
+    torch.set_num_threads(args.threads)
+    defaults = {"run2": (list(TABLE2_TASKS.values()), ["amp-rnn"]),
+                "run3": (["parity"], list(TABLE3_MODELS.values())),
+                "run-gate": (list(GATE_TASKS), ["amp-rnn"])}[args.cmd]
+    tasks = args.tasks.split(",") if args.tasks else defaults[0]
+    models = args.models.split(",") if args.models else defaults[1]
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    if args.cmd == "run-gate":
+        # always-emit and gated runs, seed by seed, so that every finished seed is a comparable pair
+        for seed in args.seeds:
+            for gate in (False, True):
+                run_protocol(tasks, models, [seed], args.root, args.executor, gate=gate, epochs=args.epochs,
+                             quiet=args.quiet, log=log)
+    else:
+        run_protocol(tasks, models, args.seeds, args.root, args.executor, epochs=args.epochs, quiet=args.quiet,
+                     log=log)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""BatchedExecutor == EngineExecutor: same deliveries, same final states and gradients (to 1e-5)."""
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+import torch
+
+from ampsim.batched import BatchedExecutor, plan
+from ampsim.cells.cells import CELL_KINDS, AMPCell
+from ampsim.cells.execute import EngineExecutor, RunSpec, graph_of
+from ampsim.data.graphdata import GraphData
+from ampsim.trace.tracers import ListTracer
+
+# the lead's CellRule reads the gate with float() on a tensor that requires grad
+pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True to a scalar")
+
+F, H, M = 3, 6, 3
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny batches: one torch thread avoids OpenMP stalls on the shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def graph_data(G: nx.Graph, seed: int, dtype=torch.float64) -> GraphData:
+    G = nx.convert_node_labels_to_integers(G)
+    pairs = [(u, v) for u, v in G.edges()] + [(v, u) for u, v in G.edges()]
+    ei = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).t().contiguous()
+    x = torch.randn(G.number_of_nodes(), F, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    return GraphData(ei, x, torch.zeros(1, dtype=torch.long), G.number_of_nodes(), "graph")
+
+
+def graphs(dtype=torch.float64) -> list[GraphData]:
+    iso = nx.path_graph(3)
+    iso.add_node(3)  # an isolated node: never reached, keeps its encoding
+    return [graph_data(nx.cycle_graph(5), 0, dtype), graph_data(nx.gnp_random_graph(7, 0.45, seed=3), 1, dtype),
+            graph_data(nx.star_graph(3), 2, dtype), graph_data(iso, 3, dtype)]
+
+
+def make_cell(kind: str, gate: bool, dtype=torch.float64) -> AMPCell:
+    torch.manual_seed(7)
+    cell = AMPCell(kind, F, H, M, gate=gate).to(dtype)
+    with torch.no_grad():
+        if kind == "act":
+            cell.halting.bias.fill_(1.0)  # halts after a few deliveries: later copies are dropped
+        if kind == "iter":
+            cell.halting.bias.fill_(4.0)  # R = prod(1 - c) falls below 1e-7 within the budget
+        if gate:
+            cell.emit_gate.bias.fill_(0.6)  # some deliveries emit, some do not
+    return cell
+
+
+def run_sets(gs, msg: torch.Tensor) -> list[list[RunSpec]]:
+    """One run per node (Tables 2 and 4) plus one run with two start nodes and its own messages."""
+    out = []
+    for g in gs:
+        runs = [RunSpec((i,), msg, 100 * i + 3) for i in range(g.num_nodes)]
+        two = torch.stack([msg[0], 2.0 * msg[0]])
+        runs.append(RunSpec((g.num_nodes - 1, 0), two, 17))
+        out.append(runs)
+    return out
+
+
+def loss_of(states: list[torch.Tensor]) -> torch.Tensor:
+    return sum((s * s).sum() + s.sum() for s in states)
+
+
+def both(cell, gs, runs, budget, delay, fifo, mode="auto", msg=None):
+    """``runs`` is a list of run lists, or a function making it (fresh autograd nodes per call)."""
+    make = runs if callable(runs) else (lambda: runs)
+    params = list(cell.parameters()) + ([msg] if msg is not None else [])
+    engine = EngineExecutor()
+    ref = [engine.execute(cell, g, r, budget, delay, fifo) for g, r in zip(gs, make())]
+    gref = torch.autograd.grad(loss_of(ref), params, allow_unused=True)
+    bx = BatchedExecutor(mode=mode)
+    got = bx.execute_many(cell, gs, make(), budget, delay, fifo)
+    ggot = torch.autograd.grad(loss_of(got), params, allow_unused=True)
+    return ref, got, gref, ggot, bx.last
+
+
+def assert_same(ref, got, gref, ggot, atol=1e-5, rtol=0.0):
+    for a, b in zip(ref, got):
+        assert a.shape == b.shape
+        torch.testing.assert_close(b, a, atol=atol, rtol=rtol)
+    for a, b in zip(gref, ggot):
+        if a is None:
+            assert b is None or float(b.abs().max()) == 0.0
+        else:
+            torch.testing.assert_close(b, a, atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("kind", CELL_KINDS)
+@pytest.mark.parametrize("gate", [False, True])
+@pytest.mark.parametrize("delay,fifo", [("constant", False), ("uniform", False), ("uniform", True)])
+def test_outputs_and_gradients_equal_the_engine(kind, gate, delay, fifo):
+    gs = graphs()
+    cell = make_cell(kind, gate)
+    msg = torch.randn(1, M, dtype=torch.float64, generator=torch.Generator().manual_seed(5)).requires_grad_()
+    ref, got, gref, ggot, unrolled = both(cell, gs, lambda: run_sets(gs, msg), 11, delay, fifo, msg=msg)
+    assert_same(ref, got, gref, ggot)
+    assert any(float(g.abs().max()) > 0 for g in ggot if g is not None)
+
+
+@pytest.mark.parametrize("kind", ["act", "iter"])
+def test_halted_nodes_drop_and_drops_do_not_count(kind):
+    gs = graphs()
+    cell = make_cell(kind, False)
+    runs = run_sets(gs, torch.ones(1, M, dtype=torch.float64))
+    engine = EngineExecutor(tracer_factory=lambda i: ListTracer(states=False))
+    tracers = []
+    engine.tracer_factory = lambda i: tracers.append(ListTracer(states=False)) or tracers[-1]
+    ref = [engine.execute(cell, g, r, 25, "uniform") for g, r in zip(gs, runs)]
+    bx = BatchedExecutor(record=True)
+    got = bx.execute_many(cell, gs, runs, 25, "uniform")
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0.0)
+    want = [[(r.event, r.dst, r.msg_id, r.cause_id) for r in t.records if r.event in ("deliver", "drop")]
+            for t in tracers]
+    assert bx.last.records == want
+    drops = sum(e == "drop" for recs in want for e, *_ in recs)
+    assert drops > 0
+    # runs cut by the budget processed exactly 25 deliveries, drops excluded
+    for recs, reason in zip(bx.last.records, bx.last.reasons):
+        delivered = sum(e == "deliver" for e, *_ in recs)
+        assert delivered == 25 if reason == "message_budget" else delivered < 25
+
+
+def test_gate_makes_runs_quiet_and_the_sequence_matches():
+    gs = graphs()
+    cell = make_cell("gru", True)
+    runs = run_sets(gs, torch.ones(1, M, dtype=torch.float64))
+    tracers = []
+    engine = EngineExecutor(tracer_factory=lambda i: tracers.append(ListTracer(states=False)) or tracers[-1])
+    for g, r in zip(gs, runs):
+        engine.execute(cell, g, r, 30, "constant")
+    bx = BatchedExecutor(record=True)
+    bx.execute_many(cell, gs, runs, 30, "constant")
+    want = [[(r.event, r.dst, r.msg_id, r.cause_id) for r in t.records if r.event in ("deliver", "drop")]
+            for t in tracers]
+    assert bx.last.records == want
+    assert "quiescent" in bx.last.reasons and "message_budget" in bx.last.reasons
+
+
+def test_budget_cut_mid_level():
+    g = graphs()[1]
+    sched = plan(graph_of(g), [((0,), 3)], 200)
+    # a budget whose last delivery shares its level with deliveries that come after it
+    budget = next(b for b in range(2, 200) if (sched.level[b:] == sched.level[b - 1]).any())
+    cell = make_cell("gru", False)
+    runs = [[RunSpec((0,), torch.ones(1, M, dtype=torch.float64), 3)]]
+    ref, got, gref, ggot, unrolled = both(cell, [g], runs, budget, "constant", False)
+    assert_same(ref, got, gref, ggot)
+    assert unrolled.deliveries == (budget,)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+@pytest.mark.parametrize("delay", ["constant", "uniform"])
+def test_lockstep_driver_equals_levels_for_always_emit_cells(kind, delay):
+    gs = graphs()
+    cell = make_cell(kind, False)
+    runs = run_sets(gs, torch.ones(1, M, dtype=torch.float64))
+    params = list(cell.parameters())
+    outs, grads = [], []
+    for mode in ("levels", "lockstep"):
+        bx = BatchedExecutor(mode=mode)
+        states = bx.execute_many(cell, gs, runs, 20, delay)
+        outs.append(states)
+        grads.append(torch.autograd.grad(loss_of(states), params))
+    assert_same(outs[0], outs[1], grads[0], grads[1], atol=1e-10)
+
+
+def test_float32_matches_to_relative_1e5():
+    gs = graphs(torch.float32)
+    cell = make_cell("gru", False, torch.float32)
+    runs = run_sets(gs, torch.ones(1, M))
+    ref, got, gref, ggot, _ = both(cell, gs, runs, 15, "uniform", False)
+    scale = max(float(a.abs().max()) for a in gref)
+    assert_same(ref, got, gref, ggot, atol=1e-5 * max(scale, 1.0))
+
+
+def test_levels_mode_refuses_value_dependent_cells():
+    with pytest.raises(ValueError, match="lockstep"):
+        BatchedExecutor(mode="levels").execute(make_cell("act", False), graphs()[0],
+                                               [RunSpec((0,), torch.ones(1, M, dtype=torch.float64))], 5)
+
+
+def test_bad_runs_are_rejected():
+    g = graphs()[0]
+    cell = make_cell("rnn", False)
+    with pytest.raises(ValueError, match="messages"):
+        BatchedExecutor().execute(cell, g, [RunSpec((0, 1), torch.ones(1, M, dtype=torch.float64))], 5)
+    with pytest.raises(ValueError, match="not in the graph"):
+        BatchedExecutor().execute(cell, g, [RunSpec((9,), torch.ones(1, M, dtype=torch.float64))], 5)
+    with pytest.raises(ValueError, match="budget"):
+        BatchedExecutor().execute(cell, g, [RunSpec((0,), torch.ones(1, M, dtype=torch.float64))], 0)
+    with pytest.raises(ValueError, match="mode"):
+        BatchedExecutor(mode="fast")
+
+
+def test_no_grad_forward_and_history():
+    gs = graphs()
+    cell = make_cell("rnn", False)
+    runs = run_sets(gs, torch.ones(1, M, dtype=torch.float64))
+    with torch.no_grad():
+        ref = [EngineExecutor().execute(cell, g, r, 9) for g, r in zip(gs, runs)]
+        bx = BatchedExecutor()
+        got = bx.execute_many(cell, gs, runs, 9)
+    assert not got[0].requires_grad
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(b, a, atol=1e-10, rtol=0.0)
+    # history: the start node of run 0 on the path graph 0-1-2 (+ isolated 3), budget 4:
+    # deliveries 0 (start), 1, 0, 2 -> node 0 holds [encoding, after d0, after d2]
+    u = bx.unroll(cell, [gs[3]], [[(0,)]], [[3]], torch.ones(1, M, dtype=torch.float64), 4)
+    e = u.entry(0, 0, 0)
+    hist = u.history(torch.tensor([e]), 4)[0]
+    assert float(hist[0].abs().max()) == 0.0  # left padding
+    enc = cell.init_state(gs[3].x[:1])
+    torch.testing.assert_close(hist[1:2], enc.detach())
+    torch.testing.assert_close(hist[3], u.final()[e])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("kind,gate", [("gru", False), ("act", False), ("rnn", True)])
+def test_cuda_matches_cpu(kind, gate):
+    gs = graphs()
+    cell = make_cell(kind, gate)
+    runs = run_sets(gs, torch.ones(1, M, dtype=torch.float64))
+    cpu = BatchedExecutor().execute_many(cell, gs, runs, 15, "uniform")
+    gcell = make_cell(kind, gate).cuda()
+    gruns = [[RunSpec(r.starts, r.messages.cuda(), r.seed) for r in rs] for rs in runs]
+    gpu = BatchedExecutor().execute_many(gcell, gs, gruns, 15, "uniform")
+    for a, b in zip(cpu, gpu):
+        torch.testing.assert_close(b.cpu(), a, atol=1e-8, rtol=0.0)
