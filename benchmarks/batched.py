@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ampsim.batched import BatchedExecutor  # noqa: E402
+from ampsim.batched import BatchedExecutor, retain_freed_memory  # noqa: E402
 from ampsim.cells.cells import AMPCell  # noqa: E402
 from ampsim.cells.execute import EngineExecutor, RunSpec  # noqa: E402
 from ampsim.data.tu import load_tu  # noqa: E402
@@ -84,11 +84,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--engine-rows", type=int, default=1500)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared machine OpenMP barriers stall both paths)")
+    p.add_argument("--keep-malloc", action="store_true", help="do not call retain_freed_memory()")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    tuned = False if args.keep_malloc else retain_freed_memory()
     device = torch.device(args.device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
     u = bx.last
     print(f"workload: MUTAG, {len(graphs)} graphs, {sum(len(s) for s in starts)} runs (one per node), "
           f"{BUDGET} messages each, AMP-GRU hidden {HIDDEN} msg {MSG}, forward+backward; device {device}; "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}; retain_freed_memory: {tuned}")
     print(f"rows (deliveries): {rows}; batches (levels): {u.batches}; first call incl. planning: {first:.2f} s")
     print(f"batched:       median {b:.3f} s  (min {min(bt):.3f})  -> {rows / b:,.0f} rows/s")
     print(f"plain GRUCell: median {g:.3f} s  (min {min(gt):.3f})  -> {rows / g:,.0f} rows/s on {rows} rows at once")

@@ -4,7 +4,7 @@
 (``execute``), plus ``execute_many`` for minibatches and ``unroll`` for custom
 readouts; the planner computes the engine's schedule without tensors.
 """
-from .executor import MODES, BatchedExecutor, Unrolled, needs_lockstep
+from .executor import MODES, BatchedExecutor, Unrolled, needs_lockstep, retain_freed_memory
 from .planner import (
     TIES,
     EventQueue,
@@ -30,5 +30,6 @@ __all__ = [
     "needs_lockstep",
     "plan",
     "plan_key",
+    "retain_freed_memory",
     "start_slots",
 ]

@@ -45,9 +45,34 @@ from ..engine.delays import Constant, DelayModel, get_delay
 from ..graphs import Graph, as_graph
 from .planner import TIES, EventQueue, PlanCache, Schedule, _neighbour_hash, delay_key, engine_ties, start_slots
 
-__all__ = ["BatchedExecutor", "Unrolled", "MODES", "needs_lockstep"]
+__all__ = ["BatchedExecutor", "Unrolled", "MODES", "needs_lockstep", "retain_freed_memory"]
 
 MODES = ("auto", "levels", "lockstep")
+
+
+def retain_freed_memory(limit: int = 1 << 30) -> bool:
+    """Linux/glibc only: serve allocations up to ``limit`` bytes from the heap and keep freed memory.
+
+    Every training step allocates and frees the same large buffers (state buffer,
+    gradient buffers: 100+ MB on PROTEINS). glibc hands blocks over 32 MB back to the
+    kernel on ``free``, so each step pays page faults on fresh memory again; this
+    alone cost about 40% of a PROTEINS step (measured in docs/batched.md). Call it once
+    at the start of a training *process* (it changes ``mallopt`` for the whole process;
+    the library never calls it on import). Returns False where it does not apply.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    limit = max(0, min(int(limit), (1 << 31) - 1))
+    return bool(mallopt(-3, limit)) and bool(mallopt(-1, (1 << 31) - 1))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
 
 def needs_lockstep(cell: AMPCell) -> bool:
@@ -125,33 +150,38 @@ class _Program:
     reasons: tuple[str, ...]
     deliveries: tuple[int, ...]
     schedules: tuple[Schedule, ...]
+    msg_index: Tensor
+    n_messages: int
     _device: dict = field(default_factory=dict)
 
     @property
     def num_deliveries(self) -> int:
         return int(self.state_src.shape[0])
 
-    def on(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def on(self, device: torch.device) -> tuple[Tensor, ...]:
+        """(state_src, msg_src, final_rows, back, msg_index) on ``device`` (copied once per device)."""
         key = str(device)
         if key not in self._device:
             back = torch.cat([torch.zeros(1 + self.n_init, dtype=torch.long), self.state_src])
-            self._device[key] = tuple(t.to(device) for t in (self.state_src, self.msg_src, self.final_rows, back))
+            self._device[key] = tuple(t.to(device) for t in (self.state_src, self.msg_src, self.final_rows, back,
+                                                             self.msg_index))
         return self._device[key]
 
 
-def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray]) -> _Program:
+def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_messages: int) -> _Program:
     """Merge per-graph schedules into one level-ordered program (see the module docstring's layout).
 
-    ``msg_rows[g]`` maps graph g's start slots to rows of the start-message tensor.
+    ``msg_rows[g]`` maps graph g's start slots to rows of the caller's ``messages``; the
+    start-message buffer holds those rows in slot order (graph after graph).
     """
     n_nodes = np.array([s.num_nodes for s in schedules], dtype=np.int64)
     n_del = np.array([s.num_deliveries for s in schedules], dtype=np.int64)
     init_off = np.concatenate([[0], np.cumsum(n_nodes)])
     del_off = np.concatenate([[0], np.cumsum(n_del)])
     n_init, D = int(init_off[-1]), int(del_off[-1])
-    msg_rows_all = np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)
-    slot_off = np.concatenate([[0], np.cumsum([len(m) for m in msg_rows])])
-    n_starts = int(len(msg_rows_all))
+    msg_index = np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)
+    slot_off = np.concatenate([[0], np.cumsum([len(m) for m in msg_rows])]).astype(np.int64)
+    n_starts = int(len(msg_index))
     if D:
         cat = lambda name: np.concatenate([getattr(s, name) for s in schedules])  # noqa: E731
         level, node, prev, cause, slot = cat("level"), cat("node"), cat("prev"), cat("cause"), cat("slot")
@@ -163,8 +193,7 @@ def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray]) -> _
         pos[order] = np.arange(D, dtype=np.int64)
         base = 1 + n_init
         state_src = np.where(prev >= 0, base + pos[np.where(prev >= 0, prev + goff, 0)], 1 + ioff + node)
-        msg_src = np.where(cause >= 0, n_starts + pos[np.where(cause >= 0, cause + goff, 0)],
-                           msg_rows_all[np.where(slot >= 0, slot + soff, 0)] if n_starts else 0)
+        msg_src = np.where(cause >= 0, n_starts + pos[np.where(cause >= 0, cause + goff, 0)], slot + soff)
         state_src, msg_src = state_src[order], msg_src[order]
         counts = np.bincount(level)
         edges = np.concatenate([[0], np.cumsum(counts)])
@@ -185,7 +214,7 @@ def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray]) -> _
         tuple(0 for s in schedules for _ in range(s.num_runs))
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
     return _Program(n_init, n_starts, bounds, t(state_src), t(msg_src), t(final_rows), reasons, per_run,
-                    tuple(schedules))
+                    tuple(schedules), t(msg_index), int(n_messages))
 
 
 class _LevelDriver:
@@ -195,7 +224,7 @@ class _LevelDriver:
 
     def __init__(self, program: _Program, device: torch.device) -> None:
         self.program = program
-        self.state_src, self.msg_src, self.final_rows, self.back = program.on(device)
+        self.state_src, self.msg_src, self.final_rows, self.back, _ = program.on(device)
         self.capacity = program.num_deliveries
         self.count = program.num_deliveries
 
@@ -488,7 +517,19 @@ class BatchedExecutor:
         for g, (st, sd) in enumerate(zip(starts, seeds)):
             if len(st) != len(sd):
                 raise ValueError(f"graph {g}: {len(st)} runs but {len(sd)} seeds")
-        msg_rows, n_msgs = self._message_rows(gs, runs, message_rows)
+        mode = self.mode
+        if mode == "auto":
+            mode = "lockstep" if needs_lockstep(cell) else "levels"
+        if mode == "levels" and needs_lockstep(cell):
+            raise ValueError(f"mode 'levels' needs an always-emit cell; {cell.kind!r} (gate={cell.gate}) "
+                             "has a value-dependent schedule: use mode 'lockstep' or 'auto'")
+        program = None
+        if mode == "levels":
+            program = self._program(graphs, gs, runs, message_rows, budget, model, fifo, ties)
+            n_msgs, idx = program.n_messages, program.on(device)[4]
+        else:
+            msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
+            idx = torch.from_numpy(np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)).to(device)
         if messages.dim() != 2 or messages.shape[0] != n_msgs or messages.shape[1] != cell.msg_size:
             raise ValueError(f"messages must be ({n_msgs}, {cell.msg_size}), got {tuple(messages.shape)}")
         if features is None:
@@ -499,24 +540,11 @@ class BatchedExecutor:
         if x.shape[0] != sum(g.num_nodes for g in gs):
             raise ValueError("features do not have one row per node")
         init_states = cell.init_state(x)
-        idx = torch.from_numpy(np.concatenate(msg_rows)).to(device) if msg_rows else torch.zeros(0, dtype=torch.long, device=device)
         start_msgs = messages.to(device=device, dtype=dtype).index_select(0, idx)
-        starts_local = [np.arange(len(r), dtype=np.int64) for r in msg_rows]
-        offs = np.concatenate([[0], np.cumsum([len(r) for r in msg_rows])])
-        starts_global = [a + o for a, o in zip(starts_local, offs[:-1])]
-
-        mode = self.mode
-        if mode == "auto":
-            mode = "lockstep" if needs_lockstep(cell) else "levels"
-        if mode == "levels" and needs_lockstep(cell):
-            raise ValueError(f"mode 'levels' needs an always-emit cell; {cell.kind!r} (gate={cell.gate}) "
-                             "has a value-dependent schedule: use mode 'lockstep' or 'auto'")
         build = torch.is_grad_enabled() and (init_states.requires_grad or start_msgs.requires_grad
                                              or any(p.requires_grad for p in params))
         records = None
-        if mode == "levels":
-            hashes = [_graph_hash(g) for g in graphs]
-            program = self._program(gs, hashes, runs, budget, model, fifo, ties, starts_global)
+        if program is not None:
             driver = _LevelDriver(program, device)
             final_rows, back = driver.final_rows, driver.back
             reasons, deliveries, batches = program.reasons, program.deliveries, len(program.bounds)
@@ -524,6 +552,8 @@ class BatchedExecutor:
                 records = [[("deliver", d.dst, d.msg_id, d.cause_id) for d in s.deliveries(r)]
                            for s in program.schedules for r in range(s.num_runs)]
         else:
+            offs = np.concatenate([[0], np.cumsum([len(r) for r in msg_rows])]).astype(np.int64)
+            starts_global = [np.arange(len(r), dtype=np.int64) + o for r, o in zip(msg_rows, offs[:-1])]
             init_halted = cell.halted(init_states.detach()).tolist()
             driver = _LockStepDriver(gs, runs, starts_global, budget, model, bool(fifo), ties, init_halted,
                                      device, self.record)
@@ -531,7 +561,7 @@ class BatchedExecutor:
             states = _Unroll.apply(cell, driver, init_states, start_msgs, *params)
         else:
             states, _ = _forward_levels(cell, driver, init_states, start_msgs, build=False)
-        if mode == "lockstep":
+        if program is None:
             final_rows = driver.final_rows(gs, [len(r) for r in runs])
             back = torch.tensor([0] * (1 + len(init_halted)) + driver.state_src, dtype=torch.long, device=device)
             reasons, deliveries, batches = tuple(driver.reasons), tuple(driver.deliveries), driver.batches
@@ -544,41 +574,42 @@ class BatchedExecutor:
         self.last = result
         return result
 
-    @staticmethod
-    def _message_rows(gs: Sequence[Graph], runs, message_rows) -> tuple[list[np.ndarray], int]:
-        """Per graph, the row of ``messages`` that each start slot (engine order) receives."""
-        out = []
-        offset = 0
-        for g, (graph, gruns) in enumerate(zip(gs, runs)):
-            rows = []
-            for r, (st, _) in enumerate(gruns):
-                width = len(st) if message_rows is None else int(message_rows[g][r])
-                if width < len(st):
-                    raise ValueError(f"graph {g} run {r}: {len(st)} start nodes but {width} message rows")
-                rows.extend(offset + j for _, j in start_slots(st, graph.num_nodes))
-                offset += width
-            out.append(np.asarray(rows, dtype=np.int64))
-        return out, offset
-
-    def _program(self, gs: Sequence[Graph], hashes: Sequence[str], runs, budget: int, model: DelayModel,
-                 fifo: bool, ties: str, msg_rows: Sequence[np.ndarray]) -> _Program:
+    def _program(self, graphs, gs: Sequence[Graph], runs, message_rows, budget: int, model: DelayModel,
+                 fifo: bool, ties: str) -> _Program:
         """The compiled level program of this batch, from the cache when the same batch comes again."""
         dk = delay_key(model)
+        hashes = [_graph_hash(g) for g in graphs]
         key = None
         if dk is not None and self.program_cache:
-            h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|".encode())
-            for gh, gruns, rows in zip(hashes, runs, msg_rows):
+            h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{message_rows!r}|".encode())
+            for gh, gruns in zip(hashes, runs):
                 h.update(gh.encode())
                 h.update(repr(gruns).encode())
-                h.update(rows.tobytes())
             key = h.hexdigest()
             if key in self._programs:
                 self._programs.move_to_end(key)
                 return self._programs[key]
+        msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
         schedules = [self.plans.get(g, gruns, budget, model, fifo, ties, gh) for g, gh, gruns in zip(gs, hashes, runs)]
-        program = _compile(schedules, msg_rows)
+        program = _compile(schedules, msg_rows, n_msgs)
         if key is not None:
             self._programs[key] = program
             while len(self._programs) > self.program_cache:
                 self._programs.popitem(last=False)
         return program
+
+
+def _message_rows(gs: Sequence[Graph], runs, message_rows) -> tuple[list[np.ndarray], int]:
+    """Per graph, the row of ``messages`` that each start slot (engine order) receives; and the row count."""
+    out = []
+    offset = 0
+    for g, (graph, gruns) in enumerate(zip(gs, runs)):
+        rows = []
+        for r, (st, _) in enumerate(gruns):
+            width = len(st) if message_rows is None else int(message_rows[g][r])
+            if width < len(st):
+                raise ValueError(f"graph {g} run {r}: {len(st)} start nodes but {width} message rows")
+            rows.extend(offset + j for _, j in start_slots(st, graph.num_nodes))
+            offset += width
+        out.append(np.asarray(rows, dtype=np.int64))
+    return out, offset

@@ -63,6 +63,15 @@ __all__ = [
     "replay_case",
     "plot_messages_per_layer",
     "budget_for",
+    "CAUSES",
+    "COUNTEREXAMPLES",
+    "Counterexample",
+    "EARLY_PULSE_RUN",
+    "Execution",
+    "Scripted",
+    "run_counterexample",
+    "literal_causes",
+    "synchronizer_events",
     "configure",
     "main",
 ]
@@ -149,6 +158,8 @@ class CaseResult:
     relu_steps: int = 0
     relu_mismatches: int = 0
     relu_max_error: float = 0.0
+    causes: tuple = ()
+    events: tuple = ()
 
     @property
     def failed(self) -> bool:
@@ -225,33 +236,201 @@ def build_simulation(case: Case, tracer: Any = None, wrap: bool = True) -> tuple
     return sim, rec, run_sgin(g, features, model)
 
 
-def run_case(case: Case, relu: bool = True) -> CaseResult:
-    """Run one case and classify it; ``relu``: also check the ReLU network on every step (corrected rule)."""
-    sim, rec, ref = build_simulation(case)
-    g = sim.graph
+@dataclass(frozen=True)
+class Execution:
+    """A finished, classified run: the engine's result, the recorded steps and what went wrong."""
+
+    sim: Simulation
+    result: Any
+    outcome: str
+    reference: tuple
+    steps: list
+    index: dict
+    divergence: Optional[Divergence]
+    causes: list
+    max_error: float
+
+    def node_of(self, step: tuple) -> int:
+        return self.index[id(step[0])]
+
+
+def _evaluate(sim: Simulation, rec: _Recorder, ref: tuple, layers: int) -> Execution:
     result = sim.run()
-    L = case.layers
     index = {id(view): v for v, view in enumerate(sim.views)}
     progress = rec.rule.progress
     finals = [progress(s) for s in result.states]
-    max_error = max((_error(s, ref[L][v]) for v, (l, s) in enumerate(finals) if l == 0), default=0.0)
+    max_error = max((_error(s, ref[layers][v]) for v, (l, s) in enumerate(finals) if l == 0), default=0.0)
     if result.reason == "message_budget":
         outcome = "budget"
     elif result.reason == "stalled" or any(l != 0 for l, _ in finals):
         outcome = "deadlock"
     else:
-        outcome = "pass" if all(_close(s, ref[L][v]) for v, (_, s) in enumerate(finals)) else "wrong"
-    divergence = None
-    if outcome != "pass":
-        divergence = _first_divergence(rec, index, ref, L, finals, result.stuck)
+        outcome = "pass" if all(_close(s, ref[layers][v]) for v, (_, s) in enumerate(finals)) else "wrong"
+    divergence = _first_divergence(rec, index, ref, layers, finals, result.stuck) if outcome != "pass" else None
+    causes = literal_causes(rec.rule, rec.steps, index) if isinstance(rec.rule, Table1Literal) else []
+    return Execution(sim, result, outcome, ref, rec.steps, index, divergence, causes, max_error)
+
+
+def run_case(case: Case, relu: bool = True) -> CaseResult:
+    """Run one case and classify it; ``relu``: also check the ReLU network on every step (corrected rule)."""
+    sim, rec, ref = build_simulation(case)
+    ex = _evaluate(sim, rec, ref, case.layers)
+    g, result = sim.graph, ex.result
     relu_steps = relu_bad = 0
     relu_err = 0.0
-    if relu and case.rule == "synchronizer" and rec.steps:
-        relu_steps, relu_bad, relu_err = _check_relu(rec.rule.model, rec.steps, max(g.degrees))
+    events: tuple = ()
+    if case.rule == "synchronizer":
+        events = tuple(sorted(synchronizer_events(rec.steps).items()))
+        if relu and rec.steps:
+            relu_steps, relu_bad, relu_err = _check_relu(rec.rule.model, rec.steps, max(g.degrees))
     return CaseResult(
-        case, outcome, result.reason, g.num_nodes, g.num_edges, sim.start_nodes[0][0], result.total_deliveries,
-        result.sent, result.dropped, tuple(result.stuck), max_error, divergence, relu_steps, relu_bad, relu_err,
+        case, ex.outcome, result.reason, g.num_nodes, g.num_edges, sim.start_nodes[0][0], result.total_deliveries,
+        result.sent, result.dropped, tuple(result.stuck), ex.max_error, ex.divergence, relu_steps, relu_bad, relu_err,
+        tuple(dict.fromkeys(c for _, _, c in ex.causes)), events,
     )
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """Delays by ``msg_id`` from a table, every other copy ``default``: counterexamples written by hand."""
+
+    delays: tuple = ()
+    default: float = 1.0
+    name: str = field(default="scripted", init=False)
+    random: bool = field(default=True, init=False)
+
+    def bind(self, rng: Any):
+        table, default = dict(self.delays), float(self.default)
+        return lambda msg_id, src, dst: table.get(msg_id, default)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "delays": [list(p) for p in self.delays], "default": self.default}
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """A run small enough to read: sGIN with d = 1, W = 1, b = 0, so h_v^(k) is the sum of the
+    neighbours' h^(k-1), exact in floats; node v's feature is 2^v (a sum tells which nodes it
+    holds), except the start node's, which is 0 unless ``keep_origin`` (so row 2's cause stays
+    out of the way of the others). ``delays``: ((msg_id, delay), ...), every other copy 1.0;
+    no FIFO."""
+
+    graph: str
+    start: int
+    layers: int
+    delays: tuple = ()
+    keep_origin: bool = False
+
+    def features(self) -> list:
+        n = _graph(self.graph).num_nodes
+        return [[0.0 if v == self.start and not self.keep_origin else float(2 ** v)] for v in range(n)]
+
+    def model(self) -> SGIN:
+        return SGIN([[[1.0]]] * self.layers, [[0.0]] * self.layers)
+
+
+def run_counterexample(cx: Counterexample, rule: str = "table1-literal", tracer: Any = None) -> Execution:
+    """Run ``cx`` with Table 1 (or ``rule="synchronizer"``) and classify it like a sweep case."""
+    g, model, features = _graph(cx.graph), cx.model(), cx.features()
+    rec = _Recorder(RULES[rule](model))
+    sim = Simulation(g, rec, delay=Scripted(tuple(cx.delays)), fifo=False, tracer=tracer, start=cx.start,
+                     start_message=ORIGIN, features=features, budget=budget_for(g, cx.layers))
+    rec.sim = sim
+    return _evaluate(sim, rec, run_sgin(g, features, model), cx.layers)
+
+
+COUNTEREXAMPLES = {
+    "origin-keeps-state": Counterexample("cycle:3", 0, 1, keep_origin=True),
+    "degree-one": Counterexample("path:2", 0, 1),
+    "u0-takes-safe": Counterexample("cycle:3", 0, 2),
+    "u0-takes-stale-pulse": Counterexample("cycle:3", 0, 1, ((3, 2.5),)),
+    "w0-refires": Counterexample("cycle:3", 0, 2, ((3, 2.5),)),
+    "late-pulse": Counterexample("cycle:3", 0, 2, ((3, 2.5), (5, 2.5))),
+    "early-pulse": Counterexample("cycle:3", 0, 2, ((7, 2.5), (11, 2.5))),
+}
+"""For each cause, the smallest run found (fewest other causes before it, then nodes, edges, L,
+scripted delays, deliveries) in which it shows; tests/protocols/test_table1.py pins each to its row.
+The row-5 and row-6 causes never strike first in Table 1 as printed (a row-3 misfire always comes
+before them); they are what remains once row 3 is repaired (docs/synchronizer.md)."""
+
+
+EARLY_PULSE_RUN = Counterexample("path:4", 1, 2, keep_origin=True)
+"""The smallest run in which the corrected synchronizer meets an early pulse, with constant
+(FIFO) delays: at t = 4 node 1 has computed layer 1 (s = h^(1), still to be sent with its
+pulse 2) and waits for node 2's safe message when node 0's pulse 2 arrives. Table 1's
+state has no room for both (its row 5 would fire on the pulse)."""
+
+
+CAUSES = {
+    "origin-keeps-state": "row 2 (origin=1): s' = s keeps the origin's own state in its neighbour sum",
+    "degree-one": "row 3 (u=0): w' = D-2 = -1 when D = 1, so the node never reaches w = 0",
+    "u0-takes-safe": "row 3 (u=0): fires on a safe message and takes its payload as a neighbour state",
+    "u0-takes-stale-pulse": "row 3 (u=0): fires on a pulse of a layer already started; that layer is never computed",
+    "u0-takes-early-pulse": "row 3 (u=0): fires on a pulse two or more layers ahead",
+    "w0-refires": "row 5 (w=0): w' = 0, so the next pulse computes one more layer",
+    "early-pulse": "rows 5/6 (w=0, pulse=1): add a pulse of a later layer into s (no room for two layers)",
+    "late-pulse": "rows 5/6 (w=0, pulse=1): add a pulse of an earlier layer into s",
+}
+"""Every way Table 1 goes wrong that the sweep observes, by the row responsible (docs/synchronizer.md)."""
+
+
+def literal_causes(rule: Table1Literal, steps: list, index: dict) -> list[tuple[int, int, str]]:
+    """(delivery, node, cause) for every step of a Table 1 run where a row misbehaves (see :data:`CAUSES`).
+
+    Each message is tagged with its sender's pulse number (row 2/3 firings so far), so a
+    pulse can be told apart as belonging to this node's layer, a later or an earlier one.
+    """
+    pulses: dict[int, int] = {}
+    computed: dict[int, int] = {}
+    tag: dict[int, int] = {}
+    found = []
+    for view, state, message, new, out, _, k in steps:
+        v = index[id(view)]
+        r = rule.row(state, message)
+        mine = pulses.get(v, 0)
+        theirs = tag.get(id(message))
+        is_pulse = message.kind == "pulse"
+        if r == 2 and any(x != 0.0 for x in state[0]):
+            found.append((k, v, "origin-keeps-state"))
+        if r == 3:
+            if view.degree == 1:
+                found.append((k, v, "degree-one"))
+            if message.kind == "safe":
+                found.append((k, v, "u0-takes-safe"))
+            elif is_pulse and theirs <= mine:
+                found.append((k, v, "u0-takes-stale-pulse"))
+            elif is_pulse and theirs > mine + 1:
+                found.append((k, v, "u0-takes-early-pulse"))
+        if r == 5:
+            if computed.get(v, 0):
+                found.append((k, v, "w0-refires"))
+            computed[v] = computed.get(v, 0) + 1
+        if r in (5, 6) and is_pulse and theirs != mine:
+            found.append((k, v, "early-pulse" if theirs > mine else "late-pulse"))
+        if r in (2, 3):
+            pulses[v] = mine + 1
+            computed[v] = 0
+        if out is not None:
+            tag[id(out)] = pulses.get(v, 0)
+    return found
+
+
+def synchronizer_events(steps: list) -> dict:
+    """Counts of the situations Table 1 has no row for, as the corrected synchronizer meets them.
+
+    ``early_pulse``: a pulse reaches a node that is safe but still waits for safe messages
+    (it must keep s for its next pulse and sum the early pulse elsewhere: the second
+    accumulator); ``pulse_safe``: one activation both completes a layer and proceeds
+    (a message with both bits).
+    """
+    early = both = 0
+    for _, state, message, _, out, _, _ in steps:
+        p = message.payload
+        if p is not None and p[1] and state[5] == 1 and state[3] - p[2] > 0:
+            early += 1
+        if out is not None and out.payload[1] and out.payload[2]:
+            both += 1
+    return {"early_pulse": early, "pulse_safe": both}
 
 
 def _first_divergence(rec: _Recorder, index: dict, ref: tuple, L: int, finals: list, stuck: tuple) -> Optional[Divergence]:
@@ -426,9 +605,33 @@ def summarize(results: Sequence[CaseResult]) -> dict:
              "passed": sum(1 for r in v if not r.failed)}
             for (g, L, s), v in msgs.items()
         ],
+        "literal_causes": _cause_summary(results),
+        "synchronizer_events": {k: sum(dict(r.events).get(k, 0) for r in results) for k in ("early_pulse", "pulse_safe")},
         "relu": {"steps": relu_steps, "mismatches": sum(r.relu_mismatches for r in results),
                  "max_rel_error": max((r.relu_max_error for r in results), default=0.0)},
         "failures": [_failure_dict(r) for r in sorted(failures, key=_size_key)[:50]],
+    }
+
+
+def _cause_summary(results: Sequence[CaseResult]) -> dict:
+    """For Table 1 runs: failing cases by their first cause after row 2's, cases each cause occurs in."""
+    lit = [r for r in results if r.case.rule == "table1-literal"]
+    if not lit:
+        return {}
+    first: Counter = Counter()
+    present: Counter = Counter()
+    for r in lit:
+        for c in r.causes:
+            present[c] += 1
+        if r.failed:
+            later = [c for c in r.causes if c != "origin-keeps-state"]
+            first[later[0] if later else (r.causes[0] if r.causes else "unexplained")] += 1
+    return {
+        "failing_by_first_cause": dict(first.most_common()),
+        "cases_with_cause": dict(present.most_common()),
+        "unexplained_failures": first.get("unexplained", 0),
+        "passes": sum(1 for r in lit if not r.failed),
+        "passes_with_causes": sum(1 for r in lit if not r.failed and r.causes),
     }
 
 
@@ -438,7 +641,7 @@ def _size_key(r: CaseResult) -> tuple:
 
 
 def _failure_dict(r: CaseResult) -> dict:
-    return {"case": asdict(r.case), "outcome": r.outcome, "stuck": list(r.stuck), "start": r.start,
+    return {"case": asdict(r.case), "outcome": r.outcome, "stuck": list(r.stuck), "start": r.start, "causes": list(r.causes),
             "deliveries": r.deliveries, "relu_mismatches": r.relu_mismatches,
             "divergence": r.divergence.describe() if r.divergence else None}
 
@@ -460,6 +663,12 @@ def format_summary(summary: dict, results: Sequence[CaseResult]) -> str:
     if relu["steps"]:
         lines.append(f"ReLU network (3 affine layers) vs rule: {relu['steps']} steps, {relu['mismatches']} mismatches, "
                      f"max relative error {relu['max_rel_error']:.2e}")
+    causes = summary.get("literal_causes") or {}
+    if causes.get("failing_by_first_cause"):
+        lines.append("failing cases by first cause (after row 2's, which every run with a non-zero origin state has):")
+        for c, k in causes["failing_by_first_cause"].items():
+            lines.append(f"  {k:>6}  {c}: {CAUSES.get(c, 'no row misbehaved')}")
+        lines.append("cases in which each cause occurs: " + ", ".join(f"{c} {k}" for c, k in causes["cases_with_cause"].items()))
     failures = sorted((r for r in results if r.failed), key=_size_key)
     if failures:
         r = failures[0]
@@ -524,7 +733,7 @@ def plot_messages_per_layer(summary: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     rows = summary["messages"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.4))
     markers = {"constant": "o", "uniform": "^", "uniform/fifo": "s"}
     colors = {1: "tab:blue", 2: "tab:orange", 3: "tab:green", 5: "tab:red"}
     for r in rows:
@@ -550,7 +759,7 @@ def plot_messages_per_layer(summary: dict, path: str) -> None:
     ax2.set_ylabel("deliveries per layer / 2|E|")
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=f"L={L} (dotted: 2-1/L)") for L, c in colors.items()]
     handles += [plt.Line2D([], [], color="k", marker=m, ls="", label=s) for s, m in markers.items()]
-    ax2.legend(handles=handles, fontsize=7, ncol=2)
+    ax2.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Corrected synchronizer: messages per simulated sGIN layer (mean over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -41,6 +41,8 @@ __all__ = [
     "table2_summary",
     "table3_summary",
     "gate_summary",
+    "deliveries_per_run",
+    "measure_cost",
     "render_table2",
     "render_table3",
     "render_gate",
@@ -181,8 +183,27 @@ def table3_summary(root: str = ROOT, task: str = "parity") -> dict:
     return out
 
 
-def gate_summary(root: str = ROOT, tasks: Sequence[str] = GATE_TASKS, model: str = "amp-rnn") -> dict:
-    """Learned gate vs always-emit on the same tasks and seeds: test accuracy and deliveries saved."""
+def deliveries_per_run(folder: str, max_graphs: int = 10) -> float:
+    """Mean processed deliveries per run of the trained model in ``folder``, on (up to ``max_graphs``)
+    graphs of its first test split, by the engine: how much a learned gate saves against the budget."""
+    from ..cells.execute import EngineExecutor
+    from .loop import _budget, load_model
+
+    model, task, config = load_model(folder)
+    graphs = next(iter(task.tests.values()))[:max_graphs]
+    ex = EngineExecutor()
+    total = runs = 0
+    with torch.no_grad():
+        for i, g in enumerate(graphs):
+            model(g, ex, _budget(task, config, g), config.delay, i)
+            total += sum(r.deliveries for r in ex.last_results)
+            runs += len(ex.last_results)
+    return total / runs
+
+
+def gate_summary(root: str = ROOT, tasks: Sequence[str] = GATE_TASKS, model: str = "amp-rnn",
+                 deliveries: bool = True) -> dict:
+    """Learned gate vs always-emit on the same tasks and seeds: test accuracy and deliveries per run."""
     out = {}
     for task in tasks:
         emit = {r["config"]["seed"]: r for r in _results(root, task, model)}
@@ -197,6 +218,10 @@ def gate_summary(root: str = ROOT, tasks: Sequence[str] = GATE_TASKS, model: str
 
         out[task] = {"seeds": seeds, "always_emit": _stats([acc(emit[s]) for s in seeds]),
                      "gate": _stats([acc(gated[s]) for s in seeds])}
+        if deliveries:
+            for key, gate in (("always_emit", False), ("gate", True)):
+                out[task][key]["deliveries_per_run"] = round(sum(
+                    deliveries_per_run(run_folder(root, task, model, s, gate)) for s in seeds) / len(seeds), 1)
     return out
 
 
@@ -260,11 +285,16 @@ def render_gate(summary: dict) -> str:
         "",
         "Regenerate: `python -m ampsim.train.tables run-gate --seeds 0-2 && python -m ampsim.train.tables render`",
         "",
-        "| Task | always emit | learned gate |",
-        "|---|---|---|",
+        "Deliveries: processed deliveries per run of the trained models on the first test split (the",
+        "budget is 5n or 10n; always-emit spends all of it unless a run goes quiet).",
+        "",
+        "| Task | always emit: accuracy | learned gate: accuracy | always emit: deliveries/run | learned gate: deliveries/run |",
+        "|---|---|---|---|---|",
     ]
     for task, row in summary.items():
-        lines.append(f"| {task} | {_fmt(row['always_emit'])} | {_fmt(row['gate'])} |")
+        a, g = row["always_emit"], row["gate"]
+        lines.append(f"| {task} | {_fmt(a)} | {_fmt(g)} | {a.get('deliveries_per_run', '—')} | "
+                     f"{g.get('deliveries_per_run', '—')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -336,6 +366,33 @@ def write_all(root: str = ROOT, out_dir: str = "results") -> list[str]:
     return [os.path.join(out_dir, w) for w in written]
 
 
+def measure_cost(tasks: Sequence[str], executor: str, epochs: int = 3, model: str = "amp-rnn",
+                 log=print) -> dict:
+    """Seconds per training epoch (forward + backward + step, mean over ``epochs`` after one warm-up
+    epoch) of the protocol model on each task, and the projected cost of one 1000-epoch seed."""
+    import time
+
+    from .loop import load_task
+
+    name, ex = get_executor(executor)
+    out = {}
+    for task_name in tasks:
+        config = protocol_config(task_name, model, 0, epochs=epochs + 1)
+        task = load_task(task_name, 0)
+        stamps: list[float] = []
+        fit(config, ex, executor_name=name, task=task, stop_after=epochs + 1,  # no evaluation
+            on_epoch=lambda e, loss, acc: stamps.append(time.perf_counter()))
+        per_epoch = (stamps[-1] - stamps[0]) / epochs
+        runs_per_graph = (lambda g: 1) if task.readout == "all" else (lambda g: g.num_nodes)
+        calls = sum(runs_per_graph(g) * task.budget_factor * g.num_nodes for g in task.train)
+        out[task.name] = {"seconds_per_epoch": round(per_epoch, 4), "cell_calls_per_epoch": calls,
+                          "cell_calls_per_second": round(calls / per_epoch), "projected_seconds_1000_epochs":
+                          round(1000 * per_epoch), "executor": name, "threads": torch.get_num_threads()}
+        log(f"{task.name}: {per_epoch:.3f} s/epoch ({calls} cell calls, {calls / per_epoch:.0f}/s forward+backward), "
+            f"1000 epochs = {1000 * per_epoch / 60:.1f} min ({name})")
+    return out
+
+
 def _seeds(text: str) -> list[int]:
     out: list[int] = []
     for part in text.split(","):
@@ -360,6 +417,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--quiet", action="store_true")
         p.add_argument("--epochs", type=int, default=1000, help="1000 is the protocol; render counts only those")
+    p = sub.add_parser("cost", help="seconds per epoch of each task's protocol model")
+    p.add_argument("--executor", choices=["engine", "batched"], default="engine")
+    p.add_argument("--tasks", default=None)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=None, help="write the figures as JSON here")
     p = sub.add_parser("render")
     p.add_argument("--root", default=ROOT)
     p.add_argument("--out", default="results")
@@ -369,6 +432,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"wrote {path}")
         return 0
     torch.set_num_threads(args.threads)
+    if args.cmd == "cost":
+        tasks = args.tasks.split(",") if args.tasks else list(TABLE2_TASKS.values()) + ["parity"]
+        cost = measure_cost(tasks, args.executor, args.epochs, log=lambda line: print(line, flush=True))
+        if args.out:
+            _dump(args.out, cost)
+        return 0
     defaults = {"run2": (list(TABLE2_TASKS.values()), ["amp-rnn"]),
                 "run3": (["parity"], list(TABLE3_MODELS.values())),
                 "run-gate": (list(GATE_TASKS), ["amp-rnn"])}[args.cmd]

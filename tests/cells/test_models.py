@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ampsim.cells.execute import EngineExecutor, RunSpec
+from ampsim.cells.execute import EngineExecutor
 from ampsim.cells.models import (
     AMPModel,
     cell_kind,

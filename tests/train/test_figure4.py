@@ -8,7 +8,6 @@ from ampsim.data.tasks import nodes_on_triangles
 from ampsim.train.figure4 import (
     BLUE,
     RED,
-    WHITE,
     aggregation_blind,
     demo_cell,
     figure4_pairs,

@@ -138,3 +138,45 @@ def test_run_folder_layout():
     assert run_folder("results/runs", "4-cycles", "amp-rnn", 3) == os.path.join("results/runs", "4-cycles", "amp-rnn", "seed3")
     assert run_folder("r", "parity", "amp-iter", 0, gate=True, delay="uniform").endswith(
         os.path.join("parity", "amp-iter+gate@uniform", "seed0"))
+
+
+def _fake_result(root, task, model, seed, tests, gate=False):
+    from ampsim.train.tables import protocol_config
+
+    folder = run_folder(str(root), task, model, seed, gate)
+    os.makedirs(folder)
+    config = protocol_config(task, model, seed, gate)
+    with open(os.path.join(folder, RESULT), "w") as f:
+        json.dump({"config": config.to_dict(), "finished": True, "test": tests}, f)
+
+
+def test_tables_summarise_finished_protocol_runs(tmp_path):
+    from ampsim.train import tables
+
+    for seed, acc in ((0, 1.0), (1, 0.5)):
+        _fake_result(tmp_path, "limits1", "amp-rnn", seed, {"test": {"acc": acc}})
+    _fake_result(tmp_path, "limits1", "amp-rnn", 2, {"test": {"acc": 1.0}}, gate=True)
+    folder = run_folder(str(tmp_path), "lcc", "amp-rnn", 0)  # not the protocol (epochs): not counted
+    os.makedirs(folder)
+    with open(os.path.join(folder, RESULT), "w") as f:
+        json.dump({"config": TrainConfig(task="lcc", epochs=5).to_dict(), "finished": True,
+                   "test": {"test": {"acc": 1.0}}}, f)
+    by_dist = {"0": {"acc": 1.0, "total": 10}, "1": {"acc": 0.5, "total": 20}}
+    _fake_result(tmp_path, "parity", "amp-iter", 0,
+                 {"10": {"acc": 0.9, "by_distance": by_dist, "seen": {"acc": 0.8}},
+                  "25": {"acc": 0.7, "by_distance": by_dist, "seen": {"acc": 0.6}}})
+    t2 = tables.table2_summary(str(tmp_path))
+    assert t2 == {"Limits1": {"mean": 0.75, "std": 0.25, "seeds": 2, "seed_list": [0, 1]}}
+    md = tables.render_table2(t2)
+    assert "| Limits1 | 1.00 ± 0.00 | 0.75 ± 0.25 (2) | no |" in md and "| LCC | 0.96 ± 0.03 | not run | — |" in md
+    t3 = tables.table3_summary(str(tmp_path))
+    assert t3["AMP-Iter"]["10"] == {"mean": 0.9, "std": 0.0, "seeds": 1}
+    assert t3["AMP-Iter"]["by_distance"]["1"]["mean"] == 0.5 and t3["AMP-Iter"]["seen"]["25"]["mean"] == 0.6
+    assert "| AMP-Iter | 1.00 ± 0.00 / 0.90 ± 0.00 (1) | 1.00 ± 0.00 / 0.70 ± 0.00 (1) | 1.00 ± 0.00 / not run" in (
+        tables.render_table3(t3))
+    assert tables.gate_summary(str(tmp_path), deliveries=False) == {}  # no seed has both variants
+    written = tables.write_all(str(tmp_path), str(tmp_path / "out"))
+    assert json.loads((tmp_path / "out" / "table2.json").read_text()) == {
+        "Limits1": {"mean": 0.75, "std": 0.25, "seeds": 2}}
+    assert json.loads((tmp_path / "out" / "table3.json").read_text())["AMP-Iter"]["25"]["mean"] == 0.7
+    assert str(tmp_path / "out" / "figure5a.png") in written

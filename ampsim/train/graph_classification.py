@@ -1,0 +1,442 @@
+"""Table 4: AMP-RNN graph classification on MUTAG, PTC, PROTEINS, IMDB-BINARY, IMDB-MULTI (Section 5.3).
+
+The protocol of the authors' code (reference notes section 4, ``main_graph_classification.py``):
+
+* model: AMP-RNN, h' = ReLU(W[h ‖ m]), message m' = W_m[h' ‖ m] of size hidden // 2; one
+  run per node i with start message ``ones(hidden // 2)``, constant delays, a budget of
+  15 or 25 processed messages per run; readout: the sum over i of node i's final state
+  in its own run (or, with *skip*, of its last 4 states, encoding included, left-padded
+  with zeros), then a linear decoder and log-softmax; NLL loss;
+* 10 folds (the vendored GIN ``10fold_idx`` files), 350 epochs, each epoch **one**
+  full-batch Adam step (lr 0.01) on the training fold, StepLR(step 50, gamma 0.5), test
+  accuracy after every epoch; all folds start from the same initial weights (seed 0);
+* report: average the 10 per-fold test curves, take the best epoch of that average,
+  mean ± std (unbiased) over folds at that epoch, x100; the grid is hidden {16, 32}
+  (bio) or {64} (social), messages {15, 25}, skip {off, on}; the best grid point is
+  reported (as the GIN protocol and the paper do);
+* data filters of the authors' code: PROTEINS drops graphs with >= 450 nodes and those
+  with 7 nodes and 6 edges; IMDB keeps graphs with <= 70 nodes.
+
+Runs are resumable: one JSON per (data set, grid point, fold) under
+``results/table4_runs/<DATASET>/h<H>_m<K>_<skip|noskip>/fold<k>.json``;
+:func:`summarize` turns complete grid points into ``results/table4.json`` and
+``results/table4.md`` (next to the paper's AMP-RNN row).
+
+    python -m ampsim.train.graph_classification --datasets MUTAG --folds 0-9
+    python -m ampsim.train.graph_classification --summarize
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..batched import BatchedExecutor, retain_freed_memory
+from ..cells.cells import AMPCell
+from ..cells.models import init_parameters
+from ..data.graphdata import GraphData
+from ..data.tu import DATASETS, TUDataset, load_tu
+from ..engine.rng import derive_seed
+from . import ddp
+
+__all__ = [
+    "PAPER_AMP_RNN",
+    "GridPoint",
+    "AMPGraphClassifier",
+    "grid",
+    "load_dataset",
+    "train_fold",
+    "first_step_gradients",
+    "run_grid",
+    "summarize",
+    "write_tables",
+    "configure",
+    "main",
+]
+
+#: Table 4, row "AMP-RNN (ours)": mean and std of the test accuracy (%).
+PAPER_AMP_RNN = {
+    "MUTAG": (90.4, 4.1),
+    "PTC": (63.7, 9.1),
+    "PROTEINS": (76.7, 7.1),
+    "IMDB-BINARY": (74.6, 3.6),
+    "IMDB-MULTI": (52.1, 3.6),
+}
+SOCIAL = ("IMDB-BINARY", "IMDB-MULTI")
+EPOCHS, LR, STEP, GAMMA, FOLDS, SKIP_STATES = 350, 0.01, 50, 0.5, 10, 4
+DEFAULT_RUNS = os.path.join("results", "table4_runs")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One point of the paper's small grid: hidden size, messages per run, skip readout."""
+
+    hidden: int
+    messages: int
+    skip: bool
+
+    @property
+    def tag(self) -> str:
+        return f"h{self.hidden}_m{self.messages}_{'skip' if self.skip else 'noskip'}"
+
+    @classmethod
+    def from_tag(cls, tag: str) -> "GridPoint":
+        h, m, s = tag.split("_")
+        if not (h[0] == "h" and m[0] == "m" and s in ("skip", "noskip")):
+            raise ValueError(f"not a grid point tag: {tag!r}")
+        return cls(int(h[1:]), int(m[1:]), s == "skip")
+
+
+def grid(dataset: str) -> list[GridPoint]:
+    """The paper's grid: hidden {16, 32} for bio sets and {64} for social ones x messages {15, 25} x skip."""
+    hidden = (64,) if dataset in SOCIAL else (16, 32)
+    return [GridPoint(h, m, s) for h in hidden for m in (15, 25) for s in (False, True)]
+
+
+def _keep(name: str, g: GraphData) -> bool:
+    if name == "PROTEINS":
+        return g.num_nodes < 450 and not (g.num_nodes == 7 and g.num_edges == 6)
+    if name in SOCIAL:
+        return g.num_nodes <= 70
+    return True
+
+
+def load_dataset(name: str, root: Optional[str] = None, amp_filter: bool = True) -> TUDataset:
+    """The vendored TU data set, with the authors' size filters (PROTEINS, IMDB) unless ``amp_filter=False``."""
+    ds = load_tu(name, root)
+    if not amp_filter:
+        return ds
+    keep = torch.tensor([_keep(ds.name, ds[i]) for i in range(len(ds))], dtype=torch.bool)
+    return ds if bool(keep.all()) else ds[keep]
+
+
+class AMPGraphClassifier(nn.Module):
+    """AMP-RNN for graph classification: ``AMPGraphClassifier(in_features, hidden, classes, messages, skip)``.
+
+    ``forward(graphs, executor) -> (G, classes)`` log-probabilities: one run per node with
+    start message ``ones(hidden // 2)`` and ``messages`` processed deliveries; the sum over
+    start nodes of their final state (or last 4 states with ``skip``) is decoded.
+    """
+
+    def __init__(self, in_features: int, hidden: int, num_classes: int, messages: int, skip: bool) -> None:
+        super().__init__()
+        if hidden < 2 or messages < 1 or num_classes < 2:
+            raise ValueError("need hidden >= 2, messages >= 1 and num_classes >= 2")
+        self.cell = AMPCell("rnn", in_features, hidden, hidden // 2)
+        self.decoder = nn.Linear((SKIP_STATES if skip else 1) * hidden, num_classes)
+        self.messages, self.skip = messages, skip
+
+    def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
+        ref = self.decoder.weight
+        sizes = [g.num_nodes for g in graphs]
+        starts = [[(i,) for i in range(n)] for n in sizes]
+        seeds = [[0] * n for n in sizes]
+        total = sum(sizes)
+        msgs = ref.new_ones((total, self.cell.msg_size))
+        u = executor.unroll(self.cell, graphs, starts, seeds, msgs, self.messages)
+        entries = torch.cat([torch.arange(n, device=ref.device) * (n + 1) + u.entry_offsets[g]
+                             for g, n in enumerate(sizes)])
+        if self.skip:
+            z = u.history(entries, SKIP_STATES)
+            z = self.cell.output(z.reshape(-1, z.shape[-1])).reshape(total, -1)
+        else:
+            z = self.cell.output(u.states.index_select(0, u.final_rows.index_select(0, entries)))
+        owner = torch.repeat_interleave(torch.arange(len(graphs), device=ref.device),
+                                        torch.tensor(sizes, device=ref.device))
+        pooled = z.new_zeros((len(graphs), z.shape[1])).index_add_(0, owner, z)
+        return nn.functional.log_softmax(self.decoder(pooled), dim=-1)
+
+
+def _labels(graphs: Sequence[GraphData]) -> Tensor:
+    return torch.cat([g.y.reshape(1) for g in graphs])
+
+
+def build_model(ds: TUDataset, point: GridPoint, seed: int = 0) -> AMPGraphClassifier:
+    """The model of ``point``, initialised from ``derive_seed(seed, "init")`` (same weights for every fold)."""
+    model = AMPGraphClassifier(ds.num_features, point.hidden, ds.num_classes, point.messages, point.skip)
+    init_parameters(model, torch.Generator().manual_seed(derive_seed(seed, "init")))
+    return model
+
+
+def train_fold(ds: TUDataset, fold: int, point: GridPoint, *, epochs: int = EPOCHS, lr: float = LR, seed: int = 0,
+               executor: Optional[BatchedExecutor] = None,
+               progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
+    """One fold of the protocol; returns the per-epoch ``test_acc`` and ``train_loss`` curves.
+
+    Inside a process group (:mod:`ampsim.train.ddp`) every process takes a shard of the
+    training graphs and the model is wrapped in DDP; the loss is scaled so that the
+    averaged gradient is the full-batch mean gradient of one process.
+    """
+    train_idx, test_idx = ds.folds(fold)
+    train = [ds[int(i)] for i in train_idx]
+    test = [ds[int(i)] for i in test_idx]
+    if len(train) < ddp.world_size():
+        raise ValueError(f"fold {fold} of {ds.name} has {len(train)} training graphs for {ddp.world_size()} processes")
+    mine = ddp.shard(train)
+    executor = executor or BatchedExecutor()
+    model = build_model(ds, point, seed)
+    net = ddp.wrap(model)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=STEP, gamma=GAMMA)
+    y_mine, y_test = _labels(mine), (_labels(test) if test else None)
+    accs, losses = [], []
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        logp = net(mine, executor)
+        loss = ddp.shard_loss(nn.functional.nll_loss(logp, y_mine, reduction="sum"), len(train))
+        loss.backward()
+        opt.step()
+        sched.step()
+        model.eval()
+        if test:
+            with torch.no_grad():
+                pred = model(test, executor).argmax(dim=1)
+            acc = float((pred == y_test).float().mean())
+        else:
+            acc = float("nan")
+        accs.append(acc)
+        losses.append(float(ddp.mean_across(loss.detach())))  # the full-batch loss on every rank
+        if progress is not None:
+            progress(epoch, losses[-1], acc)
+    return {"test_acc": accs, "train_loss": losses, "seconds": time.perf_counter() - t0,
+            "n_train": len(train), "n_test": len(test), "processes": ddp.world_size()}
+
+
+def first_step_gradients(dataset: str, tag: str, graphs: int, dtype: torch.dtype = torch.float64,
+                         threads: int = 1) -> list[Tensor]:
+    """Gradients of the first training step on the first ``graphs`` graphs of ``dataset`` (all of them train).
+
+    Inside a process group each process takes its shard and DDP averages; the result
+    must not depend on the number of processes (``tests/train/test_ddp.py``).
+    """
+    torch.set_num_threads(threads)
+    ds = load_dataset(dataset)[:graphs]
+    model = build_model(ds, GridPoint.from_tag(tag)).to(dtype)
+    data = [ds[i] for i in range(len(ds))]
+    mine = ddp.shard(data)
+    net = ddp.wrap(model)
+    logp = net(mine, BatchedExecutor())
+    ddp.shard_loss(nn.functional.nll_loss(logp, _labels(mine), reduction="sum"), len(data)).backward()
+    return [p.grad.detach().clone() for p in model.parameters()]
+
+
+def _atomic_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def fold_path(root: str, dataset: str, point: GridPoint, fold: int) -> Path:
+    return Path(root) / dataset / point.tag / f"fold{fold}.json"
+
+
+def _done(path: Path, epochs: int, subset: bool) -> bool:
+    """Whether ``path`` holds a finished fold (decided on rank 0 and shared with every process)."""
+    flag = False
+    if ddp.is_main() and path.exists():
+        done = json.loads(path.read_text())
+        flag = done.get("epochs") == epochs and done.get("subset", False) == subset
+    if ddp.world_size() > 1:
+        box = [flag]
+        torch.distributed.broadcast_object_list(box, src=0)
+        flag = bool(box[0])
+    return flag
+
+
+def run_grid(datasets: Sequence[str], folds: Sequence[int], *, points: Optional[Sequence[GridPoint]] = None,
+             root: str = DEFAULT_RUNS, epochs: int = EPOCHS, seed: int = 0, max_graphs: Optional[int] = None,
+             data_root: Optional[str] = None, log: Callable[[str], None] = print) -> list[Path]:
+    """Train every (data set, grid point, fold) that has no complete result file yet; return the files written.
+
+    ``points`` defaults to each data set's :func:`grid`. ``max_graphs`` (smoke tests only)
+    keeps the first graphs of the data set; such files are marked ``"subset": true``.
+    """
+    written = []
+    for name in datasets:
+        ds = load_dataset(name, data_root)
+        if max_graphs is not None:
+            ds = ds[: max_graphs]
+        executor = BatchedExecutor()
+        for point in (points if points is not None else grid(ds.name)):
+            for fold in folds:
+                path = fold_path(root, ds.name, point, fold)
+                if _done(path, epochs, max_graphs is not None):
+                    continue
+                out = train_fold(ds, fold, point, epochs=epochs, seed=seed, executor=executor)
+                if not ddp.is_main():
+                    continue
+                record = {"dataset": ds.name, **asdict(point), "fold": fold, "epochs": epochs, "seed": seed,
+                          "lr": LR, "step_size": STEP, "gamma": GAMMA, "subset": max_graphs is not None,
+                          "graphs": len(ds), **out, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "host": platform.node()}
+                _atomic_json(path, record)
+                written.append(path)
+                best = max(out["test_acc"]) if out["test_acc"] else float("nan")
+                log(f"{ds.name} {point.tag} fold {fold}: final acc {out['test_acc'][-1]:.3f}, best {best:.3f}, "
+                    f"{out['seconds'] / 60:.1f} min")
+    return written
+
+
+def _std(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return float("nan")
+    m = sum(values) / len(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def summarize(root: str = DEFAULT_RUNS, datasets: Sequence[str] = DATASETS, epochs: int = EPOCHS) -> dict:
+    """Per data set: every grid point's fold count and, for complete points, the best-epoch mean ± std (%).
+
+    A grid point is complete with all 10 folds at ``epochs`` epochs (subset runs never count).
+    The reported entry is the complete point with the highest mean.
+    """
+    out: dict[str, Any] = {}
+    for name in datasets:
+        base = Path(root) / name
+        points = {}
+        if base.is_dir():
+            for d in sorted(p for p in base.iterdir() if p.is_dir()):
+                try:
+                    point = GridPoint.from_tag(d.name)
+                except ValueError:
+                    continue
+                recs = []
+                for f in sorted(d.glob("fold*.json")):
+                    r = json.loads(f.read_text())
+                    if r.get("epochs") == epochs and not r.get("subset", False):
+                        recs.append(r)
+                entry: dict[str, Any] = {"folds": len(recs), "minutes": sum(r["seconds"] for r in recs) / 60}
+                if len(recs) == FOLDS:
+                    curves = torch.tensor([r["test_acc"] for r in recs], dtype=torch.float64)
+                    avg = curves.mean(0)
+                    best = int(avg.argmax())
+                    at = [100.0 * float(v) for v in curves[:, best]]
+                    last = [100.0 * float(v) for v in curves[:, -1]]
+                    entry.update(mean=sum(at) / len(at), std=_std(at), best_epoch=best + 1,
+                                 final_mean=sum(last) / len(last), final_std=_std(last))
+                points[point.tag] = entry
+        complete = {t: e for t, e in points.items() if "mean" in e}
+        row: dict[str, Any] = {"paper": dict(zip(("mean", "std"), PAPER_AMP_RNN[name])), "grid": points,
+                               "grid_size": len(grid(name)), "complete_points": len(complete)}
+        if complete:
+            tag = max(complete, key=lambda t: complete[t]["mean"])
+            e = complete[tag]
+            row.update(mean=round(e["mean"], 2), std=round(e["std"], 2), folds=FOLDS, minutes=round(e["minutes"], 1),
+                       grid_point=tag, best_epoch=e["best_epoch"],
+                       within_paper_std=abs(e["mean"] - PAPER_AMP_RNN[name][0]) <= PAPER_AMP_RNN[name][1])
+        out[name] = row
+    return out
+
+
+def write_tables(summary: dict, json_path: str = "results/table4.json", md_path: str = "results/table4.md") -> None:
+    """``results/table4.json`` and ``results/table4.md`` (ours beside the paper's AMP-RNN row)."""
+    _atomic_json(Path(json_path), summary)
+    names = list(summary)
+    head = "| Model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
+    paper = "| AMP-RNN (paper) | " + " | ".join(f"{PAPER_AMP_RNN[n][0]} ± {PAPER_AMP_RNN[n][1]}" for n in names) + " |\n"
+    ours = "| AMP-RNN (ampsim, batched) | " + " | ".join(
+        f"{summary[n]['mean']:.1f} ± {summary[n]['std']:.1f}" if "mean" in summary[n] else "not run" for n in names) + " |\n"
+    lines = ["# Table 4: graph classification accuracy (%)\n",
+             "Protocol: reference notes section 4 (10 GIN folds, 350 epochs of one full-batch Adam step, lr 0.01, "
+             "StepLR(50, 0.5), best epoch of the fold-averaged test curve, mean ± std over folds, best grid point). "
+             "Regenerate: `python -m ampsim.train.graph_classification --summarize` "
+             "(runs: `python -m ampsim.train.graph_classification --datasets NAME --folds 0-9`).\n",
+             head + paper + ours,
+             "\n## Grid points\n",
+             "| data set | grid point | folds | best epoch | mean ± std | final epoch | minutes (10 folds) |\n"
+             "|---|---|---|---|---|---|---|\n"]
+    for n in names:
+        s = summary[n]
+        for tag, e in s["grid"].items():
+            acc = f"{e['mean']:.1f} ± {e['std']:.1f}" if "mean" in e else "-"
+            fin = f"{e['final_mean']:.1f} ± {e['final_std']:.1f}" if "mean" in e else "-"
+            lines.append(f"| {n} | {tag} | {e['folds']}/10 | {e.get('best_epoch', '-')} | {acc} | {fin} | "
+                         f"{e['minutes']:.1f} |\n")
+        if not s["grid"]:
+            lines.append(f"| {n} | (none run) | 0/10 | - | - | - | - |\n")
+    lines.append("\nMinutes are wall-clock on a shared 2-core CPU machine, one torch thread per run. A grid point "
+                 "counts only with all 10 folds; the reported cell is the best complete point (of "
+                 + ", ".join(f"{n}: {summary[n]['complete_points']}/{summary[n]['grid_size']}" for n in names)
+                 + " points done).\n")
+    Path(md_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(md_path).write_text("".join(lines))
+
+
+def _log(text: str) -> None:
+    if ddp.is_main():
+        print(text, flush=True)
+
+
+def _worker(threads: int, datasets: list, folds: list, job: dict) -> int:
+    """One process of ``--nproc N`` (run inside :func:`ampsim.train.ddp.launch`)."""
+    torch.set_num_threads(threads)
+    retain_freed_memory()
+    run_grid(datasets, folds, log=_log, **job)
+    return 0
+
+
+def _folds(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out.extend(range(int(a), int(b) + 1))
+        elif part.strip():
+            out.append(int(part))
+    if not out or min(out) < 0 or max(out) >= FOLDS:
+        raise argparse.ArgumentTypeError(f"folds must be in 0..{FOLDS - 1}, got {text!r}")
+    return out
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``python -m ampsim.train.graph_classification``."""
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), help=f"any of {', '.join(DATASETS)}")
+    parser.add_argument("--folds", type=_folds, default=list(range(FOLDS)), help="e.g. 0-9 or 0,3")
+    parser.add_argument("--points", nargs="+", default=None, help="grid point tags (h32_m25_skip ...); default: the grid")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=DEFAULT_RUNS, help="folder of the per-fold result files")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    parser.add_argument("--nproc", type=int, default=1, help="data-parallel processes (DDP; gloo on CPU)")
+    parser.add_argument("--max-graphs", type=int, default=None, help="smoke runs only: first graphs of the set")
+    parser.add_argument("--summarize", action="store_true", help="only write results/table4.{json,md}")
+    parser.add_argument("--json", default="results/table4.json")
+    parser.add_argument("--md", default="results/table4.md")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.threads < 1:
+        raise ValueError("--threads must be >= 1")
+    if args.nproc < 1:
+        raise ValueError("--nproc must be >= 1")
+    if not args.summarize:
+        points = [GridPoint.from_tag(t) for t in args.points] if args.points else None
+        job = dict(points=points, root=args.out, epochs=args.epochs, seed=args.seed, max_graphs=args.max_graphs)
+        if args.nproc > 1:
+            ddp.launch(args.nproc, _worker, args.threads, list(args.datasets), list(args.folds), job)
+        else:
+            torch.set_num_threads(args.threads)
+            retain_freed_memory()
+            ddp.init_from_env()  # started by torchrun: join its process group
+            run_grid(args.datasets, args.folds, log=_log, **job)
+    if args.max_graphs is None and ddp.is_main():
+        write_tables(summarize(args.out, epochs=args.epochs), args.json, args.md)
+    return 0
+
+
+if __name__ == "__main__":
+    _p = argparse.ArgumentParser(description="Table 4: AMP-RNN graph classification (paper Section 5.3)")
+    configure(_p)
+    raise SystemExit(main(_p.parse_args()))
