@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -41,8 +41,8 @@ from torch import Tensor
 from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec, graph_of
 from ..data.graphdata import GraphData
-from ..engine.delays import Constant, DelayModel, get_delay
-from ..graphs import Graph, as_graph
+from ..engine.delays import DelayModel, get_delay
+from ..graphs import Graph
 from .planner import TIES, EventQueue, PlanCache, Schedule, _neighbour_hash, delay_key, engine_ties, start_slots
 
 __all__ = ["BatchedExecutor", "Unrolled", "MODES", "needs_lockstep", "retain_freed_memory"]
@@ -282,41 +282,36 @@ class _LockStepDriver:
         active = [r for r, run in enumerate(self.runs) if run[0].pending()]
         while active:
             windows = []
+            rounds: list[list] = []  # rounds[i]: (run, position in window, item) of every i-th copy per receiver
             for r in active:
-                q, cur, ioff, done, _ = self.runs[r]
-                if not q.block:
-                    q.block.extend(q.instant())
-                take = min(len(q.block), self.budget - done)
-                win = [q.block.popleft() for _ in range(take)]
+                run = self.runs[r]
+                win = run[0].window(self.budget - run[3])
                 seen: dict[int, int] = {}
-                rounds = []
-                for item in win:
+                for j, item in enumerate(win):
                     i = seen.get(item[2], 0)
                     seen[item[2]] = i + 1
-                    rounds.append(i)
-                windows.append((r, win, rounds, [-1] * len(win)))
-            depth = max((max(w[2]) + 1 for w in windows if w[1]), default=0)
-            for i in range(depth):
+                    if i == len(rounds):
+                        rounds.append([])
+                    rounds[i].append((r, j, item))
+                windows.append((r, win, [-1] * len(win)))
+            where_of = {r: where for r, _, where in windows}
+            for batch in rounds:
                 lo = self.count
                 ssrc, msrc = [], []
-                for r, win, rounds, where in windows:
+                for r, j, item in batch:
                     run = self.runs[r]
-                    cur, ioff = run[1], run[2]
-                    for j, item in enumerate(win):
-                        if rounds[j] != i:
-                            continue
-                        v = item[2]
-                        row = cur.get(v, ioff + v)
-                        if self.halted[row]:
-                            continue  # a halted node drops the copy (not counted)
-                        pos = self.count
-                        self.count += 1
-                        ssrc.append(row)
-                        msrc.append(item[5] if item[3] < 0 else item[3])
-                        cur[v] = self.base + pos
-                        where[j] = pos
-                        run[3] += 1
-                        self.msgid.append(item[1])
+                    cur, v = run[1], item[2]
+                    row = cur.get(v, run[2] + v)
+                    if self.halted[row]:
+                        continue  # a halted node drops the copy (not counted)
+                    pos = self.count
+                    self.count += 1
+                    ssrc.append(row)
+                    msrc.append(item[5] if item[3] < 0 else item[3])
+                    cur[v] = self.base + pos
+                    where_of[r][j] = pos
+                    run[3] += 1
+                    self.msgid.append(item[1])
                 if not ssrc:
                     continue
                 self.state_src.extend(ssrc)
@@ -324,7 +319,7 @@ class _LockStepDriver:
                 yield (lo, self.count, torch.tensor(ssrc, dtype=torch.long, device=self.device),
                        torch.tensor(msrc, dtype=torch.long, device=self.device))
             still = []
-            for r, win, rounds, where in windows:
+            for r, win, where in windows:
                 q, cur, ioff, done, recs = self.runs[r]
                 for item, pos in zip(win, where):
                     t, mid, v, cause, src, slot = item

@@ -38,7 +38,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..engine.delays import Constant, DelayModel, get_delay
+from ..engine.delays import Constant, DelayModel, Uniform, get_delay
 from ..engine.errors import DelayError
 from ..engine.rng import stream
 from ..graphs import Graph
@@ -240,10 +240,15 @@ class EventQueue:
     their first copy's msg_id, each receiver's copies by msg_id; ``"msg_id"``: by
     msg_id). Constant delays arrive in send order, so their queue is a FIFO; any other
     model uses a heap on (arrival, msg_id).
+
+    :meth:`window` serves the lock-step executor: the next copies that may be processed
+    together because none of them can be affected by another's broadcast (see there).
+    Uniform delays ignore (msg_id, src, dst), so their draws can be made ahead of time,
+    in the same order, to bound how soon a broadcast can arrive.
     """
 
     __slots__ = ("nbrs", "sample", "fifo", "ties", "constant", "value", "queue", "block",
-                 "next_id", "sent", "last_arrival", "model")
+                 "next_id", "sent", "last_arrival", "model", "ahead", "head")
 
     def __init__(self, nbrs, model: DelayModel, seed: int, fifo: bool, ties: str) -> None:
         self.nbrs = nbrs
@@ -260,6 +265,9 @@ class EventQueue:
         self.next_id = 0
         self.sent = 0
         self.last_arrival: dict[tuple[int, int], float] = {}
+        # delays drawn ahead (Uniform only: its sampler ignores its arguments), consumed from ``head``
+        self.ahead: Optional[list] = [] if isinstance(model, Uniform) else None
+        self.head = 0
 
     def start(self, v: int, slot: int) -> None:
         """Inject a start message for ``v`` (t = 0, delay 0, cause -1)."""
@@ -281,9 +289,13 @@ class EventQueue:
             ta = t + self.value
             self.queue.extend((ta, mid + k, u, cause, v, -1) for k, u in enumerate(nb))
             return
-        sample, heap = self.sample, self.queue
+        sample, heap, ahead = self.sample, self.queue, self.ahead
         for u in nb:
-            d = sample(mid, v, u)
+            if ahead is not None and self.head < len(ahead):
+                d = ahead[self.head]
+                self.head += 1
+            else:
+                d = sample(mid, v, u)
             if not 0.0 < d < INF:
                 raise DelayError(f"delay model {self.model.name!r} gave delay {d!r} for message {mid} "
                                  f"({v} -> {u}); delays must be finite and > 0")
@@ -325,6 +337,65 @@ class EventQueue:
 
     def pending(self) -> bool:
         return bool(self.block) or bool(self.queue)
+
+    def window(self, limit: int) -> list[tuple]:
+        """Up to ``limit`` next copies (processing order) that no broadcast among them can precede.
+
+        Copy j may join copies 1..j-1 when every copy those could send arrives no earlier
+        than j: their sends leave at t_i >= t_1 with delays >= the smallest delay d_min
+        they can draw, so ``t_j <= t_1 + d_min`` suffices (a send arriving exactly at t_j
+        has a larger msg_id and goes after j; FIFO only lengthens delays). d_min is the
+        constant delay, or for uniform delays the smallest of the next W pre-drawn delays,
+        W = the copies 1..j-1 can send (their receivers' degrees). Other models, and the
+        ``"mailbox"`` tie rule, take one instant at a time. Copies at the same receiver may
+        share a window: the caller processes them in order (rounds).
+        """
+        if limit < 1:
+            return []
+        if self.ties != "msg_id" or (not self.constant and self.ahead is None):
+            if not self.block:
+                if not self.queue:
+                    return []
+                self.block.extend(self.instant())
+            take = min(len(self.block), limit)
+            return [self.block.popleft() for _ in range(take)]
+        q = self.queue
+        items: list[tuple] = []
+        if self.block:  # only when pop() was used before; finish that instant first
+            while self.block and len(items) < limit:
+                items.append(self.block.popleft())
+            return items
+        if not q:
+            return []
+        constant = self.constant
+        first = q.popleft() if constant else heapq.heappop(q)
+        items.append(first)
+        t1 = first[0]
+        if constant:
+            bound = t1 + self.value
+            while q and len(items) < limit and q[0][0] <= bound:
+                items.append(q.popleft())
+            return items
+        ahead, sample, nbrs = self.ahead, self.sample, self.nbrs
+        k = self.head
+        want = self.head + len(nbrs[first[2]])
+        dmin = INF
+        while True:
+            while k < want:
+                if k >= len(ahead):
+                    ahead.append(sample(-1, -1, -1))
+                if ahead[k] < dmin:
+                    dmin = ahead[k]
+                k += 1
+            if not q or len(items) >= limit or not q[0][0] <= t1 + dmin:
+                break
+            it = heapq.heappop(q)
+            items.append(it)
+            want += len(nbrs[it[2]])
+        if self.head > 4096 and self.head * 2 > len(ahead):
+            del ahead[: self.head]
+            self.head = 0
+        return items
 
 
 TIES = ("mailbox", "msg_id")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol, Union, runtime_checkable
+from typing import Callable, Mapping, Optional, Protocol, Union, runtime_checkable
 
 from .errors import DelayError
 
@@ -97,14 +97,22 @@ class Uniform:
 
 @dataclass(frozen=True)
 class FromTrace:
-    """Replay: message ``msg_id`` takes exactly the delay recorded for it (independent of any RNG)."""
+    """Replay: message ``msg_id`` takes exactly the delay recorded for it (independent of any RNG).
+
+    ``default``: the delay of copies the table does not list (``None``: an error), so
+    a hand-written table can script a few delays of a counterexample.
+    """
 
     delays: Mapping[int, float]
     random: bool = True
+    default: Optional[float] = None
     name: str = field(default="from-trace", init=False)
 
     def bind(self, rng: random.Random) -> Sampler:
         delays = self.delays
+        if self.default is not None:
+            default = float(self.default)
+            return lambda msg_id, src, dst: delays.get(msg_id, default)
 
         def sample(msg_id: int, src: int, dst: int) -> float:
             try:

@@ -116,6 +116,28 @@ def _check_features(features: Any, n: int) -> list:
     return rows
 
 
+def _features_json(rows: list) -> Optional[list]:
+    """Per-node features as exact JSON (numbers, lists, strings, tensors), or None when not representable."""
+    out = []
+    for row in rows:
+        if hasattr(row, "detach"):
+            row = row.detach().cpu().tolist()
+        elif hasattr(row, "tolist"):
+            row = row.tolist()
+        if not _jsonable(row):
+            return None
+        out.append(row)
+    return out if any(r is not None for r in out) else None
+
+
+def _jsonable(x: Any) -> bool:
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return True
+    if isinstance(x, (list, tuple)):
+        return all(_jsonable(v) for v in x)
+    return False
+
+
 class Simulation:
     """AMP on a graph: ``Simulation(graph, rule, delay="uniform", fifo=False, seed=0, tracer=None)``.
 
@@ -126,6 +148,8 @@ class Simulation:
     ``loss``: probability that a copy is lost at send time (traced as a drop), or a function
     ``lost(msg_id, src, dst) -> bool`` (replay uses this to lose exactly the recorded copies).
     ``features``: per-node rows (list, array, tensor); defaults to the networkx attribute ``x``.
+    They are written to the trace header when JSON can hold them exactly, so replay needs no extra input.
+    ``views[v]`` is the :class:`NodeView` handed to the rule for node ``v`` on every call.
     """
 
     def __init__(
@@ -278,6 +302,7 @@ class Simulation:
             "rule": rule_spec(self.rule),
             "start": starts,
             "start_message": {"kind": self.start_message.kind, "payload": summarize(self.start_message.payload)},
+            "features": _features_json([view.features for view in self.views]),
         }
 
     def _make_deliver(self, box: Mailbox) -> Callable[[Event], None]:

@@ -33,11 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Optional, Sequence
 
@@ -70,6 +71,7 @@ __all__ = [
     "Execution",
     "Scripted",
     "run_counterexample",
+    "search_counterexamples",
     "literal_causes",
     "synchronizer_events",
     "configure",
@@ -135,7 +137,8 @@ class Divergence:
     def describe(self) -> str:
         exp = "[" + ", ".join(f"{x:.6g}" for x in self.expected) + "]"
         got = "never computed" if self.got is None else "[" + ", ".join(f"{x:.6g}" for x in self.got) + "]"
-        where = "" if self.t is None else f" at t={self.t:.6g} (delivery #{self.delivery}{', row ' + self.row if self.row else ''})"
+        row = f", row {self.row}" if self.row else ""
+        where = "" if self.t is None else f" at t={self.t:.6g} (delivery #{self.delivery}{row})"
         return f"node {self.node}, pulse {self.pulse}{where}: expected {exp}, got {got}"
 
 
@@ -345,13 +348,56 @@ COUNTEREXAMPLES = {
     "u0-takes-safe": Counterexample("cycle:3", 0, 2),
     "u0-takes-stale-pulse": Counterexample("cycle:3", 0, 1, ((3, 2.5),)),
     "w0-refires": Counterexample("cycle:3", 0, 2, ((3, 2.5),)),
-    "late-pulse": Counterexample("cycle:3", 0, 2, ((3, 2.5), (5, 2.5))),
+    "late-pulse": Counterexample("cycle:3", 0, 2, ((7, 2.5), (13, 2.5))),
     "early-pulse": Counterexample("cycle:3", 0, 2, ((7, 2.5), (11, 2.5))),
 }
-"""For each cause, the smallest run found (fewest other causes before it, then nodes, edges, L,
-scripted delays, deliveries) in which it shows; tests/protocols/test_table1.py pins each to its row.
+"""For each cause, the smallest run found by :func:`search_counterexamples` (fewest other causes
+before it and in all, then nodes, edges, L, scripted delays, deliveries); tests/protocols/test_table1.py
+pins each to its row.
 The row-5 and row-6 causes never strike first in Table 1 as printed (a row-3 misfire always comes
 before them); they are what remains once row 3 is repaired (docs/synchronizer.md)."""
+
+
+def search_counterexamples(
+    graphs: Sequence[str] = ("path:2", "path:3", "cycle:3", "star:3", "path:4", "cycle:4"),
+    layers: Sequence[int] = (1, 2, 3),
+    slowed: int = 1,
+    max_msg_id: int = 20,
+    delays: Sequence[float] = (1.5, 2.5),
+) -> dict:
+    """The smallest Table 1 run showing each cause: ``cause -> (key, Counterexample, outcome)``.
+
+    Tries every graph, L, start node, start feature (0 or not), constant delays and every
+    choice of up to ``slowed`` copies (``msg_id`` < ``max_msg_id``) slowed to one of ``delays``.
+    Runs rank by (other causes before this one, other causes, nodes, edges, L, slowed copies,
+    start feature kept, deliveries).
+    ``COUNTEREXAMPLES`` is the union of this search with its defaults and with
+    ``graphs=("cycle:3",), layers=(2,), slowed=2, delays=(2.5,)``.
+    """
+    import itertools
+
+    best: dict = {}
+    for spec in graphs:
+        g = _graph(spec)
+        for L in layers:
+            for start in range(g.num_nodes):
+                tables = [()]
+                for k in range(1, slowed + 1):
+                    for ids in itertools.combinations(range(1, max_msg_id), k):
+                        tables += [tuple(zip(ids, ds)) for ds in itertools.product(delays, repeat=k)]
+                for table in tables:
+                    for keep in (False, True):
+                        cx = Counterexample(spec, start, L, table, keep)
+                        ex = run_counterexample(cx)
+                        if ex.outcome == "pass":
+                            continue
+                        seen = list(dict.fromkeys(c for _, _, c in ex.causes))
+                        for j, cause in enumerate(seen):
+                            key = (j, len(seen) - 1, g.num_nodes, g.num_edges, L, len(table), keep,
+                                   ex.result.total_deliveries)
+                            if cause not in best or key < best[cause][0]:
+                                best[cause] = (key, cx, ex.outcome)
+    return best
 
 
 EARLY_PULSE_RUN = Counterexample("path:4", 1, 2, keep_origin=True)
@@ -562,7 +608,9 @@ def sweep(cases: Sequence[Case], workers: int = 1, relu: bool = True) -> list[Ca
     size = max(1, min(64, len(cases) // (8 * workers) or 1))
     chunks = [(cases[i:i + size], relu) for i in range(0, len(cases), size)]
     out: list[CaseResult] = []
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_torch_thread) as pool:
+    # spawn, not fork: the parent may hold torch's threads (forking them is unsafe, and deprecated)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_torch_thread) as pool:
         for part in pool.map(_run_chunk, chunks):
             out.extend(part)
     return out
@@ -651,7 +699,8 @@ def format_summary(summary: dict, results: Sequence[CaseResult]) -> str:
     head = f"{'graph':<24}{'n':>4}{'m':>5}{'cases':>7}{'passed':>8}{'wrong':>7}{'deadlock':>10}{'budget':>8}"
     lines = [head, "-" * len(head)]
     for g, c in summary["by_graph"].items():
-        lines.append(f"{g:<24}{c['n']:>4}{c['m']:>5}{c['cases']:>7}{c['pass']:>8}{c['wrong']:>7}{c['deadlock']:>10}{c['budget']:>8}")
+        lines.append(f"{g:<24}{c['n']:>4}{c['m']:>5}{c['cases']:>7}{c['pass']:>8}{c['wrong']:>7}"
+                     f"{c['deadlock']:>10}{c['budget']:>8}")
     lines.append("-" * len(head))
     for s, c in summary["by_setting"].items():
         lines.append(f"{'delay ' + s:<33}{c['cases']:>7}{c['pass']:>8}{c['wrong']:>7}{c['deadlock']:>10}{c['budget']:>8}")
@@ -668,7 +717,8 @@ def format_summary(summary: dict, results: Sequence[CaseResult]) -> str:
         lines.append("failing cases by first cause (after row 2's, which every run with a non-zero origin state has):")
         for c, k in causes["failing_by_first_cause"].items():
             lines.append(f"  {k:>6}  {c}: {CAUSES.get(c, 'no row misbehaved')}")
-        lines.append("cases in which each cause occurs: " + ", ".join(f"{c} {k}" for c, k in causes["cases_with_cause"].items()))
+        occurs = ", ".join(f"{c} {k}" for c, k in causes["cases_with_cause"].items())
+        lines.append(f"cases in which each cause occurs: {occurs}")
     failures = sorted((r for r in results if r.failed), key=_size_key)
     if failures:
         r = failures[0]

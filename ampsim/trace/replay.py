@@ -33,8 +33,9 @@ def replay(
 ) -> Trace:
     """Rerun ``trace`` (a :class:`Trace` or a path) and return the new trace; verify it matches.
 
-    ``rule`` defaults to the registered protocol named in the header. Learned
-    cells and custom start messages must be passed in (they are not serialised).
+    ``rule`` defaults to the registered protocol named in the header; ``features``
+    to the header's. Learned cells and custom start messages must be passed in
+    (they are not serialised).
     """
     from ..engine.simulation import Simulation
     from ..protocols import get_rule
@@ -60,7 +61,7 @@ def replay(
         tracer=recorder,
         start=header.get("start", [0]),
         start_message=start_message or START,
-        features=features,
+        features=features if features is not None else header.get("features"),
         loss=(lambda mid, src, dst: mid in lost) if lost else 0.0,
         allow_isolated=True,
     )

@@ -35,7 +35,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -168,7 +168,7 @@ def build_model(ds: TUDataset, point: GridPoint, seed: int = 0) -> AMPGraphClass
 
 
 def train_fold(ds: TUDataset, fold: int, point: GridPoint, *, epochs: int = EPOCHS, lr: float = LR, seed: int = 0,
-               executor: Optional[BatchedExecutor] = None,
+               executor: Optional[BatchedExecutor] = None, device: Union[str, torch.device] = "cpu",
                progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
     """One fold of the protocol; returns the per-epoch ``test_acc`` and ``train_loss`` curves.
 
@@ -183,11 +183,11 @@ def train_fold(ds: TUDataset, fold: int, point: GridPoint, *, epochs: int = EPOC
         raise ValueError(f"fold {fold} of {ds.name} has {len(train)} training graphs for {ddp.world_size()} processes")
     mine = ddp.shard(train)
     executor = executor or BatchedExecutor()
-    model = build_model(ds, point, seed)
+    model = build_model(ds, point, seed).to(device)
     net = ddp.wrap(model)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=STEP, gamma=GAMMA)
-    y_mine, y_test = _labels(mine), (_labels(test) if test else None)
+    y_mine, y_test = _labels(mine).to(device), (_labels(test).to(device) if test else None)
     accs, losses = [], []
     t0 = time.perf_counter()
     for epoch in range(epochs):
@@ -257,7 +257,7 @@ def _done(path: Path, epochs: int, subset: bool) -> bool:
 
 def run_grid(datasets: Sequence[str], folds: Sequence[int], *, points: Optional[Sequence[GridPoint]] = None,
              root: str = DEFAULT_RUNS, epochs: int = EPOCHS, seed: int = 0, max_graphs: Optional[int] = None,
-             data_root: Optional[str] = None, log: Callable[[str], None] = print) -> list[Path]:
+             data_root: Optional[str] = None, device: str = "cpu", log: Callable[[str], None] = print) -> list[Path]:
     """Train every (data set, grid point, fold) that has no complete result file yet; return the files written.
 
     ``points`` defaults to each data set's :func:`grid`. ``max_graphs`` (smoke tests only)
@@ -274,12 +274,13 @@ def run_grid(datasets: Sequence[str], folds: Sequence[int], *, points: Optional[
                 path = fold_path(root, ds.name, point, fold)
                 if _done(path, epochs, max_graphs is not None):
                     continue
-                out = train_fold(ds, fold, point, epochs=epochs, seed=seed, executor=executor)
+                out = train_fold(ds, fold, point, epochs=epochs, seed=seed, executor=executor, device=device)
                 if not ddp.is_main():
                     continue
                 record = {"dataset": ds.name, **asdict(point), "fold": fold, "epochs": epochs, "seed": seed,
                           "lr": LR, "step_size": STEP, "gamma": GAMMA, "subset": max_graphs is not None,
                           "graphs": len(ds), **out, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "device": str(device),
                           "host": platform.node()}
                 _atomic_json(path, record)
                 written.append(path)
@@ -382,6 +383,8 @@ def _log(text: str) -> None:
 def _worker(threads: int, datasets: list, folds: list, job: dict) -> int:
     """One process of ``--nproc N`` (run inside :func:`ampsim.train.ddp.launch`)."""
     torch.set_num_threads(threads)
+    if str(job.get("device", "cpu")).startswith("cuda"):
+        job = {**job, "device": f"cuda:{torch.cuda.current_device()}"}
     retain_freed_memory()
     run_grid(datasets, folds, log=_log, **job)
     return 0
@@ -411,6 +414,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     parser.add_argument("--nproc", type=int, default=1, help="data-parallel processes (DDP; gloo on CPU)")
     parser.add_argument("--max-graphs", type=int, default=None, help="smoke runs only: first graphs of the set")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (with --nproc: one GPU per process)")
     parser.add_argument("--summarize", action="store_true", help="only write results/table4.{json,md}")
     parser.add_argument("--json", default="results/table4.json")
     parser.add_argument("--md", default="results/table4.md")
@@ -423,7 +427,8 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--nproc must be >= 1")
     if not args.summarize:
         points = [GridPoint.from_tag(t) for t in args.points] if args.points else None
-        job = dict(points=points, root=args.out, epochs=args.epochs, seed=args.seed, max_graphs=args.max_graphs)
+        job = dict(points=points, root=args.out, epochs=args.epochs, seed=args.seed, max_graphs=args.max_graphs,
+                   device=args.device)
         if args.nproc > 1:
             ddp.launch(args.nproc, _worker, args.threads, list(args.datasets), list(args.folds), job)
         else:

@@ -235,3 +235,30 @@ def test_cuda_matches_cpu(kind, gate):
     gpu = BatchedExecutor().execute_many(gcell, gs, gruns, 15, "uniform")
     for a, b in zip(cpu, gpu):
         torch.testing.assert_close(b.cpu(), a, atol=1e-8, rtol=0.0)
+
+
+@pytest.mark.parametrize("fifo", [False, True])
+def test_lockstep_windows_span_several_deliveries_under_uniform_delays(fifo):
+    # the lookahead over pre-drawn delays batches several deliveries of one run; same sequence
+    g = graph_data(nx.gnp_random_graph(30, 0.12, seed=11), 4)
+    cell = make_cell("iter", True)
+    runs = [[RunSpec((0, 7), torch.ones(2, M, dtype=torch.float64), 9)]]
+    tracers = []
+    engine = EngineExecutor(tracer_factory=lambda i: tracers.append(ListTracer(states=False)) or tracers[-1])
+    ref = engine.execute(cell, g, runs[0], 150, "uniform", fifo)
+    bx = BatchedExecutor(record=True)
+    got = bx.execute_many(cell, [g], runs, 150, "uniform", fifo)[0]
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=0.0)
+    want = [(r.event, r.dst, r.msg_id, r.cause_id) for r in tracers[0].records if r.event in ("deliver", "drop")]
+    assert bx.last.records == [want]
+    assert bx.last.deliveries[0] > 2 * bx.last.batches
+
+
+def test_retain_freed_memory_applies_on_linux_glibc():
+    import platform
+    import sys
+
+    from ampsim.batched import retain_freed_memory
+
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert retain_freed_memory() is expected

@@ -394,3 +394,13 @@ def test_halted_nodes_drop_and_do_not_count():
     assert r.reason == "quiescent" and r.deliveries == 3
     assert all(x.reason == "halted" for x in drops) and len(drops) == r.dropped == 4
     assert r.sent == 1 + 2 + 4
+
+
+def test_from_trace_with_default_scripts_a_few_delays(path3):
+    from ampsim import FromTrace
+
+    tr = ListTracer(states=False)
+    Simulation(path3, Flooding(), delay=FromTrace({1: 0.25}, default=1.0), tracer=tr).run()
+    assert [(r.msg_id, r.delay) for r in tr.messages if r.event == "send" and r.src >= 0] == [(1, 0.25), (2, 1.0), (3, 1.0), (4, 1.0)]
+    with pytest.raises(DelayError, match="no delay for message 2"):
+        Simulation(path3, Flooding(), delay=FromTrace({1: 0.25})).run()

@@ -122,3 +122,22 @@ def test_decode_output_and_bad_arguments():
         build_relu_net(SGIN([[[1.0]]], [[0.0]]), max_degree=0)
     with pytest.raises(ValueError, match="bound"):
         build_relu_net(SGIN([[[1.0]]], [[0.0]]), max_degree=1, bound=float("inf"))
+
+
+def test_one_hidden_layer_gates_a_relu_by_an_integer_equality():
+    """The primitive behind docs/synchronizer.md's depth-2 remark, for integer w >= 0, |z| < K/2:
+    [w = 1]·ReLU(z) = ReLU(z + K(w-1)) - (ReLU(z + K(w-1.5)) - ReLU(K(w-1.5))) - K·ReLU(w-1)."""
+    K = 64.0
+    hidden = nn.Linear(2, 4, dtype=torch.float64)
+    out = nn.Linear(4, 1, dtype=torch.float64)
+    with torch.no_grad():
+        hidden.weight.copy_(torch.tensor([[1.0, K], [1.0, K], [0.0, K], [0.0, 1.0]], dtype=torch.float64))
+        hidden.bias.copy_(torch.tensor([-K, -1.5 * K, -1.5 * K, -1.0], dtype=torch.float64))
+        out.weight.copy_(torch.tensor([[1.0, -1.0, 1.0, -K]], dtype=torch.float64))
+        out.bias.zero_()
+    net = nn.Sequential(hidden, nn.ReLU(), out)
+    z = torch.arange(-31.0, 31.25, 0.25, dtype=torch.float64)  # dyadic: no rounding next to K
+    for w in range(6):
+        x = torch.stack([z, torch.full_like(z, float(w))], dim=1)
+        expected = torch.relu(z) if w == 1 else torch.zeros_like(z)
+        assert torch.equal(net(x).detach()[:, 0], expected), w

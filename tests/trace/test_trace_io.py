@@ -138,3 +138,21 @@ def test_replay_budget_and_time_limited_runs(tmp_path, echo):
         sim.run(until=sim.now + 2.0)
     new = replay(load_trace(p), rule=echo)
     assert [e.reason for e in new.ends] == ["message_budget", "time_limit"]
+
+
+def test_features_travel_in_the_header(tmp_path):
+    class Echoes:
+        name, assumes = "features-echo", frozenset()
+
+        def start(self, node):
+            return node.features, None
+
+        def receive(self, node, state, message):
+            return state, None
+
+    p = tmp_path / "t.jsonl"
+    feats = [[0.1, 2.0], [3.5, -1.0], [1e-9, 7.0]]
+    with JSONLTracer(p) as t:
+        Simulation(nx.path_graph(3), Echoes(), features=feats, tracer=t).run()
+    assert json.loads(p.read_text().splitlines()[0])["features"] == feats
+    assert replay(p, rule=Echoes()).states[0].state == "[0.1, 2.0]"

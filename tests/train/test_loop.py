@@ -161,7 +161,7 @@ def test_tables_summarise_finished_protocol_runs(tmp_path):
     with open(os.path.join(folder, RESULT), "w") as f:
         json.dump({"config": TrainConfig(task="lcc", epochs=5).to_dict(), "finished": True,
                    "test": {"test": {"acc": 1.0}}}, f)
-    by_dist = {"0": {"acc": 1.0, "total": 10}, "1": {"acc": 0.5, "total": 20}}
+    by_dist = {"0": {"acc": 1.0, "total": 10}, "1": {"acc": 0.5, "total": 60}}
     _fake_result(tmp_path, "parity", "amp-iter", 0,
                  {"10": {"acc": 0.9, "by_distance": by_dist, "seen": {"acc": 0.8}},
                   "25": {"acc": 0.7, "by_distance": by_dist, "seen": {"acc": 0.6}}})
