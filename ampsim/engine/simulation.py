@@ -302,6 +302,9 @@ class Simulation:
             "rule": rule_spec(self.rule),
             "start": starts,
             "start_message": {"kind": self.start_message.kind, "payload": summarize(self.start_message.payload)},
+            "start_messages": [
+                {"node": v, "kind": m.kind, "payload": summarize(m.payload)} for v, m in self.start_nodes if m is not None
+            ],
             "features": _features_json([view.features for view in self.views]),
         }
 

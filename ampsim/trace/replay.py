@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 from ..engine.delays import FromTrace
 from ..engine.errors import ReplayMismatch, TraceFormatError
-from ..engine.messages import START, Message
+from ..engine.messages import Message
 from ..engine.rule import NodeRule
 from ..graphs import Graph
 from .io import Trace, load_trace
@@ -30,12 +30,13 @@ def replay(
     verify: bool = True,
     start_message: Optional[Message] = None,
     features: Any = None,
+    start: Any = None,
 ) -> Trace:
     """Rerun ``trace`` (a :class:`Trace` or a path) and return the new trace; verify it matches.
 
     ``rule`` defaults to the registered protocol named in the header; ``features``
-    to the header's. Learned cells and custom start messages must be passed in
-    (they are not serialised).
+    to the header's. Learned cells, and start messages with payloads (tensors),
+    must be passed in: ``start_message=`` or, for per-node messages, ``start={v: Message}``.
     """
     from ..engine.simulation import Simulation
     from ..protocols import get_rule
@@ -49,6 +50,18 @@ def replay(
     if rule is None:
         spec = header["rule"]
         rule = get_rule(spec["name"], **spec.get("params", {}))
+    if start is None:
+        per_node = header.get("start_messages") or []
+        if any(m.get("payload") for m in per_node):
+            raise TraceFormatError("the recorded start messages carry payloads; pass start={node: Message} to replay")
+        start = {m["node"]: Message(m["kind"]) for m in per_node} or header.get("start", [0])
+    if start_message is None:
+        recorded = header.get("start_message") or {"kind": "start", "payload": ""}
+        if recorded.get("payload", ""):
+            raise TraceFormatError(
+                f"the recorded start message carried a payload ({recorded['payload']}); pass start_message= to replay"
+            )
+        start_message = Message(recorded.get("kind", "start"))
     lost = {r.msg_id for r in trace.messages if r.event == "drop" and r.reason == "lost"}
     was_random = header["delay"].get("name") != "constant" and header["delay"].get("random", True)
     recorder = ListTracer(states=any(isinstance(r, StateRecord) for r in trace.records))
@@ -59,8 +72,8 @@ def replay(
         fifo=header["fifo"],
         seed=header["seed"],
         tracer=recorder,
-        start=header.get("start", [0]),
-        start_message=start_message or START,
+        start=start,
+        start_message=start_message,
         features=features if features is not None else header.get("features"),
         loss=(lambda mid, src, dst: mid in lost) if lost else 0.0,
         allow_isolated=True,

@@ -156,3 +156,18 @@ def test_features_travel_in_the_header(tmp_path):
         Simulation(nx.path_graph(3), Echoes(), features=feats, tracer=t).run()
     assert json.loads(p.read_text().splitlines()[0])["features"] == feats
     assert replay(p, rule=Echoes()).states[0].state == "[0.1, 2.0]"
+
+
+def test_replay_rebuilds_start_messages(tmp_path):
+    from ampsim import Message
+
+    p = tmp_path / "t.jsonl"
+    with JSONLTracer(p) as t:
+        Simulation(nx.path_graph(4), Flooding(), start={0: Message("go"), 3: Message("go")}, tracer=t).run()
+    replay(p)
+    q = tmp_path / "u.jsonl"
+    with JSONLTracer(q) as t:
+        Simulation(nx.path_graph(4), Flooding(), start={1: Message("go", 5)}, tracer=t).run()
+    with pytest.raises(TraceFormatError, match="pass start="):
+        replay(q)
+    replay(q, start={1: Message("go", 5)})
