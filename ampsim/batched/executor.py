@@ -11,10 +11,12 @@ does this one row at a time; here the rows of many deliveries go through
   all runs of all graphs of a minibatch is one batch.
 * **lock-step** (ACT/Iter halting, the learned gate: the schedule depends on values).
   Every run keeps its own event queue (:class:`~ampsim.batched.planner.EventQueue`,
-  the engine's order); all runs advance together one *instant* at a time: the copies
-  of a run that arrive at the same time t only depend on each other through their
-  receiver's state, so the i-th copy of every receiver of every run goes in batch i
-  (halted receivers drop theirs). After the instant, the emission flags decide which
+  the engine's order); all runs advance together one *window* at a time
+  (:meth:`EventQueue.window`: the next copies that no broadcast among them can
+  precede -- one instant, or more with a lookahead over constant or pre-drawn uniform
+  delays). Copies of a window depend on each other only through their receiver's
+  state, so the i-th copy of every receiver of every run goes in batch i (halted
+  receivers drop theirs). After the window, the emission flags decide which
   broadcasts happen; msg_ids and delays are then assigned in processing order, as
   the engine does.
 
@@ -43,7 +45,7 @@ from ..cells.execute import RunSpec, graph_of
 from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel, get_delay
 from ..graphs import Graph
-from .planner import TIES, EventQueue, PlanCache, Schedule, _neighbour_hash, delay_key, engine_ties, start_slots
+from .planner import TIES, EventQueue, PlanCache, Schedule, neighbour_hash, delay_key, engine_ties, start_slots
 
 __all__ = ["BatchedExecutor", "Unrolled", "MODES", "needs_lockstep", "retain_freed_memory"]
 
@@ -423,13 +425,13 @@ def _graph(g: Union[GraphData, Graph]) -> Graph:
 def _graph_hash(data: Union[GraphData, Graph]) -> str:
     """SHA-256 of a graph's size and neighbour lists, memoised on ``GraphData.meta`` per edge tensor version."""
     if isinstance(data, Graph):
-        return _neighbour_hash(data)
+        return neighbour_hash(data)
     ei = data.edge_index
     stamp = (ei.data_ptr(), tuple(ei.shape), ei._version, data.num_nodes)
     memo = data.meta.get("_batched_hash")
     if memo is not None and memo[0] == stamp:
         return memo[1]
-    value = _neighbour_hash(graph_of(data))
+    value = neighbour_hash(graph_of(data))
     data.meta["_batched_hash"] = (stamp, value)
     return value
 

@@ -9,7 +9,8 @@ delivery, ``(run, dst, msg_id, cause, prev)`` in processing order:
 * deliveries are processed in increasing ``(arrival time, msg_id)`` order; ``msg_id``
   numbers copies in send order (one copy per receiving edge, neighbours ascending);
   the start messages come first, one per start node in ascending node order (the
-  engine sorts its ``start`` dict), delivered at t = 0 with delay 0;
+  engine sorts its ``start`` dict), delivered at t = 0 with delay 0. (How copies of
+  one instant are ordered is probed from the installed engine: :func:`engine_ties`);
 * a copy's delay is drawn at send time, in ``msg_id`` order, from the delay model
   bound to ``stream(seed, "delays")`` (for ``"uniform"``: ``1 - random()``); with
   ``fifo`` the arrival is ``max(t + d, last arrival on that edge)`` (made strictly
@@ -53,6 +54,7 @@ __all__ = [
     "delay_key",
     "EventQueue",
     "engine_ties",
+    "neighbour_hash",
     "TIES",
 ]
 
@@ -147,17 +149,18 @@ def plan_key(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: in
              graph_hash: Optional[str] = None) -> Optional[str]:
     """SHA-256 of everything a schedule depends on (``None`` for uncacheable delay models).
 
-    ``graph_hash`` may be passed when the caller already knows it (see :func:`graph_hash`).
+    ``graph_hash`` may be passed when the caller already knows it (:func:`neighbour_hash`).
     """
     dk = delay_key(delay)
     if dk is None:
         return None
-    h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{graph_hash or _neighbour_hash(graph)}|".encode())
+    h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{graph_hash or neighbour_hash(graph)}|".encode())
     h.update(repr([(tuple(int(v) for v in s), int(seed)) for s, seed in runs]).encode())
     return h.hexdigest()
 
 
-def _neighbour_hash(graph: Graph) -> str:
+def neighbour_hash(graph: Graph) -> str:
+    """SHA-256 of a graph's size and sorted neighbour lists (what a schedule depends on)."""
     h = hashlib.sha256(str(graph.num_nodes).encode())
     for u, nb in enumerate(graph.neighbors):
         h.update(f";{u}:{','.join(map(str, nb))}".encode())

@@ -117,6 +117,6 @@ def test_summarize_takes_the_best_fold_averaged_epoch(tmp_path):
     write_tables(s, str(tmp_path / "t4.json"), str(tmp_path / "t4.md"))
     md = (tmp_path / "t4.md").read_text()
     assert "| AMP-RNN (paper) | 90.4 ± 4.1 | 63.7 ± 9.1 |" in md
-    assert "| AMP-RNN (ampsim, batched) | 84.5 ± 3.0 | not run |" in md
+    assert "| AMP-RNN (ampsim, batched) | 84.5 ± 3.0 (1/8 grid points) | not run |" in md
     assert json.loads((tmp_path / "t4.json").read_text())["MUTAG"]["paper"] == {"mean": 90.4, "std": 4.1}
     assert PAPER_AMP_RNN["IMDB-MULTI"] == (52.1, 3.6)
