@@ -4,6 +4,8 @@ Example::
 
     ampsim train --task limits1 --model amp-rnn --delay constant --seed 0
     ampsim train --task parity --model amp-iter --delay uniform --seed 3 --out runs/x --resume
+    ampsim train --task 4cycles --nproc 2              # data-parallel: DDP over 2 processes (gloo on CPU)
+    torchrun --nproc-per-node 2 -m ampsim train --task 4cycles   # the same, started by torchrun
 
 Without ``--out`` the run folder is ``results/runs/<task>/<model>[+gate][@uniform]/seed<k>``
 (the layout :mod:`ampsim.train.tables` reads). A folder holding a checkpoint is
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Optional
 
 import torch
 
+from . import ddp
 from .loop import PARITY_TASKS, TrainConfig, fit, get_executor
 
 __all__ = ["configure", "main", "run_folder"]
@@ -60,14 +64,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="default: batched if ampsim.batched imports, else engine")
     parser.add_argument("--out", default=None, help="run folder (default results/runs/<task>/<model>/seed<k>)")
     parser.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per process (default 1)")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="data-parallel processes (torch.distributed DDP; gloo on CPU); default 1")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _train(config: dict, executor: Optional[str], out: str, resume: bool, quiet: bool, threads: int) -> dict:
+    """One process of ``--nproc N`` (and the whole run for N = 1): the result dict of :func:`fit`."""
+    torch.set_num_threads(threads)
+    name, executor_obj = get_executor(executor)
+    return fit(TrainConfig.from_dict(config), executor_obj, out_dir=out, resume=resume, quiet=quiet,
+               executor_name=name)
 
 
 def main(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ValueError("--threads must be >= 1")
-    torch.set_num_threads(args.threads)
+    if args.nproc < 1:
+        raise ValueError("--nproc must be >= 1")
     config = TrainConfig(
         task=args.task, model=args.model, delay=args.delay, seed=args.seed, epochs=args.epochs, lr=args.lr,
         gate=args.gate, hidden=args.hidden, msg_size=args.msg_size, budget_factor=args.budget_factor,
@@ -75,12 +90,18 @@ def main(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
     )
     out = args.out or run_folder(os.path.join("results", "runs"), args.task, args.model, args.seed, args.gate, args.delay)
-    name, executor = get_executor(args.executor)
-    result = fit(config, executor, out_dir=out, resume=args.resume, quiet=args.quiet, executor_name=name)
+    job = (config.to_dict(), args.executor, out, args.resume, args.quiet, args.threads)
+    if args.nproc > 1:
+        result = ddp.launch(args.nproc, _train, *job)[0]
+    else:
+        if ddp.init_from_env() and not ddp.is_main():  # started by torchrun: join its group; rank 0 reports
+            _train(*job)
+            return 0
+        result = _train(*job)
     loss = result["loss"][-1] if result["loss"] else float("nan")
-    print(f"{result['task']} {result['model']} seed {config.seed} ({config.delay} delays, {name} executor): "
-          f"{result['epochs_done']} epochs, final loss {loss:.4f}, train acc "
-          f"{result['train_acc'][-1] if result['train_acc'] else float('nan'):.3f}")
+    print(f"{result['task']} {result['model']} seed {config.seed} ({config.delay} delays, {result['executor']} "
+          f"executor, {result.get('processes', 1)} process(es)): {result['epochs_done']} epochs, final loss "
+          f"{loss:.4f}, train acc {result['train_acc'][-1] if result['train_acc'] else float('nan'):.3f}")
     for split, metrics in result.get("test", {}).items():
         print(f"  test {split}: accuracy {metrics['acc']:.4f} ({metrics['correct']}/{metrics['total']})")
     print(f"result written to {os.path.join(out, 'result.json')}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import socket
 from typing import Any, Callable, Optional, Sequence
 
@@ -123,10 +124,17 @@ def _worker(r: int, world: int, port: int, backend: str, target: Callable[..., A
         torch.cuda.set_device(r % torch.cuda.device_count())
     dist.init_process_group(backend, rank=r, world_size=world)
     try:
-        out = target(*args)
+        try:
+            out = target(*args)
+        except Exception as exc:  # hand the error itself to the parent, then fail so the others are stopped
+            try:
+                queue.put((r, False, pickle.dumps(exc)))
+            except Exception:  # an unpicklable error: the parent reports torch's traceback text instead
+                pass
+            raise
         buf = io.BytesIO()
         torch.save(out, buf)  # plain bytes: nothing shared with a process that is about to exit
-        queue.put((r, buf.getvalue()))
+        queue.put((r, True, buf.getvalue()))
     finally:
         dist.destroy_process_group()
 
@@ -135,6 +143,7 @@ def launch(nproc: int, target: Callable[..., Any], *args: Any, backend: Optional
     """Run ``target(*args)`` in ``nproc`` spawned processes sharing a process group; return results by rank.
 
     ``target`` must be importable (a module-level function) and its result picklable.
+    When a worker raises, the others are stopped and its exception is raised here.
     ``nproc == 1`` runs it in this process without a process group.
     """
     if nproc < 1:
@@ -145,18 +154,29 @@ def launch(nproc: int, target: Callable[..., Any], *args: Any, backend: Optional
     if backend == "nccl" and torch.cuda.device_count() < 1:
         raise ValueError("backend 'nccl' needs CUDA devices; use 'gloo' on CPU")
     import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import ProcessException
 
     queue = mp.get_context("spawn").SimpleQueue()
     procs = mp.start_processes(_worker, args=(nproc, free_port(), backend, target, args, queue), nprocs=nproc,
                                join=False, start_method="spawn")
     results: list = [None] * nproc
+    errors: list = []
 
     def drain() -> None:
         while not queue.empty():
-            r, data = queue.get()
-            results[r] = torch.load(io.BytesIO(data), weights_only=False)
+            r, ok, data = queue.get()
+            if ok:
+                results[r] = torch.load(io.BytesIO(data), weights_only=False)
+            else:
+                errors.append(pickle.loads(data))
 
-    while not procs.join(timeout=0.05):  # raises ProcessRaisedException if a worker failed
+    try:
+        while not procs.join(timeout=0.05):  # raises if a worker failed (and stops the others)
+            drain()
+    except ProcessException as failure:
         drain()
+        if errors:  # the worker's own exception (a ValueError stays a ValueError)
+            raise errors[0] from failure
+        raise
     drain()
     return results

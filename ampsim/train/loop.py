@@ -39,6 +39,7 @@ from ..cells.models import AMPModel, cell_kind, init_parameters, nll
 from ..data.graphdata import GraphData
 from ..data.tasks import LONGRANGE_TEST_SIZES, get_task, longrange_split
 from ..engine.rng import derive_seed, stream
+from . import ddp
 
 __all__ = [
     "TrainConfig",
@@ -271,8 +272,17 @@ def evaluate(model: AMPModel, task: TaskSpec, graphs: Sequence[GraphData], execu
 
 
 def _epoch_loss(model: AMPModel, task: TaskSpec, executor: Executor, config: TrainConfig,
-                epoch_seed: int) -> tuple[torch.Tensor, float]:
-    """One full-batch forward pass: mean NLL over all predictions (summed over heads); and train accuracy."""
+                epoch_seed: int, net: Optional[torch.nn.Module] = None) -> tuple[torch.Tensor, float]:
+    """One full-batch forward pass: mean NLL over all predictions (summed over heads); and train accuracy.
+
+    Inside a process group (``ampsim train --nproc N``) this process runs only its shard
+    of the training graphs (:func:`ampsim.train.ddp.shard`, graph i keeps its delays
+    ``derive_seed(epoch_seed, "graph<i>")``) through ``net`` (the DDP wrapper); the loss
+    ``world / P * sum of the shard's NLLs`` (P predictions in all) makes DDP's averaged
+    gradient the single-process full-batch gradient, and the returned accuracy is global.
+    """
+    if ddp.world_size() > 1:
+        return _shard_epoch_loss(model, task, executor, config, epoch_seed, net)
     graphs = task.train
     logps = model.forward_many(graphs, executor, [_budget(task, config, g) for g in graphs], config.delay,
                                [_graph_seed(epoch_seed, i) for i in range(len(graphs))])
@@ -286,6 +296,41 @@ def _epoch_loss(model: AMPModel, task: TaskSpec, executor: Executor, config: Tra
         loss = nll(logp, target)
     acc = float((logp.detach().argmax(-1) == target).double().mean())
     return loss, acc
+
+
+class _ForwardMany(torch.nn.Module):
+    """``forward = model.forward_many``: the module DDP wraps, so its hooks see the full-batch forward."""
+
+    def __init__(self, model: AMPModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, graphs, executor, budgets, delay, seeds):  # noqa: D102 - see AMPModel.forward_many
+        return self.model.forward_many(graphs, executor, budgets, delay, seeds)
+
+
+def _nll_sum(logp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.nll_loss(logp.reshape(-1, logp.shape[-1]), target.reshape(-1), reduction="sum")
+
+
+def _shard_epoch_loss(model: AMPModel, task: TaskSpec, executor: Executor, config: TrainConfig,
+                      epoch_seed: int, net: Optional[torch.nn.Module]) -> tuple[torch.Tensor, float]:
+    if len(task.train) < ddp.world_size():
+        raise ValueError(f"{len(task.train)} training graphs cannot be shared by {ddp.world_size()} processes")
+    mine = ddp.shard(range(len(task.train)))
+    graphs = [task.train[i] for i in mine]
+    logps = (net or _ForwardMany(model))(graphs, executor, [_budget(task, config, g) for g in graphs],
+                                          config.delay, [_graph_seed(epoch_seed, i) for i in mine])
+    dim = 1 if task.readout == "all" else 0
+    logp = torch.cat(logps, dim=dim)
+    target = torch.cat([model.targets(g) for g in graphs], dim=dim)
+    total = sum(int(model.targets(g).shape[-1]) for g in task.train)  # predictions per head, all graphs
+    heads = range(task.heads) if task.readout == "all" else [None]
+    local = sum(_nll_sum(logp if h is None else logp[h], target if h is None else target[h]) for h in heads)
+    hits = torch.tensor([float((logp.detach().argmax(-1) == target).sum()), float(target.numel())],
+                        dtype=torch.float64)
+    torch.distributed.all_reduce(hits)
+    return ddp.shard_loss(local, total), float(hits[0] / hits[1])
 
 
 def _atomic_json(path: str, obj: dict) -> None:
@@ -347,7 +392,9 @@ def fit(
     ``executor`` defaults to :func:`get_executor` (batched if available). With
     ``out_dir`` a checkpoint is written every ``config.checkpoint_every`` epochs and
     at the end; ``resume=True`` continues from it (an absent checkpoint starts
-    afresh). ``stop_after`` ends the call after that many epochs *of this call*
+    afresh). Inside a process group (``ampsim train --nproc N``, see :mod:`ampsim.train.ddp`)
+    each rank trains on its shard under DDP, rank 0 alone writes and evaluates, and the
+    other ranks return the unevaluated result. ``stop_after`` ends the call after that many epochs *of this call*
     without evaluating (a simulated interruption); the result then has
     ``"finished": False``. Progress: tqdm on stderr unless ``quiet`` or not a TTY.
     """
@@ -363,7 +410,8 @@ def fit(
     history: dict[str, list] = {"loss": [], "train_acc": []}
     epoch = 0
     ckpt_path = os.path.join(out_dir, CHECKPOINT) if out_dir else None
-    if out_dir:
+    writer = ddp.is_main()  # with --nproc N only rank 0 writes; every rank reads a checkpoint to resume
+    if out_dir and writer:
         os.makedirs(out_dir, exist_ok=True)
     if ckpt_path and os.path.exists(ckpt_path):
         if not resume:
@@ -374,10 +422,14 @@ def fit(
         rng.setstate(_rng_state_tuple(ckpt["delay_rng"]))
         history = {k: list(v) for k, v in ckpt["history"].items()}
         epoch = int(ckpt["epoch"])
+    net = None
+    if ddp.world_size() > 1:
+        torch.distributed.barrier()  # every rank has read the checkpoint before rank 0 may replace it
+        net = ddp.wrap(_ForwardMany(model))
 
     from tqdm import tqdm
 
-    show = not quiet and sys.stderr.isatty()
+    show = not quiet and writer and sys.stderr.isatty()
     bar = tqdm(total=config.epochs, initial=epoch, disable=not show, desc=f"{task.name} {config.model} s{config.seed}",
                leave=False)
     t0 = time.perf_counter()
@@ -388,19 +440,19 @@ def fit(
             if stop_after is not None and done_now >= stop_after:
                 break
             epoch_seed = rng.getrandbits(63)
-            loss, acc = _epoch_loss(model, task, executor, config, epoch_seed)
+            loss, acc = _epoch_loss(model, task, executor, config, epoch_seed, net)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             epoch += 1
             done_now += 1
-            history["loss"].append(loss.item())
+            history["loss"].append(loss.item() if net is None else float(ddp.mean_across(loss.detach())))
             history["train_acc"].append(acc)
             bar.update(1)
             bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", acc=f"{acc:.3f}")
             if on_epoch is not None:
                 on_epoch(epoch, history["loss"][-1], acc)
-            if ckpt_path and (epoch % config.checkpoint_every == 0 or epoch == config.epochs):
+            if ckpt_path and writer and (epoch % config.checkpoint_every == 0 or epoch == config.epochs):
                 _save_checkpoint(ckpt_path, config, epoch, model, opt, rng.getstate(), history)
     finally:
         bar.close()
@@ -417,11 +469,12 @@ def fit(
         "params_sha256": param_digest(model),
         "seconds_train_this_call": train_seconds,
         "threads": torch.get_num_threads(),
+        "processes": ddp.world_size(),
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
-    if not result["finished"]:
-        return result
+    if not result["finished"] or not writer:
+        return result  # evaluation (a few seconds) runs on rank 0 alone
     model.eval()
     t1 = time.perf_counter()
     test_seed = derive_seed(config.seed, "test-delays")

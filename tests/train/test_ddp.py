@@ -1,6 +1,8 @@
 """Data parallelism: 2 DDP processes (gloo, CPU) give the gradients of 1 process."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -37,3 +39,45 @@ def test_shard_and_loss_scale_without_a_process_group():
 def test_free_port_is_a_port():
     port = ddp.free_port()
     assert 0 < port < 65536
+
+
+def _checkpoint(path):
+    return torch.load(path / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+def test_ampsim_train_nproc_2_matches_one_process(tmp_path, capsys):
+    """``ampsim train --nproc 2``: DDP over shards of the training graphs, the single-process trajectory."""
+    from ampsim.cli import main
+
+    common = ["train", "--task", "parity", "--model", "amp-act", "--delay", "uniform", "--epochs", "3",
+              "--train-graphs", "5", "--test-sizes", "10", "--quiet"]
+    assert main(common + ["--out", str(tmp_path / "one")]) == 0
+    assert main(common + ["--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
+    assert "2 process(es)" in capsys.readouterr().out
+    one, two = _checkpoint(tmp_path / "one"), _checkpoint(tmp_path / "two")
+    assert one["epoch"] == two["epoch"] == 3
+    for key, value in one["model"].items():
+        torch.testing.assert_close(two["model"][key], value, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.tensor(two["history"]["loss"]), torch.tensor(one["history"]["loss"]),
+                               atol=1e-5, rtol=1e-5)
+    assert two["history"]["train_acc"] == one["history"]["train_acc"]
+    result = json.loads((tmp_path / "two" / "result.json").read_text())
+    assert result["processes"] == 2 and result["finished"] and "test" in result
+
+
+def test_a_worker_error_reaches_the_caller_as_itself(tmp_path, capsys):
+    from ampsim.cli import main
+
+    # Limits1 trains on one graph: two processes cannot share it; one clear line, exit 2, no result file.
+    assert main(["train", "--task", "limits1", "--epochs", "2", "--nproc", "2", "--quiet",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "cannot be shared by 2 processes" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "result.json").exists()
+    with pytest.raises(ValueError, match="boom"):
+        ddp.launch(2, _fail_on_rank_1, backend="gloo")
+
+
+def _fail_on_rank_1():
+    if ddp.rank() == 1:
+        raise ValueError("boom")
+    torch.distributed.barrier()  # rank 0 waits here until it is stopped
