@@ -9,19 +9,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from ampsim import ListTracer, Message
-
-
-class Echo:
-    """Forward every message forever (an infinite protocol: only a budget or a clock stops it)."""
-
-    name = "echo"
-    assumes = frozenset()
-
-    def start(self, node):
-        return 0, None
-
-    def receive(self, node, state, message):
-        return state + 1, Message("echo", state + 1)
+from ampsim.protocols import Echo, HaltingFlooding
 
 
 class Silent:

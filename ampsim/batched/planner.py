@@ -417,20 +417,11 @@ def engine_ties() -> str:
     """
     from ..engine.messages import Message
     from ..engine.simulation import Simulation
+    from ..protocols.echo import Echo
     from ..trace.tracers import ListTracer
 
-    class _Echo:
-        name = "planner-probe"
-        assumes = frozenset()
-
-        def start(self, node):
-            return 0, None
-
-        def receive(self, node, state, message):
-            return state, Message("probe")
-
     tracer = ListTracer(states=False)
-    sim = Simulation([[0, 0, 1], [2, 3, 2]], _Echo(), num_nodes=4, tracer=tracer,
+    sim = Simulation([[0, 0, 1], [2, 3, 2]], Echo(), num_nodes=4, tracer=tracer,
                      start={0: Message("s"), 1: Message("s")})
     sim.run(max_deliveries=5)
     order = [r.msg_id for r in tracer.records if r.event == "deliver"][2:5]

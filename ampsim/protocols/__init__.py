@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Callable
 
 from ..engine.rule import NodeRule
-from .flooding import Flooding
+from .echo import Echo
+from .flooding import Flooding, HaltingFlooding
 
-__all__ = ["Flooding", "get_rule", "register", "RULES"]
+__all__ = ["Echo", "Flooding", "HaltingFlooding", "get_rule", "register", "RULES"]
 
-RULES: dict[str, Callable[..., NodeRule]] = {"flooding": Flooding}
+RULES: dict[str, Callable[..., NodeRule]] = {"flooding": Flooding, "flooding-halt": HaltingFlooding, "echo": Echo}
 
 
 def register(name: str, factory: Callable[..., NodeRule]) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from ..engine.messages import Message, NodeView
 
-__all__ = ["Flooding"]
+__all__ = ["Flooding", "HaltingFlooding"]
 
 
 class Flooding:
@@ -40,3 +40,16 @@ class Flooding:
 
     def params(self) -> dict:
         return {}
+
+
+class HaltingFlooding(Flooding):
+    """Flooding whose nodes halt once they have heard the flood: later copies are dropped.
+
+    A halted node drops what it receives (traced as a drop with reason ``"halted"``,
+    not counted toward the budget), as AMP-ACT and AMP-Iter nodes do (Section 5.2).
+    """
+
+    name = "flooding-halt"
+
+    def halted(self, state: Any) -> bool:
+        return state is not None

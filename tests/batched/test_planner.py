@@ -12,19 +12,7 @@ from ampsim.batched import PlanCache, engine_ties, plan, plan_key, start_slots
 from ampsim.engine.delays import Custom, Uniform
 from ampsim.engine.errors import DelayError
 from ampsim.graphs import as_graph
-
-
-class Echo:
-    """Always emits: every processed delivery broadcasts (the schedule the planner assumes)."""
-
-    name = "echo"
-    assumes = frozenset()
-
-    def start(self, node):
-        return 0, None
-
-    def receive(self, node, state, message):
-        return state + 1, Message("echo", state + 1)
+from ampsim.protocols import Echo
 
 
 def engine_deliveries(graph, starts, seed, budget, delay, fifo):

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from ampsim import ListTracer, Message, Simulation, get_rule, parse_graph_spec, save_trace
+from ampsim.protocols import HaltingFlooding
 from ampsim.trace.causality import (
     SHIVIZ_PARSER,
     SHIVIZ_PARSER_PY,
@@ -39,22 +40,6 @@ class Hello:
 
     def receive(self, node, state, message):
         return state + 1, None
-
-
-class FloodThenHalt:
-    """Flooding whose nodes halt after their first message (later copies are dropped as 'halted')."""
-
-    name = "flood-halt"
-    assumes = frozenset()
-
-    def start(self, node):
-        return None, None
-
-    def receive(self, node, state, message):
-        return 1, Message("flood", 1)
-
-    def halted(self, state):
-        return state is not None
 
 
 def test_path3_flooding_constant_delays_exact_clocks():
@@ -96,7 +81,7 @@ def test_startup_emissions_are_events():
 
 def test_drops_are_not_events():
     tracer = ListTracer()
-    Simulation(parse_graph_spec("cycle:4"), FloodThenHalt(), tracer=tracer).run()
+    Simulation(parse_graph_spec("cycle:4"), HaltingFlooding(), tracer=tracer).run()
     drops = [r for r in tracer.messages if r.event == "drop"]
     deliveries = [r for r in tracer.messages if r.event == "deliver"]
     assert drops and all(r.reason == "halted" for r in drops)

@@ -12,6 +12,7 @@ from matplotlib.colors import to_rgba  # noqa: E402
 
 from ampsim import ListTracer, Message, Simulation, get_rule, parse_graph_spec, save_trace  # noqa: E402
 from ampsim.cli import main as cli_main  # noqa: E402
+from ampsim.protocols import Echo, HaltingFlooding  # noqa: E402
 from ampsim.viz import category_colors, plot_spacetime  # noqa: E402
 
 
@@ -48,20 +49,6 @@ class PingPong:
         if state > 3:
             return state, None
         return state, Message("ping" if state % 2 else "pong", state)
-
-
-class FloodThenHalt:
-    name = "flood-halt"
-    assumes = frozenset()
-
-    def start(self, node):
-        return None, None
-
-    def receive(self, node, state, message):
-        return 1, Message("flood", 1)
-
-    def halted(self, state):
-        return state is not None
 
 
 def test_one_arrow_per_delivered_message_and_one_lane_per_node():
@@ -120,7 +107,7 @@ def test_lost_copies_end_half_way_at_a_cross():
 
 
 def test_copies_dropped_by_a_halted_node_reach_its_lane():
-    tracer = _run("cycle:4", rule=FloodThenHalt())
+    tracer = _run("cycle:4", rule=HaltingFlooding())
     drops = [r for r in tracer.messages if r.event == "drop"]
     assert drops and all(r.reason == "halted" for r in drops)
     ax = plot_spacetime(tracer)
@@ -159,16 +146,6 @@ def test_node_subset_picks_lanes_and_their_messages():
 
 
 def test_draws_into_a_given_axes_and_scales_to_many_messages():
-    class Echo:
-        name = "echo"
-        assumes = frozenset()
-
-        def start(self, node):
-            return 0, None
-
-        def receive(self, node, state, message):
-            return state + 1, Message("echo", state)
-
     tracer = _run("random-regular:3:50:1", rule=Echo(), delay="uniform", seed=2, start="all",
                   run={"max_deliveries": 2000})
     fig, ax = plt.subplots()
