@@ -26,6 +26,17 @@ class Silent:
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny batches avoid OpenMP stalls on a shared 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def tracer():
     return ListTracer()
 

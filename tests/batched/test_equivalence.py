@@ -12,18 +12,10 @@ from ampsim.data.graphdata import GraphData
 from ampsim.trace.tracers import ListTracer
 
 # the lead's CellRule reads the gate with float() on a tensor that requires grad
-pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True to a scalar")
+pytestmark = [pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True to a scalar"),
+              pytest.mark.usefixtures("one_thread")]
 
 F, H, M = 3, 6, 3
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny batches: one torch thread avoids OpenMP stalls on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def graph_data(G: nx.Graph, seed: int, dtype=torch.float64) -> GraphData:
