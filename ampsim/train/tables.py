@@ -278,7 +278,40 @@ def render_table3(summary: dict) -> str:
             p = paper[size]
             cells.append(f"{p[0]:.2f} ± {p[1]:.2f} / {_fmt(row.get(str(size)))}")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += _table3_ordering(summary)
     return "\n".join(lines) + "\n"
+
+
+HALTING, RECURRENT = ("AMP-ACT", "AMP-Iter"), ("AMP-RNN", "AMP-GRU", "AMP-LSTM")
+
+
+def _table3_ordering(summary: dict) -> list[str]:
+    """The variants ranked by mean accuracy per size (paper and ours), and the goal checks of the issue."""
+    lines = ["", "## Ordering of the variants (mean accuracy to 2 decimals, as printed; `=` a tie)", "",
+             "| size | paper | ours | halting > recurrent (paper / ours) |", "|---|---|---|---|"]
+    for size in TABLE3_SIZES:
+        ours = {m: summary.get(m, {}).get(str(size), {}).get("mean") for m in PAPER_TABLE3}
+        if any(v is None for v in ours.values()):
+            continue
+        paper = {m: PAPER_TABLE3[m][size][0] for m in PAPER_TABLE3}
+
+        def rank(means: dict) -> str:
+            order = sorted(means, key=lambda m: (-round(means[m], 2), m))
+            out = order[0].replace("AMP-", "")
+            for a, b in zip(order, order[1:]):
+                out += (" = " if round(means[a], 2) == round(means[b], 2) else " > ") + b.replace("AMP-", "")
+            return out
+
+        def split(means: dict) -> str:
+            low, high = round(min(means[m] for m in HALTING), 2), round(max(means[m] for m in RECURRENT), 2)
+            return "yes" if low > high else ("tie" if low == high else "no")
+
+        lines.append(f"| {size} | {rank(paper)} | {rank(ours)} | {split(paper)} / {split(ours)} |")
+    it = summary.get("AMP-Iter", {}).get("1000")
+    if it is not None:
+        lines += ["", f"Goal AMP-Iter >= 0.95 at 1000 nodes: {it['mean']:.3f} over {it['seeds']} seeds "
+                      f"({'met' if it['mean'] >= 0.95 else 'not met'})."]
+    return lines
 
 
 def render_gate(summary: dict) -> str:

@@ -180,3 +180,17 @@ def test_tables_summarise_finished_protocol_runs(tmp_path):
         "Limits1": {"mean": 0.75, "std": 0.25, "seeds": 2}}
     assert json.loads((tmp_path / "out" / "table3.json").read_text())["AMP-Iter"]["25"]["mean"] == 0.7
     assert str(tmp_path / "out" / "figure5a.png") in written
+
+
+def test_table3_ordering_ranks_to_two_decimals_and_checks_the_goal():
+    from ampsim.train import tables
+
+    means = {"AMP-RNN": 0.60, "AMP-GRU": 0.70, "AMP-LSTM": 0.701, "AMP-ACT": 0.96, "AMP-Iter": 0.9}
+    summary = {m: {str(s): {"mean": v, "std": 0.0, "seeds": 3} for s in tables.TABLE3_SIZES}
+               for m, v in means.items()}
+    md = tables.render_table3(summary)
+    assert "| 1000 | Iter > ACT > GRU > LSTM = RNN | ACT > Iter > GRU = LSTM > RNN | yes / yes |" in md
+    assert "Goal AMP-Iter >= 0.95 at 1000 nodes: 0.900 over 3 seeds (not met)." in md
+    summary["AMP-ACT"]["1000"]["mean"] = 0.70  # a halting variant ties the best recurrent one
+    assert "| 1000 | Iter > ACT > GRU > LSTM = RNN | Iter > ACT = GRU = LSTM > RNN | yes / tie |" in (
+        tables.render_table3(summary))
