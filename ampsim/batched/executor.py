@@ -45,7 +45,8 @@ from ..cells.execute import RunSpec, graph_of
 from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel, get_delay
 from ..graphs import Graph
-from .planner import TIES, EventQueue, PlanCache, Schedule, neighbour_hash, delay_key, engine_ties, start_slots
+from .planner import (TIES, EventQueue, PlanCache, Schedule, delay_key, engine_ties, neighbour_hash, runs_key,
+                      start_slots)
 
 __all__ = ["BatchedExecutor", "Unrolled", "MODES", "needs_lockstep", "retain_freed_memory"]
 
@@ -581,7 +582,7 @@ class BatchedExecutor:
             h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{message_rows!r}|".encode())
             for gh, gruns in zip(hashes, runs):
                 h.update(gh.encode())
-                h.update(repr(gruns).encode())
+                h.update(runs_key(gruns, model).encode())
             key = h.hexdigest()
             if key in self._programs:
                 self._programs.move_to_end(key)

@@ -49,6 +49,7 @@ __all__ = [
     "PlannedDelivery",
     "plan",
     "plan_key",
+    "runs_key",
     "PlanCache",
     "start_slots",
     "delay_key",
@@ -155,8 +156,18 @@ def plan_key(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: in
     if dk is None:
         return None
     h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{graph_hash or neighbour_hash(graph)}|".encode())
-    h.update(repr([(tuple(int(v) for v in s), int(seed)) for s, seed in runs]).encode())
+    h.update(runs_key(runs, delay).encode())
     return h.hexdigest()
+
+
+def runs_key(runs: Sequence[tuple[Sequence[int], int]], delay: Union[str, float, DelayModel]) -> str:
+    """The part of a cache key that the runs contribute: start nodes, and seeds only when delays are drawn.
+
+    Under constant delays a schedule does not depend on the seed, so a training loop that
+    draws new seeds every epoch (as :mod:`ampsim.train.loop` does) still hits the cache.
+    """
+    seeded = get_delay(delay).name != "constant"
+    return repr([(tuple(int(v) for v in s), int(seed) if seeded else 0) for s, seed in runs])
 
 
 def neighbour_hash(graph: Graph) -> str:

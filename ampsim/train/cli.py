@@ -99,8 +99,9 @@ def main(args: argparse.Namespace) -> int:
             return 0
         result = _train(*job)
     loss = result["loss"][-1] if result["loss"] else float("nan")
+    procs = result.get("processes", 1)
     print(f"{result['task']} {result['model']} seed {config.seed} ({config.delay} delays, {result['executor']} "
-          f"executor, {result.get('processes', 1)} process(es)): {result['epochs_done']} epochs, final loss "
+          f"executor{f', {procs} processes' if procs > 1 else ''}): {result['epochs_done']} epochs, final loss "
           f"{loss:.4f}, train acc {result['train_acc'][-1] if result['train_acc'] else float('nan'):.3f}")
     for split, metrics in result.get("test", {}).items():
         print(f"  test {split}: accuracy {metrics['acc']:.4f} ({metrics['correct']}/{metrics['total']})")

@@ -129,3 +129,37 @@ def test_cache_is_keyed_by_everything_the_plan_depends_on():
     custom = Custom(lambda rng, mid, src, dst: 1.0)
     assert plan_key(g, [((0,), 1)], 10, custom, False) is None
     assert cache.get(g, [((0,), 1)], 10, custom, False) is not cache.get(g, [((0,), 1)], 10, custom, False)
+
+
+def test_constant_delays_share_one_plan_across_seeds():
+    """Under constant delays the schedule ignores the seed: a training loop with fresh seeds hits the cache."""
+    g = as_graph(nx.petersen_graph())
+    cache = PlanCache()
+    a = cache.get(g, [((0,), 1), ((3,), 2)], 30, "constant", False)
+    b = cache.get(g, [((0,), 7), ((3,), 9)], 30, "constant", False)
+    assert b is a and (cache.hits, cache.misses) == (1, 1)
+    fresh = plan(g, [((0,), 7), ((3,), 9)], 30, "constant", False)
+    assert fresh.msg_id.tolist() == a.msg_id.tolist() and fresh.level.tolist() == a.level.tolist()
+    assert cache.get(g, [((3,), 1), ((0,), 2)], 30, "constant", False) is not a  # start nodes still count
+    assert plan_key(g, [((0,), 1)], 30, 1.0, False) == plan_key(g, [((0,), 5)], 30, "constant", False)
+    assert plan_key(g, [((0,), 1)], 30, "uniform", False) != plan_key(g, [((0,), 5)], 30, "uniform", False)
+
+
+def test_the_executor_compiles_a_constant_delay_batch_once_across_seeds():
+    import torch
+
+    from ampsim.batched import BatchedExecutor
+    from ampsim.cells.models import AMPCell
+
+    torch.manual_seed(0)
+    cell = AMPCell("rnn", 3, 4, 3)
+    ex = BatchedExecutor()
+    g = as_graph(nx.cycle_graph(6))
+    x = torch.randn(6, 3)
+    msgs = torch.ones(2, 3)
+    first = ex.unroll(cell, [g], [[(0,), (2,)]], [[11, 12]], msgs, 18, "constant", features=[x])
+    again = ex.unroll(cell, [g], [[(0,), (2,)]], [[21, 22]], msgs, 18, "constant", features=[x])
+    assert len(ex._programs) == 1 and ex.plans.misses == 1
+    torch.testing.assert_close(again.final(), first.final(), rtol=0, atol=0)
+    ex.unroll(cell, [g], [[(0,), (2,)]], [[21, 22]], msgs, 18, "uniform", features=[x])
+    assert len(ex._programs) == 2

@@ -53,7 +53,7 @@ def test_ampsim_train_nproc_2_matches_one_process(tmp_path, capsys):
               "--train-graphs", "5", "--test-sizes", "10", "--quiet"]
     assert main(common + ["--out", str(tmp_path / "one")]) == 0
     assert main(common + ["--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
-    assert "2 process(es)" in capsys.readouterr().out
+    assert "executor, 2 processes)" in capsys.readouterr().out
     one, two = _checkpoint(tmp_path / "one"), _checkpoint(tmp_path / "two")
     assert one["epoch"] == two["epoch"] == 3
     for key, value in one["model"].items():
