@@ -370,6 +370,62 @@ def plot_figure5(summary: dict, out_dir: str) -> list[str]:
     return paths
 
 
+def render_figure6(single: dict, triple: dict) -> str:
+    """Figure 6 as a table: accuracy per size for one origin (Table 3's runs) and for three at once."""
+    lines = [
+        "# Figure 6: one shortest-path parity problem against three at once (oversquashing)",
+        "",
+        "Per-node test accuracy, mean ± std over seeds (seeds in brackets); each cell: one origin / three",
+        "origins on the same graph (every node predicts three parities; message size 9, three start messages",
+        "e_1, e_2, e_3). Same protocol as Table 3 otherwise. The paper gives Figure 6 as a plot only.",
+        "Drop: mean accuracy lost from one problem to three (the paper: the larger, the more a method",
+        "is exposed to oversquashing).",
+        "",
+        "Regenerate: `python -m ampsim.train.tables run6 --seeds 0-9 && python -m ampsim.train.tables render`",
+        "",
+        "| Model | " + " | ".join(str(s) for s in TABLE3_SIZES) + " | mean drop |",
+        "|---|" + "---|" * (len(TABLE3_SIZES) + 1),
+    ]
+    for model in TABLE3_MODELS:
+        one, three = single.get(model, {}), triple.get(model, {})
+        if not three:
+            continue
+        cells, drops = [], []
+        for size in TABLE3_SIZES:
+            a, b = one.get(str(size)), three.get(str(size))
+            cells.append(f"{_fmt(a)} / {_fmt(b)}")
+            if a is not None and b is not None:
+                drops.append(a["mean"] - b["mean"])
+        drop = f"{sum(drops) / len(drops):.3f}" if drops else "—"
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {drop} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_figure6(single: dict, triple: dict, out_dir: str) -> str:
+    """Figure 6a (one origin) and 6b (three origins): accuracy by test size, one line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, summary, title in ((axes[0], single, "(a) one problem"), (axes[1], triple, "(b) three problems")):
+        for model in TABLE3_MODELS:
+            row = summary.get(model, {})
+            sizes = [s for s in TABLE3_SIZES if str(s) in row]
+            if sizes:
+                ax.plot(range(len(sizes)), [row[str(s)]["mean"] for s in sizes], marker="o", ms=3,
+                        label=f"{model} ({row[str(sizes[0])]['seeds']} seeds)")
+                ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+        ax.set(xlabel="test graph size", title=f"Figure 6{title}")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("accuracy")
+    path = os.path.join(out_dir, "figure6.png")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def _dump(path: str, obj) -> None:
     tmp = f"{path}.partial-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -397,6 +453,13 @@ def write_all(root: str = ROOT, out_dir: str = "results") -> list[str]:
     written += ["table3.json", "table3.md", "table3_details.json"]
     if t3:
         written += [os.path.basename(p) for p in plot_figure5(t3, out_dir)]
+    t6 = table3_summary(root, task="parity-multi")
+    if t6:
+        _dump(os.path.join(out_dir, "figure6.json"),
+              {"single": {m: {str(s): row[str(s)] for s in TABLE3_SIZES if str(s) in row} for m, row in t3.items()},
+               "triple": {m: {str(s): row[str(s)] for s in TABLE3_SIZES if str(s) in row} for m, row in t6.items()}})
+        _dump(os.path.join(out_dir, "figure6.md"), render_figure6(t3, t6))
+        written += ["figure6.json", "figure6.md", os.path.basename(plot_figure6(t3, t6, out_dir))]
     gate = gate_summary(root)
     if gate:
         _dump(os.path.join(out_dir, "gate.json"), gate)
@@ -444,9 +507,9 @@ def _seeds(text: str) -> list[int]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ampsim.train.tables", description="Tables 2 and 3 of the paper")
+    parser = argparse.ArgumentParser(prog="python -m ampsim.train.tables", description="Tables 2 and 3 and Figures 5 and 6 of the paper")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for cmd in ("run2", "run3", "run-gate"):
+    for cmd in ("run2", "run3", "run6", "run-gate"):
         p = sub.add_parser(cmd)
         p.add_argument("--seeds", type=_seeds, default=list(range(10)), help="e.g. 0-9 or 0,3,5")
         p.add_argument("--tasks", default=None, help="comma-separated task names (default: the table's)")
@@ -479,6 +542,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     defaults = {"run2": (list(TABLE2_TASKS.values()), ["amp-rnn"]),
                 "run3": (["parity"], list(TABLE3_MODELS.values())),
+                "run6": (["parity-multi"], list(TABLE3_MODELS.values())),
                 "run-gate": (list(GATE_TASKS), ["amp-rnn"])}[args.cmd]
     tasks = args.tasks.split(",") if args.tasks else defaults[0]
     models = args.models.split(",") if args.models else defaults[1]

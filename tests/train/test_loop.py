@@ -194,3 +194,21 @@ def test_table3_ordering_ranks_to_two_decimals_and_checks_the_goal():
     summary["AMP-ACT"]["1000"]["mean"] = 0.70  # a halting variant ties the best recurrent one
     assert "| 1000 | Iter > ACT > GRU > LSTM = RNN | Iter > ACT = GRU = LSTM > RNN | yes / tie |" in (
         tables.render_table3(summary))
+
+
+def test_figure6_compares_one_problem_with_three(tmp_path):
+    from ampsim.train import tables
+
+    by_dist = {"0": {"acc": 1.0, "total": 10}}
+    for seed, (one, three) in enumerate(((0.9, 0.7), (0.8, 0.6))):
+        _fake_result(tmp_path, "parity", "amp-act", seed,
+                     {"10": {"acc": one, "by_distance": by_dist, "seen": {"acc": one}}})
+        _fake_result(tmp_path, "parity-multi", "amp-act", seed,
+                     {"10": {"acc": three, "by_distance": by_dist, "seen": {"acc": three}}})
+    written = tables.write_all(str(tmp_path), str(tmp_path / "out"))
+    assert str(tmp_path / "out" / "figure6.png") in written
+    md = (tmp_path / "out" / "figure6.md").read_text()
+    assert "| AMP-ACT | 0.85 ± 0.05 (2) / 0.65 ± 0.05 (2) | not run / not run |" in md
+    assert md.rstrip().endswith("| 0.200 |") and "AMP-Iter" not in md.split("|---|")[-1]
+    six = json.loads((tmp_path / "out" / "figure6.json").read_text())
+    assert six["triple"]["AMP-ACT"]["10"]["seeds"] == 2 and six["single"]["AMP-ACT"]["10"]["mean"] == 0.85
