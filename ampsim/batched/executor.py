@@ -46,7 +46,7 @@ from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel, get_delay
 from ..graphs import Graph
 from .planner import (TIES, EventQueue, PlanCache, Schedule, delay_key, engine_ties, neighbour_hash, runs_key,
-                      start_slots)
+                      seeded, start_slots)
 
 __all__ = ["BatchedExecutor", "Unrolled", "MODES", "needs_lockstep", "retain_freed_memory"]
 
@@ -580,9 +580,10 @@ class BatchedExecutor:
         key = None
         if dk is not None and self.program_cache:
             h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{message_rows!r}|".encode())
+            with_seeds = seeded(model)
             for gh, gruns in zip(hashes, runs):
                 h.update(gh.encode())
-                h.update(runs_key(gruns, model).encode())
+                h.update(runs_key(gruns, with_seeds).encode())
             key = h.hexdigest()
             if key in self._programs:
                 self._programs.move_to_end(key)

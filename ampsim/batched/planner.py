@@ -50,6 +50,7 @@ __all__ = [
     "plan",
     "plan_key",
     "runs_key",
+    "seeded",
     "PlanCache",
     "start_slots",
     "delay_key",
@@ -156,18 +157,24 @@ def plan_key(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: in
     if dk is None:
         return None
     h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{graph_hash or neighbour_hash(graph)}|".encode())
-    h.update(runs_key(runs, delay).encode())
+    runs = [(tuple(int(v) for v in s), int(seed)) for s, seed in runs]
+    h.update(runs_key(runs, seeded(delay)).encode())
     return h.hexdigest()
 
 
-def runs_key(runs: Sequence[tuple[Sequence[int], int]], delay: Union[str, float, DelayModel]) -> str:
-    """The part of a cache key that the runs contribute: start nodes, and seeds only when delays are drawn.
+def seeded(delay: Union[str, float, DelayModel]) -> bool:
+    """Whether a schedule under ``delay`` depends on the run's seed (every model but ``constant``)."""
+    return get_delay(delay).name != "constant"
+
+
+def runs_key(runs: Sequence[tuple[tuple[int, ...], int]], with_seeds: bool) -> str:
+    """The part of a cache key that the runs ``[(starts, seed), ...]`` contribute: the start nodes, and
+    the seeds only ``with_seeds`` (see :func:`seeded`).
 
     Under constant delays a schedule does not depend on the seed, so a training loop that
     draws new seeds every epoch (as :mod:`ampsim.train.loop` does) still hits the cache.
     """
-    seeded = get_delay(delay).name != "constant"
-    return repr([(tuple(int(v) for v in s), int(seed) if seeded else 0) for s, seed in runs])
+    return repr(list(runs) if with_seeds else [s for s, _ in runs])
 
 
 def neighbour_hash(graph: Graph) -> str:
