@@ -166,7 +166,8 @@ def test_tables_summarise_finished_protocol_runs(tmp_path):
                  {"10": {"acc": 0.9, "by_distance": by_dist, "seen": {"acc": 0.8}},
                   "25": {"acc": 0.7, "by_distance": by_dist, "seen": {"acc": 0.6}}})
     t2 = tables.table2_summary(str(tmp_path))
-    assert t2 == {"Limits1": {"mean": 0.75, "std": 0.25, "seeds": 2, "seed_list": [0, 1]}}
+    assert t2 == {"Limits1": {"mean": 0.75, "std": 0.25, "seeds": 2, "seed_list": [0, 1],
+                              "executors": {"unknown": 2}}}
     md = tables.render_table2(t2)
     assert "| Limits1 | 1.00 ± 0.00 | 0.75 ± 0.25 (2) | no |" in md and "| LCC | 0.96 ± 0.03 | not run | — |" in md
     t3 = tables.table3_summary(str(tmp_path))
