@@ -1,0 +1,170 @@
+"""One way to write files: a file appears under its name complete, or not at all.
+
+Rule: every file ampsim writes (traces, result JSON, checkpoints, tables, pictures)
+is written to a temporary sibling ``.<name>.partial-<pid>-<n>`` and renamed over
+its name with :func:`os.replace` (atomic on POSIX) only once it is complete. On
+every other path -- an exception, ``KeyboardInterrupt``, SIGTERM (see
+:func:`ampsim.fileio.on_signal_exit`), or the garbage collection of a stream that
+was never committed -- the temporary file is removed. Nothing half-written is left
+under the final name, and no ``*.partial-*`` file survives the process.
+
+* :func:`atomic_write` -- a context manager for whole files (JSON, Markdown, ...).
+* :func:`write_json`, :func:`write_text`, :func:`save_torch` -- the common cases.
+* :class:`AtomicFile` -- a stream kept open across calls (a trace being written):
+  ``write`` ... then ``commit()`` or ``abort()``; never committed means aborted.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import json
+import os
+import threading
+import weakref
+from typing import IO, Any, Iterator, Optional
+
+__all__ = ["AtomicFile", "atomic_write", "write_json", "write_text", "save_torch", "cleanup_partials"]
+
+_counter = itertools.count()
+_lock = threading.Lock()
+_live: "set[str]" = set()  # temporary paths of this process not yet committed or aborted
+
+
+def _temp_path(path: str) -> str:
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.partial-{os.getpid()}-{next(_counter)}")
+
+
+def _discard(tmp: str) -> None:
+    with _lock:
+        _live.discard(tmp)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def cleanup_partials() -> None:
+    """Remove every temporary file this process still holds (called at exit and on signals)."""
+    with _lock:
+        pending = list(_live)
+    for tmp in pending:
+        _discard(tmp)
+
+
+atexit.register(cleanup_partials)
+
+
+class AtomicFile:
+    """A file written in pieces that appears under ``path`` only on :meth:`commit`.
+
+    ``AtomicFile(path, mode="w")`` opens the temporary sibling; ``write`` appends;
+    ``commit()`` flushes, fsyncs and renames it over ``path``; ``abort()`` removes it.
+    A stream that is garbage-collected, or left open at interpreter exit, is aborted.
+    Usable as a context manager: a clean exit commits, an exception aborts.
+    """
+
+    def __init__(self, path: "str | os.PathLike[str]", mode: str = "w", encoding: Optional[str] = "utf-8") -> None:
+        if mode not in ("w", "wb"):
+            raise ValueError(f"AtomicFile mode must be 'w' or 'wb', not {mode!r}")
+        self.path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(f"{self.path}: is a folder, not a file name")
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"{self.path}: folder {folder} does not exist")
+        self._tmp = _temp_path(self.path)
+        self._f: Optional[IO[Any]] = open(self._tmp, mode, encoding=None if "b" in mode else encoding)
+        with _lock:
+            _live.add(self._tmp)
+        # abort on garbage collection: the finalizer holds the file object and temp path, not self
+        self._finalizer = weakref.finalize(self, AtomicFile._finalize, self._f, self._tmp)
+
+    @staticmethod
+    def _finalize(f: IO[Any], tmp: str) -> None:
+        with contextlib.suppress(Exception):
+            f.close()
+        _discard(tmp)
+
+    @property
+    def closed(self) -> bool:
+        return self._f is None
+
+    def write(self, data: Any) -> int:
+        if self._f is None:
+            raise ValueError(f"{self.path}: write after commit or abort")
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+
+    def commit(self) -> None:
+        """Flush, fsync and rename the temporary file over ``path`` (idempotent)."""
+        if self._f is None:
+            return
+        f, self._f = self._f, None
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                f.close()
+            _discard(self._tmp)
+            self._finalizer.detach()
+            raise
+        with _lock:
+            _live.discard(self._tmp)
+        self._finalizer.detach()
+
+    def abort(self) -> None:
+        """Remove the temporary file; ``path`` is left as it was (idempotent)."""
+        if self._f is None:
+            return
+        f, self._f = self._f, None
+        with contextlib.suppress(Exception):
+            f.close()
+        _discard(self._tmp)
+        self._finalizer.detach()
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+@contextlib.contextmanager
+def atomic_write(path: "str | os.PathLike[str]", mode: str = "w", encoding: Optional[str] = "utf-8") -> Iterator[AtomicFile]:
+    """``with atomic_write(path) as f: f.write(...)``: ``path`` is replaced only if the block completes."""
+    f = AtomicFile(path, mode, encoding)
+    try:
+        yield f
+    except BaseException:
+        f.abort()
+        raise
+    f.commit()
+
+
+def write_text(path: "str | os.PathLike[str]", text: str) -> None:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_write(path) as f:
+        f.write(text)
+
+
+def write_json(path: "str | os.PathLike[str]", obj: Any, indent: Optional[int] = 1) -> None:
+    """Write ``obj`` as JSON (sorted keys, trailing newline) to ``path`` atomically."""
+    text = json.dumps(obj, indent=indent, sort_keys=True, allow_nan=False)
+    write_text(path, text + "\n")
+
+
+def save_torch(obj: Any, path: "str | os.PathLike[str]") -> None:
+    """``torch.save(obj, path)`` atomically (torch is imported here, not at module import)."""
+    import torch
+
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
