@@ -832,8 +832,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="probability that a message copy is lost")
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1; results are identical)")
     parser.add_argument("--no-relu", action="store_true", help="skip the ReLU-network check")
-    parser.add_argument("--out", default=os.path.join("results", "synchronizer"),
-                        help="where the summary JSON and the smallest failing trace go (default results/synchronizer)")
+    parser.add_argument("--out", default=os.path.join("runs", "synchronizer"),
+                        help="where the summary JSON and the smallest failing trace go (default runs/synchronizer; "
+                             "the published summary: --out results/synchronizer)")
     parser.add_argument("--plot", action="store_true", help="also draw the messages-per-layer plot into --out")
 
 
