@@ -13,6 +13,7 @@ __all__ = [
     "AssumptionError",
     "TraceFormatError",
     "ReplayMismatch",
+    "CheckpointError",
 ]
 
 
@@ -34,6 +35,10 @@ class AssumptionError(AmpsimError, ValueError):
 
 class TraceFormatError(AmpsimError, ValueError):
     """A trace file is corrupt, truncated, foreign, or of an unsupported version."""
+
+
+class CheckpointError(AmpsimError, ValueError):
+    """A checkpoint file is empty, truncated, foreign, or was written for another configuration."""
 
 
 class ReplayMismatch(AmpsimError):

@@ -33,6 +33,7 @@ from typing import Iterable, Optional, Sequence, Union
 from ..engine.errors import AssumptionError
 from ..engine.rng import stream
 from ..engine.simulation import Simulation
+from ..fileio import save_figure, write_text
 from ..graphs import Graph, parse_graph_spec
 from .ids import UniqueIds
 
@@ -271,11 +272,7 @@ def _connected(g: Graph) -> bool:
 
 
 def _write_json(path: str, data: dict, indent: Optional[int] = 1) -> None:
-    tmp = f"{path}.partial-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=indent, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")
 
 
 def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1, budget: int = DEFAULT_BUDGET) -> dict:
@@ -333,7 +330,7 @@ def plot_time_vs_k(table: dict, path: Optional[str] = None):
     fig.suptitle(f"IDs on star:k ({rows[0]['runs']} seeds per k)")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
     return fig
 
 

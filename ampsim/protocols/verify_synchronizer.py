@@ -45,6 +45,7 @@ from typing import Any, Optional, Sequence
 from ..engine.messages import Message, NodeView
 from ..engine.rng import stream
 from ..engine.simulation import Simulation
+from ..fileio import save_figure, write_text
 from ..graphs import Graph, parse_graph_spec
 from .sgin import SGIN, run_sgin
 from .synchronizer import ORIGIN, TABLE1_ROWS, Synchronizer, Table1Literal
@@ -755,10 +756,7 @@ def save_failure(result: CaseResult, out_dir: str, stem: str) -> tuple[str, str]
         "model": model.to_dict(),
         "replay": "ampsim.protocols.verify_synchronizer.replay_case(<this file>)",
     }
-    tmp = case_path + ".partial"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, case_path)
+    write_text(case_path, json.dumps(doc, indent=1))
     return trace_path, case_path
 
 
@@ -812,7 +810,7 @@ def plot_messages_per_layer(summary: dict, path: str) -> None:
     ax2.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Corrected synchronizer: messages per simulated sGIN layer (mean over seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -870,9 +868,7 @@ def main(args: argparse.Namespace) -> int:
             trace_path, case_path = save_failure(failures[0], args.out, f"{stem}_smallest_failure")
             summary["smallest_failure"] = {"trace": trace_path, "case": case_path}
         path = os.path.join(args.out, f"{stem}_summary.json")
-        with open(path + ".partial", "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
-        os.replace(path + ".partial", path)
+        write_text(path, json.dumps(summary, indent=1))
         if args.plot:
             plot_messages_per_layer(summary, os.path.join(args.out, "messages_per_layer.png"))
     print(f"{rule}: {len(cases)} cases in {wall:.1f} s ({args.workers} worker{'s' if args.workers > 1 else ''})")

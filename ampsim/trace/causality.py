@@ -240,9 +240,10 @@ def to_shiviz(trace: TraceLike, host_prefix: str = "n") -> str:
 
 def write_shiviz(trace: TraceLike, path: Union[str, os.PathLike], host_prefix: str = "n") -> str:
     """Write :func:`to_shiviz` to ``path`` (UTF-8) and return the path."""
+    from ..fileio import write_text
+
     path = os.fspath(path)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(to_shiviz(trace, host_prefix))
+    write_text(path, to_shiviz(trace, host_prefix))
     return path
 
 

@@ -46,11 +46,13 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+TASK_NAMES = ("limits1", "limits2", "triangles", "lcc", "max", "mean", "4cycles", "skipcycles") + tuple(PARITY_TASKS)
+"""The ``--task`` names, each once (matching ignores case, ``-``, ``_`` and spaces; paper names work too)."""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` flags (one flag per :class:`TrainConfig` field, plus run options)."""
-    parser.add_argument("--task", required=True,
-                        help="limits1, limits2, triangles, lcc, max, mean, 4cycles, skipcycles, "
-                             + ", ".join(PARITY_TASKS))
+    parser.add_argument("--task", required=True, help=", ".join(TASK_NAMES))
     parser.add_argument("--model", default="amp-rnn", help="amp-rnn, amp-gru, amp-lstm, amp-act, amp-iter")
     parser.add_argument("--delay", default="constant", choices=["constant", "uniform"])
     parser.add_argument("--seed", type=int, default=0)
@@ -82,7 +84,20 @@ def _train(config: dict, executor: Optional[str], out: str, resume: bool, quiet:
                executor_name=name)
 
 
+def _check_task(name: str) -> None:
+    """Refuse an unknown ``--task`` up front, listing every valid name once (parity tasks included)."""
+    from ..data.tasks import TABLE2, TABLE2_ALIASES
+
+    def norm(text: str) -> str:
+        return "".join(ch for ch in text.strip().lower() if ch not in "-_ ")
+
+    known = {norm(k) for k in list(TABLE2) + list(TABLE2_ALIASES)}
+    if norm(name) not in known and name.strip().lower() not in PARITY_TASKS:
+        raise ValueError(f"--task {name!r}: unknown task; valid names: {', '.join(TASK_NAMES)}")
+
+
 def main(args: argparse.Namespace) -> int:
+    _check_task(args.task)
     if args.threads < 1:
         raise ValueError("--threads must be >= 1")
     if args.nproc < 1:

@@ -34,6 +34,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from ..engine.errors import CheckpointError
+from ..fileio import load_torch
 from ..cells.execute import EngineExecutor, Executor
 from ..cells.models import AMPModel, cell_kind, init_parameters, nll
 from ..data.graphdata import GraphData
@@ -353,9 +355,12 @@ def _save_checkpoint(path: str, config: TrainConfig, epoch: int, model: AMPModel
 
 
 def _load_checkpoint(path: str, config: TrainConfig) -> dict:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path} is not an ampsim training checkpoint")
+    ckpt = load_torch(path, "training checkpoint")  # empty / truncated / foreign: one CheckpointError naming path
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{path}: not an ampsim training checkpoint (another program's file)")
+    missing = [k for k in ("config", "epoch", "model", "optimizer", "delay_rng", "history") if k not in ckpt]
+    if missing or not isinstance(ckpt["config"], dict):
+        raise CheckpointError(f"{path}: incomplete ampsim training checkpoint (missing {missing or ['config']})")
     saved = dict(ckpt["config"])
     mine = config.to_dict()
     saved.pop("epochs", None)
@@ -490,7 +495,7 @@ def fit(
 
 def load_model(out_dir: str) -> tuple[AMPModel, TaskSpec, TrainConfig]:
     """The trained model of a run folder (its checkpoint), with its task and config."""
-    ckpt = torch.load(os.path.join(out_dir, CHECKPOINT), map_location="cpu", weights_only=True)
+    ckpt = load_torch(os.path.join(out_dir, CHECKPOINT), "training checkpoint")
     config = TrainConfig.from_dict(ckpt["config"])
     task = load_task(config.task, config.seed, train_graphs=config.train_graphs,
                      test_sizes=config.test_sizes, sources=config.sources)
