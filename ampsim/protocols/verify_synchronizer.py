@@ -350,12 +350,24 @@ COUNTEREXAMPLES = {
     "w0-refires": Counterexample("cycle:3", 0, 2, ((3, 2.5),)),
     "late-pulse": Counterexample("cycle:3", 0, 2, ((7, 2.5), (13, 2.5))),
     "early-pulse": Counterexample("cycle:3", 0, 2, ((7, 2.5), (11, 2.5))),
+    "u0-nothing-proceeds": Counterexample("path:2", 0, 2),
+    "u0-takes-early-pulse": Counterexample("cycle:8", 7, 3, (
+        (1, 0.604), (2, 0.336), (3, 0.25), (5, 0.592), (6, 0.427), (7, 0.5), (11, 0.25), (13, 0.896),
+        (14, 0.325), (16, 0.5), (18, 0.603), (20, 0.5), (21, 0.912), (22, 0.25), (23, 0.052), (24, 0.614),
+        (25, 0.537), (26, 0.115), (27, 0.223), (28, 0.25), (29, 0.5), (30, 0.5), (35, 0.5), (36, 0.62),
+        (37, 0.25), (40, 0.205), (41, 0.372), (42, 0.177), (47, 0.25), (48, 0.18), (51, 0.25), (57, 0.121),
+        (60, 0.002))),
 }
 """For each cause, the smallest run found by :func:`search_counterexamples` (fewest other causes
 before it and in all, then nodes, edges, L, scripted delays, deliveries); tests/protocols/test_table1.py
 pins each to its row.
 The row-5 and row-6 causes never strike first in Table 1 as printed (a row-3 misfire always comes
-before them); they are what remains once row 3 is repaired (docs/synchronizer.md)."""
+before them); they are what remains once row 3 is repaired (docs/synchronizer.md).
+``u0-nothing-proceeds`` cannot occur alone (it needs a neighbour that never sends its safe
+message, i.e. another cause: in its counterexample the degree-one leaf); ``u0-takes-early-pulse``
+needs a neighbour two pulses ahead, which only an earlier row-3 misfire produces: its counterexample
+is the sweep case ``table1-literal cycle:8 L=3 seed=6 uniform`` with the delays that do not matter
+for it reset to 1 (greedily) and the rest rounded to 3 decimals."""
 
 
 def search_counterexamples(
@@ -413,6 +425,7 @@ CAUSES = {
     "u0-takes-safe": "row 3 (u=0): fires on a safe message and takes its payload as a neighbour state",
     "u0-takes-stale-pulse": "row 3 (u=0): fires on a pulse of a layer already started; that layer is never computed",
     "u0-takes-early-pulse": "row 3 (u=0): fires on a pulse two or more layers ahead",
+    "u0-nothing-proceeds": "rows 4/5 bring u to 0 and emit no pulse: the node waits for a later message, and none comes",
     "w0-refires": "row 5 (w=0): w' = 0, so the next pulse computes one more layer",
     "early-pulse": "rows 5/6 (w=0, pulse=1): add a pulse of a later layer into s (no room for two layers)",
     "late-pulse": "rows 5/6 (w=0, pulse=1): add a pulse of an earlier layer into s",
@@ -429,6 +442,7 @@ def literal_causes(rule: Table1Literal, steps: list, index: dict) -> list[tuple[
     pulses: dict[int, int] = {}
     computed: dict[int, int] = {}
     tag: dict[int, int] = {}
+    waiting: dict[int, int] = {}
     found = []
     for view, state, message, new, out, _, k in steps:
         v = index[id(view)]
@@ -458,6 +472,13 @@ def literal_causes(rule: Table1Literal, steps: list, index: dict) -> list[tuple[
             computed[v] = 0
         if out is not None:
             tag[id(out)] = pulses.get(v, 0)
+        if r in (4, 5) and new[2] == 0 and new[3] >= 1 and computed.get(v, 0):
+            waiting[v] = k  # safe, u reached 0: only a *later* message can fire row 3 and start the next pulse
+        else:
+            waiting.pop(v, None)
+    # a node whose last step left it waiting at u = 0 with layers to go: nothing ever started its next pulse
+    found.extend((k, v, "u0-nothing-proceeds") for v, k in waiting.items())
+    found.sort(key=lambda c: c[0])
     return found
 
 
