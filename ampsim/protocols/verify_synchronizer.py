@@ -43,7 +43,7 @@ from functools import lru_cache
 from typing import Any, Optional, Sequence
 
 from ..engine.messages import Message, NodeView
-from ..engine.rng import stream
+from ..engine.rng import derive_seed, stream
 from ..engine.simulation import Simulation
 from ..graphs import Graph, parse_graph_spec
 from .sgin import SGIN, run_sgin
@@ -74,6 +74,9 @@ __all__ = [
     "search_counterexamples",
     "literal_causes",
     "synchronizer_events",
+    "degeneracy",
+    "reference_quality",
+    "MAX_REDRAWS",
     "configure",
     "main",
 ]
@@ -163,10 +166,13 @@ class CaseResult:
     relu_max_error: float = 0.0
     causes: tuple = ()
     events: tuple = ()
+    redraws: int = 0
+    degenerate: Optional[str] = None
 
     @property
     def failed(self) -> bool:
-        return self.outcome != "pass" or self.relu_mismatches > 0
+        """Wrong, deadlocked or over budget, a ReLU mismatch, or a reference that tests nothing."""
+        return self.outcome != "pass" or self.relu_mismatches > 0 or self.degenerate is not None
 
 
 # ------------------------------------------------------------------ one case
@@ -175,14 +181,58 @@ def _graph(spec: str) -> Graph:
     return parse_graph_spec(spec)
 
 
+MAX_REDRAWS = 50
+"""Redraws of the sGIN weights allowed per case before the reference is reported degenerate."""
+
+
+def degeneracy(final: Sequence[Sequence[float]], tol: float = 1e-9) -> Optional[str]:
+    """Why a reference output tests nothing: ``"all-zero"`` (every entry of every node's h^(L) is 0),
+    ``"identical"`` (every node has the same h^(L)), or None (non-degenerate).
+
+    A synchronizer that computed the wrong layers, or none, would often still match such a
+    reference (ReLU zeros or a constant output hide the difference).
+    """
+    if all(abs(x) <= tol for row in final for x in row):
+        return "all-zero"
+    first = final[0]
+    if all(all(abs(a - b) <= tol * max(1.0, abs(b)) for a, b in zip(row, first)) for row in final[1:]):
+        return "identical"
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _reference_draw(graph: str, layers: int, seed: int, dim: int, aggregation: str) -> tuple:
+    g = _graph(graph)
+    rng = stream(seed, f"features/{graph}")
+    features = [[rng.uniform(-1.0, 1.0) for _ in range(dim)] for _ in range(g.num_nodes)]
+    model = SGIN.random(dim, layers, seed, aggregation)
+    redraws = 0
+    why = degeneracy(run_sgin(g, features, model)[layers])
+    while why is not None and redraws < MAX_REDRAWS:  # redraw the weights from a derived stream
+        redraws += 1
+        model = SGIN.random(dim, layers, derive_seed(seed, f"sgin-redraw/{redraws}"), aggregation)
+        why = degeneracy(run_sgin(g, features, model)[layers])
+    return features, model, redraws, why
+
+
 def case_inputs(case: Case) -> tuple[Graph, list, int, SGIN]:
-    """(graph, features, start node, sGIN model) of a case, all drawn from its seed."""
+    """(graph, features, start node, sGIN model) of a case, all drawn from its seed.
+
+    The weights are redrawn (from ``derive_seed(seed, "sgin-redraw/<k>")``, k = 1, 2, ...) while
+    sGIN's output h^(L) is degenerate (:func:`degeneracy`): a reference that is all zeros or
+    the same at every node would let a wrong synchronizer pass. :func:`reference_quality`
+    says how many redraws a case took.
+    """
     g = _graph(case.graph)
-    rng = stream(case.seed, f"features/{case.graph}")
-    features = [[rng.uniform(-1.0, 1.0) for _ in range(case.dim)] for _ in range(g.num_nodes)]
+    features, model, _, _ = _reference_draw(case.graph, case.layers, case.seed, case.dim, case.aggregation)
     start = stream(case.seed, f"start/{case.graph}").randrange(g.num_nodes)
-    model = SGIN.random(case.dim, case.layers, case.seed, case.aggregation)
-    return g, features, start, model
+    return g, [list(r) for r in features], start, model
+
+
+def reference_quality(case: Case) -> tuple[int, Optional[str]]:
+    """(redraws needed, degeneracy left after them or None) of a case's sGIN reference."""
+    _, _, redraws, why = _reference_draw(case.graph, case.layers, case.seed, case.dim, case.aggregation)
+    return redraws, why
 
 
 class _Recorder:
@@ -289,7 +339,7 @@ def run_case(case: Case, relu: bool = True) -> CaseResult:
     return CaseResult(
         case, ex.outcome, result.reason, g.num_nodes, g.num_edges, sim.start_nodes[0][0], result.total_deliveries,
         result.sent, result.dropped, tuple(result.stuck), ex.max_error, ex.divergence, relu_steps, relu_bad, relu_err,
-        tuple(dict.fromkeys(c for _, _, c in ex.causes)), events,
+        tuple(dict.fromkeys(c for _, _, c in ex.causes)), events, *reference_quality(case),
     )
 
 
@@ -674,6 +724,13 @@ def summarize(results: Sequence[CaseResult]) -> dict:
              "passed": sum(1 for r in v if not r.failed)}
             for (g, L, s), v in msgs.items()
         ],
+        "reference": {
+            "non_degenerate": sum(1 for r in results if r.degenerate is None),
+            "degenerate": sum(1 for r in results if r.degenerate is not None),
+            "redrawn": sum(1 for r in results if r.redraws),
+            "redraws": sum(r.redraws for r in results),
+            "rule": "sGIN weights redrawn while h^(L) is all zeros or identical at every node",
+        },
         "literal_causes": _cause_summary(results),
         "synchronizer_events": {k: sum(dict(r.events).get(k, 0) for r in results) for k in ("early_pulse", "pulse_safe")},
         "relu": {"steps": relu_steps, "mismatches": sum(r.relu_mismatches for r in results),
@@ -729,6 +786,10 @@ def format_summary(summary: dict, results: Sequence[CaseResult]) -> str:
         lines.append(f"{'L=' + L:<33}{c['cases']:>7}{c['pass']:>8}{c['wrong']:>7}{c['deadlock']:>10}{c['budget']:>8}")
     t = summary["total"]
     lines.append(f"{'total':<33}{t['cases']:>7}{t['pass']:>8}{t['wrong']:>7}{t['deadlock']:>10}{t['budget']:>8}")
+    ref = summary["reference"]
+    lines.append(f"sGIN reference non-degenerate in {ref['non_degenerate']}/{t['cases']} cases "
+                 f"({ref['redrawn']} needed redrawn weights, {ref['redraws']} redraws in all; "
+                 f"{ref['degenerate']} still degenerate)")
     relu = summary["relu"]
     if relu["steps"]:
         lines.append(f"ReLU network (3 affine layers) vs rule: {relu['steps']} steps, {relu['mismatches']} mismatches, "

@@ -8,7 +8,7 @@ Plan (one run = ``ampsim.train.fit`` of AMP-RNN on one task/delay/seed, run fold
   the constant-delay side is the existing Table 2/3 runs ``results/runs/<task>/amp-rnn/seed<k>``
   (identical configuration: AMP-RNN, lr 0.01, 1000 epochs, same seeds).
 * ``SHORT`` tasks (Triangles, MAX, MEAN, 4-cycles, Skip-Cycles; 4-12 min per 1000 epochs on one
-  core): 3 seeds x 200 epochs, both delay models run here (so test accuracy is at the same epoch).
+  core): 2 seeds x 100 epochs, both delay models run here (so test accuracy is at the same epoch).
 
 ``python -m ampsim.theory.delays_training run`` executes the plan round by round (seed r of every task
 before seed r+1), skipping finished runs, so any interruption leaves a balanced, paired set.
@@ -26,7 +26,7 @@ FULL_TASKS = ("limits1", "limits2", "lcc", "parity")
 SHORT_TASKS = ("triangles", "max", "mean", "4cycles", "skipcycles")
 TASKS = ("limits1", "limits2", "triangles", "lcc", "max", "mean", "4cycles", "skipcycles", "parity")
 FULL_SEEDS, FULL_EPOCHS = 10, 1000
-SHORT_SEEDS, SHORT_EPOCHS = 3, 200
+SHORT_SEEDS, SHORT_EPOCHS = 2, 100
 RUNS = os.path.join("results", "delays_training_runs")
 TABLE_RUNS = os.path.join("results", "runs")
 
