@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 
 from . import ddp
-from .loop import PARITY_TASKS, TrainConfig, fit, get_executor
+from .synthetic import PARITY_TASKS, TrainConfig, fit, get_executor
 
 __all__ = ["configure", "main", "run_folder", "USER_RUNS"]
 

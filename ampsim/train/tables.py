@@ -28,7 +28,7 @@ from typing import Iterable, Optional, Sequence
 import torch
 
 from .cli import run_folder
-from .loop import RESULT, TrainConfig, fit, get_executor
+from .synthetic import RESULT, TrainConfig, fit, get_executor
 
 __all__ = [
     "PAPER_TABLE2",
@@ -214,7 +214,7 @@ def deliveries_per_run(folder: str, max_graphs: int = 10) -> float:
     """Mean processed deliveries per run of the trained model in ``folder``, on (up to ``max_graphs``)
     graphs of its first test split, by the engine: how much a learned gate saves against the budget."""
     from ..cells.execute import EngineExecutor
-    from .loop import _budget, load_model
+    from .synthetic import budget_of as _budget, load_model
 
     model, task, config = load_model(folder)
     graphs = next(iter(task.tests.values()))[:max_graphs]
@@ -498,7 +498,7 @@ def measure_cost(tasks: Sequence[str], executor: str, epochs: int = 3, model: st
     epoch) of the protocol model on each task, and the projected cost of one 1000-epoch seed."""
     import time
 
-    from .loop import load_task
+    from .synthetic import load_task
 
     name, ex = get_executor(executor)
     out = {}
