@@ -76,6 +76,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Convert a trace: ``shiviz`` (a file ShiViz's upload accepts as is), ``jsonl`` or ``parquet``."""
+    from .trace.export import export_trace
+
+    info = export_trace(args.trace, args.output, args.format)
+    print(f"{info} written to {args.output}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The main demo: flood a Petersen graph with uniform delays, trace, replay-verify, plot."""
     import os
@@ -151,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="timeline.png")
     p.add_argument("--dpi", type=int, default=120)
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("export", help="convert a trace for other tools (ShiViz) or to another trace format")
+    p.add_argument("trace")
+    p.add_argument("--format", required=True, choices=["shiviz", "jsonl", "parquet"])
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("verify", help="verify the paper's theory by execution")
     vsub = p.add_subparsers(dest="target", required=True)
