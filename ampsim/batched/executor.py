@@ -707,6 +707,8 @@ class BatchedExecutor:
         if mode == "levels" and needs_lockstep(cell):
             raise ValueError(f"mode 'levels' needs an always-emit cell; {cell.kind!r} (gate={cell.gate}) "
                              "has a value-dependent schedule: use mode 'lockstep' or 'auto'")
+        if mode == "levels" and kernel_for(cell) is None:
+            mode = "lockstep"  # no hand-written kernel for this cell: the generic (autograd) driver, same schedule
         program = None
         if mode == "levels":
             program = self._program(graphs, gs, runs, message_rows, budget, model, fifo, ties)

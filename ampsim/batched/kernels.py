@@ -237,6 +237,6 @@ class LSTMKernel(StepKernel):
 
 def kernel_for(cell: AMPCell) -> Optional[StepKernel]:
     """The hand-written kernel of an always-emit cell, or ``None`` (halting cells, the gate)."""
-    if cell.gate or cell.kind not in KERNEL_KINDS:
-        return None
+    if not isinstance(cell, AMPCell) or cell.gate or cell.kind not in KERNEL_KINDS:
+        return None  # e.g. a StackedCell (K models): no kernel yet, the generic autograd path runs it
     return {"rnn": RNNKernel, "gru": GRUKernel, "lstm": LSTMKernel}[cell.kind](cell)

@@ -18,7 +18,6 @@ __all__ = [
     "AssumptionError",
     "TraceFormatError",
     "ReplayMismatch",
-    "CheckpointError",
 ]
 
 
@@ -51,7 +50,8 @@ class SizeLimitError(GraphError):
 
 
 class CheckpointError(AmpsimError, ValueError):
-    """A checkpoint file is missing, truncated, corrupt or foreign; the message names the file."""
+    """A checkpoint file is missing, empty, truncated, corrupt, foreign, or written for another configuration;
+    the message names the file."""
 
 
 class DelayError(AmpsimError, ValueError):
@@ -64,10 +64,6 @@ class AssumptionError(AmpsimError, ValueError):
 
 class TraceFormatError(AmpsimError, ValueError):
     """A trace file is corrupt, truncated, foreign, or of an unsupported version."""
-
-
-class CheckpointError(AmpsimError, ValueError):
-    """A checkpoint file is empty, truncated, foreign, or was written for another configuration."""
 
 
 class ReplayMismatch(AmpsimError):

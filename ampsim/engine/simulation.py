@@ -288,7 +288,7 @@ class Simulation:
             return [(v, None) for v in range(n)]
         if isinstance(start, dict):
             if not start:
-                raise V.ArgumentError("start must not be an empty dict (use start=None for no initial message)")
+                return []  # no start message, as start=None (a run that ends quiescent at t=0)
             pairs = []
             for v, m in start.items():
                 v = V.node_id(f"start node {v!r}: start", v, n)

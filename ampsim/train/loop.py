@@ -64,7 +64,8 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..engine.errors import AmpsimError
+from ..checkpoint import load_checkpoint as read_checkpoint
+from ..engine.errors import CheckpointError
 from ..fileio import save_torch, write_json
 from . import ddp
 
@@ -87,10 +88,6 @@ __all__ = [
 CKPT_FORMAT = "ampsim.train.checkpoint"
 Forward = Callable[[nn.Module, Sequence[int], Sequence[int]], Tensor]
 Evaluate = Callable[[nn.Module, int], Sequence[dict]]
-
-
-class CheckpointError(AmpsimError, ValueError):
-    """A checkpoint cannot be read, is not ampsim's, or belongs to another configuration (names the file)."""
 
 
 @dataclass(frozen=True)
@@ -199,21 +196,10 @@ def save_checkpoint(path: str, *, config: Any, epoch: int, model: dict, optimize
 
 
 def load_checkpoint(path: str) -> dict:
-    """Read an ampsim training checkpoint (``torch.load(weights_only=True)``); every failure is one
-    :class:`CheckpointError` that names the file."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except Exception as exc:  # truncated, foreign pickle, unsafe globals, ...
-        raise CheckpointError(f"{path}: not a readable training checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
-        raise CheckpointError(f"{path} is not an ampsim training checkpoint")
-    for key in ("epoch", "model", "optimizer", "history"):
-        if key not in ckpt:
-            raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
-    return ckpt
+    """Read an ampsim training checkpoint; every failure (missing, empty, truncated, foreign, another
+    kind) is one :class:`~ampsim.engine.errors.CheckpointError` that names the file
+    (:func:`ampsim.checkpoint.load_checkpoint`, the one checkpoint reader)."""
+    return read_checkpoint(path, format=CKPT_FORMAT, required=("epoch", "model", "optimizer", "history"))
 
 
 def checkpoint_epoch(path: Optional[str]) -> int:
