@@ -218,6 +218,8 @@ def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
             cols, done, copies = _plan_uniform(graph, model, seed, pairs, slot_base, budget)
         else:
             cols, done, copies = _plan_queue(graph, model, seed, bool(fifo), ties, pairs, slot_base, budget)
+        if offset + len(cols["node"]) >= 2 ** 31 - 1:
+            cols["cause"], cols["prev"] = cols["cause"].astype(np.int64), cols["prev"].astype(np.int64)
         node, cause, prev = cols["node"], cols["cause"], cols["prev"]
         cause[cause >= 0] += offset
         prev[prev >= 0] += offset
@@ -225,15 +227,17 @@ def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
         rev = node[::-1]
         uniq, first_rev = np.unique(rev, return_index=True)
         final[r, uniq] = offset + len(node) - 1 - first_rev
-        cols["run"] = np.full(len(node), r, dtype=np.int64)
+        cols["run"] = np.full(len(node), r, dtype=np.int32)
         parts.append(cols)
         offset += len(node)
         slot_base += len(pairs)
         reasons.append("message_budget" if done == budget else "quiescent")
         sent.append(copies)
     keys = ("run", "node", "msg_id", "cause", "prev", "slot", "src", "time", "level")
-    arr = {k: (np.concatenate([c[k] for c in parts]) if parts else np.zeros(0))
-           .astype(np.float64 if k == "time" else np.int64, copy=False) for k in keys}
+    wide = offset >= 2 ** 31 - 1
+    dtypes = {k: np.float64 if k == "time" else np.int64 if (k == "msg_id" or wide) else np.int32 for k in keys}
+    arr = {k: (parts[0][k] if len(parts) == 1 else np.concatenate([c[k] for c in parts]) if parts else np.zeros(0))
+           .astype(dtypes[k], copy=False) for k in keys}
     return Schedule(n, len(runs), arr["run"], arr["node"], arr["msg_id"], arr["cause"], arr["prev"],
                     arr["slot"], arr["src"], arr["time"], arr["level"], final, tuple(reasons), tuple(sent))
 
@@ -267,7 +271,9 @@ def _plan_waves(csr, model: Constant, pairs, slot_base: int, budget: int, ties: 
     n = len(deg)
     last_idx = np.full(n, -1, dtype=np.int64)
     last_lvl = np.full(n, -1, dtype=np.int64)
-    out = {k: [] for k in ("node", "msg_id", "cause", "prev", "slot", "src", "time", "level")}
+    i32 = np.int32
+    cols = {k: np.empty(budget, dtype=np.int64 if k == "msg_id" else np.float64 if k == "time" else i32)
+            for k in ("node", "msg_id", "cause", "prev", "slot", "src", "time", "level")}
     k = len(pairs)
     w_node = np.array([v for v, _ in pairs], dtype=np.int64)
     w_mid = np.arange(k, dtype=np.int64)
@@ -275,7 +281,7 @@ def _plan_waves(csr, model: Constant, pairs, slot_base: int, budget: int, ties: 
     w_src = np.full(k, -1, dtype=np.int64)
     w_slot = slot_base + np.arange(k, dtype=np.int64)
     next_id, sent, done, t = k, k, 0, 0.0
-    all_levels: list[np.ndarray] = []
+    levels = cols["level"]
     while len(w_node) and done < budget:
         if ties == "mailbox" and len(w_node) > 1:
             _, first, inv = np.unique(w_node, return_index=True, return_inverse=True)
@@ -284,7 +290,7 @@ def _plan_waves(csr, model: Constant, pairs, slot_base: int, budget: int, ties: 
         take = min(len(w_node), budget - done)
         w_node, w_mid, w_cause, w_src, w_slot = (x[:take] for x in (w_node, w_mid, w_cause, w_src, w_slot))
         idx = done + np.arange(take, dtype=np.int64)
-        a = np.where(w_cause >= 0, _gather(all_levels, w_cause), -1)
+        a = np.where(w_cause >= 0, levels[np.maximum(w_cause, 0)], -1).astype(np.int64)
         # chains per receiver, in processing order
         order = np.argsort(w_node, kind="stable")
         g_node = w_node[order]
@@ -298,18 +304,15 @@ def _plan_waves(csr, model: Constant, pairs, slot_base: int, budget: int, ties: 
         run_max = np.maximum.accumulate(b + gid * big) - gid * big - take - 1
         lvl_sorted = rank + 1 + np.maximum(last_lvl[g_node], run_max)
         prev_sorted = np.where(head, last_idx[g_node], np.concatenate([[-1], idx[order][:-1]]))
-        level = np.empty(take, dtype=np.int64)
-        level[order] = lvl_sorted
-        prev = np.empty(take, dtype=np.int64)
-        prev[order] = prev_sorted
+        sl = slice(done, done + take)
+        levels[sl][order] = lvl_sorted
+        cols["prev"][sl][order] = prev_sorted
         tails = np.append(starts[1:], take) - 1
         last_idx[g_node[tails]] = idx[order][tails]
         last_lvl[g_node[tails]] = lvl_sorted[tails]
-        for key, val in (("node", w_node), ("msg_id", w_mid), ("cause", w_cause), ("prev", prev),
-                         ("slot", w_slot), ("src", w_src), ("level", level)):
-            out[key].append(val)
-        out["time"].append(np.full(take, t))
-        all_levels.append(level)
+        for key, val in (("node", w_node), ("msg_id", w_mid), ("cause", w_cause), ("slot", w_slot), ("src", w_src)):
+            cols[key][sl] = val
+        cols["time"][sl] = t
         done += take
         # broadcasts: every processed delivery sends one copy per neighbour, neighbours ascending
         d = deg[w_node]
@@ -317,31 +320,15 @@ def _plan_waves(csr, model: Constant, pairs, slot_base: int, budget: int, ties: 
         sent += total
         rep = np.repeat(np.arange(take, dtype=np.int64), d)
         within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(d) - d, d)
+        src = w_node
         w_node = indices[indptr[w_node][rep] + within]
         w_mid = next_id + np.arange(total, dtype=np.int64)
         next_id += total
         w_cause = idx[rep]
-        w_src = out["node"][-1][rep]
+        w_src = src[rep]
         w_slot = np.full(total, -1, dtype=np.int64)
         t = t + value
-    cols = {key: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64)) for key, v in out.items()}
-    return cols, done, sent
-
-
-def _gather(chunks: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
-    """``concatenate(chunks)[idx]`` where ``idx`` only reaches into the last chunk or two (waves)."""
-    if not chunks:
-        return np.full(len(idx), -1, dtype=np.int64)
-    lo = int(idx.min()) if len(idx) else 0
-    total = sum(len(c) for c in chunks)
-    start = total
-    use = []
-    for c in reversed(chunks):
-        use.append(c)
-        start -= len(c)
-        if start <= lo:
-            break
-    return np.concatenate(use[::-1])[idx - start]
+    return {key: v[:done] for key, v in cols.items()}, done, sent
 
 
 def _plan_uniform(graph: Graph, model: Uniform, seed: int, pairs, slot_base: int,
