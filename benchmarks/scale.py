@@ -24,6 +24,7 @@ backward on the same number of rows (chunks of 65,536 rows), its rows/s.
     python benchmarks/scale.py                       # n = 1e3, 1e4, 1e5; constant, uniform
     python benchmarks/scale.py --large               # and n = 1e6 (1e7 deliveries)
     python benchmarks/scale.py --sizes 100000 --delays constant --pubmed
+    python benchmarks/scale.py --sizes 100000 --delays constant --code /tmp/old --out /tmp/before
 
 Writes results/scale.json and results/scale.png (rows/s and bytes per delivery against n).
 The last line: ``single run at n=100000: P% of the GRUCell rate, B bytes per delivery``.
@@ -40,7 +41,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+CODE = os.environ.get("SCALE_CODE", str(ROOT))   # --code: measure another checkout (e.g. before a change)
+sys.path.insert(0, CODE)
 
 HIDDEN, MSG, FEATURES = 32, 16, 8
 
@@ -152,7 +154,7 @@ def point(graph_name: str, n: int, delay: str, gru_rows_cap: int, mmap_threshold
     w3, c3 = time.perf_counter(), time.process_time()
     peak = _vm("VmHWM") - rss0
     D = sum(u.deliveries)
-    segments = u.compact
+    segments = getattr(u, "compact", False)
     del u, loss
     bx.plans.clear()
     bx._programs.clear()
@@ -185,7 +187,7 @@ def point(graph_name: str, n: int, delay: str, gru_rows_cap: int, mmap_threshold
 # --------------------------------------------------------------------------- driver
 def run_point(graph: str, n: int, delay: str, gru_cap: int, mmap_threshold: bool) -> dict:
     cmd = [sys.executable, __file__, "--child", graph, str(n), delay, str(gru_cap), str(int(mmap_threshold))]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    env = dict(os.environ, PYTHONPATH=CODE + os.pathsep + os.environ.get("PYTHONPATH", ""), SCALE_CODE=CODE,
                OMP_NUM_THREADS="1")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -244,12 +246,16 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "results" / "scale"))
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's adaptive mmap threshold (freed work space may stay resident)")
+    ap.add_argument("--code", help="run the points with the ampsim package of this checkout (before/after)")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         g, n, delay, cap, mm = args.child
         print(json.dumps(point(g, int(n), delay, int(cap), bool(int(mm)))))
         return
+    global CODE
+    if args.code:
+        CODE = str(Path(args.code).resolve())
     from ampsim.fileio import write_json
 
     sizes = list(args.sizes) + ([1_000_000] if args.large else [])

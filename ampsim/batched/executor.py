@@ -25,9 +25,13 @@ then one start state per (graph, node) (every run starts from the same encoding)
 then one row per delivery, contiguous per batch -- and one message buffer
 ``(K + D, M)`` (K start messages, then each delivery's outgoing message). Each
 batch reads its inputs with ``index_select`` and writes its slice once. Gradients
-(full BPTT, as the authors' code) come from :class:`_Unroll`, an autograd function
-that keeps each batch's small graph and, backwards, walks the batches in reverse,
-scatter-adding input gradients into gradient buffers (no O(levels x buffer) copies).
+(full BPTT, as the authors' code): levels run hand-written step kernels
+(:mod:`ampsim.batched.kernels`) in :class:`_LevelUnroll`; a long program is cut into
+segments whose carried-in rows are kept (checkpoints) and whose work is recomputed in
+the backward pass (see :class:`_Segments`, :func:`segment_plan`, docs/batched.md).
+Lock-step batches use :class:`_Unroll`, an autograd function that keeps each batch's
+small graph and, backwards, walks the batches in reverse, scatter-adding input
+gradients into gradient buffers (no O(levels x buffer) copies).
 """
 from __future__ import annotations
 
@@ -95,6 +99,8 @@ class Unrolled:
     previous state (0 past the start state). ``entry_offsets[g]`` is the first entry of
     graph g; ``shapes[g] = (runs, n)``. ``reasons`` / ``deliveries`` per run (graphs
     concatenated). ``records`` (when asked for) per run: ``(event, dst, msg_id, cause_id)``.
+    ``compact``: the run was checkpointed and ``states`` holds a zero row and the final
+    states only (``back`` is all zeros; :meth:`history` with k > 1 refuses).
     """
 
     states: Tensor
