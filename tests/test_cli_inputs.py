@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ampsim.cli import CLI_BUDGET, main
+from ampsim.cli import CLI_BUDGET, default_budget, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,12 +69,13 @@ def test_default_budget_is_stated_in_the_end_reason(capsys, monkeypatch):
     monkeypatch.setattr("ampsim.cli.CLI_BUDGET", 500)
     assert main(["run", "--graph", "petersen", "--rule", "echo"]) == 0
     out = capsys.readouterr().out
-    assert ("ended: message_budget (the default budget of 500 deliveries; --max-deliveries N to change) "
-            "at t=") in out and "after 500 deliveries" in out
+    assert ("ended: message_budget (the default budget of 500 deliveries, max(500, 20*|E|); --max-deliveries N "
+            "to change) at t=") in out and "after 500 deliveries" in out
     assert main(["run", "--graph", "petersen", "--rule", "echo", "--max-deliveries", "40"]) == 0
     out = capsys.readouterr().out
     assert "ended: message_budget at t=" in out and "after 40 deliveries" in out
-    assert CLI_BUDGET == 1_000_000
+    monkeypatch.undo()
+    assert CLI_BUDGET == 100_000 and default_budget(15) == 100_000 and default_budget(10_000) == 200_000
 
 
 def test_demo_on_a_graph_with_fewer_deliveries_than_its_steps(tmp_path, capsys):
@@ -196,3 +197,16 @@ def test_nothing_to_do_is_one_line(tmp_path, capsys):
                         "--quiet"]) == 0
     assert capsys.readouterr().out == f"run2: all 1 runs already finished under {tmp_path}; nothing to do\n"
     assert json.loads((tmp_path / "limits1" / "amp-rnn" / "seed0" / "result.json").read_text())["epochs_done"] == 1
+
+
+def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
+    """On a terminal (stderr isatty) tqdm shows the deliveries; the result lines are the same."""
+    assert main(["run", "--graph", "petersen", "--rule", "echo", "--max-deliveries", "5000"]) == 0
+    plain = capsys.readouterr()
+    assert plain.err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(["run", "--graph", "petersen", "--rule", "echo", "--max-deliveries", "5000"]) == 0
+    tty = capsys.readouterr()
+    assert tty.out == plain.out and "deliveries" in tty.err
+    assert main(["run", "--graph", "petersen", "--rule", "echo", "--max-deliveries", "5000", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
