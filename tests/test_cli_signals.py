@@ -193,3 +193,24 @@ def test_atomic_file_paths(tmp_path):
     with pytest.raises(ValueError, match="write after commit or abort"):
         f.write("y")
     assert _names(tmp_path) == ["a.json"]
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_to_a_sweep_with_workers_is_one_line(tmp_path, signum, code):
+    """Ctrl-C reaches the whole process group: the workers stay silent, the parent prints one line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ampsim", "verify", "ids", "--graph", "star:8", "--seeds", "2000", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(6)  # workers started and busy (the sweep takes minutes)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == code
+    assert err.count("\n") == 1 and err.startswith("ampsim: ") and "Traceback" not in err, err
+    assert _names(tmp_path) == []
