@@ -179,6 +179,7 @@ class GraphClassifierStack(nn.Module):
         self.models = len(models)
         self.cell = StackedCell([m.cell for m in models])
         self.decoder = StackedLinear(self.models, first.decoder.in_features, first.decoder.out_features)
+        self.decoder.to(device=first.decoder.weight.device, dtype=first.decoder.weight.dtype)
         with torch.no_grad():
             self.decoder.weight.copy_(torch.stack([m.decoder.weight.detach() for m in models]))
             self.decoder.bias.copy_(torch.stack([m.decoder.bias.detach() for m in models]))
