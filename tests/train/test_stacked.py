@@ -148,3 +148,20 @@ def test_stack_groups_say_why_a_seed_trains_alone():
     assert "uniform delays" in stack_groups(uni, [load_task("limits1", s) for s in (0, 1)], ex)[0][1]
     same = [TrainConfig(task="limits2", seed=s) for s in (0, 1, 2)]
     assert stack_groups(same, [load_task("limits2", s) for s in (0, 1, 2)], ex) == [([0, 1, 2], "stacked")]
+
+
+def test_ampsim_train_seeds_in_one_process(tmp_path, capsys):
+    from ampsim.cli import main
+
+    argv = ["train", "--task", "limits1", "--seeds", "0-2", "--epochs", "2", "--hidden", "4", "--quiet",
+            "--out", str(tmp_path)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("3 seeds in one pass") == 3
+    for s in range(3):
+        result = json.loads((tmp_path / f"seed{s}" / RESULT).read_text())
+        assert result["config"]["seed"] == s and result["stacked_with"] == 3 and result["epochs_done"] == 2
+    assert main(argv + ["--resume", "--epochs", "3"]) == 0  # all three continue from their checkpoints
+    assert json.loads((tmp_path / "seed1" / RESULT).read_text())["epochs_done"] == 3
+    with pytest.raises(SystemExit):
+        main(["train", "--task", "limits1", "--seeds", "2-x", "--quiet"])
