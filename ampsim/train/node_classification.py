@@ -72,6 +72,8 @@ __all__ = [
 DATASETS = ("Cora", "CiteSeer")
 MODELS = ("GCN", "AMP-GRU", "AMP-ACT", "AMP-Iter", "AMP-RNN")
 DELAYS = ("constant", "uniform")
+#: AMP readouts: the final output, it beside the start encoding ("skip"), or the mean over the node's states beside it.
+READOUTS = ("last", "skip", "mean")
 #: Published test accuracies (%) on the public split: GCN (Kipf & Welling 2017, Table 2), GAT (Veličković et al. 2018).
 PUBLISHED = {"GCN": {"Cora": 81.5, "CiteSeer": 70.3}, "GAT": {"Cora": 83.0, "CiteSeer": 72.5}}
 DEFAULT_RUNS = os.path.join("runs", "node_classification")
@@ -93,8 +95,9 @@ class NodeConfig:
     lr: float = 0.01
     weight_decay: float = 5e-4
     dropout: float = 0.5
-    skip: bool = True
+    readout: str = "skip"
     embed: bool = False
+    normalize: bool = True
     checkpoint_every: int = 10
 
     def __post_init__(self) -> None:
@@ -135,13 +138,13 @@ class NodeTask:
     features: Tensor
 
 
-def load_node_task(name: str, root: Optional[str] = None) -> NodeTask:
-    """Cora or CiteSeer with the public split and row-normalised features."""
+def load_node_task(name: str, root: Optional[str] = None, normalize: bool = True) -> NodeTask:
+    """Cora or CiteSeer with the public split and row-normalised (``normalize``) or binary features."""
     ds = load_planetoid(name, root)
     if ds.train_mask is None:
         raise ValueError(f"{ds.name} has no features or split here; node classification needs Cora or CiteSeer")
     g = ds.graph
-    graph = GraphData(g.edge_index, row_normalize(g.x), g.y, g.num_nodes, "node", None, {"dataset": ds.name})
+    graph = GraphData(g.edge_index, row_normalize(g.x) if normalize else g.x, g.y, g.num_nodes, "node", None, {"dataset": ds.name})
     return NodeTask(ds.name, graph, ds.num_classes, ds.train_mask, ds.val_mask, ds.test_mask,
                     graph.x.to_sparse_coo().coalesce())
 
@@ -215,18 +218,34 @@ class AMPNodeClassifier(nn.Module):
     """
 
     def __init__(self, kind: str, in_features: int, hidden: int, num_classes: int, msg_size: int = 16,
-                 dropout: float = 0.5, skip: bool = True, embed: bool = False) -> None:
+                 dropout: float = 0.5, readout: str = "skip", embed: bool = False) -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; choose one of {READOUTS}")
         self.embed = nn.Parameter(torch.empty(in_features, hidden)) if embed else None
         self.cell = AMPCell(cell_kind(kind), hidden if embed else in_features, hidden, msg_size)
-        self.decoder = nn.Linear(hidden * (2 if skip else 1), num_classes)
-        self.dropout, self.skip = dropout, skip
+        self.decoder = nn.Linear(hidden * (1 if readout == "last" else 2), num_classes)
+        self.dropout, self.readout = dropout, readout
 
     def reset(self, generator: torch.Generator) -> None:
         """The cell and decoder with PyTorch's default laws, then ``W_f`` Glorot, all from ``generator``."""
         init_parameters(self, generator)
         if self.embed is not None:
             _glorot(self.embed, generator)
+
+    def _mean_states(self, data: GraphData, executor, run: RunSpec, budget: int, delay: str) -> Tensor:
+        """Every node's output averaged over its own states in the run (start state included)."""
+        out = executor.unroll(self.cell, [data], [[run.starts]], [[run.seed]], run.messages, budget, delay)
+        rows = out.final_rows
+        total = self.cell.output(out.states.index_select(0, rows))
+        count = torch.ones(rows.shape[0], 1, dtype=total.dtype)
+        while True:
+            rows = out.back.index_select(0, rows)
+            live = (rows > 0).unsqueeze(1)
+            if not bool(live.any()):
+                return total / count
+            total = total + self.cell.output(out.states.index_select(0, rows)) * live
+            count = count + live
 
     def runs(self, n: int, seed: int) -> list[RunSpec]:
         """The start policy: one run, every node starts with ``ones(M)``."""
@@ -237,13 +256,16 @@ class AMPNodeClassifier(nn.Module):
                 seed: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
         x = _dropout(features, self.dropout, generator)
         if self.embed is not None:
-            f = torch.relu(torch.sparse.mm(x, self.embed) if x.is_sparse else x @ self.embed)
+            f = torch.sparse.mm(x, self.embed) if x.is_sparse else x @ self.embed
         else:
             f = x.to_dense() if x.is_sparse else x
         data = GraphData(graph.edge_index, f, graph.y, graph.num_nodes, graph.level, None, graph.meta)
-        states = executor.execute(self.cell, data, self.runs(graph.num_nodes, seed), budget, delay)[0]
-        z = self.cell.output(states)
-        if self.skip:
+        runs = self.runs(graph.num_nodes, seed)
+        if self.readout == "mean":
+            z = self._mean_states(data, executor, runs[0], budget, delay)
+        else:
+            z = self.cell.output(executor.execute(self.cell, data, runs, budget, delay)[0])
+        if self.readout != "last":
             z = torch.cat([self.cell.output(self.cell.init_state(f)), z], dim=1)
         return torch.log_softmax(self.decoder(_dropout(z, self.dropout, generator)), dim=-1)
 
@@ -257,7 +279,7 @@ def build_model(task: NodeTask, config: NodeConfig) -> nn.Module:
         model.reset(generator)
         return model
     model = AMPNodeClassifier(config.model, in_features, config.hidden, task.num_classes, config.msg_size,
-                              config.dropout, config.skip, config.embed)
+                              config.dropout, config.readout, config.embed)
     model.reset(generator)
     return model
 
@@ -353,7 +375,7 @@ def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: 
         done = json.loads(path.read_text())
         if done.get("finished") and _same_protocol(done["config"], asdict(config)):
             return done
-    task = task if task is not None else load_node_task(config.dataset)
+    task = task if task is not None else load_node_task(config.dataset, normalize=config.normalize)
     proto = _Protocol(task, config, executor)
     opt = torch.optim.Adam(proto.parameter_groups(), lr=config.lr)
     history: dict[str, list] = {"loss": [], "train_acc": [], "val_loss": [], "val_acc": [], "test_acc": []}
@@ -452,7 +474,7 @@ def summarize(root: str = DEFAULT_RUNS) -> dict:
                    "val_mean": round(sum(vals) / len(vals), 2), "epochs": c["epochs"], "hidden": c["hidden"],
                    "seed_list": [r["seed"] for r in runs]}
             if c["model"] != "GCN":
-                row.update(msg_size=c["msg_size"], budget_factor=c["budget_factor"], skip=c["skip"],
+                row.update(msg_size=c["msg_size"], budget_factor=c["budget_factor"], readout=c["readout"],
                            deliveries=runs[0].get("deliveries"), batches=runs[0].get("batches"))
             rows[key] = row
         summary[dataset] = rows
@@ -490,7 +512,7 @@ def render_markdown(summary: dict) -> str:
     for key in keys:
         row = next(summary[d][key] for d in datasets if key in summary[d])
         extra = "" if key == "GCN" else (f", message {row['msg_size']}, budget {row['budget_factor']}n deliveries, "
-                                          f"skip readout {'on' if row['skip'] else 'off'}")
+                                          f"readout {row['readout']}")
         lines.append(f"* {key}: {row['epochs']} epochs, hidden {row['hidden']}{extra}")
     return "\n".join(lines) + "\n"
 
@@ -530,8 +552,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=int, default=None, help="default: 16 (GCN), 32 (AMP)")
     parser.add_argument("--msg-size", type=int, default=16)
     parser.add_argument("--budget-factor", type=float, default=5.0, help="AMP budget: deliveries per node")
-    parser.add_argument("--no-skip", action="store_true", help="AMP readout: final output only")
-    parser.add_argument("--embed", action="store_true", help="AMP: a sparse ReLU embedding before the cell")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--binary-features", action="store_true", help="no row normalisation of the features")
+    parser.add_argument("--readout", default="skip", choices=READOUTS, help="AMP readout (default skip)")
+    parser.add_argument("--embed", action="store_true", help="AMP: a sparse linear embedding before the cell")
     parser.add_argument("--out", default=DEFAULT_RUNS, help="folder of the per-seed result files")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--summarize", action="store_true", help="only write the summary files")
@@ -548,7 +574,9 @@ def configs(args: argparse.Namespace) -> list[NodeConfig]:
                     hidden = args.hidden or (16 if model == "GCN" else 32)
                     out.append(NodeConfig(dataset, model, delay, seed, epochs=args.epochs, hidden=hidden,
                                           msg_size=args.msg_size, budget_factor=args.budget_factor,
-                                          skip=not args.no_skip, embed=args.embed))
+                                          readout=args.readout, embed=args.embed, lr=args.lr,
+                                          weight_decay=args.weight_decay, dropout=args.dropout,
+                                          normalize=not args.binary_features))
     return out
 
 
@@ -566,7 +594,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error(str(err))
         tasks: dict[str, NodeTask] = {}
         for config in todo:
-            task = tasks.setdefault(config.dataset, load_node_task(config.dataset))
+            key = (config.dataset, config.normalize)
+            if key not in tasks:
+                tasks[key] = load_node_task(config.dataset, normalize=config.normalize)
+            task = tasks[key]
             r = train_seed(config, args.out, task=task, log=lambda s: print(s, flush=True))
             print(f"{config.dataset} {config.key} seed {config.seed}: test {100 * r['test_acc']:.1f} "
                   f"(val {100 * r['val_acc']:.1f}, epoch {r['best_epoch']}, {r['seconds']:.0f}s)", flush=True)
