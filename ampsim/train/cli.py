@@ -7,8 +7,9 @@ Example::
     ampsim train --task 4cycles --nproc 2              # data-parallel: DDP over 2 processes (gloo on CPU)
     torchrun --nproc-per-node 2 -m ampsim train --task 4cycles   # the same, started by torchrun
 
-Without ``--out`` the run folder is ``results/runs/<task>/<model>[+gate][@uniform]/seed<k>``
-(the layout :mod:`ampsim.train.tables` reads). A folder holding a checkpoint is
+Without ``--out`` the run folder is ``runs/<task>/<model>[+gate][@uniform]/seed<k>`` (``runs/`` is
+ignored by git; the published runs in ``results/runs`` are written only with an explicit
+``--out results/runs/...``; the layout is the one :mod:`ampsim.train.tables` reads). A folder holding a checkpoint is
 continued with ``--resume`` and refused without it.
 """
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import Optional
 import torch
 
 from . import ddp
-from .loop import PARITY_TASKS, TrainConfig, fit, get_executor
+from .synthetic import PARITY_TASKS, TrainConfig, fit, get_executor
 
-__all__ = ["configure", "main", "run_folder"]
+__all__ = ["configure", "main", "run_folder", "USER_RUNS"]
+
+USER_RUNS = "runs"
+"""Where a user's runs go by default (ignored by git), never the published ``results/``."""
 
 
 def run_folder(root: str, task: str, model: str, seed: int, gate: bool = False, delay: str = "constant") -> str:
@@ -42,11 +46,13 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+TASK_NAMES = ("limits1", "limits2", "triangles", "lcc", "max", "mean", "4cycles", "skipcycles") + tuple(PARITY_TASKS)
+"""The ``--task`` names, each once (matching ignores case, ``-``, ``_`` and spaces; paper names work too)."""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` flags (one flag per :class:`TrainConfig` field, plus run options)."""
-    parser.add_argument("--task", required=True,
-                        help="limits1, limits2, triangles, lcc, max, mean, 4cycles, skipcycles, "
-                             + ", ".join(PARITY_TASKS))
+    parser.add_argument("--task", required=True, help=", ".join(TASK_NAMES))
     parser.add_argument("--model", default="amp-rnn", help="amp-rnn, amp-gru, amp-lstm, amp-act, amp-iter")
     parser.add_argument("--delay", default="constant", choices=["constant", "uniform"])
     parser.add_argument("--seed", type=int, default=0)
@@ -62,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--executor", choices=["engine", "batched"], default=None,
                         help="default: batched if ampsim.batched imports, else engine")
-    parser.add_argument("--out", default=None, help="run folder (default results/runs/<task>/<model>/seed<k>)")
+    parser.add_argument("--out", default=None, help="run folder (default runs/<task>/<model>/seed<k>)")
     parser.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per process (default 1)")
     parser.add_argument("--nproc", type=int, default=1,
@@ -78,7 +84,20 @@ def _train(config: dict, executor: Optional[str], out: str, resume: bool, quiet:
                executor_name=name)
 
 
+def _check_task(name: str) -> None:
+    """Refuse an unknown ``--task`` up front, listing every valid name once (parity tasks included)."""
+    from ..data.tasks import TABLE2, TABLE2_ALIASES
+
+    def norm(text: str) -> str:
+        return "".join(ch for ch in text.strip().lower() if ch not in "-_ ")
+
+    known = {norm(k) for k in list(TABLE2) + list(TABLE2_ALIASES)}
+    if norm(name) not in known and name.strip().lower() not in PARITY_TASKS:
+        raise ValueError(f"--task {name!r}: unknown task; valid names: {', '.join(TASK_NAMES)}")
+
+
 def main(args: argparse.Namespace) -> int:
+    _check_task(args.task)
     if args.threads < 1:
         raise ValueError("--threads must be >= 1")
     if args.nproc < 1:
@@ -89,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
         train_graphs=args.train_graphs, test_sizes=args.test_sizes, sources=args.sources,
         checkpoint_every=args.checkpoint_every,
     )
-    out = args.out or run_folder(os.path.join("results", "runs"), args.task, args.model, args.seed, args.gate, args.delay)
+    out = args.out or run_folder(USER_RUNS, args.task, args.model, args.seed, args.gate, args.delay)
     job = (config.to_dict(), args.executor, out, args.resume, args.quiet, args.threads)
     if args.nproc > 1:
         result = ddp.launch(args.nproc, _train, *job)[0]
