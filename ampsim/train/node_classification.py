@@ -47,8 +47,9 @@ from ..cells.execute import RunSpec
 from ..cells.models import cell_kind, init_parameters
 from ..data.graphdata import GraphData
 from ..data.planetoid import load_planetoid, row_normalize
-from ..engine.rng import derive_seed
-from ..fileio import save_torch, write_json, write_text
+from ..engine.rng import derive_seed, stream
+from ..fileio import write_json, write_text
+from .loop import Data, Options, fit_models, nll_terms, write_result
 
 __all__ = [
     "DATASETS",
@@ -61,6 +62,7 @@ __all__ = [
     "load_node_task",
     "gcn_adjacency",
     "build_model",
+    "Protocol",
     "train_seed",
     "result_path",
     "summarize",
@@ -266,7 +268,7 @@ class AMPNodeClassifier(nn.Module):
         else:
             z = self.cell.output(executor.execute(self.cell, data, runs, budget, delay)[0])
         if self.readout != "last":
-            z = torch.cat([self.cell.output(self.cell.init_state(f)), z], dim=1)
+            z = torch.cat([self.cell.init_state(f)[:, : self.cell.hidden], z], dim=1)  # h_v^0 = W_e f_v
         return torch.log_softmax(self.decoder(_dropout(z, self.dropout, generator)), dim=-1)
 
 
@@ -284,18 +286,29 @@ def build_model(task: NodeTask, config: NodeConfig) -> nn.Module:
     return model
 
 
-class _Protocol:
-    """The protocol as the loop sees it: ``loss(epoch)`` for one training step, ``evaluate()``.
+class Protocol:
+    """Node classification as a definition on the one loop (:func:`ampsim.train.loop.fit_models`).
 
-    Model, data, readout and loss of one :class:`NodeConfig`; the driver (:func:`train_seed`)
-    only steps the optimiser, checkpoints and selects the epoch.
+    * model: :class:`GCN` or :class:`AMPNodeClassifier` (:func:`build_model`);
+    * data: one item, the graph; its targets are the labels of the training nodes only;
+    * forward / readout: ``forward(model, items, seeds)`` returns the log-probabilities of the
+      training nodes; ``seeds[0]`` (the epoch's draw from the ``train-delays`` stream, which the
+      loop checkpoints) seeds this epoch's delays and dropout masks, so a resumed run is bit for bit
+      an uninterrupted one;
+    * loss: per-prediction NLL plus the L2 term ``wd/2 ||W||^2`` spread over the P training
+      predictions (weight decay as the reference GCN code adds it to the loss: on the first layer
+      for the GCN, on every weight for AMP);
+    * evaluation after every epoch (dropout off, the fixed ``eval-delays``): ``val_loss``,
+      ``val_acc``, ``test_acc``, and the epoch's wall seconds.
     """
 
     def __init__(self, task: NodeTask, config: NodeConfig, executor=None) -> None:
         self.task, self.config = task, config
         self.model = build_model(task, config)
-        self.dropout_rng = torch.Generator().manual_seed(derive_seed(config.seed, "dropout") % (2**63))
         self.y = task.graph.y
+        self.train_nodes = task.train_mask.nonzero().flatten()
+        self.data = Data(targets=[self.y[self.train_nodes]])
+        self.clock = time.perf_counter()
         if config.model == "GCN":
             self.adj = gcn_adjacency(task.graph.edge_index, task.graph.num_nodes)
         else:
@@ -305,34 +318,44 @@ class _Protocol:
             self.executor = executor
             self.budget = config.budget(task.graph.num_nodes)
 
-    def parameter_groups(self) -> list[dict]:
-        """Weight decay on the first layer only for the GCN (reference code); on every weight for AMP."""
+    def decayed(self) -> list[Tensor]:
+        """The weights under weight decay: the GCN's first layer (reference code), every AMP parameter."""
         if self.config.model == "GCN":
-            return [{"params": [self.model.w0], "weight_decay": self.config.weight_decay},
-                    {"params": [self.model.w1], "weight_decay": 0.0}]
-        return [{"params": list(self.model.parameters()), "weight_decay": self.config.weight_decay}]
+            return [self.model.w0]
+        return list(self.model.parameters())
 
-    def forward(self, generator: Optional[torch.Generator], delay_seed: int) -> Tensor:
+    def logp(self, model: nn.Module, generator: Optional[torch.Generator], delay_seed: int) -> Tensor:
+        """(n, C) log-probabilities of every node."""
         if self.config.model == "GCN":
-            return self.model(self.task.features, self.adj, generator)
-        return self.model(self.task.graph, self.task.features, self.executor, self.budget, self.config.delay, delay_seed, generator)
+            return model(self.task.features, self.adj, generator)
+        return model(self.task.graph, self.task.features, self.executor, self.budget, self.config.delay,
+                     delay_seed, generator)
 
-    def loss(self, epoch: int) -> tuple[Tensor, float]:
-        """NLL over the training nodes (dropout on; delays of this epoch), and the training accuracy."""
-        logp = self.forward(self.dropout_rng, derive_seed(self.config.seed, f"train-delays/{epoch}"))
-        m = self.task.train_mask
-        loss = nn.functional.nll_loss(logp[m], self.y[m])
-        return loss, float((logp[m].argmax(-1) == self.y[m]).float().mean())
+    def forward(self, model: nn.Module, items: Sequence[int], seeds: Sequence[int]) -> Tensor:
+        seed = int(seeds[0])
+        generator = None
+        if model.training:
+            generator = torch.Generator().manual_seed(derive_seed(seed, "dropout") % (2**63))
+        return self.logp(model, generator, derive_seed(seed, "delays")).index_select(0, self.train_nodes)
 
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
+    def loss(self, logp: Tensor, target: Tensor) -> Tensor:
+        wd = self.config.weight_decay
+        terms = nll_terms(logp, target)
+        if wd:
+            penalty = 0.5 * wd * sum((w * w).sum() for w in self.decayed())
+            terms = terms + penalty  # each of the P training terms has weight 1/P in the loop
+        return terms
+
+    def evaluate(self, model: nn.Module, epoch: int) -> list[dict]:
         """Validation loss and accuracy, test accuracy (dropout off, fixed evaluation delays)."""
-        logp = self.forward(None, derive_seed(self.config.seed, "eval-delays"))
+        logp = self.logp(model, None, derive_seed(self.config.seed, "eval-delays"))
         pred = logp.argmax(-1)
         out = {"val_loss": float(nn.functional.nll_loss(logp[self.task.val_mask], self.y[self.task.val_mask]))}
         for split, m in (("val", self.task.val_mask), ("test", self.task.test_mask)):
             out[f"{split}_acc"] = float((pred[m] == self.y[m]).float().mean())
-        return out
+        now = time.perf_counter()
+        out["seconds"], self.clock = now - self.clock, now
+        return [out]
 
 
 def select_epoch(history: dict[str, list]) -> int:
@@ -363,12 +386,12 @@ def _same_protocol(a: dict, b: dict) -> bool:
 def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: Optional[NodeTask] = None,
                executor=None, stop_after: Optional[int] = None,
                log: Optional[Callable[[str], None]] = None) -> dict:
-    """Train one (data set, model, delay, seed) and return its result (written to :func:`result_path`).
+    """Train one (data set, model, delay, seed) through the one loop; return its result (written to :func:`result_path`).
 
-    With ``root`` a finished result is returned as it is; a checkpoint (every
-    ``checkpoint_every`` epochs) is resumed, ending with the same parameters and history as
-    an uninterrupted run. ``stop_after`` ends this call after that many epochs (an
-    interruption, for tests); the returned dict then has ``"finished": False``.
+    With ``root`` a finished result of the same configuration is returned as it is, and the
+    loop's checkpoint (every ``checkpoint_every`` epochs) is resumed, ending with the same
+    parameters and history as an uninterrupted run. ``stop_after`` ends this call after that
+    many epochs (an interruption, for tests); the returned dict then has ``"finished": False``.
     """
     path = result_path(root, config) if root else None
     if path is not None and path.exists():
@@ -376,55 +399,30 @@ def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: 
         if done.get("finished") and _same_protocol(done["config"], asdict(config)):
             return done
     task = task if task is not None else load_node_task(config.dataset, normalize=config.normalize)
-    proto = _Protocol(task, config, executor)
-    opt = torch.optim.Adam(proto.parameter_groups(), lr=config.lr)
-    history: dict[str, list] = {"loss": [], "train_acc": [], "val_loss": [], "val_acc": [], "test_acc": []}
-    epoch, seconds = 0, 0.0
+    proto = Protocol(task, config, executor)
     ckpt = _checkpoint_path(path) if path else None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state.get("format") != FORMAT or not _same_protocol(state["config"], asdict(config)):
-            raise ValueError(f"checkpoint {ckpt} was written for another configuration; remove it to start afresh")
-        proto.model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        proto.dropout_rng.set_state(state["dropout_rng"])
-        history = {k: list(v) for k, v in state["history"].items()}
-        epoch, seconds = int(state["epoch"]), float(state["seconds"])
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    done_now = 0
-    while epoch < config.epochs and (stop_after is None or done_now < stop_after):
-        t0 = time.perf_counter()
-        proto.model.train()
-        loss, acc = proto.loss(epoch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        proto.model.eval()
-        scores = proto.evaluate()
-        seconds += time.perf_counter() - t0
-        epoch += 1
-        done_now += 1
-        history["loss"].append(float(loss.detach()))
-        history["train_acc"].append(acc)
-        for k in ("val_loss", "val_acc", "test_acc"):
-            history[k].append(scores[k])
+
+    def progress(epoch: int, outcomes: list) -> None:
+        h = outcomes[0].history
         if log is not None and (epoch % 20 == 0 or epoch == config.epochs):
-            log(f"{config.dataset} {config.key} seed {config.seed} epoch {epoch}: loss {float(loss):.4f} "
-                f"val {scores['val_acc']:.3f} test {scores['test_acc']:.3f} ({seconds:.0f}s)")
-        if ckpt is not None and (epoch % config.checkpoint_every == 0 or epoch == config.epochs):
-            save_torch({"format": FORMAT, "config": asdict(config), "epoch": epoch, "seconds": seconds,
-                        "model": proto.model.state_dict(), "optimizer": opt.state_dict(),
-                        "dropout_rng": proto.dropout_rng.get_state(), "history": history}, ckpt)
-    finished = epoch >= config.epochs
-    best = select_epoch(history) if history["val_acc"] else -1
+            log(f"{config.dataset} {config.key} seed {config.seed} epoch {epoch}: loss {h['loss'][-1]:.4f} "
+                f"val {h['val_acc'][-1]:.3f} test {h['test_acc'][-1]:.3f} ({sum(h['seconds']):.0f}s)")
+
+    options = Options(epochs=config.epochs, lr=config.lr, eval_every=1, checkpoint_every=config.checkpoint_every,
+                      resume=True, stop_after=stop_after)
+    (outcome,) = fit_models(proto.model, proto.forward, proto.data, options, loss=proto.loss,
+                            evaluate=proto.evaluate, checkpoints=[str(ckpt)] if ckpt else None,
+                            configs=[asdict(config)], delay_rngs=[stream(config.seed, "train-delays")],
+                            on_epoch=progress)
+    history = outcome.history
+    best = select_epoch(history) if history.get("val_acc") else -1
     result: dict[str, Any] = {
         "format": FORMAT, "dataset": config.dataset, "model": config.model, "key": config.key,
-        "delay": config.delay, "seed": config.seed, "config": asdict(config), "epochs_done": epoch,
-        "finished": finished, "best_epoch": best + 1,
+        "delay": config.delay, "seed": config.seed, "config": asdict(config), "epochs_done": outcome.epochs_done,
+        "finished": outcome.finished, "best_epoch": best + 1,
         "val_acc": history["val_acc"][best] if best >= 0 else None,
         "test_acc": history["test_acc"][best] if best >= 0 else None,
-        "seconds": seconds, "history": history,
+        "seconds": float(sum(history.get("seconds", []))), "history": history,
         "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
     }
     if config.model != "GCN":
@@ -433,8 +431,8 @@ def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: 
         result["deliveries"] = list(last.deliveries) if last is not None else None
         result["batches"] = last.batches if last is not None else None
         result["reasons"] = list(last.reasons) if last is not None else None
-    if finished and path is not None:
-        write_json(path, result)
+    if outcome.finished and path is not None:
+        write_result(str(path), result)
         ckpt.unlink(missing_ok=True)
     return result
 

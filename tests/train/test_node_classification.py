@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ampsim.data.graphdata import GraphData
+from ampsim.engine.errors import CheckpointError
 from ampsim.train import node_classification as nc
 from ampsim.train.node_classification import (AMPNodeClassifier, GCN, NodeConfig, NodeTask, gcn_adjacency,
                                               load_node_task, render_markdown, result_path, select_epoch,
@@ -110,7 +111,7 @@ def test_checkpoint_of_another_configuration_is_refused(tmp_path):
     cfg = NodeConfig("Cora", "AMP-GRU", seed=0, epochs=4, hidden=4, msg_size=3, checkpoint_every=1)
     train_seed(cfg, root=str(tmp_path), task=task, stop_after=1)
     other = NodeConfig("Cora", "AMP-GRU", seed=0, epochs=4, hidden=4, msg_size=3, lr=0.1, checkpoint_every=1)
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(CheckpointError, match="another configuration"):
         train_seed(other, root=str(tmp_path), task=task)
 
 
