@@ -553,7 +553,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--binary-features", action="store_true", help="no row normalisation of the features")
+    parser.add_argument("--binary-features", action="store_true", help="AMP: binary features (no row normalisation; the GCN keeps it)")
     parser.add_argument("--readout", default="skip", choices=READOUTS, help="AMP readout (default skip)")
     parser.add_argument("--embed", action="store_true", help="AMP: a sparse linear embedding before the cell")
     parser.add_argument("--out", default=DEFAULT_RUNS, help="folder of the per-seed result files")
@@ -574,7 +574,7 @@ def configs(args: argparse.Namespace) -> list[NodeConfig]:
                                           msg_size=args.msg_size, budget_factor=args.budget_factor,
                                           readout=args.readout, embed=args.embed, lr=args.lr,
                                           weight_decay=args.weight_decay, dropout=args.dropout,
-                                          normalize=not args.binary_features))
+                                          normalize=model == "GCN" or not args.binary_features))
     return out
 
 
