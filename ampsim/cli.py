@@ -241,6 +241,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Convert a trace: ``shiviz`` (a file ShiViz's upload accepts as is), ``jsonl`` or ``parquet``."""
+    from .trace.export import export_trace
+
+    info = export_trace(args.trace, args.output, args.format)
+    print(f"{info} written to {args.output}")
+    return 0
+
+
 DEMO_STEPS = 5
 
 
@@ -362,6 +371,12 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p.add_argument("-o", "--output", type=_file_name, default="timeline.png", help="picture file; its suffix is the format (.png, .pdf, .svg)")
     p.add_argument("--dpi", type=int, default=120)
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("export", help="convert a trace for other tools (ShiViz) or to another trace format")
+    p.add_argument("trace")
+    p.add_argument("--format", required=True, choices=["shiviz", "jsonl", "parquet"])
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("verify", help="verify the paper's theory by execution")
     vsub = p.add_subparsers(dest="target", required=True)

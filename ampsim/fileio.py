@@ -13,8 +13,7 @@ under the final name, and no ``*.partial-*`` file survives the process.
 * :class:`AtomicFile` -- a stream kept open across calls (a trace being written):
   ``write`` ... then ``commit()`` or ``abort()``; never committed means aborted.
 * :func:`save_figure` -- a matplotlib figure to exactly ``path`` (format from its suffix).
-* :func:`load_torch` -- ``torch.load`` whose every failure (empty, truncated, foreign
-  file) is one :class:`~ampsim.engine.errors.CheckpointError` naming the file.
+* reading checkpoints back is :func:`ampsim.checkpoint.load_checkpoint` (one reader).
 * :func:`on_signal_exit` -- the one way to end on a signal: inside it SIGTERM (and
   SIGHUP) raise :class:`SignalExit` (a ``SystemExit`` with code 128 + signal number),
   so every ``with`` and ``finally`` unwinds and every temporary file is removed.
@@ -30,11 +29,10 @@ import json
 import os
 import signal
 import threading
-import warnings
 import weakref
 from typing import IO, Any, Iterator, Optional
 
-__all__ = ["AtomicFile", "atomic_write", "write_json", "write_text", "save_torch", "load_torch", "save_figure",
+__all__ = ["AtomicFile", "atomic_write", "write_json", "write_text", "save_torch", "save_figure",
            "cleanup_partials",
            "SignalExit", "on_signal_exit", "process_pool"]
 
@@ -214,35 +212,8 @@ def save_figure(fig: Any, path: "str | os.PathLike[str]", **kwargs: Any) -> str:
     return path
 
 
-def load_torch(path: "str | os.PathLike[str]", what: str = "checkpoint") -> Any:
-    """``torch.load(path, map_location="cpu", weights_only=True)``; any failure is one error naming the file.
-
-    An empty, truncated or foreign file (another program's pickle, a text file) raises
-    :class:`~ampsim.engine.errors.CheckpointError` ("<path>: not a readable <what> (...)"),
-    never torch's own advice; a missing file raises ``FileNotFoundError``.
-    """
-    import torch
-
-    from .engine.errors import CheckpointError
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: {what} not found")
-    if os.path.getsize(path) == 0:
-        raise CheckpointError(f"{path}: not a readable {what} (the file is empty)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's notes on pickle protocols are not the user's business
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... with long advice
-        text = str(exc)
-        if "eights only" in text or "weights_only" in text:
-            why = "it holds objects other than tensors and plain values: another program's file"
-        elif "zip archive" in text or "central directory" in text or isinstance(exc, EOFError):
-            why = "truncated or corrupt"
-        else:
-            why = "not a torch file: truncated, corrupt or another program's file"
-        raise CheckpointError(f"{path}: not a readable {what} ({why})") from None
+def _raise_signal_exit(signum: int, frame: Any) -> None:
+    raise SignalExit(signum)
 
 
 class SignalExit(SystemExit):
@@ -252,10 +223,6 @@ class SignalExit(SystemExit):
         super().__init__(128 + signum)
         self.signum = signum
         self.name = signal.Signals(signum).name
-
-
-def _raise_signal_exit(signum: int, frame: Any) -> None:
-    raise SignalExit(signum)
 
 
 @contextlib.contextmanager

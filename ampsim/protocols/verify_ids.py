@@ -96,12 +96,17 @@ def run_ids(
     delay: str = "uniform",
     start: Union[int, str] = 0,
     budget: int = DEFAULT_BUDGET,
+    fifo: bool = False,
 ) -> IdRun:
-    """Run :class:`~ampsim.protocols.ids.UniqueIds` once from one start node and check the names."""
+    """Run :class:`~ampsim.protocols.ids.UniqueIds` once from one start node and check the names.
+
+    ``fifo=True`` is refused (:class:`~ampsim.engine.errors.AssumptionError`): the protocol needs
+    messages to overtake each other on an edge (docs/ids.md).
+    """
     spec = graph if isinstance(graph, str) else (graph.name or repr(graph))
     g = _graph(graph) if isinstance(graph, str) else graph
     first = _start_node(start, seed, g.num_nodes)
-    sim = Simulation(g, UniqueIds(), delay=delay, seed=seed, start=first, budget=budget)
+    sim = Simulation(g, UniqueIds(), delay=delay, fifo=fifo, seed=seed, start=first, budget=budget)
     result = sim.run()
     names = [s.name for s in result.states if s.name is not None]
     return IdRun(spec, g.num_nodes, seed, first, result.reason, result.time, result.total_deliveries,
@@ -119,6 +124,7 @@ def verify_ids(
     start: Union[int, str] = 0,
     budget: int = DEFAULT_BUDGET,
     workers: int = 1,
+    fifo: bool = False,
 ) -> list[IdRun]:
     """Every graph spec x every seed (``seeds``: a count from 0, or a list), in that order.
 
@@ -133,8 +139,8 @@ def verify_ids(
         g = _graph(spec)
         _start_node(start, 0, g.num_nodes)
         # refuse (AssumptionError) or reject a bad graph before any worker starts
-        Simulation(g, UniqueIds(), delay=delay, seed=0, start=_start_node(start, 0, g.num_nodes))
-    tasks = [(spec, s, delay, start, budget) for spec in graphs for s in seed_list]
+        Simulation(g, UniqueIds(), delay=delay, fifo=fifo, seed=0, start=_start_node(start, 0, g.num_nodes))
+    tasks = [(spec, s, delay, start, budget, fifo) for spec in graphs for s in seed_list]
     if workers == 1:
         return [_run_task(t) for t in tasks]
     with process_pool(workers) as pool:
@@ -178,6 +184,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                         help=f"safety budget of deliveries per run, reaching it fails the run (default {DEFAULT_BUDGET})")
     parser.add_argument("--workers", type=int, default=1, help="processes (same results as 1)")
+    parser.add_argument("--fifo", action="store_true",
+                        help="FIFO channels: refused (the protocol needs messages to overtake each other)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -186,7 +194,7 @@ def main(args: argparse.Namespace) -> int:
     start: Union[int, str] = args.start if args.start == "vary" else int(args.start)
     try:
         runs = verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
-                          workers=args.workers)
+                          workers=args.workers, fifo=args.fifo)
     except AssumptionError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
