@@ -465,8 +465,10 @@ def write_tables(summary: dict, json_path: str = "results/table4.json", md_path:
     lines = ["# Table 4: graph classification accuracy (%)\n\n",
              "Protocol: reference notes section 4 (10 GIN folds, 350 epochs of one full-batch Adam step, lr 0.01, "
              "StepLR(50, 0.5), best epoch of the fold-averaged test curve, mean ± std over folds, best grid point). "
-             "Regenerate: `python -m ampsim.train.graph_classification --summarize` "
-             "(runs: `python -m ampsim.train.graph_classification --datasets NAME --folds 0-9`).\n\n",
+             "Regenerate: `python -m ampsim.train.graph_classification --summarize --out results/table4_runs "
+             "--json results/table4.json --md results/table4.md` (runs: `python -m ampsim.train.graph_classification "
+             "--datasets NAME --folds 0-9 --out results/table4_runs --json results/table4.json --md results/table4.md`)."
+             "\n\n",
              head + paper + ours,
              "\n## Grid points\n\n",
              "| data set | grid point | folds | best epoch | mean ± std | final epoch | minutes (10 folds) |\n"
