@@ -31,6 +31,8 @@ _LAZY = {
     "vector_clocks": "ampsim.trace.causality",
     "to_shiviz": "ampsim.trace.causality",
     "write_shiviz": "ampsim.trace.causality",
+    "shiviz_file": "ampsim.trace.causality",
+    "export_trace": "ampsim.trace.export",
 }
 
 
@@ -71,6 +73,7 @@ __all__ = [
     "Uniform",
     "animate",
     "as_graph",
+    "export_trace",
     "get_delay",
     "get_rule",
     "load_trace",
@@ -79,6 +82,7 @@ __all__ = [
     "plot_spacetime",
     "replay",
     "save_trace",
+    "shiviz_file",
     "to_shiviz",
     "vector_clocks",
     "write_shiviz",

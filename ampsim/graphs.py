@@ -16,6 +16,7 @@ broadcast visits receivers in ascending index order.
 :func:`parse_graph_spec` reads the CLI's specs: ``path:N``, ``cycle:N``,
 ``star:K`` (K leaves, centre 0), ``complete:N``, ``grid:RxC``, ``petersen``,
 ``random-regular:D:N:SEED``, ``gnp:N:P:SEED`` (largest component), ``tree:N:SEED``,
+``csl:N:S``, ``rook:N``, ``shrikhande``, ``figure4:P:K`` (:mod:`ampsim.graph_families`),
 or a path to an edge-list file (``u v`` per line, ``#`` comments).
 """
 from __future__ import annotations
@@ -279,6 +280,9 @@ GRAPH_SPECS = {
     "gnp": _spec_gnp,
     "tree": _spec_tree,
 }
+from .graph_families import FAMILY_SPECS  # noqa: E402 -- csl:N:S, rook:N, shrikhande, figure4:P:K (theory)
+
+GRAPH_SPECS.update(FAMILY_SPECS)
 
 
 DEFAULT_MAX_EDGES = 5_000_000

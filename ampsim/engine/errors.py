@@ -51,7 +51,8 @@ class SizeLimitError(GraphError):
 
 
 class CheckpointError(AmpsimError, ValueError):
-    """A checkpoint file is missing, truncated, corrupt or foreign; the message names the file."""
+    """A checkpoint file is missing, empty, truncated, corrupt, foreign, or written for another configuration;
+    the message names the file."""
 
 
 class DelayError(AmpsimError, ValueError):

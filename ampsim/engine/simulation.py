@@ -369,6 +369,11 @@ class Simulation:
                 f"rule {self.rule.name!r} needs random message delays (Lemma 4.2: constant delays cannot break "
                 f"symmetry), but the delay model is {self.delay.name!r}; use delay='uniform'"
             )
+        if "overtaking" in assumes and self.fifo:
+            raise AssumptionError(
+                f"rule {self.rule.name!r} needs messages to overtake each other on an edge, but fifo=True "
+                "keeps every channel in order; use fifo=False"
+            )
         if "fifo" in assumes and not (self.fifo or self.delay.name == "constant"):
             raise AssumptionError(
                 f"rule {self.rule.name!r} assumes FIFO channels, but fifo=False with {self.delay.name!r} delays; "
@@ -387,6 +392,8 @@ class Simulation:
                 )
             return [(v, None) for v in range(n)]
         if isinstance(start, dict):
+            if not start:
+                return []  # no start message, as start=None (a run that ends quiescent at t=0)
             pairs = []
             for v, m in start.items():
                 v = V.node_id(f"start node {v!r}: start", v, n)
