@@ -197,6 +197,12 @@ class RunResult:
     states: tuple
 
 
+def _start_node(v: Any, n: int) -> int:
+    if not V._is_int(v) or not 0 <= int(v) < n:
+        raise V.ArgumentError(f"start node {V.show(v)} is not in the graph: start nodes are indices 0..{n - 1}")
+    return int(v)
+
+
 def _container_features(graph: Any) -> tuple[Any, Optional[list]]:
     """Features carried by the graph itself: networkx node attribute ``x`` or ``GraphData.x``.
 
@@ -284,7 +290,7 @@ class Simulation:
             lone = [self.graph.labels[v] for v in self.graph.isolated()]
             raise GraphError(
                 f"node(s) {lone[:10]} have no neighbours and can never receive a message; "
-                "allow them with allow_isolated=True (CLI: ampsim run --allow-isolated)"
+                "pass allow_isolated=True to simulate anyway"
             )
         if not isinstance(rule, NodeRule):
             raise V.ArgumentError(
@@ -396,13 +402,13 @@ class Simulation:
                 return []  # no start message, as start=None (a run that ends quiescent at t=0)
             pairs = []
             for v, m in start.items():
-                v = V.node_id(f"start node {v!r}: start", v, n)
+                v = _start_node(v, n)
                 if not isinstance(m, Message):
                     raise V.ArgumentError(f"start[{v}] must be a Message, got {V.show(m)}")
                 pairs.append((v, m))
             return sorted(pairs, key=lambda p: p[0])
         if V._is_int(start):
-            return [(V.node_id(f"start node {start!r}: start", start, n), None)]
+            return [(_start_node(start, n), None)]
         return [(v, None) for v in V.node_ids("start", start, n, allow_empty=True, distinct=False)]
 
     def header(self) -> dict:
