@@ -672,7 +672,7 @@ def shortest_path_parity(num_graphs: int, num_nodes: int, rng: RngLike) -> list[
     graph diameter). For synchronous baselines see :func:`marked_origin_features`.
     """
     V.nonneg_int("num_graphs", num_graphs)
-    V.integer("num_nodes", num_nodes, 2)
+    V.positive_int("num_nodes", num_nodes)
     r = _as_rng(rng)
     return [_parity_graph(num_nodes, r, None) for _ in range(num_graphs)]
 
@@ -689,7 +689,7 @@ def multi_source_parity(num_graphs: int, num_nodes: int, rng: RngLike, sources: 
     the paper's 3.
     """
     V.nonneg_int("num_graphs", num_graphs)
-    V.integer("num_nodes", num_nodes, 2)
+    V.positive_int("num_nodes", num_nodes)
     V.integer("sources", sources, 1, num_nodes)
     r = _as_rng(rng)
     return [_parity_graph(num_nodes, r, int(sources)) for _ in range(num_graphs)]
