@@ -199,8 +199,7 @@ def load_checkpoint(path: str) -> dict:
     """Read an ampsim training checkpoint; every failure (missing, empty, truncated, foreign, another
     kind) is one :class:`~ampsim.engine.errors.CheckpointError` that names the file
     (:func:`ampsim.checkpoint.load_checkpoint`, the one checkpoint reader)."""
-    return read_checkpoint(path, format=CKPT_FORMAT, required=("epoch", "model", "optimizer", "history"),
-                           what="training checkpoint")
+    return read_checkpoint(path, format=CKPT_FORMAT, required=("epoch", "model", "optimizer", "history"))
 
 
 def checkpoint_epoch(path: Optional[str]) -> int:
