@@ -483,6 +483,11 @@ def write_tables(summary: dict, json_path: str = "results/table4.json", md_path:
                          f"{e['minutes']:.1f} |\n")
         if not s["grid"]:
             lines.append(f"| {n} | (none run) | 0/10 | - | - | - | - |\n")
+    total = sum(summary[n].get("grid_minutes", 0.0) for n in names)
+    lines.append("\nGrid minutes (all grid points x 10 folds, the sum of the per-fold wall-clock minutes; stacked folds "
+                 "count their share of the pass): " + ", ".join(f"{n} {summary[n].get('grid_minutes', 0.0):.1f}"
+                                                                 for n in names)
+                 + f"; total {total:.1f} minutes.\n")
     lines.append("\nMinutes are wall-clock on a shared 2-core CPU machine, one torch thread per run. A grid point "
                  "counts only with all 10 folds; the reported cell is the best complete point (of "
                  + ", ".join(f"{n}: {summary[n]['complete_points']}/{summary[n]['grid_size']}" for n in names)
