@@ -483,8 +483,10 @@ def render_markdown(summary: dict) -> str:
     """The summary as a Markdown table beside the published GCN and GAT figures."""
     datasets = [d for d in DATASETS if d in summary]
     lines = ["# Node classification on the Planetoid public split (test accuracy, %)", "",
-             "Mean ± std over seeds of the test accuracy at the epoch with the best validation accuracy. "
-             "Reproduce: see `docs/node_classification.md`.", "",
+             "Mean ± std over seeds of the test accuracy at the epoch with the best validation accuracy; "
+             "in brackets the difference to our GCN. Minutes: wall-clock training time of all seeds "
+             "(one torch thread each, on a shared machine). Protocol and reproduction: "
+             "`docs/node_classification.md`.", "",
              "| model | delay | " + " | ".join(datasets) + " | seeds | minutes (all seeds) |",
              "|---|---|" + "---|" * len(datasets) + "---|---|"]
     for name, figures in PUBLISHED.items():
@@ -500,7 +502,9 @@ def render_markdown(summary: dict) -> str:
             if row is None:
                 cells.append("—")
                 continue
-            cells.append(f"{row['mean']:.1f} ± {row['std']:.1f}")
+            gcn = summary[d].get("GCN")
+            gap = f" ({row['mean'] - gcn['mean']:+.1f})" if gcn is not None and key != "GCN" else ""
+            cells.append(f"{row['mean']:.1f} ± {row['std']:.1f}{gap}")
             seeds.append(str(row["seeds"]))
             minutes.append(f"{row['minutes']:.1f}")
             delay = row["delay"] or "—"

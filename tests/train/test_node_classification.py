@@ -139,7 +139,7 @@ def test_summary_json_and_markdown(tmp_path):
     assert "| GCN (published) | — | 81.5 | 70.3 | — | — |" in md
     assert "| GAT (published) | — | 83.0 | 72.5 | — | — |" in md
     assert "| GCN (ours) | — | 81.0 ± 1.4 | 70.0 ± 0.0 | 2/1 | 1.0 / 0.5 |" in md
-    assert "| AMP-GRU | uniform | 70.0 ± 0.0 | — | 1 | 1.5 |" in md
+    assert "| AMP-GRU | uniform | 70.0 ± 0.0 (-11.0) | — | 1 | 1.5 |" in md
 
 
 def test_cli_rejects_gcn_with_uniform_and_summarizes(tmp_path, capsys):
