@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -588,6 +589,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    try:
+        return _run(args, parser)
+    except (OSError, ValueError) as err:  # a missing or corrupt data file, a foreign checkpoint: one line
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C); finished seeds are kept, the others resume from their checkpoints",
+              file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not args.summarize:
         torch.set_num_threads(args.threads)
         try:
