@@ -11,9 +11,9 @@ Rules of the command line:
   torch among them, imported) only when they are the command given; ``ampsim --help``
   and ``ampsim run`` never import torch. Each such module exposes ``configure(parser)``
   and ``main(args) -> int``.
-* A run is bounded: at most ``--max-deliveries`` (default 1,000,000, the engine's
-  budget) and a trace of at most ``--max-trace-mb`` (default 200); on a terminal a
-  progress bar shows the deliveries.
+* A run is bounded: at most ``--max-deliveries`` (default :func:`default_budget`:
+  max(100,000, 20 · |E|)) and a trace of at most ``--max-trace-mb`` (default 200); on a
+  terminal a progress bar shows the deliveries.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-__all__ = ["main", "build_parser", "CLI_BUDGET", "MAX_TRACE_MB"]
+__all__ = ["main", "build_parser", "CLI_BUDGET", "default_budget", "MAX_TRACE_MB"]
 
 # sub-command -> module implementing configure(parser) / main(args); imported only when chosen
 VERIFY_TARGETS = {
@@ -34,8 +34,16 @@ VERIFY_TARGETS = {
 }
 TRAIN_MODULE = "ampsim.train.cli"
 
-CLI_BUDGET = 1_000_000
-"""Deliveries ``ampsim run`` processes at most unless ``--max-deliveries`` says otherwise."""
+CLI_BUDGET = 100_000
+CLI_BUDGET_PER_EDGE = 20
+"""``ampsim run`` processes at most max(CLI_BUDGET, CLI_BUDGET_PER_EDGE · |E|) deliveries unless
+``--max-deliveries`` says otherwise: flooding needs 2|E| + 1, the synchronizer (2L - 1) · 2|E| + 1,
+while a rule that never goes quiet (echo) stops after seconds, not minutes, and not gigabytes."""
+
+
+def default_budget(num_edges: int) -> int:
+    """The CLI's message budget for a graph with ``num_edges`` edges."""
+    return max(CLI_BUDGET, CLI_BUDGET_PER_EDGE * num_edges)
 
 MAX_TRACE_MB = 200.0
 """Default of ``--max-trace-mb``: a longer trace stops the run, and nothing is written."""
@@ -143,7 +151,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     graph = _graph(args.graph)
     rule = get_rule(args.rule)
-    budget = CLI_BUDGET if args.max_deliveries is None else args.max_deliveries
+    budget = default_budget(graph.num_edges) if args.max_deliveries is None else args.max_deliveries
     max_bytes = int(args.max_trace_mb * 1e6) if args.trace and args.max_trace_mb > 0 else None
     tracer = JSONLTracer(args.trace, max_bytes=max_bytes) if args.trace else None
     progress = _Progress(budget, enabled=not args.quiet)
@@ -166,7 +174,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
           f"delay {args.delay}, fifo={args.fifo}, seed {args.seed}")
     reason = result.reason
     if reason == "message_budget" and args.max_deliveries is None:
-        reason = f"message_budget (the default budget of {CLI_BUDGET} deliveries; --max-deliveries N to change)"
+        reason = (f"message_budget (the default budget of {budget} deliveries, max({CLI_BUDGET}, "
+                  f"{CLI_BUDGET_PER_EDGE}*|E|); --max-deliveries N to change)")
     print(f"ended: {reason} at t={result.time:.6g} after {result.deliveries} deliveries "
           f"({result.sent} sent, {result.dropped} dropped, {result.in_flight} in flight)")
     if result.stuck:
@@ -303,7 +312,8 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p.add_argument("--loss", type=float, default=0.0, help="probability that a message copy is lost")
     p.add_argument("--until", type=float, default=None, help="stop at this simulated time")
     p.add_argument("--max-deliveries", type=int, default=None,
-                   help=f"message budget: processed deliveries (default {CLI_BUDGET:,})")
+                   help=f"message budget: processed deliveries (default max({CLI_BUDGET:,}, "
+                        f"{CLI_BUDGET_PER_EDGE}*|E|))")
     p.add_argument("--allow-isolated", action="store_true", help="simulate although some nodes have no neighbours")
     p.add_argument("--trace", default=None, help="write the JSONL trace to this file")
     p.add_argument("--max-trace-mb", type=_megabytes, default=MAX_TRACE_MB,

@@ -101,6 +101,7 @@ class StackedCell(nn.Module):
         else:
             self.update = StackedLinear(K, H + M, H)
         self.message = StackedLinear(K, H + M, M)
+        self.to(device=first.encoder.weight.device, dtype=first.encoder.weight.dtype)
         with torch.no_grad():
             for name, p in self.named_parameters():
                 p.copy_(torch.stack([dict(c.named_parameters())[name].detach() for c in cells]))
@@ -149,8 +150,70 @@ class StackedCell(nn.Module):
         emit = torch.ones(B, dtype=state.dtype, device=state.device)
         return new.transpose(0, 1).reshape(B, self.state_size), out.transpose(0, 1).reshape(B, self.msg_size), emit
 
+    def step_kernel(self) -> "StackedKernel":
+        """The batched executor's step kernel for this stack (``ampsim.batched.kernels.kernel_for``)."""
+        return StackedKernel(self)
+
     def extra_repr(self) -> str:
         return f"models={self.models}, kind={self.kind!r}, hidden={self.hidden}, msg_size={self.single_msg}"
+
+
+class StackedKernel:
+    """The level driver's step kernel (``ampsim.batched.kernels.StepKernel`` interface) for a stack, by autograd.
+
+    ``forward`` runs :meth:`StackedCell.step` without a graph; ``backward`` recomputes the
+    step of one level with a graph and takes the input and parameter gradients with one
+    ``torch.autograd.grad`` (the executor recomputes segments from checkpoints anyway); the
+    parameter gradients wait in the kernel until ``param_grads`` (once per segment) adds them
+    to the executor's ``grads``. No activations are kept (``act_size = 0``).
+    """
+
+    act_size = 0
+
+    def __init__(self, cell: StackedCell) -> None:
+        self.cell = cell
+        self._params = list(cell.parameters())
+        self._pending: list[Optional[Tensor]] = [None] * len(self._params)
+
+    @property
+    def params(self) -> list[Tensor]:
+        return self._params
+
+    def forward(self, h: Tensor, m: Tensor, new: Tensor, out: Tensor, act: Optional[Tensor]) -> None:
+        with torch.no_grad():
+            n, o, _ = self.cell.step(h, m)
+        new.copy_(n)
+        out.copy_(o)
+
+    def backward(self, h: Tensor, m: Tensor, new: Tensor, act: Optional[Tensor], g_new: Tensor,
+                 g_out: Tensor) -> tuple[Tensor, Tensor]:
+        want = [p for p in self._params if p.requires_grad]
+        with torch.enable_grad():
+            h = h.detach().requires_grad_(True)
+            m = m.detach().requires_grad_(True)
+            n, o, _ = self.cell.step(h, m)
+            grads = torch.autograd.grad((n, o), [h, m] + want, (g_new, g_out), allow_unused=True)
+        it = iter(grads[2:])
+        for i, p in enumerate(self._params):
+            if not p.requires_grad:
+                continue
+            g = next(it)
+            if g is not None:
+                self._pending[i] = g if self._pending[i] is None else self._pending[i] + g
+        g_h = grads[0] if grads[0] is not None else torch.zeros_like(h)
+        g_m = grads[1] if grads[1] is not None else torch.zeros_like(m)
+        return g_h, g_m
+
+    def param_grads(self, h: Tensor, m: Tensor, new: Tensor, act: Optional[Tensor], g_out: Tensor,
+                    grads: dict) -> None:
+        for p, g in zip(self._params, self._pending):
+            if g is None:
+                continue
+            if id(p) in grads:
+                grads[id(p)].add_(g)
+            else:
+                grads[id(p)] = g
+        self._pending = [None] * len(self._params)
 
 
 class AMPModelStack(nn.Module):
@@ -170,6 +233,7 @@ class AMPModelStack(nn.Module):
         self.cell = StackedCell([m.cell for m in models])
         H, C = first.cell.hidden, first.num_classes
         self.decoders = nn.ModuleList(StackedLinear(self.models, H, C) for _ in range(first.heads))
+        self.decoders.to(device=first.decoders[0].weight.device, dtype=first.decoders[0].weight.dtype)
         with torch.no_grad():
             for h, dec in enumerate(self.decoders):
                 dec.weight.copy_(torch.stack([m.decoders[h].weight.detach() for m in models]))

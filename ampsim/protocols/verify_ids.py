@@ -25,7 +25,6 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Optional, Sequence, Union
@@ -33,7 +32,7 @@ from typing import Iterable, Optional, Sequence, Union
 from ..engine.errors import AssumptionError
 from ..engine.rng import stream
 from ..engine.simulation import Simulation
-from ..fileio import save_figure, write_text
+from ..fileio import process_pool, save_figure, write_text
 from ..graphs import Graph, parse_graph_spec
 from .ids import UniqueIds
 
@@ -144,7 +143,7 @@ def verify_ids(
     tasks = [(spec, s, delay, start, budget, fifo) for spec in graphs for s in seed_list]
     if workers == 1:
         return [_run_task(t) for t in tasks]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         return list(pool.map(_run_task, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
 
 

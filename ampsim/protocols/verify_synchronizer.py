@@ -37,7 +37,6 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Optional, Sequence
@@ -45,7 +44,7 @@ from typing import Any, Optional, Sequence
 from ..engine.messages import Message, NodeView
 from ..engine.rng import derive_seed, stream
 from ..engine.simulation import Simulation
-from ..fileio import save_figure, write_text
+from ..fileio import process_pool, save_figure, write_text
 from ..graphs import Graph, parse_graph_spec
 from .sgin import SGIN, run_sgin
 from .synchronizer import ORIGIN, TABLE1_ROWS, Synchronizer, Table1Literal
@@ -682,7 +681,7 @@ def sweep(cases: Sequence[Case], workers: int = 1, relu: bool = True) -> list[Ca
     out: list[CaseResult] = []
     # spawn, not fork: the parent may hold torch's threads (forking them is unsafe, and deprecated)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_torch_thread) as pool:
+    with process_pool(workers, mp_context=context, initializer=_one_torch_thread) as pool:
         for part in pool.map(_run_chunk, chunks):
             out.extend(part)
     return out

@@ -49,7 +49,7 @@ from ..data.tu import DATASETS, TUDataset, load_tu
 from ..engine.rng import derive_seed
 from ..fileio import write_text
 from . import ddp
-from .loop import Data, Options, checkpoint_epoch, fit_models, write_result
+from .loop import Data, Options, checkpoint_epoch, fit_models, unstack_state, write_result
 
 __all__ = [
     "PAPER_AMP_RNN",
@@ -179,6 +179,7 @@ class GraphClassifierStack(nn.Module):
         self.models = len(models)
         self.cell = StackedCell([m.cell for m in models])
         self.decoder = StackedLinear(self.models, first.decoder.in_features, first.decoder.out_features)
+        self.decoder.to(device=first.decoder.weight.device, dtype=first.decoder.weight.dtype)
         with torch.no_grad():
             self.decoder.weight.copy_(torch.stack([m.decoder.weight.detach() for m in models]))
             self.decoder.bias.copy_(torch.stack([m.decoder.bias.detach() for m in models]))
@@ -220,20 +221,32 @@ def _forward(graphs: Sequence[GraphData], executor: BatchedExecutor) -> Callable
     return forward
 
 
-def _evaluate(graphs: Sequence[GraphData], test: Tensor, executor: BatchedExecutor) -> Callable:
-    """Per model, the accuracy on its test items (``test``: (K, items) bool) -> ``[{"test_acc": a}]``."""
-    items = [i for i in range(len(graphs)) if bool(test[:, i].any())]
-    labels = _labels([graphs[i] for i in items]) if items else None
+def _evaluate(graphs: Sequence[GraphData], test: Tensor, executor: BatchedExecutor,
+              singles: Sequence[AMPGraphClassifier]) -> Callable:
+    """Per model, the accuracy on its own test graphs (``test``: (K, items) bool) -> ``[{"test_acc": a}]``.
+
+    A stack is evaluated model by model (``singles`` receive each model's slice of the
+    parameters): each fold runs only its own test graphs, as when it trains alone, instead of
+    every model running the union of all folds' test graphs.
+    """
+    items = [[int(i) for i in torch.nonzero(test[k]).reshape(-1)] for k in range(test.shape[0])]
+    labels = [_labels([graphs[i] for i in its]) if its else None for its in items]
 
     def evaluate(model: nn.Module, epoch: int) -> list[dict]:
-        if not items:
-            return [{"test_acc": float("nan")} for _ in range(test.shape[0])]
-        logp = model([graphs[i] for i in items], executor)
-        hit = (logp.argmax(-1) == labels.to(logp.device)).cpu()
-        hit = hit.unsqueeze(0) if hit.dim() == 1 else hit
-        mask = test[:, items]
-        return [{"test_acc": float((hit[k] & mask[k]).sum()) / max(int(mask[k].sum()), 1)}
-                for k in range(test.shape[0])]
+        out = []
+        stacked = hasattr(model, "models")
+        state = model.state_dict() if stacked else None
+        for k, its in enumerate(items):
+            if not its:
+                out.append({"test_acc": float("nan")})
+                continue
+            net = model
+            if stacked:
+                net = singles[k]
+                net.load_state_dict(unstack_state(state, k))
+            pred = net([graphs[i] for i in its], executor).argmax(-1)
+            out.append({"test_acc": float((pred == labels[k].to(pred.device)).float().mean())})
+        return out
 
     return evaluate
 
@@ -274,12 +287,14 @@ def train_folds(ds: TUDataset, folds: Sequence[int], point: GridPoint, *, epochs
         train[k, torch.as_tensor(tr, dtype=torch.long)] = True
         test[k, torch.as_tensor(te, dtype=torch.long)] = True
     executor = executor or BatchedExecutor()
-    singles = [build_model(ds, point, seed) for _ in folds]
-    model = (GraphClassifierStack(singles) if K > 1 else singles[0]).to(device)
+    # the training batch and each fold's test batch are compiled programs: keep them all cached
+    executor.program_cache = max(executor.program_cache, K + 2)
+    singles = [build_model(ds, point, seed).to(device) for _ in folds]
+    model = GraphClassifierStack(singles).to(device) if K > 1 else singles[0]
     options = Options(epochs=epochs, lr=lr, lr_steps=(STEP, GAMMA), eval_every=1, checkpoint_every=checkpoint_every,
                       resume=resume, stop_after=stop_after)
     outcomes = fit_models(model, _forward(graphs, executor), Data([g.y.reshape(1) for g in graphs], train), options,
-                          evaluate=_evaluate(graphs, test, executor), checkpoints=checkpoints,
+                          evaluate=_evaluate(graphs, test, executor, singles), checkpoints=checkpoints,
                           configs=[_fold_config(ds, f, point, epochs, lr, seed) for f in folds], on_epoch=progress)
     records = []
     for k, o in enumerate(outcomes):
