@@ -17,6 +17,7 @@ __all__ = ["main"]
 VERIFY_TARGETS = {
     "synchronizer": "ampsim.protocols.verify_synchronizer",
     "ids": "ampsim.protocols.verify_ids",
+    "separation": "ampsim.theory.separation",
 }
 TRAIN_MODULE = "ampsim.train.cli"
 
