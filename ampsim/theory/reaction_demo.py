@@ -19,6 +19,7 @@ first message from a closer node arrived.
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional, Sequence
 
@@ -28,7 +29,7 @@ from ..data.graphdata import GraphData
 from ..engine.rng import stream
 from ..trace.reaction import Reaction, hop_distances, trace_reactions
 
-__all__ = ["figure3_task", "train_figure3", "counterfactual_relays", "halting_drops", "direction",
+__all__ = ["figure3_task", "figure3_graph", "train_figure3", "load_figure3_model", "counterfactual_relays", "halting_drops", "direction",
            "load_parity_model", "FIGURE3_RUN"]
 
 RED, BLUE, WHITE, MARK = 0, 1, 2, 3
@@ -214,3 +215,84 @@ def halting_drops(model, graphs: Sequence[GraphData], delay: str = "constant", s
         p, q = counts[(d, "processed")], counts[(d, "dropped")]
         by_dir[d] = {"processed": p, "dropped": q, "dropped_share": q / (p + q) if p + q else float("nan")}
     return {"by_direction": by_dir, "nodes": nodes}
+
+
+def _parity_spacetime(model, g, path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..viz.reaction import plot_reactions
+
+    rr = trace_reactions(model, g, 0, budget_factor=10)
+    ax = plot_reactions(rr.reactions, g.num_nodes, lane_key=hop_distances(g, rr.starts), title=title)
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=110)
+    plt.close(ax.figure)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Write results/reaction/{figure3,parity_iter}.json and the figures in docs/reaction/."""
+    import argparse
+    import collections
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..fileio import write_json
+    from ..viz.reaction import plot_reactions
+
+    p = argparse.ArgumentParser(prog="python -m ampsim.theory.reaction_demo")
+    p.add_argument("--graphs", type=int, default=16, help="test graphs per question (default 16)")
+    p.add_argument("--parity-run", default=os.path.join("results", "runs", "parity", "amp-iter", "seed0"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    os.makedirs(os.path.join("docs", "reaction"), exist_ok=True)
+    os.makedirs(os.path.join("results", "reaction"), exist_ok=True)
+    # Figure 3
+    model, task = load_figure3_model()
+    graphs = task.tests["test"][: args.graphs]
+    rows = counterfactual_relays(model, graphs)
+    by_role: dict = collections.defaultdict(list)
+    for r in rows:
+        by_role[r["role"]].append(r)
+    mean = lambda rs, k: sum(x[k] for x in rs) / len(rs)
+    summary = {role: {k: mean(rs, k) for k in ("change_red", "change_white", "state_gap", "emitted_gap", "answer_gap")}
+               | {"nodes": len(rs)} for role, rs in by_role.items()}
+    v_rows = [r for r in rows if r["role"] == "v"]
+    by_len = collections.defaultdict(list)
+    for r in v_rows:
+        by_len[r["node"] - 1].append(r["answer_gap"])
+    write_json(os.path.join("results", "reaction", "figure3.json"), {
+        "run": FIGURE3_RUN, "graphs": len(graphs), "by_role": summary,
+        "v_answer_gap_by_relays": {k: sum(v) / len(v) for k, v in sorted(by_len.items())}, "rows": rows})
+    g = figure3_graph([BLUE, WHITE, BLUE, WHITE], True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.2))
+    for ax, red in zip(axes, (True, False)):
+        gg = figure3_graph([BLUE, WHITE, BLUE, WHITE], red)
+        rr = trace_reactions(model, gg, 0, budget_factor=10)
+        plot_reactions(rr.reactions, gg.num_nodes, lane_key=list(range(gg.num_nodes)), ax=ax,
+                       title=f"Figure 3 path, s {'red' if red else 'white'}: reaction per delivery")
+    fig.tight_layout()
+    fig.savefig(os.path.join("docs", "reaction", "figure3_spacetime.png"), dpi=110)
+    plt.close(fig)
+    # parity / AMP-Iter
+    pmodel, ptask, _ = load_parity_model(args.parity_run, test_sizes=(25, 50))
+    out = {}
+    for size in ("25", "50"):
+        out[size] = halting_drops(pmodel, ptask.tests[size][: args.graphs])
+    write_json(os.path.join("results", "reaction", "parity_iter.json"), {"run": args.parity_run, "graphs": args.graphs,
+                                                                        "by_size": out})
+    _parity_spacetime(pmodel, ptask.tests["25"][0], os.path.join("docs", "reaction", "parity_iter_spacetime.png"),
+                      "Parity, AMP-Iter (seed 0), 25 nodes: reaction per delivery; x = dropped by a halted node")
+    print(json.dumps({"figure3": summary, "parity_iter": out}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    import json
+
+    raise SystemExit(main())
