@@ -226,15 +226,18 @@ def constructive_run(spec: str, seed: int) -> ConstructiveRun:
                      budget=ID_BUDGET).run()
     names = [format_id(s.name) if s.name is not None else None for s in ids.states]
     named = [v for v, nm in enumerate(names) if nm is not None]
+    nxg = g.to_networkx()
+    component = nx.node_connected_component(nxg, origin)
+    ids_reason = ids.reason
+    if ids_reason == "stalled" and set(ids.stuck) == set(range(g.num_nodes)) - component:
+        ids_reason = "quiescent"  # quiet; only the nodes no message can reach (other components) are unnamed
     unique = len({names[v] for v in named}) == len(named)
     gather = Simulation(g, GatherEdges(), delay="uniform", seed=derive_seed(seed, "gather"), start=named,
                         features=[nm if nm is not None else "?" for nm in names], budget=GATHER_BUDGET).run()
-    nxg = g.to_networkx()
-    component = nx.node_connected_component(nxg, origin)
     truth = frozenset(tuple(sorted((names[u], names[v]))) for u, v in nxg.subgraph(component).edges)
     exact = set(named) == component and all(gather.states[v].edges == truth for v in named)
     values = {invariant(nx.Graph(list(gather.states[v].edges))) for v in named}
-    return ConstructiveRun(spec, seed, origin, ids.reason, ids.total_deliveries, unique, gather.reason,
+    return ConstructiveRun(spec, seed, origin, ids_reason, ids.total_deliveries, unique, gather.reason,
                            gather.total_deliveries, exact, len(values), next(iter(values)) if len(values) == 1 else None)
 
 
