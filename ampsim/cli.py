@@ -31,6 +31,7 @@ VERIFY_TARGETS = {
     "synchronizer": ("ampsim.protocols.verify_synchronizer",
                      "Theorem 4.1: the Table 1 synchronizer computes sGIN, checked case by case"),
     "ids": ("ampsim.protocols.verify_ids", "Lemma 4.2: unique IDs from random delays"),
+    "separation": ("ampsim.theory.separation", "Theorem 4.4: random delays separate any pair of graphs"),
 }
 TRAIN_MODULE = "ampsim.train.cli"
 
