@@ -28,11 +28,15 @@ _LAZY = {
     "plot_spacetime": "ampsim.viz",
     "plot_graph_state": "ampsim.viz",
     "animate": "ampsim.viz",
+    "plot_interactive": "ampsim.viz.interactive",
     "vector_clocks": "ampsim.trace.causality",
     "to_shiviz": "ampsim.trace.causality",
     "write_shiviz": "ampsim.trace.causality",
     "shiviz_file": "ampsim.trace.causality",
     "export_trace": "ampsim.trace.export",
+    # pyarrow / pandas are imported only when a Parquet trace or a DataFrame is asked for
+    "ParquetTracer": "ampsim.trace.columnar",
+    "to_dataframe": "ampsim.trace.columnar",
 }
 
 
@@ -59,6 +63,7 @@ __all__ = [
     "ListTracer",
     "Message",
     "MessageRecord",
+    "ParquetTracer",
     "NodeRule",
     "NodeView",
     "ReplayMismatch",
@@ -79,10 +84,12 @@ __all__ = [
     "load_trace",
     "parse_graph_spec",
     "plot_graph_state",
+    "plot_interactive",
     "plot_spacetime",
     "replay",
     "save_trace",
     "shiviz_file",
+    "to_dataframe",
     "to_shiviz",
     "vector_clocks",
     "write_shiviz",

@@ -25,12 +25,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .engine.simulation import Simulation
     from .graphs import parse_graph_spec
     from .protocols import get_rule
-    from .trace.tracers import JSONLTracer
+    from .trace.columnar import open_tracer
 
     graph = parse_graph_spec(args.graph)
     rule = get_rule(args.rule)
     start = "all" if args.start == "all" else int(args.start)
-    tracer = JSONLTracer(args.trace) if args.trace else None
+    tracer = open_tracer(args.trace) if args.trace else None  # .parquet: columnar, else JSONL
     try:
         sim = Simulation(graph, rule, delay=args.delay, fifo=args.fifo, seed=args.seed, tracer=tracer,
                          start=start, loss=args.loss)
@@ -63,6 +63,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    if args.output.lower().endswith((".html", ".htm")):  # the interactive diagram (plotly), one self-contained file
+        from .viz.interactive import write_html
+
+        write_html(args.trace, args.output)
+        print(f"interactive space-time diagram written to {args.output}")
+        return 0
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", type=float, default=0.0, help="probability that a message copy is lost")
     p.add_argument("--until", type=float, default=None, help="stop at this simulated time")
     p.add_argument("--max-deliveries", type=int, default=None, help="message budget (processed deliveries)")
-    p.add_argument("--trace", default=None, help="write the JSONL trace here")
+    p.add_argument("--trace", default=None, help="write the trace here (JSONL; Parquet if it ends in .parquet)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", help="the main demo: simulate, trace, replay, plot")
@@ -155,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="fail at the first record that differs")
     p.set_defaults(func=_cmd_replay)
 
-    p = sub.add_parser("plot", help="draw a trace's space-time diagram")
+    p = sub.add_parser("plot", help="draw a trace's space-time diagram (-o x.html: interactive)")
     p.add_argument("trace")
     p.add_argument("-o", "--output", default="timeline.png")
     p.add_argument("--dpi", type=int, default=120)

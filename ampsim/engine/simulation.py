@@ -332,6 +332,7 @@ class Simulation:
             message = Message(message.kind, message.payload, v)
         sample = self._sample
         tracer = self.tracer
+        text = self._summ(message.payload) if tracer is not None else None  # once per broadcast, not per copy
         for u in self.graph.neighbors[v]:
             mid = self._next_id
             self._next_id = mid + 1
@@ -343,13 +344,13 @@ class Simulation:
             if self._lose is not None and self._lose(mid, v, u):
                 self._dropped += 1
                 if tracer is not None:
-                    tracer.drop(self._record(DROP, item, now + d, "lost"))
+                    tracer.drop(self._record(DROP, item, now + d, "lost", text))
                 continue
             if self.fifo:
                 d = self._fifo_delay(v, u, now, d)
             Timeout(env, d, item).callbacks.append(self._deliver_cb[u])
             if tracer is not None:
-                tracer.send(self._record(SEND, item, now + d))
+                tracer.send(self._record(SEND, item, now + d, "", text))
 
     def _fifo_delay(self, v: int, u: int, now: float, d: float) -> float:
         """The delay that makes this copy arrive no earlier than the previous one on (v, u)."""
@@ -396,9 +397,11 @@ class Simulation:
             self._error = exc
             self._stop("error")
 
-    def _record(self, event: str, item: Item, t_deliver: float, reason: str = "") -> MessageRecord:
+    def _record(self, event: str, item: Item, t_deliver: float, reason: str = "", payload: Optional[str] = None) -> MessageRecord:
         mid, cause, src, dst, t_send, d, message = item
-        return MessageRecord(event, mid, cause, src, dst, t_send, t_deliver, d, message.kind, self._summ(message.payload), reason)
+        if payload is None:
+            payload = self._summ(message.payload)
+        return MessageRecord(event, mid, cause, src, dst, t_send, t_deliver, d, message.kind, payload, reason)
 
     def _stop(self, reason: str) -> None:
         """End the current ``run()`` before any other event at this instant (URGENT, delay 0)."""

@@ -75,8 +75,12 @@ def _build(path: str, lineno: int, cls, names: list[str], obj: dict, extra: dict
 
 
 def load_trace(path: Union[str, os.PathLike]) -> Trace:
-    """Read and validate a JSONL trace written by :class:`~ampsim.trace.tracers.JSONLTracer`."""
+    """Read and validate a trace: JSONL (:class:`~ampsim.trace.tracers.JSONLTracer`) or, by suffix, Parquet."""
     path = os.fspath(path)
+    if path.lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
+        from .columnar import load_parquet
+
+        return load_parquet(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"trace file not found: {path}")
     with open(path, encoding="utf-8") as f:
@@ -115,8 +119,13 @@ def load_trace(path: Union[str, os.PathLike]) -> Trace:
 
 
 def save_trace(trace: Trace, path: Union[str, os.PathLike]) -> None:
-    """Write ``trace`` as JSONL, atomically (a temporary file renamed into place)."""
+    """Write ``trace`` as JSONL (or Parquet, by suffix), atomically (a temporary file renamed into place)."""
     from .tracers import JSONLTracer
+
+    if os.fspath(path).lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
+        from .columnar import save_parquet
+
+        return save_parquet(trace, path)
 
     with JSONLTracer(path) as out:
         out.run_start(trace.header)
