@@ -36,6 +36,9 @@ _LAZY = {
     "export_trace": "ampsim.trace.export",
     # pyarrow / pandas are imported only when a Parquet trace or a DataFrame is asked for
     "ParquetTracer": "ampsim.trace.columnar",
+    # torch_geometric is imported only when converting
+    "from_pyg": "ampsim.pyg",
+    "to_pyg": "ampsim.pyg",
     "to_dataframe": "ampsim.trace.columnar",
 }
 
@@ -79,6 +82,7 @@ __all__ = [
     "animate",
     "as_graph",
     "export_trace",
+    "from_pyg",
     "get_delay",
     "get_rule",
     "load_trace",
@@ -90,6 +94,7 @@ __all__ = [
     "save_trace",
     "shiviz_file",
     "to_dataframe",
+    "to_pyg",
     "to_shiviz",
     "vector_clocks",
     "write_shiviz",

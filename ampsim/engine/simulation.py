@@ -174,6 +174,8 @@ class Simulation:
                 from ..graphs import _node_order
 
                 features = [graph.nodes[v]["x"] for v in _node_order(graph)]
+        if features is None and any(c.__module__.startswith("torch_geometric.") for c in type(graph).__mro__):  # PyG x
+            features = getattr(graph, "x", None)
         self.graph: Graph = as_graph(graph, num_nodes=num_nodes)
         n = self.graph.num_nodes
         if not allow_isolated and self.graph.isolated():
