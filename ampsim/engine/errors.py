@@ -8,7 +8,12 @@ from __future__ import annotations
 
 __all__ = [
     "AmpsimError",
+    "ArgumentError",
     "GraphError",
+    "FeatureError",
+    "EdgeListError",
+    "SizeLimitError",
+    "CheckpointError",
     "DelayError",
     "AssumptionError",
     "TraceFormatError",
@@ -20,8 +25,33 @@ class AmpsimError(Exception):
     """Base class of every error ampsim raises on purpose."""
 
 
+class ArgumentError(AmpsimError, ValueError, TypeError):
+    """An argument of a public entry point has the wrong type or is out of range.
+
+    The message names the argument and repeats the user's value (see :mod:`ampsim.validate`).
+    It is both a ``ValueError`` and a ``TypeError``, so callers that catch either keep working.
+    """
+
+
 class GraphError(AmpsimError, ValueError):
     """The graph cannot be simulated (directed, multi-edges, self-loops, empty, ...)."""
+
+
+class FeatureError(ArgumentError, GraphError):
+    """Node features are misshapen, given on only some nodes, or hold NaN or infinity (design rule 11)."""
+
+
+class EdgeListError(GraphError):
+    """An edge-list file is missing, unreadable or malformed; the message names the file (and line)."""
+
+
+class SizeLimitError(GraphError):
+    """A graph spec would exceed the size limit; the message gives the estimate, the limit and the override."""
+
+
+class CheckpointError(AmpsimError, ValueError):
+    """A checkpoint file is missing, empty, truncated, corrupt, foreign, or written for another configuration;
+    the message names the file."""
 
 
 class DelayError(AmpsimError, ValueError):

@@ -22,6 +22,7 @@ whose assumptions it does not meet (STYLE.md semantics 7):
 ==================  ======================================================
 ``random_delays``   the delay model is random (Lemma 4.2 needs it)
 ``fifo``            channels are FIFO (``fifo=True`` or constant delays)
+``overtaking``      channels are *not* FIFO: a later copy on an edge may arrive first (``fifo=False``)
 ``degree``          ``node.degree`` is given (Table 1 assumes it)
 ``sender``          ``message.sender`` is filled in
 ``ids``             ``node.id`` is given (nodes are not anonymous)
@@ -35,7 +36,7 @@ from .messages import Message, NodeView
 
 __all__ = ["NodeRule", "ASSUMPTIONS", "rule_spec"]
 
-ASSUMPTIONS = frozenset({"random_delays", "fifo", "degree", "sender", "ids"})
+ASSUMPTIONS = frozenset({"random_delays", "fifo", "overtaking", "degree", "sender", "ids"})
 
 
 @runtime_checkable

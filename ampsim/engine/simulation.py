@@ -33,11 +33,12 @@ from simpy.events import NORMAL, URGENT, Event, Timeout
 from simpy.resources.store import StoreGet
 
 from .. import __version__
+from .. import validate as V
 from ..graphs import Graph, as_graph
 from ..trace.records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord, summarize
 from ..trace.tracers import Tracer
 from .delays import DelayModel, get_delay
-from .errors import AssumptionError, DelayError, GraphError
+from .errors import AssumptionError, DelayError, FeatureError, GraphError
 from .messages import START, Message, NodeView
 from .rng import stream
 from .rule import ASSUMPTIONS, NodeRule, rule_spec
@@ -93,27 +94,30 @@ class RunResult:
     states: tuple
 
 
-def _check_features(features: Any, n: int) -> list:
-    if features is None:
-        return [None] * n
-    if hasattr(features, "detach"):  # torch
-        import torch
+def _container_features(graph: Any) -> tuple[Any, Optional[list]]:
+    """Features carried by the graph itself: networkx node attribute ``x`` or ``GraphData.x``.
 
-        if features.shape[0] != n:
-            raise GraphError(f"features have {features.shape[0]} rows for {n} nodes")
-        if not bool(torch.isfinite(features).all()):
-            bad = sorted({int(i) for i in (~torch.isfinite(features)).nonzero()[:, 0].tolist()})
-            raise GraphError(f"features contain NaN or infinite values at node(s) {bad[:10]}")
-        return [features[v] for v in range(n)]
-    rows = list(features)
-    if len(rows) != n:
-        raise GraphError(f"features have {len(rows)} rows for {n} nodes")
-    for v, row in enumerate(rows):
-        values = row if isinstance(row, (list, tuple)) else [row] if isinstance(row, (int, float)) else list(row)
-        for x in values:
-            if isinstance(x, (int, float)) and not math.isfinite(x):
-                raise GraphError(f"features contain NaN or infinite values at node {v}")
-    return rows
+    Returns ``(features, labels)``; attributes on only some nodes are an error, never dropped.
+    """
+    if hasattr(graph, "nodes") and hasattr(graph, "is_directed"):
+        if not len(graph):
+            return None, None
+        from ..graphs import _node_order
+
+        order = _node_order(graph)
+        have = [v for v in order if graph.nodes[v].get("x") is not None]
+        if not have:
+            return None, None
+        if len(have) != len(order):
+            missing = [v for v in order if graph.nodes[v].get("x") is None]
+            raise FeatureError(
+                f"node attribute 'x' (features) is set on only some nodes: missing on {len(missing)} node(s) "
+                f"{missing[:10]}; give every node features or none"
+            )
+        return [graph.nodes[v]["x"] for v in order], order
+    if hasattr(graph, "edge_index") and hasattr(graph, "x") and hasattr(graph, "num_nodes"):  # GraphData
+        return graph.x, None
+    return None, None
 
 
 def _features_json(rows: list) -> Optional[list]:
@@ -168,41 +172,39 @@ class Simulation:
         allow_isolated: bool = False,
         budget: Optional[int] = None,
     ) -> None:
-        if features is None and hasattr(graph, "nodes") and hasattr(graph, "is_directed"):
-            attrs = [graph.nodes[v].get("x") for v in graph.nodes] if len(graph) else []
-            if attrs and all(a is not None for a in attrs):
-                from ..graphs import _node_order
-
-                features = [graph.nodes[v]["x"] for v in _node_order(graph)]
-        if features is None and any(c.__module__.startswith("torch_geometric.") for c in type(graph).__mro__):  # PyG x
-            features = getattr(graph, "x", None)
-        self.graph: Graph = as_graph(graph, num_nodes=num_nodes)
+        labels = None
+        if features is None:
+            features, labels = _container_features(graph)
+        self.graph: Graph = as_graph(graph, num_nodes=V.optional_positive_int("num_nodes", num_nodes))
         n = self.graph.num_nodes
-        if not allow_isolated and self.graph.isolated():
+        if not V.boolean("allow_isolated", allow_isolated) and self.graph.isolated():
+            lone = [self.graph.labels[v] for v in self.graph.isolated()]
             raise GraphError(
-                f"node(s) {self.graph.isolated()[:10]} have no neighbours and can never receive a message; "
-                "pass allow_isolated=True to simulate anyway"
+                f"node(s) {lone[:10]} have no neighbours and can never receive a message; "
+                "allow them with allow_isolated=True (CLI: ampsim run --allow-isolated)"
             )
         if not isinstance(rule, NodeRule):
-            raise TypeError(f"rule must implement NodeRule (name, assumes, start, receive); got {type(rule).__name__}")
+            raise V.ArgumentError(
+                f"rule must implement NodeRule (name, assumes, start, receive); got {V.show(rule)}"
+            )
         self.rule = rule
         self.delay = get_delay(delay)
-        self.fifo = bool(fifo)
-        self.seed = seed
+        self.fifo = V.boolean("fifo", fifo)
+        self.seed = V.integer("seed", seed)
+        if tracer is not None and not isinstance(tracer, Tracer):
+            raise V.ArgumentError(f"tracer must be a Tracer (run_start, send, deliver, drop, state, run_end) or None, got {V.show(tracer)}")
+        if not isinstance(start_message, Message):
+            raise V.ArgumentError(f"start_message must be a Message, got {V.show(start_message)}")
         if callable(loss):
             self.loss, self._lose = -1.0, loss
-        elif isinstance(loss, (int, float)) and 0.0 <= loss < 1.0:
-            self.loss = float(loss)
+        else:
+            self.loss = V.probability("loss", loss, allow_one=False)
             if self.loss > 0:
                 draw, p = stream(seed, "loss").random, self.loss
                 self._lose = lambda msg_id, src, dst: draw() < p
             else:
                 self._lose = None
-        else:
-            raise ValueError(f"loss must be a probability in [0, 1) or a function, got {loss!r}")
-        if budget is not None and budget < 1:
-            raise ValueError(f"budget must be >= 1, got {budget!r}")
-        self.budget = budget
+        self.budget = V.optional_positive_int("budget", budget)
         self._check_assumptions()
 
         self.env = simpy.Environment(initial_time=0.0)
@@ -226,7 +228,7 @@ class Simulation:
         assumes = rule.assumes
         self._needs_sender = "sender" in assumes
 
-        rows = _check_features(features, n)
+        rows = V.features_rows(features, n, labels if labels is not None else self.graph.labels)
         degs = self.graph.degrees
         self.views = tuple(
             NodeView(rows[v], degs[v] if "degree" in assumes else None, v if "ids" in assumes else None)
@@ -262,30 +264,41 @@ class Simulation:
                 f"rule {self.rule.name!r} needs random message delays (Lemma 4.2: constant delays cannot break "
                 f"symmetry), but the delay model is {self.delay.name!r}; use delay='uniform'"
             )
+        if "overtaking" in assumes and self.fifo:
+            raise AssumptionError(
+                f"rule {self.rule.name!r} needs messages to overtake each other on an edge, but fifo=True "
+                "keeps every channel in order; use fifo=False"
+            )
         if "fifo" in assumes and not (self.fifo or self.delay.name == "constant"):
             raise AssumptionError(
                 f"rule {self.rule.name!r} assumes FIFO channels, but fifo=False with {self.delay.name!r} delays; "
                 "pass fifo=True"
             )
 
-    def _start_nodes(self, start: Any) -> list[tuple[int, Message]]:
+    def _start_nodes(self, start: Any) -> list[tuple[int, Optional[Message]]]:
+        """The start policy (semantics 5) as ``(node, message or None)`` pairs, every node checked."""
         n = self.graph.num_nodes
         if start is None:
             return []
         if isinstance(start, str):
             if start != "all":
-                raise ValueError(f"start must be a node index, a list of them, a dict, 'all' or None; got {start!r}")
+                raise V.ArgumentError(
+                    f"start must be a node index, a list of them, a dict {{node: Message}}, 'all' or None; got {start!r}"
+                )
             return [(v, None) for v in range(n)]
         if isinstance(start, dict):
-            pairs = sorted((int(v), m) for v, m in start.items())
-        elif isinstance(start, int):
-            pairs = [(start, None)]
-        else:
-            pairs = [(int(v), None) for v in start]
-        for v, _ in pairs:
-            if not 0 <= v < n:
-                raise ValueError(f"start node {v} is not in the graph (nodes 0..{n - 1})")
-        return pairs
+            if not start:
+                return []  # no start message, as start=None (a run that ends quiescent at t=0)
+            pairs = []
+            for v, m in start.items():
+                v = V.node_id(f"start node {v!r}: start", v, n)
+                if not isinstance(m, Message):
+                    raise V.ArgumentError(f"start[{v}] must be a Message, got {V.show(m)}")
+                pairs.append((v, m))
+            return sorted(pairs, key=lambda p: p[0])
+        if V._is_int(start):
+            return [(V.node_id(f"start node {start!r}: start", start, n), None)]
+        return [(v, None) for v in V.node_ids("start", start, n, distinct=False)]
 
     def header(self) -> dict:
         """The versioned trace header: everything needed to rerun this simulation."""
@@ -446,12 +459,16 @@ class Simulation:
         """
         if self._error is not None:
             raise RuntimeError("this simulation failed earlier; create a new one") from self._error
-        if until is not None and not until > self.env.now:
-            raise ValueError(f"until ({until}) must be greater than the current time ({self.env.now})")
+        if until is not None:
+            until = V.number("until", until, allow_inf=True)
+            if not until > self.env.now:
+                raise V.ArgumentError(f"until must be greater than the current time {self.env.now:g}, got {until!r}")
+            if until == INF:  # no time limit: the run ends quiescent (or by budget) at its real time
+                until = None
+        max_deliveries = V.optional_positive_int("max_deliveries", max_deliveries)
+        V.callable_or_none("stop_when", stop_when)
         if max_deliveries is None and until is None:
             max_deliveries = self.budget if self.budget is not None else DEFAULT_BUDGET
-        if max_deliveries is not None and max_deliveries < 1:
-            raise ValueError(f"max_deliveries must be >= 1, got {max_deliveries!r}")
         start = self._deliveries
         self._limit = start + max_deliveries if max_deliveries is not None else -1
         self._stop_when = stop_when

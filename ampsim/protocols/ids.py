@@ -61,7 +61,9 @@ one node may receive the start message (two roots would both be ``()``).
 
 Under constant delays every leaf of a star sees the same messages at the same times,
 no split ever separates them, and the labels grow forever ("0", "00", ...): the rule
-therefore ``assumes`` random delays and the engine refuses it otherwise.
+therefore ``assumes`` random delays and the engine refuses it otherwise. It also ``assumes``
+``overtaking``: with FIFO channels ``B`` never overtakes ``A`` on an edge, so a split never
+separates anyone, and the engine refuses ``fifo=True``.
 """
 from __future__ import annotations
 
@@ -144,12 +146,14 @@ def rank_ids(names: Sequence[Optional[Sequence[str]]]) -> list[Optional[int]]:
 class UniqueIds:
     """Create unique IDs with random delays (Lemma 4.2 / Corollary 4.3); see the module docstring.
 
-    ``assumes = {"random_delays"}`` only: nodes need no degree, no sender and no IDs.
+    ``assumes = {"random_delays", "overtaking"}``: random delays on non-FIFO channels (the split
+    needs ``B`` to overtake ``A`` on an edge; with FIFO channels it never does, every child of a
+    group gets ``0`` and the labels grow forever). Nodes need no degree, no sender and no IDs.
     The state is an :class:`IdState`; ``state.id`` is the node's name.
     """
 
     name = "ids"
-    assumes = frozenset({"random_delays"})
+    assumes = frozenset({"random_delays", "overtaking"})
 
     def start(self, node: NodeView) -> tuple[IdState, Optional[Message]]:
         return IdState(), None

@@ -25,7 +25,6 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Optional, Sequence, Union
@@ -33,6 +32,7 @@ from typing import Iterable, Optional, Sequence, Union
 from ..engine.errors import AssumptionError
 from ..engine.rng import stream
 from ..engine.simulation import Simulation
+from ..fileio import process_pool, save_figure, write_text
 from ..graphs import Graph, parse_graph_spec
 from .ids import UniqueIds
 
@@ -96,12 +96,17 @@ def run_ids(
     delay: str = "uniform",
     start: Union[int, str] = 0,
     budget: int = DEFAULT_BUDGET,
+    fifo: bool = False,
 ) -> IdRun:
-    """Run :class:`~ampsim.protocols.ids.UniqueIds` once from one start node and check the names."""
+    """Run :class:`~ampsim.protocols.ids.UniqueIds` once from one start node and check the names.
+
+    ``fifo=True`` is refused (:class:`~ampsim.engine.errors.AssumptionError`): the protocol needs
+    messages to overtake each other on an edge (docs/ids.md).
+    """
     spec = graph if isinstance(graph, str) else (graph.name or repr(graph))
     g = _graph(graph) if isinstance(graph, str) else graph
     first = _start_node(start, seed, g.num_nodes)
-    sim = Simulation(g, UniqueIds(), delay=delay, seed=seed, start=first, budget=budget)
+    sim = Simulation(g, UniqueIds(), delay=delay, fifo=fifo, seed=seed, start=first, budget=budget)
     result = sim.run()
     names = [s.name for s in result.states if s.name is not None]
     return IdRun(spec, g.num_nodes, seed, first, result.reason, result.time, result.total_deliveries,
@@ -119,6 +124,7 @@ def verify_ids(
     start: Union[int, str] = 0,
     budget: int = DEFAULT_BUDGET,
     workers: int = 1,
+    fifo: bool = False,
 ) -> list[IdRun]:
     """Every graph spec x every seed (``seeds``: a count from 0, or a list), in that order.
 
@@ -133,11 +139,11 @@ def verify_ids(
         g = _graph(spec)
         _start_node(start, 0, g.num_nodes)
         # refuse (AssumptionError) or reject a bad graph before any worker starts
-        Simulation(g, UniqueIds(), delay=delay, seed=0, start=_start_node(start, 0, g.num_nodes))
-    tasks = [(spec, s, delay, start, budget) for spec in graphs for s in seed_list]
+        Simulation(g, UniqueIds(), delay=delay, fifo=fifo, seed=0, start=_start_node(start, 0, g.num_nodes))
+    tasks = [(spec, s, delay, start, budget, fifo) for spec in graphs for s in seed_list]
     if workers == 1:
         return [_run_task(t) for t in tasks]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         return list(pool.map(_run_task, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
 
 
@@ -178,6 +184,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
                         help=f"safety budget of deliveries per run, reaching it fails the run (default {DEFAULT_BUDGET})")
     parser.add_argument("--workers", type=int, default=1, help="processes (same results as 1)")
+    parser.add_argument("--fifo", action="store_true",
+                        help="FIFO channels: refused (the protocol needs messages to overtake each other)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -186,7 +194,7 @@ def main(args: argparse.Namespace) -> int:
     start: Union[int, str] = args.start if args.start == "vary" else int(args.start)
     try:
         runs = verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
-                          workers=args.workers)
+                          workers=args.workers, fifo=args.fifo)
     except AssumptionError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
@@ -271,11 +279,7 @@ def _connected(g: Graph) -> bool:
 
 
 def _write_json(path: str, data: dict, indent: Optional[int] = 1) -> None:
-    tmp = f"{path}.partial-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=indent, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")
 
 
 def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1, budget: int = DEFAULT_BUDGET) -> dict:
@@ -333,7 +337,7 @@ def plot_time_vs_k(table: dict, path: Optional[str] = None):
     fig.suptitle(f"IDs on star:k ({rows[0]['runs']} seeds per k)")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
     return fig
 
 
@@ -371,12 +375,12 @@ def _script(argv: Optional[Sequence[str]] = None) -> int:
     p = sub.add_parser("stars", help="time to finish against k on stars")
     p.add_argument("--ks", default="1-12", help="range a-b (default 1-12)")
     p.add_argument("--seeds", type=int, default=1000)
-    p.add_argument("--out", default="results/ids")
+    p.add_argument("--out", default="runs/ids", help="default runs/ids (published: results/ids)")
     p.add_argument("--workers", type=int, default=1)
     p = sub.add_parser("graphs", help="unique IDs on random connected graphs")
     p.add_argument("--count", type=int, default=200)
     p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--out", default="results/ids")
+    p.add_argument("--out", default="runs/ids", help="default runs/ids (published: results/ids)")
     p.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     if args.what == "stars":

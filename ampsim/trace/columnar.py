@@ -235,6 +235,28 @@ class _Encoder:
         return pa.Table.from_pydict(row, schema=self.schema)
 
 
+class _Counted:
+    """The stream pyarrow writes to: an :class:`~ampsim.fileio.AtomicFile` that counts the bytes."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.written = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.f.closed
+
+    def write(self, data) -> int:
+        self.written += len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def tell(self) -> int:
+        return self.written
+
+
 class ParquetTracer:
     """Writes a Parquet trace to ``path`` in row groups as the run goes; atomically, on :meth:`close`.
 
@@ -243,7 +265,7 @@ class ParquetTracer:
     """
 
     def __init__(self, path: Union[str, os.PathLike], states: bool = True, row_group_size: int = 65536,
-                 compression_level: int = 3) -> None:
+                 compression_level: int = 3, max_bytes: Optional[int] = None) -> None:
         _pyarrow()
         if row_group_size < 1:
             raise ValueError(f"row_group_size must be >= 1, got {row_group_size!r}")
@@ -251,6 +273,7 @@ class ParquetTracer:
         self.wants_states = states
         self.row_group_size = row_group_size
         self.compression_level = compression_level
+        self.max_bytes = max_bytes
         self._buf: list = []
         self.send = self.drop = self.state = self._buf.append  # hot path: one list append
         self._encoder = None
@@ -267,8 +290,9 @@ class ParquetTracer:
         self._schema = _schema(pa, header)
         self._encoder = _Encoder(self._schema)
         self._file = AtomicFile(self.path, "wb")
+        self._out = _Counted(self._file)
         self._writer = pq.ParquetWriter(
-            self._file, self._schema, compression="zstd", compression_level=self.compression_level,
+            self._out, self._schema, compression="zstd", compression_level=self.compression_level,
             use_dictionary=["kind", "payload", "reason", "text"],
             column_encoding={"t_send": "BYTE_STREAM_SPLIT", "t_deliver": "BYTE_STREAM_SPLIT",
                              "delay": "BYTE_STREAM_SPLIT", "msg_id": "DELTA_BINARY_PACKED"},
@@ -295,6 +319,12 @@ class ParquetTracer:
         table = self._encoder.table(self._buf)
         self._buf.clear()
         self._writer.write_table(table, row_group_size=max(self.row_group_size, table.num_rows))
+        if self.max_bytes is not None and self._out.written > self.max_bytes:
+            from .tracers import TraceLimitError
+
+            self.abort()
+            raise TraceLimitError(f"{self.path}: the trace would exceed {self.max_bytes / 1e6:g} MB; "
+                                  "nothing was written (raise the limit, or trace a shorter run)")
 
     def close(self) -> None:
         """Write what is buffered, finish the file and move it into place."""
@@ -330,13 +360,13 @@ class ParquetTracer:
             self.abort()
 
 
-def open_tracer(path: Union[str, os.PathLike], states: bool = True):
+def open_tracer(path: Union[str, os.PathLike], states: bool = True, max_bytes: Optional[int] = None):
     """The tracer for ``path`` by its suffix: :class:`ParquetTracer` for ``.parquet``, else JSONL."""
     if is_parquet(path):
-        return ParquetTracer(path, states=states)
+        return ParquetTracer(path, states=states, max_bytes=max_bytes)
     from .tracers import JSONLTracer
 
-    return JSONLTracer(path, states=states)
+    return JSONLTracer(path, states=states, max_bytes=max_bytes)
 
 
 def save_parquet(trace: Any, path: Union[str, os.PathLike]) -> None:

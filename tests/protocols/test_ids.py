@@ -33,7 +33,7 @@ def step(state, kind, payload=None):
 
 # ------------------------------------------------------------------ the table, row by row
 def test_declares_only_random_delays_and_is_registered():
-    assert UniqueIds.assumes == frozenset({"random_delays"})
+    assert UniqueIds.assumes == frozenset({"random_delays", "overtaking"})
     assert isinstance(get_rule("ids"), UniqueIds)
     state, out = RULE.start(NODE)
     assert state == IdState() and out is None and not RULE.finished(state)
@@ -211,6 +211,24 @@ def test_engine_refuses_under_constant_delays():
         Simulation(nx.star_graph(4), UniqueIds(), delay="constant")
 
 
+def test_engine_refuses_fifo_channels():
+    with pytest.raises(AssumptionError, match="overtake each other on an edge"):
+        Simulation(nx.star_graph(4), UniqueIds(), delay="uniform", fifo=True)
+    with pytest.raises(AssumptionError, match="overtake"):
+        run_ids("star:3", 0, fifo=True)
+
+
+def test_fifo_channels_never_split_a_group():
+    """Why FIFO is refused: on a FIFO edge B never overtakes A, so every child of a split gets "0";
+    star:2 never separates its leaves and the run ends on the budget."""
+    sim = Simulation(nx.star_graph(2), WithoutAssumptions(UniqueIds()), delay="uniform", fifo=True, seed=3,
+                     start=0, budget=2000)
+    result = sim.run()
+    assert result.reason == "message_budget"
+    a, b = result.states[1].name, result.states[2].name
+    assert a[-1][:40] == b[-1][:40] and set(a[-1][:-1]) <= {"0"}
+
+
 class WithoutAssumptions:
     """The same rule with its declaration removed, to watch what constant delays do to it."""
 
@@ -267,3 +285,42 @@ def test_automorphic_leaves_stay_identical_under_constant_delays(rule, k):
         assert len(label) > 10 and set(label) == {"0"}
     else:
         assert result.reason == "quiescent"
+
+
+# ------------------------------------------------------------------ what the constant-delay argument covers
+class Heard:
+    """A deterministic anonymous rule: the state is the tuple of payloads heard so far; each of the
+    first ``k - 1`` deliveries emits how many messages the node has heard."""
+
+    name = "heard"
+    assumes = frozenset()
+
+    def __init__(self, k=4):
+        self.k = k
+
+    def start(self, node):
+        return (), None
+
+    def receive(self, node, state, message):
+        state = state + (message.payload,)
+        return state, (Message("count", len(state)) if len(state) < self.k else None)
+
+
+def test_tie_break_order_breaks_mirror_symmetry_of_cycle6_under_constant_delays():
+    """cycle:6 started at node 0 has the mirror automorphism v -> -v mod 6, yet under constant delays
+    nodes 1 and 5 (and 2 and 4) end in different states: the engine processes simultaneous arrivals
+    in (msg_id, neighbour index) order, which is not invariant under the mirror. At t = 3 node 1
+    hears node 0's count 3 after node 2's count 1, node 5 hears it before node 4's."""
+    result = Simulation(nx.cycle_graph(6), Heard(4), delay="constant", start=0).run()
+    assert result.reason == "quiescent"
+    assert result.states[1] == (1, 2, 1, 3, 2, 3) and result.states[5] == (1, 2, 3, 1, 2, 3)
+    assert result.states[2] != result.states[4]
+
+
+def test_star_started_at_its_centre_keeps_leaves_identical_for_the_same_rule():
+    """What the constant-delay argument does prove: on a star started at its centre every leaf hears
+    only the centre, whose broadcasts reach all leaves at the same instant, so any deterministic
+    rule -- this one included -- leaves every leaf in the same state, whatever the tie-break."""
+    result = Simulation(nx.star_graph(5), Heard(4), delay="constant", start=0).run()
+    assert result.reason == "quiescent"
+    assert len({result.states[v] for v in range(1, 6)}) == 1 and result.states[1] == (1, 2, 3)

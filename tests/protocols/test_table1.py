@@ -95,7 +95,9 @@ def test_registered_and_replayable():
 
 # ---------------------------------------------------------------- every cause, pinned to its row
 def test_every_cause_has_a_counterexample():
-    assert set(COUNTEREXAMPLES) == set(CAUSES) - {"u0-takes-early-pulse"}
+    assert set(COUNTEREXAMPLES) == set(CAUSES)
+    for cause, cx in COUNTEREXAMPLES.items():
+        assert cause in [c for _, _, c in run_counterexample(cx).causes], cause
 
 
 def test_row2_origin_keeps_its_own_state():
@@ -172,6 +174,36 @@ def test_rows_5_6_add_a_pulse_of_a_later_layer():
     assert ex.causes[-1] == (12, 0, "early-pulse")
     assert step(ex, 12)[1] == "w=0"
     assert ex.outcome == "wrong"
+
+
+def test_nothing_starts_the_next_pulse_when_u_reaches_0():
+    """path:2, start 0, L = 2: node 0 computes layer 1 at #3 (row 5) and u reaches 0 in the same
+    step; Table 1 emits only the safe bit there and proceeds only on a *later* message (row 3).
+    None comes (node 1, the degree-one leaf, is stuck at w = -1): node 0 waits forever at l = 1.
+    It cannot occur alone: when every neighbour computes, each of them sends a safe, and the
+    (D+1)-th event always arrives (and is misread by row 3: causes C3/C4)."""
+    ex = run_counterexample(COUNTEREXAMPLES["u0-nothing-proceeds"])
+    assert ex.causes == [(2, 1, "degree-one"), (3, 0, "u0-nothing-proceeds")]
+    node, row, before, message, after, out = step(ex, 3)
+    assert (node, row, before, message, after, out) == (0, "w=0", ((0.0,), 0, 1, 2), pulse(2.0),
+                                                        ((2.0,), 0, 0, 1), safe(0.0))
+    assert ex.result.total_deliveries == 4 and ex.result.states[0] == ((2.0,), 0, 0, 1)
+    assert (ex.outcome, ex.result.reason, ex.result.stuck) == ("deadlock", "stalled", (0, 1))
+
+
+def test_row3_takes_a_pulse_two_layers_ahead():
+    """cycle:8, start 7, L = 3, 33 scripted copies (the sweep case table1-literal cycle:8 L=3 seed=6
+    uniform, reduced): #42 node 2, at pulse 2 after earlier misfires, is at u = 0 and receives a
+    neighbour's pulse two or more pulses ahead of its own, and row 3 takes it as the first of its next layer. Earlier
+    row-3 misfires are needed to put a neighbour two pulses ahead: it never occurs alone."""
+    ex = run_counterexample(COUNTEREXAMPLES["u0-takes-early-pulse"])
+    first = [c for c in ex.causes if c[2] == "u0-takes-early-pulse"][0]
+    assert first == (42, 2, "u0-takes-early-pulse")
+    assert [c for _, _, c in ex.causes[:3]] == ["u0-takes-safe"] * 3
+    node, row, before, message, after, out = step(ex, 42)
+    assert (node, row, before, message, after, out) == (2, "u=0", ((11.0,), 0, 0, 1), pulse(4.0),
+                                                        ((4.0,), 0, 2, 1), pulse(11.0))
+    assert (ex.outcome, ex.result.stuck) == ("deadlock", (1, 3, 5))
 
 
 def test_the_search_finds_these_counterexamples():

@@ -130,3 +130,32 @@ def test_cli_bad_input_is_one_line_exit_2(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["ampsim: error: --seeds must be >= 1, got 0"]
     assert cli_main(["verify", "synchronizer", "--graph", "wheel:5"]) == 2
+
+
+# ---------------------------------------------------------------- degenerate references are redrawn
+def test_degeneracy_classifies_all_zero_and_identical_outputs():
+    from ampsim.protocols.verify_synchronizer import degeneracy
+
+    assert degeneracy([(0.0, 0.0), (0.0, 0.0)]) == "all-zero"
+    assert degeneracy([(0.3, 0.0), (0.3, 0.0), (0.3, 0.0)]) == "identical"
+    assert degeneracy([(0.3, 0.0), (0.3, 1e-6)]) is None
+
+
+def test_degenerate_references_are_redrawn_and_counted():
+    """Some of the first 20 seeds of L = 5 draw weights whose sGIN output is degenerate; those cases
+    redraw them, and every case then has a reference that tests something."""
+    from ampsim.protocols.sgin import SGIN, run_sgin
+    from ampsim.protocols.verify_synchronizer import case_inputs, degeneracy, reference_quality
+
+    cases = make_cases(graphs=["random-regular:3:20:7", "cycle:8"], layers=[5], seeds=20, delays=["constant"])
+    redrawn = [c for c in cases if reference_quality(c)[0]]
+    assert redrawn, "some L = 5 draw is degenerate"
+    for c in cases:
+        g, features, _, model = case_inputs(c)
+        assert degeneracy(run_sgin(g, features, model)[5]) is None
+    c = redrawn[0]
+    g, features, _, model = case_inputs(c)
+    first = SGIN.random(c.dim, c.layers, c.seed, c.aggregation)
+    assert model != first and degeneracy(run_sgin(g, features, first)[5]) is not None
+    s = summarize(sweep(cases[:4], relu=False))
+    assert s["reference"]["non_degenerate"] == 4 and s["reference"]["degenerate"] == 0
