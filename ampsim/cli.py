@@ -177,13 +177,15 @@ class _Progress:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine.simulation import Simulation
     from .protocols import get_rule
-    from .trace.tracers import JSONLTracer, TraceLimitError
+    from .trace.columnar import open_tracer
+    from .trace.tracers import TraceLimitError
 
     graph = _graph(args.graph, args.max_edges)
     rule = get_rule(args.rule)
     budget = default_budget(graph.num_edges) if args.max_deliveries is None else args.max_deliveries
     max_bytes = int(args.max_trace_mb * 1e6) if args.trace and args.max_trace_mb > 0 else None
-    tracer = JSONLTracer(args.trace, max_bytes=max_bytes) if args.trace else None
+    # the suffix picks the format: .parquet columnar (ampsim.trace.columnar), else JSONL
+    tracer = open_tracer(args.trace, max_bytes=max_bytes) if args.trace else None
     progress = _Progress(budget, enabled=not args.quiet)
     sim = None
     try:
@@ -226,6 +228,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    if args.output.lower().endswith((".html", ".htm")):  # the interactive diagram (plotly), one self-contained file
+        from .viz.interactive import write_html
+
+        write_html(args.trace, args.output)
+        print(f"interactive space-time diagram written to {args.output}")
+        return 0
     import matplotlib
 
     matplotlib.use("Agg")
@@ -354,7 +362,8 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p.add_argument("--allow-isolated", action="store_true", help="simulate although some nodes have no neighbours")
     p.add_argument("--max-edges", type=int, default=None,
                    help="refuse graphs with more edges than this (default 5,000,000; estimated before building)")
-    p.add_argument("--trace", type=_file_name, default=None, help="write the JSONL trace to this file")
+    p.add_argument("--trace", type=_file_name, default=None,
+                   help="write the trace to this file (JSONL; Parquet if it ends in .parquet)")
     p.add_argument("--max-trace-mb", type=_megabytes, default=MAX_TRACE_MB,
                    help=f"stop the run (writing nothing) if the trace would exceed this size (default {MAX_TRACE_MB:g}; "
                         "0: no limit)")
@@ -372,7 +381,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p.add_argument("--verify", action="store_true", help="fail at the first record that differs")
     p.set_defaults(func=_cmd_replay)
 
-    p = sub.add_parser("plot", help="draw a trace's space-time diagram")
+    p = sub.add_parser("plot", help="draw a trace's space-time diagram (-o x.html: interactive)")
     p.add_argument("trace")
     p.add_argument("-o", "--output", type=_file_name, default="timeline.png", help="picture file; its suffix is the format (.png, .pdf, .svg)")
     p.add_argument("--dpi", type=int, default=120)
