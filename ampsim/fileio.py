@@ -17,6 +17,8 @@ under the final name, and no ``*.partial-*`` file survives the process.
 * :func:`on_signal_exit` -- the one way to end on a signal: inside it SIGTERM (and
   SIGHUP) raise :class:`SignalExit` (a ``SystemExit`` with code 128 + signal number),
   so every ``with`` and ``finally`` unwinds and every temporary file is removed.
+* :func:`process_pool` -- a ``ProcessPoolExecutor`` whose workers leave Ctrl-C and
+  SIGTERM to the parent (no traceback per worker) and are stopped when the block fails.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from typing import IO, Any, Iterator, Optional
 
 __all__ = ["AtomicFile", "atomic_write", "write_json", "write_text", "save_torch", "save_figure",
            "cleanup_partials",
-           "SignalExit", "on_signal_exit"]
+           "SignalExit", "on_signal_exit", "process_pool"]
 
 _counter = itertools.count()
 _lock = threading.Lock()
@@ -76,10 +78,15 @@ class AtomicFile:
             raise ValueError(f"AtomicFile mode must be 'w' or 'wb', not {mode!r}")
         self.path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.basename(os.path.abspath(self.path)) or os.path.isdir(self.path):
+        if not self.path:
+            raise FileNotFoundError("an empty file name; give a file name")
+        if os.path.isdir(self.path) or self.path.endswith(os.sep):
             raise IsADirectoryError(f"{self.path}: is a folder; give a file name")
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"{self.path}: folder {os.path.dirname(self.path) or folder} not found")
+            shown = os.path.dirname(self.path) or folder
+            if os.path.exists(folder):
+                raise NotADirectoryError(f"{self.path}: {shown} is a file, not a folder")
+            raise FileNotFoundError(f"{self.path}: folder {shown} not found")
         self._tmp = _temp_path(self.path)
         self._f: Optional[IO[Any]] = open(self._tmp, mode, encoding=None if "b" in mode else encoding)
         with _lock:
@@ -192,6 +199,8 @@ def save_figure(fig: Any, path: "str | os.PathLike[str]", **kwargs: Any) -> str:
     naming the path and the formats it can write; the path written is returned.
     """
     path = os.fspath(path)
+    if os.path.isdir(path) or path.endswith(os.sep):
+        raise IsADirectoryError(f"{path}: is a folder; give a picture file name (e.g. timeline.png)")
     fmt = os.path.splitext(path)[1][1:].lower()
     formats = fig.canvas.get_supported_filetypes()
     if fmt not in formats:
@@ -235,3 +244,42 @@ def on_signal_exit(signals: tuple = ("SIGTERM", "SIGHUP")) -> Iterator[None]:
         for signum, old in installed.items():
             signal.signal(signum, old)
         cleanup_partials()
+
+
+def _worker_init(initializer: Any, initargs: tuple) -> None:
+    """Worker start: Ctrl-C (sent to the whole process group) and SIGHUP are the parent's to handle;
+    SIGTERM ends a worker at once (a forked worker would otherwise inherit the parent's handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int, mp_context: Any = None, initializer: Any = None, initargs: tuple = ()) -> Iterator[Any]:
+    """``with process_pool(n) as pool: pool.map(...)``: a ``ProcessPoolExecutor`` that ends cleanly.
+
+    Workers ignore SIGINT (the parent gets ``KeyboardInterrupt`` and ends the pool), so a
+    Ctrl-C prints one line, not one traceback per worker. When the block raises (Ctrl-C,
+    SIGTERM via :func:`on_signal_exit`, an error) pending work is cancelled and the
+    workers are terminated at once instead of finishing the sweep.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp_context, initializer=_worker_init,
+                               initargs=(initializer, initargs))
+    try:
+        yield pool
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        for proc in processes:
+            with contextlib.suppress(Exception):
+                proc.join(timeout=5)
+        raise
+    pool.shutdown(wait=True)

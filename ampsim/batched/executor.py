@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import validate as V
 from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec, graph_of
 from ..data.graphdata import GraphData
@@ -673,7 +674,7 @@ class BatchedExecutor:
         starts, seeds, messages = [], [], []
         for runs in runs_per_graph:
             starts.append([tuple(int(v) for v in r.starts) for r in runs])
-            seeds.append([int(r.seed) for r in runs])
+            seeds.append([V.integer("RunSpec.seed", r.seed) for r in runs])
             for r in runs:
                 m = r.messages
                 if m.dim() != 2 or m.shape[0] < len(r.starts) or m.shape[1] != cell.msg_size:
@@ -700,8 +701,12 @@ class BatchedExecutor:
         (or ``features[g]``). Returns an :class:`Unrolled`; gradients flow to the cell's
         parameters and to ``messages``.
         """
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-            raise ValueError(f"budget must be an int >= 1, got {budget!r}")
+        V.positive_int("budget", budget)  # argument checks: ampsim.validate (issue 12)
+        V.boolean("fifo", fifo)
+        V.finite_values("start messages", messages)
+        if features is not None:
+            for g, f in enumerate(features):
+                V.finite_values(f"features[{g}]", f)
         if not (len(graphs) == len(starts) == len(seeds)):
             raise ValueError(f"{len(graphs)} graphs, {len(starts)} start lists, {len(seeds)} seed lists")
         model = get_delay(delay)

@@ -236,7 +236,13 @@ class LSTMKernel(StepKernel):
 
 
 def kernel_for(cell: AMPCell) -> Optional[StepKernel]:
-    """The hand-written kernel of an always-emit cell, or ``None`` (halting cells, the gate)."""
+    """The hand-written kernel of an always-emit cell, or ``None`` (halting cells, the gate).
+
+    A cell may bring its own (``cell.step_kernel()``: K stacked models, ``ampsim.cells.stacked``).
+    """
+    own = getattr(cell, "step_kernel", None)
+    if own is not None:
+        return own()
     if not isinstance(cell, AMPCell) or cell.gate or cell.kind not in KERNEL_KINDS:
-        return None  # e.g. a StackedCell (K models): no kernel yet, the generic autograd path runs it
+        return None
     return {"rnn": RNNKernel, "gru": GRUKernel, "lstm": LSTMKernel}[cell.kind](cell)

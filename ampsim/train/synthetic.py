@@ -50,6 +50,8 @@ __all__ = [
     "build_model",
     "get_executor",
     "fit",
+    "fit_seeds",
+    "stack_groups",
     "evaluate",
     "load_model",
     "distance_bucket",
@@ -374,6 +376,113 @@ def fit(
                           configs=[config.to_dict()], delay_rngs=[stream(config.seed, "train-delays")],
                           on_epoch=tell)
     return _finish(_result(task, config, executor_name, outcomes[0], model), model, task, config, executor, out_dir)
+
+
+def _same_data(a: TaskSpec, b: TaskSpec) -> bool:
+    """Whether two tasks train on the same graphs (structure, features and labels)."""
+    if len(a.train) != len(b.train):
+        return False
+    return all(x.num_nodes == y.num_nodes and torch.equal(x.edge_index, y.edge_index) and torch.equal(x.x, y.x)
+               and torch.equal(x.y, y.y) and ((x.starts is None and y.starts is None) or
+                                              (x.starts is not None and y.starts is not None and
+                                               torch.equal(x.starts, y.starts)))
+               for x, y in zip(a.train, b.train))
+
+
+def stack_groups(configs: Sequence[TrainConfig], tasks: Sequence[TaskSpec], executor: Executor,
+                 stack: bool = True) -> list[tuple[list[int], str]]:
+    """Which configs train together: ``[(indices, reason), ...]``, one pass per group.
+
+    A group shares one schedule (one :class:`~ampsim.cells.stacked.AMPModelStack`) when its
+    configs differ only in the seed, the cell is always-emit (RNN, GRU, LSTM, no gate), delays
+    are constant, the executor batches (``execute_many``) and the seeds train on the same graphs.
+    Otherwise each config is its own group; ``reason`` says why.
+    """
+    def key(c: TrainConfig) -> tuple:
+        d = c.to_dict()
+        d.pop("seed")
+        return tuple(sorted((k, str(v)) for k, v in d.items()))
+
+    alone = None
+    first = configs[0] if configs else None
+    if not stack:
+        alone = "stacking is off"
+    elif first is not None and (cell_kind(first.model) not in ("rnn", "gru", "lstm") or first.gate):
+        alone = (f"{first.model}{'+gate' if first.gate else ''} has a value-dependent schedule (halting or gate), "
+                 "which differs per model")
+    elif first is not None and first.delay != "constant":
+        alone = "uniform delays draw a different schedule per seed and epoch"
+    elif getattr(executor, "execute_many", None) is None:
+        alone = "the executor runs one model at a time (use the batched executor)"
+    if alone is not None:
+        return [([i], alone) for i in range(len(configs))]
+    groups: list[tuple[list[int], str]] = []
+    for i, c in enumerate(configs):
+        for idx, _ in groups:
+            j = idx[0]
+            if key(configs[j]) == key(c) and _same_data(tasks[j], tasks[i]):
+                idx.append(i)
+                break
+        else:
+            groups.append(([i], "its training graphs differ from the other seeds' (a shared pass would run every "
+                                "model on every seed's graphs)"))
+    return [(idx, "stacked" if len(idx) > 1 else why) for idx, why in groups]
+
+
+def fit_seeds(configs: Sequence[TrainConfig], executor: Optional[Executor] = None,
+              out_dirs: Optional[Sequence[Optional[str]]] = None, resume: bool = False, quiet: bool = True,
+              executor_name: Optional[str] = None, stack: bool = True,
+              log: Optional[Callable[[str], None]] = None) -> list[dict]:
+    """Train several configs (seeds of one task and model) in one process; one result per config.
+
+    Groups from :func:`stack_groups` train as one stack (one executor pass per epoch for all
+    seeds), the rest one after another with :func:`fit`. Each seed keeps its own run folder,
+    checkpoint and ``result.json`` exactly as :func:`fit` writes them (a stacked seed's
+    checkpoint reloads as a plain model), so tables and resuming do not care how it was trained.
+    """
+    from ..cells.stacked import AMPModelStack
+    from .loop import checkpoint_epoch, unstack_state
+
+    executor_name, executor = _resolve(executor, executor_name)
+    out_dirs = list(out_dirs) if out_dirs is not None else [None] * len(configs)
+    tasks = [load_task(c.task, c.seed, train_graphs=c.train_graphs, test_sizes=c.test_sizes, sources=c.sources)
+             for c in configs]
+    results: list[Optional[dict]] = [None] * len(configs)
+    groups = []
+    for idx, why in stack_groups(configs, tasks, executor, stack):
+        by_epoch: dict[int, list[int]] = {}
+        for i in idx:  # a stack resumes together only from checkpoints at the same epoch
+            ckpt = os.path.join(out_dirs[i], CHECKPOINT) if out_dirs[i] else None
+            by_epoch.setdefault(checkpoint_epoch(ckpt) if resume else 0, []).append(i)
+        groups += [(sub, why) for sub in by_epoch.values()]
+    for idx, why in groups:
+        if log is not None:
+            seeds = ", ".join(str(configs[i].seed) for i in idx)
+            log(f"{tasks[idx[0]].name} {configs[idx[0]].model} seed(s) {seeds}: "
+                + ("one pass for all" if len(idx) > 1 else f"alone ({why})"))
+        if len(idx) == 1:
+            i = idx[0]
+            results[i] = fit(configs[i], executor, out_dirs[i], resume, quiet, executor_name, task=tasks[i])
+            continue
+        task, first = tasks[idx[0]], configs[idx[0]]
+        models = [build_model(tasks[i], configs[i]) for i in idx]
+        net = AMPModelStack(models)
+        for i in idx:
+            if out_dirs[i] and ddp.is_main():
+                os.makedirs(out_dirs[i], exist_ok=True)
+        options = Options(epochs=first.epochs, lr=first.lr, checkpoint_every=first.checkpoint_every, resume=resume,
+                          quiet=quiet, desc=f"{task.name} {first.model} x{len(idx)}")
+        paths = [os.path.join(out_dirs[i], CHECKPOINT) for i in idx] if all(out_dirs[i] for i in idx) else None
+        outcomes = fit_models(net, _forward(task, first, executor), Data([models[0].targets(g) for g in task.train]),
+                              options, checkpoints=paths, configs=[configs[i].to_dict() for i in idx],
+                              delay_rngs=[stream(configs[i].seed, "train-delays") for i in idx])
+        state = net.state_dict()
+        for j, i in enumerate(idx):
+            models[j].load_state_dict(unstack_state(state, j))
+            result = _result(tasks[i], configs[i], executor_name, outcomes[j], models[j])
+            result["stacked_with"] = len(idx)
+            results[i] = _finish(result, models[j], tasks[i], configs[i], executor, out_dirs[i])
+    return results  # type: ignore[return-value]
 
 
 def load_model(out_dir: str) -> tuple[AMPModel, TaskSpec, TrainConfig]:
