@@ -31,6 +31,7 @@ VERIFY_TARGETS = {
     "synchronizer": ("ampsim.protocols.verify_synchronizer",
                      "Theorem 4.1: the Table 1 synchronizer computes sGIN, checked case by case"),
     "ids": ("ampsim.protocols.verify_ids", "Lemma 4.2: unique IDs from random delays"),
+    "separation": ("ampsim.theory.separation", "Theorem 4.4: random delays separate any pair of graphs"),
 }
 TRAIN_MODULE = "ampsim.train.cli"
 
@@ -55,6 +56,7 @@ CLI_HINTS = (
     ("pass resume=True (--resume)", "add --resume"),
     ("resume=True", "--resume"),
     ("allow_isolated=True", "--allow-isolated"),
+    ("raise it with max_edges= (CLI: --max-edges)", "raise it with --max-edges"),
     ("or use another output folder", "or give another --out"),
 )
 
@@ -118,10 +120,10 @@ def _megabytes(text: str) -> float:
     return value
 
 
-def _graph(spec: str):
-    """``--graph``: a spec, or an edge-list file that must exist ("not found" otherwise)."""
-    from .engine.errors import GraphError
-    from .graphs import GRAPH_SPECS, parse_graph_spec
+def _graph(spec: str, max_edges: Optional[int] = None):
+    """``--graph``: a spec, or an edge-list file that must exist ("not found" otherwise); ``--max-edges``."""
+    from .engine.errors import EdgeListError, GraphError
+    from .graphs import DEFAULT_MAX_EDGES, GRAPH_SPECS, parse_graph_spec
 
     if spec.split(":", 1)[0].strip().lower() not in GRAPH_SPECS and not os.path.exists(spec):
         raise GraphError(f"--graph {spec}: unknown graph spec, and no edge-list file of that name (not found); "
@@ -129,9 +131,11 @@ def _graph(spec: str):
     if os.path.isdir(spec):
         raise GraphError(f"--graph {spec}: is a folder, not an edge-list file")
     try:
-        return parse_graph_spec(spec)
+        return parse_graph_spec(spec, max_edges=DEFAULT_MAX_EDGES if max_edges is None else max_edges)
     except UnicodeDecodeError as exc:
         raise GraphError(f"--graph {spec}: not a text edge-list file (undecodable byte at position {exc.start})") from None
+    except EdgeListError as exc:  # it names the file; say which flag it came from
+        raise EdgeListError(f"--graph {exc}") from None
 
 
 # ------------------------------------------------------------------ progress (terminal only)
@@ -173,13 +177,15 @@ class _Progress:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine.simulation import Simulation
     from .protocols import get_rule
-    from .trace.tracers import JSONLTracer, TraceLimitError
+    from .trace.columnar import open_tracer
+    from .trace.tracers import TraceLimitError
 
-    graph = _graph(args.graph)
+    graph = _graph(args.graph, args.max_edges)
     rule = get_rule(args.rule)
     budget = default_budget(graph.num_edges) if args.max_deliveries is None else args.max_deliveries
     max_bytes = int(args.max_trace_mb * 1e6) if args.trace and args.max_trace_mb > 0 else None
-    tracer = JSONLTracer(args.trace, max_bytes=max_bytes) if args.trace else None
+    # the suffix picks the format: .parquet columnar (ampsim.trace.columnar), else JSONL
+    tracer = open_tracer(args.trace, max_bytes=max_bytes) if args.trace else None
     progress = _Progress(budget, enabled=not args.quiet)
     sim = None
     try:
@@ -222,6 +228,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    if args.output.lower().endswith((".html", ".htm")):  # the interactive diagram (plotly), one self-contained file
+        from .viz.interactive import write_html
+
+        write_html(args.trace, args.output)
+        print(f"interactive space-time diagram written to {args.output}")
+        return 0
     import matplotlib
 
     matplotlib.use("Agg")
@@ -348,7 +360,10 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
                    help=f"message budget: processed deliveries (default max({CLI_BUDGET:,}, "
                         f"{CLI_BUDGET_PER_EDGE}*|E|))")
     p.add_argument("--allow-isolated", action="store_true", help="simulate although some nodes have no neighbours")
-    p.add_argument("--trace", type=_file_name, default=None, help="write the JSONL trace to this file")
+    p.add_argument("--max-edges", type=int, default=None,
+                   help="refuse graphs with more edges than this (default 5,000,000; estimated before building)")
+    p.add_argument("--trace", type=_file_name, default=None,
+                   help="write the trace to this file (JSONL; Parquet if it ends in .parquet)")
     p.add_argument("--max-trace-mb", type=_megabytes, default=MAX_TRACE_MB,
                    help=f"stop the run (writing nothing) if the trace would exceed this size (default {MAX_TRACE_MB:g}; "
                         "0: no limit)")
@@ -366,7 +381,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p.add_argument("--verify", action="store_true", help="fail at the first record that differs")
     p.set_defaults(func=_cmd_replay)
 
-    p = sub.add_parser("plot", help="draw a trace's space-time diagram")
+    p = sub.add_parser("plot", help="draw a trace's space-time diagram (-o x.html: interactive)")
     p.add_argument("trace")
     p.add_argument("-o", "--output", type=_file_name, default="timeline.png", help="picture file; its suffix is the format (.png, .pdf, .svg)")
     p.add_argument("--dpi", type=int, default=120)

@@ -34,8 +34,7 @@ def test_graph_folder_and_binary_edge_list_name_the_file(tmp_path, capsys):
     binary = tmp_path / "g.bin"
     binary.write_bytes(b"\xff\xfe\x00\x01")
     assert main(["run", "--graph", str(binary)]) == 2
-    msg = _one_error(capsys)
-    assert str(binary) in msg and "not a text edge-list file" in msg
+    assert _one_error(capsys) == f"--graph {binary}: not a text edge-list file (undecodable byte at position 0 of line 1)"
 
 
 def test_undecodable_trace_names_the_file(tmp_path, capsys):
@@ -123,11 +122,11 @@ def _write(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how, why", [
-    ("empty", "empty file, not a checkpoint"),
-    ("text", "not a readable checkpoint (truncated, corrupt or not written by ampsim"),
-    ("pickle", "not a readable checkpoint (truncated, corrupt or not written by ampsim: UnpicklingError)"),
-    ("foreign", "not a ampsim.train.checkpoint checkpoint (its format is None)"),
-    ("truncated", "not a readable checkpoint (truncated, corrupt or not written by ampsim"),
+    ("empty", "not a readable training checkpoint (the file is empty)"),
+    ("text", "not a readable training checkpoint (not a torch file"),
+    ("pickle", "not a readable training checkpoint (it holds objects other than tensors"),
+    ("foreign", "not an ampsim training checkpoint (another program's file)"),
+    ("truncated", "not a readable training checkpoint (truncated or corrupt)"),
 ])
 def test_resume_with_a_bad_checkpoint_is_one_line_naming_it(tmp_path, capsys, how, why):
     ckpt = tmp_path / "checkpoint.pt"
@@ -211,35 +210,3 @@ def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
     assert tty.out == plain.out and "deliveries" in tty.err
     assert main(["run", "--graph", "petersen", "--rule", "echo", "--max-deliveries", "5000", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
-
-
-@pytest.mark.parametrize("argv, needle", [
-    (["run", "--graph", "cycle:8", "--trace", ""], "argument --trace: expected a file name, got an empty one"),
-    (["run", "--graph", "cycle:8", "--until", "nan"], "argument --until: expected a time > 0, got 'nan'"),
-    (["run", "--graph", "cycle:8", "--max-deliveries", "1.5"], "argument --max-deliveries: expected a whole number"),
-    (["run", "--graph", "cycle:8", "--max-trace-mb", "-1"], "argument --max-trace-mb: expected a size in MB >= 0"),
-    (["verify"], "the following arguments are required: target"),
-    (["run", "--graph", "cycle:8", "--delay", "weird"], "argument --delay: invalid choice: 'weird'"),
-])
-def test_usage_errors_are_one_line(argv, needle, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    err = capsys.readouterr().err
-    assert info.value.code == 2 and err.count("\n") == 1 and needle in err and err.endswith("--help)\n"), err
-
-
-def test_output_paths_that_are_not_files(tmp_path, capsys):
-    trace = tmp_path / "t.jsonl"
-    assert main(["run", "--graph", "cycle:5", "--trace", str(trace)]) == 0
-    capsys.readouterr()
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    cases = [
-        (["plot", str(trace), "-o", str(tmp_path) + os.sep], "is a folder; give a picture file name"),
-        (["run", "--graph", "cycle:5", "--trace", str(blocker / "t.jsonl")], f"{blocker} is a file, not a folder"),
-        (["demo", "--out", str(blocker)], f"--out {blocker}: is a file, not a folder"),
-    ]
-    for argv, needle in cases:
-        assert main(argv) == 2
-        assert needle in _one_error(capsys)
-    assert sorted(os.listdir(tmp_path)) == ["file", "t.jsonl"]
