@@ -390,7 +390,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p = sub.add_parser("export", help="convert a trace for other tools (ShiViz) or to another trace format")
     p.add_argument("trace")
     p.add_argument("--format", required=True, choices=["shiviz", "jsonl", "parquet"])
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output", required=True, type=_file_name)
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("verify", help="verify the paper's theory by execution")

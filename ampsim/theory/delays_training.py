@@ -295,7 +295,9 @@ def _plot_curves(curves: dict, rows: dict, path: str) -> None:
         ax.legend(fontsize=7)
     fig.suptitle("AMP-RNN training loss, constant vs uniform delays (mean; band = min..max over seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    from ..fileio import save_figure
+
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 

@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..fileio import save_figure
 from ..data.graphdata import GraphData
 from ..engine.rng import stream
 from ..trace.reaction import Reaction, hop_distances, trace_reactions
@@ -228,7 +229,7 @@ def _parity_spacetime(model, g, path: str, title: str) -> None:
     rr = trace_reactions(model, g, 0, budget_factor=10)
     ax = plot_reactions(rr.reactions, g.num_nodes, lane_key=hop_distances(g, rr.starts), title=title)
     ax.figure.tight_layout()
-    ax.figure.savefig(path, dpi=110)
+    save_figure(ax.figure, path, dpi=110)
     plt.close(ax.figure)
 
 
@@ -277,7 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         plot_reactions(rr.reactions, gg.num_nodes, lane_key=list(range(gg.num_nodes)), ax=ax,
                        title=f"Figure 3 path, s {'red' if red else 'white'}: reaction per delivery")
     fig.tight_layout()
-    fig.savefig(os.path.join("docs", "reaction", "figure3_spacetime.png"), dpi=110)
+    save_figure(fig, os.path.join("docs", "reaction", "figure3_spacetime.png"), dpi=110)
     plt.close(fig)
     # parity / AMP-Iter
     pmodel, ptask, _ = load_parity_model(args.parity_run, test_sizes=(25, 50))
