@@ -408,9 +408,17 @@ def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
                         f"{path}: more than {2 * max_edges:,} edge lines; the limit is {max_edges:,} edges: "
                         "raise it with max_edges= (CLI: --max-edges) if you have the memory"
                     )
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
+        with open(path, "rb") as raw:
+            data = raw.read()
+        try:
+            data.decode("utf-8")
+            start = 0
+        except UnicodeDecodeError as exc:  # the position in the whole file, not in a decoder's chunk
+            start = exc.start
+        line = data.count(b"\n", 0, start) + 1
         raise EdgeListError(
-            f"{path}: not a text edge-list file (undecodable byte at position {exc.start} of line {lineno + 1})"
+            f"{path}: not a text edge-list file (undecodable byte at position {start} of line {line})"
         ) from None
     except OSError as exc:
         raise EdgeListError(f"{path}: cannot read the edge-list file ({exc.strerror or exc})") from None

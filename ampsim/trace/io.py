@@ -284,7 +284,7 @@ def validate_trace(trace: Trace, source: str = "trace") -> None:
                     cause = delivered.get(r.cause_id)
                     if cause is None or cause.dst != r.src or cause.t_deliver != r.t_send:
                         raise fail(f"{where}: copy {r.msg_id} names cause {r.cause_id}, which is not a delivery "
-                                   f"to node {r.src} at t={r.t_send!r}")
+                                   f"to node {r.src} at t={r.t_send!r}: a record is missing or was altered")
                 elif r.cause_id != -1 or r.t_send != 0:
                     raise fail(f"{where}: copy {r.msg_id} sent at start-up must have cause -1 and t_send 0")
             if r.t_send < clock:
