@@ -51,9 +51,9 @@ def load_checkpoint(
 
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
+    except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # zip, pickle, unpickler and decoding errors all mean "unreadable"
+    except BaseException as exc:  # zip, pickle, unpickler, decoding errors, absurd sizes: "unreadable"
         raise CheckpointError(f"{path}: not a readable {what} ({_reason(exc, magic)})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not an ampsim {what} (it holds a {type(obj).__name__}, not a dict)")
