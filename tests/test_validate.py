@@ -379,3 +379,27 @@ def test_parity_loaders_check_sizes():
         T.shortest_path_parity(2, 0, 0)
     with pytest.raises(ArgumentError, match=r"sources must be an integer >= 1 and <= 5, got 6"):
         T.multi_source_parity(1, 5, 0, sources=6)
+
+
+# ----------------------------------------------------------------- delay models
+@pytest.mark.parametrize("make, match", [
+    (lambda: __import__("ampsim").Uniform("a", 1), r"uniform delay needs numbers 0 <= low < high < inf, got low='a'"),
+    (lambda: __import__("ampsim").Uniform(0.5, 0.5), r"got low=0\.5, high=0\.5"),
+    (lambda: __import__("ampsim").Uniform(0, math.inf), r"high=inf"),
+    (lambda: __import__("ampsim").Constant(math.nan), r"constant delay must be finite and > 0, got nan"),
+    (lambda: __import__("ampsim").Custom(5), r"needs a function"),
+    (lambda: __import__("ampsim").FromTrace([1.0]), r"must be a mapping"),
+])
+def test_delay_models_bad(make, match):
+    with pytest.raises(DelayError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("value, match", [(0.0, r"gave delay 0\.0"), (-1.0, r"gave delay -1\.0"),
+                                          (math.nan, r"gave delay nan"), (math.inf, r"gave delay inf"),
+                                          ("1", r"gave '1'"), (None, r"gave None")])
+def test_delay_model_output_checked_never_clamped(value, match):
+    from ampsim import Custom
+
+    with pytest.raises(DelayError, match=match):
+        Simulation(cycle(), Flooding(), delay=Custom(lambda rng, m, s, d: value)).run()
