@@ -34,8 +34,10 @@ def load_checkpoint(
     ``required``: keys the dict must hold; ``format``: the value its ``"format"`` key must have
     (a checkpoint of another kind is refused by name).
     """
-    path = os.fspath(path)
     what = KINDS.get(format or "", "checkpoint")
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"a {what} path must be a str or os.PathLike, got {path!r}")
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: {what} not found")
     if os.path.isdir(path):

@@ -357,11 +357,17 @@ def estimate_spec(spec: str) -> Optional[SizeEstimate]:
 def check_size(what: str, est: SizeEstimate, max_edges: int) -> None:
     """Refuse (:class:`SizeLimitError`) a graph over ``max_edges``, with the estimate and the way to override."""
     if est.edges > max_edges or est.nodes > max_edges:
+        what_limit = "edges" if est.edges > max_edges else "nodes (nor edges)"
         raise SizeLimitError(
             f"{what} would have {est.nodes:,} nodes and {est.edges:,} edges (a flood holds up to "
             f"{est.in_flight:,} message copies in flight; about {_fmt_bytes(est.bytes)}); the limit is "
-            f"{max_edges:,} edges: raise it with max_edges= (CLI: --max-edges) if you have the memory"
+            f"{max_edges:,} {what_limit}: raise it with max_edges= (CLI: --max-edges) if you have the memory"
         )
+
+
+def _short(line: str, limit: int = 60) -> str:
+    text = repr(line)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
@@ -388,14 +394,14 @@ def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
                 if not line:
                     continue
                 parts = line.replace(",", " ").split()
-                if len(parts) > 2:
+                if not parts or len(parts) > 2:
                     raise EdgeListError(
-                        f"{path}:{lineno}: expected 'u v' (two integer node ids), got {len(parts)} columns: {line!r}"
+                        f"{path}:{lineno}: expected 'u v' (two integer node ids), got {len(parts)} columns: {_short(line)}"
                     )
                 try:
                     ids = [int(x) for x in parts]
                 except ValueError:
-                    raise EdgeListError(f"{path}:{lineno}: expected 'u v' with integer node ids, got {line!r}") from None
+                    raise EdgeListError(f"{path}:{lineno}: expected 'u v' with integer node ids, got {_short(line)}") from None
                 if len(ids) == 1:
                     nodes.add(ids[0])
                     continue

@@ -12,7 +12,7 @@ import tempfile
 
 import networkx as nx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ampsim import Flooding, JSONLTracer, Simulation, TraceFormatError, load_trace, parse_graph_spec
@@ -139,6 +139,8 @@ def test_trace_loader_mutations(data):
 
 @FAST
 @given(st.binary(max_size=200))
+@example(b",")  # found by this test: a line of only commas
+@example(b"0 1\n,,\n")
 def test_edge_list_loader_random_bytes(data):
     _only_success_or(GraphError, parse_graph_spec, data, "g.txt")
 

@@ -136,6 +136,10 @@ def load_trace(path: Union[str, os.PathLike]) -> Trace:
     trace cut short. Replay and plotting load traces through here, so they accept
     and refuse exactly the same files.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        from ..validate import ArgumentError, show
+
+        raise ArgumentError(f"path must be a trace file path (str or os.PathLike), got {show(path)}")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"trace file not found: {path}")
