@@ -143,6 +143,8 @@ def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "") -> Gra
         if loops:
             raise GraphError(f"self-loop at node {loops[0][0]!r}: AMP graphs are simple (a node does not message itself)")
         order = _node_order(graph)
+        if num_nodes is not None and num_nodes != len(order):
+            raise GraphError(f"num_nodes={num_nodes!r} contradicts the networkx graph's {len(order)} nodes")
         index = {v: i for i, v in enumerate(order)}
         edges = [(index[u], index[v]) for u, v in graph.edges]
         return _from_edges(len(order), edges, order, name or str(graph.name or ""))
