@@ -12,6 +12,7 @@ file and says what was found, never torch's traceback (which advises
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Iterable, Optional, Union
 
 from .engine.errors import CheckpointError
@@ -52,7 +53,9 @@ def load_checkpoint(
     import torch
 
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes (pickle protocol, ...) would break the one-line error
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # zip, pickle, unpickler, decoding errors, absurd sizes: "unreadable"

@@ -16,6 +16,13 @@ all delivered at t=2). It prints deliveries/s at each size, the ratio of :800 to
 measured in a separate run stopped while every copy is in flight; goal <= 0.3 KB).
 
     python benchmarks/engine.py --scale [--sizes 200,400,800] [--rounds 3]
+
+``--trace`` measures tracing instead (issue 16): flooding on complete:300 (89,701
+messages) untraced, with a JSONL trace and with a Parquet trace, rounds alternating;
+prints messages/s, the ratio to untraced (goal for Parquet: >= 0.5) and the bytes
+per message on disk (goal: <= 60).
+
+    python benchmarks/engine.py --trace [--trace-graph complete:300] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -137,6 +144,51 @@ def scale(sizes: list[int], rounds: int) -> None:
     print(f"throughput ratio complete:{top}/complete:{sizes[0]}: {ratio:.2f} (goal >= 0.80)")
 
 
+def traced_run(spec: str, path: str | None, seed: int) -> tuple[float, int]:
+    """One flooding run with the tracer its path's suffix picks (None: untraced); (seconds, deliveries)."""
+    from ampsim import get_rule, parse_graph_spec
+    from ampsim.trace.columnar import open_tracer
+
+    tracer = open_tracer(path) if path else None
+    sim = Simulation(parse_graph_spec(spec), get_rule("flooding"), delay="uniform", seed=seed, tracer=tracer)
+    t0 = time.perf_counter()
+    result = sim.run()
+    if tracer is not None:
+        tracer.close()
+    elapsed = time.perf_counter() - t0
+    assert result.reason == "quiescent"
+    return elapsed, result.total_deliveries
+
+
+def trace_benchmark(spec: str, rounds: int) -> None:
+    """Untraced vs JSONL vs Parquet, side by side (rounds alternate); throughput ratios and bytes/message."""
+    import gc
+    import os
+    import tempfile
+
+    from ampsim import load_trace
+
+    times: dict[str, list[float]] = {"untraced": [], "jsonl": [], "parquet": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {"untraced": None, "jsonl": os.path.join(tmp, "t.jsonl"), "parquet": os.path.join(tmp, "t.parquet")}
+        for r in range(rounds):
+            for name, path in paths.items():
+                gc.collect()
+                elapsed, messages = traced_run(spec, path, seed=r)
+                times[name].append(elapsed)
+        sizes = {name: os.path.getsize(path) for name, path in paths.items() if path}
+        same = load_trace(paths["jsonl"]) == load_trace(paths["parquet"])
+    base = statistics.median(times["untraced"])
+    print(f"flooding on {spec}, uniform delays: {messages:,} messages per run; {rounds} rounds each, alternating")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        line = f"{name:9s}: {messages / med:10,.0f} messages/s (median {med:.3f} s), ratio to untraced {base / med:.2f}"
+        if name in sizes:
+            line += f", {sizes[name] / messages:6.1f} bytes/message ({sizes[name] / 1e6:.1f} MB)"
+        print(line)
+    print(f"the JSONL and Parquet traces of the last round read back identical: {same}")
+
+
 def overhead(args: argparse.Namespace) -> None:
     """The default mode: ampsim against a bare SimPy loop doing the same deliveries."""
     graph = nx.random_regular_graph(3, 64, seed=1)
@@ -154,11 +206,15 @@ def overhead(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--deliveries", type=int, default=100_000)
-    p.add_argument("--rounds", type=int, default=None, help="rounds per figure (default 5; 3 with --scale)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per figure (default 5; 3 with --scale/--trace)")
     p.add_argument("--scale", action="store_true", help="the engine under load: complete:200/400/800 flooding")
     p.add_argument("--sizes", default="200,400,800", help="--scale: comma-separated n of complete:n")
+    p.add_argument("--trace", action="store_true", help="measure tracing: untraced vs JSONL vs Parquet")
+    p.add_argument("--trace-graph", default="complete:300", help="graph spec for --trace")
     args = p.parse_args()
-    if args.scale:
+    if args.trace:
+        trace_benchmark(args.trace_graph, args.rounds or 3)
+    elif args.scale:
         scale([int(x) for x in args.sizes.split(",")], args.rounds or 3)
     else:
         args.rounds = args.rounds or 5

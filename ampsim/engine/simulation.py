@@ -460,6 +460,7 @@ class Simulation:
             message = Message(message.kind, message.payload, v)
         sample = self._sample
         tracer = self.tracer
+        text = self._summ(message.payload) if tracer is not None else None  # once per broadcast, not per copy
         lose = self._lose
         cbs = self._deliver_cb
         queue = env._queue
@@ -477,7 +478,7 @@ class Simulation:
             heappush(queue, (now + d, NORMAL, e, burst))
             if tracer is not None:
                 for item in burst.pending():
-                    tracer.send(self._record(SEND, item, now + d))
+                    tracer.send(self._record(SEND, item, now + d, "", text))
             return
         fifo = self.fifo
         for u in self.graph.neighbors[v]:
@@ -491,13 +492,13 @@ class Simulation:
             if lose is not None and lose(mid, v, u):
                 self._dropped += 1
                 if tracer is not None:
-                    tracer.drop(self._record(DROP, item, now + d, "lost"))
+                    tracer.drop(self._record(DROP, item, now + d, "lost", text))
                 continue
             if fifo:
                 d = self._fifo_delay(v, u, now, d)
             heappush(queue, (now + d, NORMAL, next(eid), item))  # = env.schedule(item, NORMAL, d)
             if tracer is not None:
-                tracer.send(self._record(SEND, item, now + d))
+                tracer.send(self._record(SEND, item, now + d, "", text))
 
     def _fire_burst(self, burst: Burst) -> None:
         """Timer callback of a burst: deliver its next copy alone; reschedule the rest (same time, same id)."""
@@ -556,10 +557,13 @@ class Simulation:
             self._error = exc
             self._stop("error")
 
-    def _record(self, event: str, item: Item, t_deliver: float, reason: str = "") -> MessageRecord:
+    def _record(self, event: str, item: Item, t_deliver: float, reason: str = "",
+                payload: Optional[str] = None) -> MessageRecord:
         message = item.message
+        if payload is None:
+            payload = self._summ(message.payload)
         return MessageRecord(event, item.msg_id, item.cause, item.src, item.dst, item.t_send, t_deliver, item.delay,
-                             message.kind, self._summ(message.payload), reason)
+                             message.kind, payload, reason)
 
     def _stop(self, reason: str) -> None:
         """End the current ``run()`` before any other event at this instant (URGENT, delay 0)."""

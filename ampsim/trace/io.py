@@ -127,7 +127,7 @@ def _build(path: str, lineno: int, cls, names: list[str], obj: dict, types: dict
 
 
 def load_trace(path: Union[str, os.PathLike]) -> Trace:
-    """Read and validate a JSONL trace written by :class:`~ampsim.trace.tracers.JSONLTracer`.
+    """Read and validate a trace: JSONL (:class:`~ampsim.trace.tracers.JSONLTracer`) or, by suffix, Parquet.
 
     Every failure is a :class:`TraceFormatError` naming the file (and the line): bytes
     that are not UTF-8 JSON, a foreign or unsupported header, a record of the wrong
@@ -141,6 +141,12 @@ def load_trace(path: Union[str, os.PathLike]) -> Trace:
 
         raise ArgumentError(f"path must be a trace file path (str or os.PathLike), got {show(path)}")
     path = os.fspath(path)
+    if path.lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
+        from .columnar import load_parquet
+
+        trace = load_parquet(path)
+        validate_trace(trace, path)  # the same checks as JSONL: records against the header and each other
+        return trace
     if not os.path.exists(path):
         raise FileNotFoundError(f"trace file not found: {path}")
     if os.path.isdir(path):
@@ -341,8 +347,13 @@ def validate_trace(trace: Trace, source: str = "trace") -> None:
 
 
 def save_trace(trace: Trace, path: Union[str, os.PathLike]) -> None:
-    """Write ``trace`` as JSONL, atomically (a temporary file renamed into place)."""
+    """Write ``trace`` as JSONL (or Parquet, by suffix), atomically (a temporary file renamed into place)."""
     from .tracers import JSONLTracer
+
+    if os.fspath(path).lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
+        from .columnar import save_parquet
+
+        return save_parquet(trace, path)
 
     with JSONLTracer(path) as out:
         out.run_start(trace.header)
