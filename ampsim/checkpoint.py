@@ -35,8 +35,10 @@ def load_checkpoint(
     ``required``: keys the dict must hold; ``format``: the value its ``"format"`` key must have
     (a checkpoint of another kind is refused by name).
     """
-    path = os.fspath(path)
     what = KINDS.get(format or "", "checkpoint")
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"a {what} path must be a str or os.PathLike, got {path!r}")
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: {what} not found")
     if os.path.isdir(path):
@@ -54,9 +56,9 @@ def load_checkpoint(
         with warnings.catch_warnings():  # torch's notes (pickle protocol, ...) would break the one-line error
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
+    except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # zip, pickle, unpickler and decoding errors all mean "unreadable"
+    except BaseException as exc:  # zip, pickle, unpickler, decoding errors, absurd sizes: "unreadable"
         raise CheckpointError(f"{path}: not a readable {what} ({_reason(exc, magic)})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not an ampsim {what} (it holds a {type(obj).__name__}, not a dict)")
