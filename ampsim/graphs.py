@@ -7,7 +7,8 @@ AMP runs on simple undirected graphs (Section 3). :func:`as_graph` accepts
   insertion order; ``Graph.labels`` keeps the original label of each index;
 * an ``edge_index`` (2 x E, list/array/tensor; each undirected edge in one or both
   directions) plus ``num_nodes``;
-* a :class:`Graph` (returned as is).
+* a :class:`Graph` (returned as is);
+* a PyTorch Geometric ``Data`` or ``Batch`` (see :mod:`ampsim.pyg`).
 
 Directed graphs, multigraphs, self-loops and empty graphs are rejected with a
 :class:`~ampsim.engine.errors.GraphError`. Neighbours are stored sorted, so every
@@ -134,6 +135,10 @@ def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "") -> Gra
     """A :class:`Graph` from a networkx graph, an ``edge_index`` (+ ``num_nodes``), or a Graph."""
     if isinstance(graph, Graph):
         return graph
+    if any(c.__module__.startswith("torch_geometric.") for c in type(graph).__mro__):  # PyG Data / Batch (ampsim.pyg)
+        from .pyg import graph_from_pyg
+
+        return graph_from_pyg(graph, name)
     if isinstance(graph, nx.Graph):
         if graph.is_directed():
             raise GraphError("directed graphs are not supported: AMP channels are undirected (use G.to_undirected())")
@@ -409,7 +414,9 @@ def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
                         "raise it with max_edges= (CLI: --max-edges) if you have the memory"
                     )
     except UnicodeDecodeError as exc:
-        raise EdgeListError(f"{path}:{lineno + 1}: not a text edge-list file (undecodable byte at offset {exc.start})") from None
+        raise EdgeListError(
+            f"{path}: not a text edge-list file (undecodable byte at position {exc.start} of line {lineno + 1})"
+        ) from None
     except OSError as exc:
         raise EdgeListError(f"{path}: cannot read the edge-list file ({exc.strerror or exc})") from None
     g = nx.Graph()

@@ -27,12 +27,13 @@ import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 from ..engine.errors import AssumptionError
 from ..engine.rng import stream
 from ..engine.simulation import Simulation
 from ..fileio import process_pool, save_figure, write_text
+from ..sweeps import add_executor_arguments, executor_from_args
 from ..graphs import Graph, parse_graph_spec
 from .ids import UniqueIds
 
@@ -125,10 +126,12 @@ def verify_ids(
     budget: int = DEFAULT_BUDGET,
     workers: int = 1,
     fifo: bool = False,
+    executor: Any = None,
 ) -> list[IdRun]:
     """Every graph spec x every seed (``seeds``: a count from 0, or a list), in that order.
 
-    With ``workers > 1`` the runs are spread over processes; the result is identical.
+    With ``workers > 1`` the runs are spread over processes, with ``executor`` (any
+    ``concurrent.futures.Executor``, e.g. Dask: :mod:`ampsim.sweeps`) over it; the result is identical.
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
@@ -141,6 +144,10 @@ def verify_ids(
         # refuse (AssumptionError) or reject a bad graph before any worker starts
         Simulation(g, UniqueIds(), delay=delay, fifo=fifo, seed=0, start=_start_node(start, 0, g.num_nodes))
     tasks = [(spec, s, delay, start, budget, fifo) for spec in graphs for s in seed_list]
+    if executor is not None:
+        from ..sweeps import run_map
+
+        return run_map(_run_task, tasks, workers=workers, executor=executor)
     if workers == 1:
         return [_run_task(t) for t in tasks]
     with process_pool(workers) as pool:
@@ -186,6 +193,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes (same results as 1)")
     parser.add_argument("--fifo", action="store_true",
                         help="FIFO channels: refused (the protocol needs messages to overtake each other)")
+    add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -193,8 +201,9 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     start: Union[int, str] = args.start if args.start == "vary" else int(args.start)
     try:
-        runs = verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
-                          workers=args.workers, fifo=args.fifo)
+        with executor_from_args(args) as executor:  # None unless --dask
+            runs = verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
+                              workers=args.workers, fifo=args.fifo, executor=executor)
     except AssumptionError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ rule's new state and emission (integers exactly, reals to 1e-9).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing
@@ -45,6 +46,7 @@ from ..engine.messages import Message, NodeView
 from ..engine.rng import derive_seed, stream
 from ..engine.simulation import Simulation
 from ..fileio import process_pool, save_figure, write_text
+from ..sweeps import add_executor_arguments, executor_from_args
 from ..graphs import Graph, parse_graph_spec
 from .sgin import SGIN, run_sgin
 from .synchronizer import ORIGIN, TABLE1_ROWS, Synchronizer, Table1Literal
@@ -662,11 +664,16 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
-def sweep(cases: Sequence[Case], workers: int = 1, relu: bool = True) -> list[CaseResult]:
-    """Run every case; with ``workers > 1`` over a process pool. Results are in case order either way."""
+def sweep(cases: Sequence[Case], workers: int = 1, relu: bool = True, executor: Any = None) -> list[CaseResult]:
+    """Run every case; with ``workers > 1`` over a process pool, or on ``executor`` (any
+    ``concurrent.futures.Executor``, e.g. Dask: :mod:`ampsim.sweeps`). Results are in case order either way."""
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     cases = list(cases)
+    if executor is not None:
+        from ..sweeps import run_map
+
+        return run_map(functools.partial(run_case, relu=relu), cases, workers=workers, executor=executor)
     if workers == 1:
         import torch
 
@@ -911,6 +918,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="probability that a message copy is lost")
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1; results are identical)")
     parser.add_argument("--no-relu", action="store_true", help="skip the ReLU-network check")
+    add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
     parser.add_argument("--out", default=os.path.join("runs", "synchronizer"),
                         help="where the summary JSON and the smallest failing trace go (default runs/synchronizer; "
                              "the published summary: --out results/synchronizer)")
@@ -933,7 +941,8 @@ def main(args: argparse.Namespace) -> int:
         loss=args.loss,
     )
     t0 = time.perf_counter()
-    results = sweep(cases, workers=args.workers, relu=not args.no_relu)
+    with executor_from_args(args) as executor:  # None unless --dask
+        results = sweep(cases, workers=args.workers, relu=not args.no_relu, executor=executor)
     wall = time.perf_counter() - t0
     summary = summarize(results)
     summary["args"] = {k: v for k, v in vars(args).items() if k not in ("func", "command", "target")}
