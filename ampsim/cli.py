@@ -1,50 +1,214 @@
-"""``ampsim run | replay | plot | verify | train``: the command line (argparse; a flag is a kwarg).
+"""``ampsim run | demo | replay | plot | verify | train``: the command line (argparse; a flag is a kwarg).
 
-Bad input exits with status 2 and one line on stderr saying what is wrong.
-``verify`` and ``train`` load their modules lazily; each such module exposes
-``configure(parser)`` and ``main(args) -> int``.
+Rules of the command line:
+
+* Bad input exits with status 2 and one line on stderr naming the user's input
+  (a file, a flag); hints name CLI flags, never Python keyword arguments.
+* One way to end on a signal (:func:`main`): Ctrl-C prints one line and exits 130,
+  SIGTERM (SIGHUP) exits 128 + the signal number (143); on every path the files being
+  written are removed, nothing half-written is left (:mod:`ampsim.fileio`).
+* Start-up is light: ``verify`` and ``train`` are configured (and their modules,
+  torch among them, imported) only when they are the command given; ``ampsim --help``
+  and ``ampsim run`` never import torch. Each such module exposes ``configure(parser)``
+  and ``main(args) -> int``.
+* A run is bounded: at most ``--max-deliveries`` (default :func:`default_budget`:
+  max(100,000, 20 · |E|)) and a trace of at most ``--max-trace-mb`` (default 200); on a
+  terminal a progress bar shows the deliveries.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "CLI_BUDGET", "default_budget", "MAX_TRACE_MB"]
 
-# sub-command -> module implementing configure(parser) / main(args)
+# sub-command -> module implementing configure(parser) / main(args); imported only when chosen
 VERIFY_TARGETS = {
-    "synchronizer": "ampsim.protocols.verify_synchronizer",
-    "ids": "ampsim.protocols.verify_ids",
-    "separation": "ampsim.theory.separation",
+    "synchronizer": ("ampsim.protocols.verify_synchronizer",
+                     "Theorem 4.1: the Table 1 synchronizer computes sGIN, checked case by case"),
+    "ids": ("ampsim.protocols.verify_ids", "Lemma 4.2: unique IDs from random delays"),
+    "separation": ("ampsim.theory.separation", "Theorem 4.4: random delays separate any pair of graphs"),
 }
 TRAIN_MODULE = "ampsim.train.cli"
 
+CLI_BUDGET = 100_000
+CLI_BUDGET_PER_EDGE = 20
+"""``ampsim run`` processes at most max(CLI_BUDGET, CLI_BUDGET_PER_EDGE · |E|) deliveries unless
+``--max-deliveries`` says otherwise: flooding needs 2|E| + 1, the synchronizer (2L - 1) · 2|E| + 1,
+while a rule that never goes quiet (echo) stops after seconds, not minutes, and not gigabytes."""
 
+
+def default_budget(num_edges: int) -> int:
+    """The CLI's message budget for a graph with ``num_edges`` edges."""
+    return max(CLI_BUDGET, CLI_BUDGET_PER_EDGE * num_edges)
+
+MAX_TRACE_MB = 200.0
+"""Default of ``--max-trace-mb``: a longer trace stops the run, and nothing is written."""
+
+# API advice -> the CLI flag that does the same (messages name CLI flags, not keyword arguments)
+CLI_HINTS = (
+    ("pass allow_isolated=True to simulate anyway", "add --allow-isolated to simulate anyway"),
+    ("pass resume=True (--resume) to continue it", "add --resume to continue it"),
+    ("pass resume=True (--resume)", "add --resume"),
+    ("resume=True", "--resume"),
+    ("allow_isolated=True", "--allow-isolated"),
+    ("raise it with max_edges= (CLI: --max-edges)", "raise it with --max-edges"),
+    ("or use another output folder", "or give another --out"),
+)
+
+_ERRNO_TEXT = {
+    errno.ENOENT: "not found",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EACCES: "permission denied",
+    errno.EEXIST: "already exists",
+    errno.ENOSPC: "no space left on the device",
+    errno.EROFS: "read-only file system",
+}
+
+
+# ------------------------------------------------------------------ argument types
+def _start(text: str):
+    if text == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a node index or 'all', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a node index >= 0 or 'all', got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_time(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time > 0, got {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a time > 0, got {text!r}")
+    return value
+
+
+def _file_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file name, got an empty one")
+    return text
+
+
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in MB, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a size in MB >= 0 (0: no limit), got {text!r}")
+    return value
+
+
+def _graph(spec: str, max_edges: Optional[int] = None):
+    """``--graph``: a spec, or an edge-list file that must exist ("not found" otherwise); ``--max-edges``."""
+    from .engine.errors import EdgeListError, GraphError
+    from .graphs import DEFAULT_MAX_EDGES, GRAPH_SPECS, parse_graph_spec
+
+    if spec.split(":", 1)[0].strip().lower() not in GRAPH_SPECS and not os.path.exists(spec):
+        raise GraphError(f"--graph {spec}: unknown graph spec, and no edge-list file of that name (not found); "
+                         f"specs: {', '.join(GRAPH_SPECS)} (e.g. cycle:8)")
+    if os.path.isdir(spec):
+        raise GraphError(f"--graph {spec}: is a folder, not an edge-list file")
+    try:
+        return parse_graph_spec(spec, max_edges=DEFAULT_MAX_EDGES if max_edges is None else max_edges)
+    except UnicodeDecodeError as exc:
+        raise GraphError(f"--graph {spec}: not a text edge-list file (undecodable byte at position {exc.start})") from None
+    except EdgeListError as exc:  # it names the file; say which flag it came from
+        raise EdgeListError(f"--graph {exc}") from None
+
+
+# ------------------------------------------------------------------ progress (terminal only)
+class _Progress:
+    """A tqdm bar of processed deliveries on stderr, only when stderr is a terminal."""
+
+    EVERY = 2048
+
+    def __init__(self, total: Optional[int], enabled: bool) -> None:
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=" deliveries", unit_scale=True, leave=False, file=sys.stderr,
+                            mininterval=0.5)
+        self._shown = 0
+
+    @property
+    def stop_when(self):
+        if self.bar is None:
+            return None
+
+        def tick(sim) -> bool:
+            n = sim.deliveries
+            if n - self._shown >= self.EVERY:
+                self.bar.update(n - self._shown)
+                self._shown = n
+            return False
+
+        return tick
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# ------------------------------------------------------------------ commands
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine.simulation import Simulation
-    from .graphs import parse_graph_spec
     from .protocols import get_rule
-    from .trace.tracers import JSONLTracer
+    from .trace.columnar import open_tracer
+    from .trace.tracers import TraceLimitError
 
-    graph = parse_graph_spec(args.graph)
+    graph = _graph(args.graph, args.max_edges)
     rule = get_rule(args.rule)
-    start = "all" if args.start == "all" else int(args.start)
-    tracer = JSONLTracer(args.trace) if args.trace else None
+    budget = default_budget(graph.num_edges) if args.max_deliveries is None else args.max_deliveries
+    max_bytes = int(args.max_trace_mb * 1e6) if args.trace and args.max_trace_mb > 0 else None
+    # the suffix picks the format: .parquet columnar (ampsim.trace.columnar), else JSONL
+    tracer = open_tracer(args.trace, max_bytes=max_bytes) if args.trace else None
+    progress = _Progress(budget, enabled=not args.quiet)
+    sim = None
     try:
         sim = Simulation(graph, rule, delay=args.delay, fifo=args.fifo, seed=args.seed, tracer=tracer,
-                         start=start, loss=args.loss)
-        result = sim.run(until=args.until, max_deliveries=args.max_deliveries)
-    except BaseException:
+                         start=args.start, loss=args.loss, allow_isolated=args.allow_isolated)
+        result = sim.run(until=args.until, max_deliveries=budget, stop_when=progress.stop_when)
         if tracer is not None:
-            tracer.abort()
-        raise
-    if tracer is not None:
-        tracer.close()
+            tracer.close()
+    except TraceLimitError as exc:
+        where = f" after {sim.deliveries} deliveries at t={sim.now:.6g}" if sim is not None else ""
+        raise TraceLimitError(f"{exc}{where}; raise --max-trace-mb (0: no limit) or bound the run with "
+                              "--max-deliveries / --until") from None
+    finally:
+        progress.close()
+        if tracer is not None:
+            tracer.abort()  # no-op after close(); on every other path the partial trace is removed
     print(f"graph {graph.name} (n={graph.num_nodes}, m={graph.num_edges}), rule {args.rule}, "
           f"delay {args.delay}, fifo={args.fifo}, seed {args.seed}")
-    print(f"ended: {result.reason} at t={result.time:.6g} after {result.deliveries} deliveries "
+    reason = result.reason
+    if reason == "message_budget" and args.max_deliveries is None:
+        reason = (f"message_budget (the default budget of {budget} deliveries, max({CLI_BUDGET}, "
+                  f"{CLI_BUDGET_PER_EDGE}*|E|); --max-deliveries N to change)")
+    print(f"ended: {reason} at t={result.time:.6g} after {result.deliveries} deliveries "
           f"({result.sent} sent, {result.dropped} dropped, {result.in_flight} in flight)")
     if result.stuck:
         print(f"stuck nodes: {list(result.stuck)}")
@@ -64,62 +228,122 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    if args.output.lower().endswith((".html", ".htm")):  # the interactive diagram (plotly), one self-contained file
+        from .viz.interactive import write_html
+
+        write_html(args.trace, args.output)
+        print(f"interactive space-time diagram written to {args.output}")
+        return 0
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .fileio import save_figure
     from .trace.io import load_trace
     from .viz import plot_spacetime
 
     trace = load_trace(args.trace)
     ax = plot_spacetime(trace)
-    ax.figure.savefig(args.output, dpi=args.dpi, bbox_inches="tight")
-    print(f"space-time diagram written to {args.output}")
+    try:
+        path = save_figure(ax.figure, args.output, dpi=args.dpi, bbox_inches="tight")
+    finally:
+        plt.close(ax.figure)
+    print(f"space-time diagram written to {path}")
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    """The main demo: flood a Petersen graph with uniform delays, trace, replay-verify, plot."""
-    import os
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Convert a trace: ``shiviz`` (a file ShiViz's upload accepts as is), ``jsonl`` or ``parquet``."""
+    from .trace.export import export_trace
 
+    info = export_trace(args.trace, args.output, args.format)
+    print(f"{info} written to {args.output}")
+    return 0
+
+
+DEMO_STEPS = 5
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """The main demo: flood a graph (Petersen) with uniform delays, trace, replay-verify, plot."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     from .engine.simulation import Simulation
-    from .graphs import parse_graph_spec
+    from .fileio import save_figure
     from .protocols import get_rule
     from .trace.io import load_trace
     from .trace.replay import replay
     from .trace.tracers import JSONLTracer
     from .viz import plot_spacetime
 
+    graph = _graph(args.graph)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise NotADirectoryError(f"--out {args.out}: is a file, not a folder")
     os.makedirs(args.out, exist_ok=True)
     trace_path = os.path.join(args.out, "demo.jsonl")
-    graph = parse_graph_spec(args.graph)
     with JSONLTracer(trace_path) as tracer:
         sim = Simulation(graph, get_rule("flooding"), delay="uniform", seed=args.seed, tracer=tracer)
-        print(f"AMP flooding on {graph.name} (n={graph.num_nodes}, m={graph.num_edges}), uniform (0,1] delays, seed {args.seed}")
-        for _ in range(5):
+        print(f"AMP flooding on {graph.name} (n={graph.num_nodes}, m={graph.num_edges}), uniform (0,1] delays, "
+              f"seed {args.seed}")
+        for _ in range(DEMO_STEPS):
             rec = sim.step()
+            if rec is None:
+                print(f"  (the run went quiet after {sim.deliveries} deliveries)")
+                break
             print(f"  t={rec.t_deliver:.3f}  message {rec.msg_id}: {rec.src} -> {rec.dst} ({rec.kind} {rec.payload})")
-        print(f"  ... {len(sim.in_flight())} copies in flight, next delivery at t={sim.peek():.3f}")
+        else:
+            nxt = sim.peek()
+            if nxt != float("inf"):
+                print(f"  ... {len(sim.in_flight())} copies in flight, next delivery at t={nxt:.3f}")
         result = sim.run()
     print(f"ended: {result.reason} at t={result.time:.3f} after {result.total_deliveries} deliveries; "
           f"first-heard hop counts: {list(result.states)}")
     new = replay(trace_path, verify=True)
     print(f"replay of {trace_path}: {len(new.records)} records, identical")
-    png = os.path.join(args.out, "demo_timeline.png")
     ax = plot_spacetime(load_trace(trace_path))
-    ax.figure.savefig(png, dpi=110, bbox_inches="tight")
+    try:
+        png = save_figure(ax.figure, os.path.join(args.out, "demo_timeline.png"), dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(ax.figure)
     print(f"space-time diagram: {png}")
     return 0
 
 
-def _lazy(module: str):
-    return importlib.import_module(module)
+# ------------------------------------------------------------------ parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``ampsim run: error: <what>; see ampsim run --help`` (exit 2)."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ampsim", description="Asynchronous Message Passing simulations on SimPy")
+def _chosen(argv: Sequence[str]) -> tuple[Optional[str], Optional[str]]:
+    """The command and sub-target named in ``argv`` (the first two words that are not flags)."""
+    words = [a for a in argv if not a.startswith("-")]
+    return (words[0] if words else None), (words[1] if len(words) > 1 else None)
+
+
+def _attach(parser: argparse.ArgumentParser, module: str) -> None:
+    """Configure ``parser`` from ``module`` (imported now: it is the command being run)."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        parser.set_defaults(func=lambda a: _missing(module))
+        return
+    mod.configure(parser)
+    parser.set_defaults(func=mod.main)
+
+
+def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """The ``ampsim`` parser; ``verify`` and ``train`` are configured only when ``argv`` chooses them."""
+    command, target = _chosen(sys.argv[1:] if argv is None else argv)
+    parser = _Parser(prog="ampsim", description="Asynchronous Message Passing simulations on SimPy")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="simulate a rule on a graph, optionally writing a JSONL trace")
@@ -129,17 +353,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", default="constant", choices=["constant", "uniform"])
     p.add_argument("--fifo", action="store_true", help="FIFO channels")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--start", default="0", help="start node index, or 'all'")
+    p.add_argument("--start", type=_start, default=0, help="start node index, or 'all'")
     p.add_argument("--loss", type=float, default=0.0, help="probability that a message copy is lost")
-    p.add_argument("--until", type=float, default=None, help="stop at this simulated time")
-    p.add_argument("--max-deliveries", type=int, default=None, help="message budget (processed deliveries)")
-    p.add_argument("--trace", default=None, help="write the JSONL trace here")
+    p.add_argument("--until", type=_positive_time, default=None, help="stop at this simulated time")
+    p.add_argument("--max-deliveries", type=_positive_int, default=None,
+                   help=f"message budget: processed deliveries (default max({CLI_BUDGET:,}, "
+                        f"{CLI_BUDGET_PER_EDGE}*|E|))")
+    p.add_argument("--allow-isolated", action="store_true", help="simulate although some nodes have no neighbours")
+    p.add_argument("--max-edges", type=int, default=None,
+                   help="refuse graphs with more edges than this (default 5,000,000; estimated before building)")
+    p.add_argument("--trace", type=_file_name, default=None,
+                   help="write the trace to this file (JSONL; Parquet if it ends in .parquet)")
+    p.add_argument("--max-trace-mb", type=_megabytes, default=MAX_TRACE_MB,
+                   help=f"stop the run (writing nothing) if the trace would exceed this size (default {MAX_TRACE_MB:g}; "
+                        "0: no limit)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", help="the main demo: simulate, trace, replay, plot")
     p.add_argument("--graph", default="petersen")
     p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--out", default="demo_out", help="folder for the trace and the picture")
+    p.add_argument("--out", type=_file_name, default="demo_out", help="folder for the trace and the picture")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("replay", help="rerun a trace with its recorded delays")
@@ -147,36 +381,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="fail at the first record that differs")
     p.set_defaults(func=_cmd_replay)
 
-    p = sub.add_parser("plot", help="draw a trace's space-time diagram")
+    p = sub.add_parser("plot", help="draw a trace's space-time diagram (-o x.html: interactive)")
     p.add_argument("trace")
-    p.add_argument("-o", "--output", default="timeline.png")
+    p.add_argument("-o", "--output", type=_file_name, default="timeline.png", help="picture file; its suffix is the format (.png, .pdf, .svg)")
     p.add_argument("--dpi", type=int, default=120)
     p.set_defaults(func=_cmd_plot)
 
+    p = sub.add_parser("export", help="convert a trace for other tools (ShiViz) or to another trace format")
+    p.add_argument("trace")
+    p.add_argument("--format", required=True, choices=["shiviz", "jsonl", "parquet"])
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("verify", help="verify the paper's theory by execution")
     vsub = p.add_subparsers(dest="target", required=True)
-    for name, module in VERIFY_TARGETS.items():
-        vp = vsub.add_parser(name, help=f"verify the {name} protocol")
-        try:
-            mod = _lazy(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            vp.set_defaults(func=lambda a, m=module: _missing(m))
-            continue
-        mod.configure(vp)
-        vp.set_defaults(func=mod.main)
+    for name, (module, text) in VERIFY_TARGETS.items():
+        vp = vsub.add_parser(name, help=text)
+        if command == "verify" and target == name:
+            _attach(vp, module)
 
     p = sub.add_parser("train", help="train a learned AMP model on a task")
-    try:
-        mod = _lazy(TRAIN_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != TRAIN_MODULE:
-            raise
-        p.set_defaults(func=lambda a: _missing(TRAIN_MODULE))
-    else:
-        mod.configure(p)
-        p.set_defaults(func=mod.main)
+    if command == "train":
+        _attach(p, TRAIN_MODULE)
     return parser
 
 
@@ -185,19 +411,65 @@ def _missing(module: str) -> int:
     return 2
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .engine.errors import AmpsimError, ReplayMismatch
+# ------------------------------------------------------------------ errors and signals
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    for api, flag in CLI_HINTS:
+        text = text.replace(api, flag)
+    return text
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except ReplayMismatch as exc:
-        print(f"ampsim: replay mismatch: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
-    except (AmpsimError, ValueError, OSError) as exc:
-        print(f"ampsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+
+def _os_error(exc: OSError) -> str:
+    if exc.filename is not None and exc.errno is not None:
+        what = _ERRNO_TEXT.get(exc.errno, (exc.strerror or "").lower())
+        if exc.errno == errno.EEXIST and os.path.isfile(exc.filename):
+            what = "is a file, not a folder"
+        return f"{exc.filename}: {what}"
+    return str(exc)
+
+
+def _error(text: str) -> None:
+    print(f"ampsim: {_one_line(text)}", file=sys.stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Parse ``argv``, run the command, and turn every failure and signal into one line and an exit status.
+
+    0 done; 1 a check failed (replay mismatch, a verification case); 2 bad input;
+    130 Ctrl-C; 128 + N signal N (143: SIGTERM). No traceback for any of these.
+    """
+    from .fileio import SignalExit, on_signal_exit
+
+    with on_signal_exit():
+        try:
+            from .engine.errors import AmpsimError, ReplayMismatch
+
+            args = build_parser(argv).parse_args(argv)
+            try:
+                return int(args.func(args) or 0)
+            except ReplayMismatch as exc:
+                _error(f"replay mismatch: {exc}")
+                return 1
+            except BrokenPipeError:  # `ampsim run ... | head`: the reader went away
+                with open(os.devnull, "w") as devnull:
+                    os.dup2(devnull.fileno(), sys.stdout.fileno())
+                return 141
+            except UnicodeDecodeError as exc:
+                source = getattr(args, "trace", None) or getattr(args, "graph", None) or "input"
+                _error(f"error: {source}: not a text file (undecodable byte at position {exc.start})")
+                return 2
+            except OSError as exc:
+                _error(f"error: {_os_error(exc)}")
+                return 2
+            except (AmpsimError, ValueError) as exc:
+                _error(f"error: {exc}")
+                return 2
+        except KeyboardInterrupt:
+            _error("interrupted (Ctrl-C); no partial files left")
+            return 130
+        except SignalExit as exc:
+            _error(f"terminated by {exc.name}; no partial files left")
+            return int(exc.code)
 
 
 if __name__ == "__main__":

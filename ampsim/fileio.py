@@ -12,6 +12,13 @@ under the final name, and no ``*.partial-*`` file survives the process.
 * :func:`write_json`, :func:`write_text`, :func:`save_torch` -- the common cases.
 * :class:`AtomicFile` -- a stream kept open across calls (a trace being written):
   ``write`` ... then ``commit()`` or ``abort()``; never committed means aborted.
+* :func:`save_figure` -- a matplotlib figure to exactly ``path`` (format from its suffix).
+* reading checkpoints back is :func:`ampsim.checkpoint.load_checkpoint` (one reader).
+* :func:`on_signal_exit` -- the one way to end on a signal: inside it SIGTERM (and
+  SIGHUP) raise :class:`SignalExit` (a ``SystemExit`` with code 128 + signal number),
+  so every ``with`` and ``finally`` unwinds and every temporary file is removed.
+* :func:`process_pool` -- a ``ProcessPoolExecutor`` whose workers leave Ctrl-C and
+  SIGTERM to the parent (no traceback per worker) and are stopped when the block fails.
 """
 from __future__ import annotations
 
@@ -20,11 +27,14 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import threading
 import weakref
 from typing import IO, Any, Iterator, Optional
 
-__all__ = ["AtomicFile", "atomic_write", "write_json", "write_text", "save_torch", "cleanup_partials"]
+__all__ = ["AtomicFile", "atomic_write", "write_json", "write_text", "save_torch", "save_figure",
+           "cleanup_partials",
+           "SignalExit", "on_signal_exit", "process_pool"]
 
 _counter = itertools.count()
 _lock = threading.Lock()
@@ -68,10 +78,15 @@ class AtomicFile:
             raise ValueError(f"AtomicFile mode must be 'w' or 'wb', not {mode!r}")
         self.path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(self.path))
-        if os.path.isdir(self.path):
-            raise IsADirectoryError(f"{self.path}: is a folder, not a file name")
+        if not self.path:
+            raise FileNotFoundError("an empty file name; give a file name")
+        if os.path.isdir(self.path) or self.path.endswith(os.sep):
+            raise IsADirectoryError(f"{self.path}: is a folder; give a file name")
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"{self.path}: folder {folder} does not exist")
+            shown = os.path.dirname(self.path) or folder
+            if os.path.exists(folder):
+                raise NotADirectoryError(f"{self.path}: {shown} is a file, not a folder")
+            raise FileNotFoundError(f"{self.path}: folder {shown} not found")
         self._tmp = _temp_path(self.path)
         self._f: Optional[IO[Any]] = open(self._tmp, mode, encoding=None if "b" in mode else encoding)
         with _lock:
@@ -88,6 +103,13 @@ class AtomicFile:
     @property
     def closed(self) -> bool:
         return self._f is None
+
+    @property
+    def stream(self) -> IO[Any]:
+        """The open temporary file itself (for writers that want a real file object, e.g. matplotlib)."""
+        if self._f is None:
+            raise ValueError(f"{self.path}: the file was already committed or aborted")
+        return self._f
 
     def write(self, data: Any) -> int:
         if self._f is None:
@@ -168,3 +190,96 @@ def save_torch(obj: Any, path: "str | os.PathLike[str]") -> None:
 
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
+
+
+def save_figure(fig: Any, path: "str | os.PathLike[str]", **kwargs: Any) -> str:
+    """``fig.savefig`` to exactly ``path``, atomically; the format is the suffix's (``.png``, ``.pdf``, ``.svg``, ...).
+
+    A path without a suffix, or with one matplotlib cannot write, raises ``ValueError``
+    naming the path and the formats it can write; the path written is returned.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path) or path.endswith(os.sep):
+        raise IsADirectoryError(f"{path}: is a folder; give a picture file name (e.g. timeline.png)")
+    fmt = os.path.splitext(path)[1][1:].lower()
+    formats = fig.canvas.get_supported_filetypes()
+    if fmt not in formats:
+        what = f"suffix .{fmt}" if fmt else "no suffix"
+        raise ValueError(f"{path}: cannot draw a picture with {what}; end the file name with one of "
+                         + ", ".join(f".{k}" for k in sorted(formats)))
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f.stream, format=fmt, **kwargs)
+    return path
+
+
+def _raise_signal_exit(signum: int, frame: Any) -> None:
+    raise SignalExit(signum)
+
+
+class SignalExit(SystemExit):
+    """Raised by :func:`on_signal_exit`'s handler: ``code`` is 128 + the signal number (SIGTERM: 143)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def on_signal_exit(signals: tuple = ("SIGTERM", "SIGHUP")) -> Iterator[None]:
+    """Within the block, the named signals raise :class:`SignalExit`; the old handlers come back after.
+
+    Outside the main thread (where Python cannot install handlers) this does nothing.
+    On the way out every temporary file still open in this process is removed.
+    """
+    installed: dict = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in signals:
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                installed[signum] = signal.signal(signum, _raise_signal_exit)
+    try:
+        yield
+    finally:
+        for signum, old in installed.items():
+            signal.signal(signum, old)
+        cleanup_partials()
+
+
+def _worker_init(initializer: Any, initargs: tuple) -> None:
+    """Worker start: Ctrl-C (sent to the whole process group) and SIGHUP are the parent's to handle;
+    SIGTERM ends a worker at once (a forked worker would otherwise inherit the parent's handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int, mp_context: Any = None, initializer: Any = None, initargs: tuple = ()) -> Iterator[Any]:
+    """``with process_pool(n) as pool: pool.map(...)``: a ``ProcessPoolExecutor`` that ends cleanly.
+
+    Workers ignore SIGINT (the parent gets ``KeyboardInterrupt`` and ends the pool), so a
+    Ctrl-C prints one line, not one traceback per worker. When the block raises (Ctrl-C,
+    SIGTERM via :func:`on_signal_exit`, an error) pending work is cancelled and the
+    workers are terminated at once instead of finishing the sweep.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp_context, initializer=_worker_init,
+                               initargs=(initializer, initargs))
+    try:
+        yield pool
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        for proc in processes:
+            with contextlib.suppress(Exception):
+                proc.join(timeout=5)
+        raise
+    pool.shutdown(wait=True)

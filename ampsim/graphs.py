@@ -7,7 +7,8 @@ AMP runs on simple undirected graphs (Section 3). :func:`as_graph` accepts
   insertion order; ``Graph.labels`` keeps the original label of each index;
 * an ``edge_index`` (2 x E, list/array/tensor; each undirected edge in one or both
   directions) plus ``num_nodes``;
-* a :class:`Graph` (returned as is).
+* a :class:`Graph` (returned as is);
+* a PyTorch Geometric ``Data`` or ``Batch`` (see :mod:`ampsim.pyg`).
 
 Directed graphs, multigraphs, self-loops and empty graphs are rejected with a
 :class:`~ampsim.engine.errors.GraphError`. Neighbours are stored sorted, so every
@@ -22,15 +23,26 @@ or a path to an edge-list file (``u v`` per line, ``#`` comments).
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 import networkx as nx
 
-from .engine.errors import GraphError
+from . import validate as V
+from .engine.errors import EdgeListError, GraphError, SizeLimitError
 
-__all__ = ["Graph", "as_graph", "parse_graph_spec", "GRAPH_SPECS"]
+__all__ = [
+    "Graph",
+    "as_graph",
+    "parse_graph_spec",
+    "GRAPH_SPECS",
+    "DEFAULT_MAX_EDGES",
+    "SizeEstimate",
+    "estimate_spec",
+    "check_size",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +89,19 @@ class Graph:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Graph":
-        return _from_edges(int(d["n"]), [tuple(e) for e in d["edges"]], None, d.get("name", ""))
+        """The inverse of :meth:`to_dict`; a malformed dict is a :class:`GraphError`."""
+        if not isinstance(d, dict) or "n" not in d or "edges" not in d:
+            raise GraphError(f"a graph dict needs 'n' and 'edges', got {V.show(d)}")
+        n = d["n"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise GraphError(f"graph 'n' must be an integer >= 1, got {V.show(n)}")
+        edges = d["edges"]
+        if not isinstance(edges, list) or not all(
+            isinstance(e, list) and len(e) == 2 and all(type(x) is int for x in e) for e in edges
+        ):
+            raise GraphError("graph 'edges' must be a list of [u, v] integer pairs")
+        name = d.get("name", "")
+        return _from_edges(n, [tuple(e) for e in edges], None, name if isinstance(name, str) else str(name))
 
     def __repr__(self) -> str:
         name = f"{self.name!r}, " if self.name else ""
@@ -111,6 +135,10 @@ def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "") -> Gra
     """A :class:`Graph` from a networkx graph, an ``edge_index`` (+ ``num_nodes``), or a Graph."""
     if isinstance(graph, Graph):
         return graph
+    if any(c.__module__.startswith("torch_geometric.") for c in type(graph).__mro__):  # PyG Data / Batch (ampsim.pyg)
+        from .pyg import graph_from_pyg
+
+        return graph_from_pyg(graph, name)
     if isinstance(graph, nx.Graph):
         if graph.is_directed():
             raise GraphError("directed graphs are not supported: AMP channels are undirected (use G.to_undirected())")
@@ -123,20 +151,43 @@ def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "") -> Gra
         index = {v: i for i, v in enumerate(order)}
         edges = [(index[u], index[v]) for u, v in graph.edges]
         return _from_edges(len(order), edges, order, name or str(graph.name or ""))
-    # edge_index: anything with two rows
-    if hasattr(graph, "tolist"):
-        graph = graph.tolist()
+    if hasattr(graph, "edge_index") and hasattr(graph, "num_nodes") and not isinstance(graph, (list, tuple)):  # GraphData
+        if num_nodes is not None and num_nodes != graph.num_nodes:
+            raise GraphError(f"num_nodes={num_nodes} contradicts the GraphData's num_nodes={graph.num_nodes}")
+        num_nodes, graph = int(graph.num_nodes), graph.edge_index
+    return _from_edge_index(graph, num_nodes, name)
+
+
+def _from_edge_index(edge_index: Any, num_nodes: Optional[int], name: str) -> Graph:
+    """An ``edge_index`` (2 x E; list, array or tensor of integer node ids) as a :class:`Graph`."""
+    if isinstance(edge_index, (str, bytes, dict)) or edge_index is None:
+        raise GraphError(f"cannot read a graph from {V.show(edge_index)}: pass a networkx.Graph or an edge_index (2 x E)")
+    dtype = getattr(edge_index, "dtype", None)
+    if dtype is not None and str(dtype).split(".")[-1].startswith(("float", "bfloat", "half", "double", "bool", "complex")):
+        raise GraphError(f"edge_index must hold integer node ids, got dtype {dtype}")
+    if hasattr(edge_index, "tolist"):
+        edge_index = edge_index.tolist()
     try:
-        rows = [list(r) for r in graph]
+        rows = [list(r) for r in edge_index]
     except TypeError:
-        raise GraphError(f"cannot read a graph from {type(graph).__name__}: pass a networkx.Graph or an edge_index") from None
+        raise GraphError(
+            f"cannot read a graph from {type(edge_index).__name__}: pass a networkx.Graph or an edge_index (2 x E)"
+        ) from None
     if len(rows) != 2 or len(rows[0]) != len(rows[1]):
-        raise GraphError("edge_index must have shape (2, E)")
+        shape = f"{len(rows)} rows" + (f" of lengths {[len(r) for r in rows]}" if len(rows) <= 4 else "")
+        raise GraphError(f"edge_index must have shape (2, E), got {shape}")
+    for r, row in enumerate(rows):
+        for c, x in enumerate(row):
+            if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+                raise GraphError(f"edge_index must hold integer node ids, got {V.show(x)} at [{r}, {c}]")
+            if x < 0:
+                raise GraphError(f"edge_index holds a negative node id {x} at [{r}, {c}]")
     if num_nodes is None:
         if not rows[0]:
             raise GraphError("the graph is empty: pass num_nodes with an empty edge_index")
         num_nodes = 1 + max(max(rows[0]), max(rows[1]))
-    return _from_edges(int(num_nodes), zip(rows[0], rows[1]), None, name)
+    num_nodes = V.positive_int("num_nodes", num_nodes)
+    return _from_edges(num_nodes, zip(rows[0], rows[1]), None, name)
 
 
 def _ints(parts: list[str], spec: str, count: int) -> list[int]:
@@ -239,43 +290,165 @@ from .graph_families import FAMILY_SPECS  # noqa: E402 -- csl:N:S, rook:N, shrik
 GRAPH_SPECS.update(FAMILY_SPECS)
 
 
-def _read_edge_list(path: str) -> Graph:
+DEFAULT_MAX_EDGES = 5_000_000
+"""The most undirected edges a graph spec or edge-list file may build without ``max_edges=`` (``--max-edges``).
+
+A graph of m edges holds about 0.5 KB per edge while built (networkx, then ampsim's
+tuples) and a flood keeps up to 2m message copies in flight; 5 million edges is
+a few GB, the most a laptop builds in under a minute."""
+
+BYTES_PER_EDGE = 500
+BYTES_PER_COPY = 300
+
+
+@dataclass(frozen=True)
+class SizeEstimate:
+    """What a graph spec would build: ``nodes``, ``edges``, the ``in_flight`` copies of one flood, ``bytes``."""
+
+    nodes: int
+    edges: int
+
+    @property
+    def in_flight(self) -> int:
+        """Copies one broadcast per node can hold in flight at once: one per directed edge (2m)."""
+        return 2 * self.edges
+
+    @property
+    def bytes(self) -> int:
+        return self.edges * BYTES_PER_EDGE + self.in_flight * BYTES_PER_COPY + self.nodes * 200
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if b < 1000 or unit == "PB":
+            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
+        b /= 1000
+    return f"{b:.1f} PB"
+
+
+def estimate_spec(spec: str) -> Optional[SizeEstimate]:
+    """Nodes and edges a spec would build, from its numbers alone (``None`` for files and unknown names).
+
+    Exact for every family except ``gnp`` (its expectation, before the largest component is taken).
+    """
+    name, _, rest = spec.partition(":")
+    p = rest.split(":") if rest else []
+    try:
+        if name in ("path", "cycle", "complete", "star", "tree") and p:
+            n = int(p[0])
+            if name == "star":
+                return SizeEstimate(n + 1, n)
+            if name == "complete":
+                return SizeEstimate(n, n * (n - 1) // 2)
+            if name == "cycle":
+                return SizeEstimate(n, n)
+            return SizeEstimate(n, max(n - 1, 0))
+        if name == "grid" and len(p) == 1 and "x" in p[0]:
+            r, c = (int(x) for x in p[0].split("x", 1))
+            return SizeEstimate(r * c, r * (c - 1) + c * (r - 1))
+        if name == "random-regular" and len(p) == 3:
+            d, n = int(p[0]), int(p[1])
+            return SizeEstimate(n, d * n // 2)
+        if name == "gnp" and len(p) == 3:
+            n, prob = int(p[0]), float(p[1])
+            if 0.0 <= prob <= 1.0:
+                return SizeEstimate(n, int(prob * n * (n - 1) / 2))
+            return SizeEstimate(n, 0)
+    except ValueError:
+        return None  # the builder says what is wrong with the numbers
+    return None
+
+
+def check_size(what: str, est: SizeEstimate, max_edges: int) -> None:
+    """Refuse (:class:`SizeLimitError`) a graph over ``max_edges``, with the estimate and the way to override."""
+    if est.edges > max_edges or est.nodes > max_edges:
+        raise SizeLimitError(
+            f"{what} would have {est.nodes:,} nodes and {est.edges:,} edges (a flood holds up to "
+            f"{est.in_flight:,} message copies in flight; about {_fmt_bytes(est.bytes)}); the limit is "
+            f"{max_edges:,} edges: raise it with max_edges= (CLI: --max-edges) if you have the memory"
+        )
+
+
+def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
+    """An edge-list file: ``u v`` per line (space or comma), ``u`` alone for a lone node, ``#`` comments.
+
+    Any other line (a third column, a non-integer id) is an :class:`EdgeListError`
+    naming the file and the line; so are unreadable bytes and a missing file.
+    """
     edges: list[tuple[int, int]] = []
     nodes: set[int] = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            parts = line.replace(",", " ").split()
-            try:
-                if len(parts) == 1:
-                    nodes.add(int(parts[0]))
+    if os.path.isdir(path):
+        raise EdgeListError(f"{path}: is a directory, not an edge-list file")
+    try:
+        f = open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise EdgeListError(f"edge-list file not found: {path}") from None
+    except OSError as exc:
+        raise EdgeListError(f"{path}: cannot read the edge-list file ({exc.strerror or exc})") from None
+    lineno = 0
+    try:
+        with f:
+            for lineno, raw in enumerate(f, 1):
+                line = raw.split("#", 1)[0].strip()
+                if not line:
                     continue
-                u, v = int(parts[0]), int(parts[1])
-            except ValueError:
-                raise GraphError(f"{path}:{lineno}: expected 'u v' with integer node ids, got {line!r}") from None
-            edges.append((u, v))
+                parts = line.replace(",", " ").split()
+                if len(parts) > 2:
+                    raise EdgeListError(
+                        f"{path}:{lineno}: expected 'u v' (two integer node ids), got {len(parts)} columns: {line!r}"
+                    )
+                try:
+                    ids = [int(x) for x in parts]
+                except ValueError:
+                    raise EdgeListError(f"{path}:{lineno}: expected 'u v' with integer node ids, got {line!r}") from None
+                if len(ids) == 1:
+                    nodes.add(ids[0])
+                    continue
+                u, v = ids
+                if u == v:
+                    raise EdgeListError(f"{path}:{lineno}: self-loop at node {u}: AMP graphs are simple")
+                edges.append((u, v))
+                if len(edges) > 2 * max_edges:
+                    raise SizeLimitError(
+                        f"{path}: more than {2 * max_edges:,} edge lines; the limit is {max_edges:,} edges: "
+                        "raise it with max_edges= (CLI: --max-edges) if you have the memory"
+                    )
+    except UnicodeDecodeError as exc:
+        raise EdgeListError(
+            f"{path}: not a text edge-list file (undecodable byte at position {exc.start} of line {lineno + 1})"
+        ) from None
+    except OSError as exc:
+        raise EdgeListError(f"{path}: cannot read the edge-list file ({exc.strerror or exc})") from None
     g = nx.Graph()
     g.add_nodes_from(nodes)
-    for u, v in edges:
-        if u == v:
-            raise GraphError(f"{path}: self-loop at node {u}")
-        g.add_edge(u, v)
+    g.add_edges_from(edges)
     if g.number_of_nodes() == 0:
-        raise GraphError(f"{path}: the edge list is empty")
+        raise EdgeListError(f"{path}: the edge list is empty (no edges, no nodes)")
+    check_size(f"edge-list file {path}", SizeEstimate(g.number_of_nodes(), g.number_of_edges()), max_edges)
     return as_graph(g, name=os.path.basename(path))
 
 
-def parse_graph_spec(spec: str) -> Graph:
-    """A :class:`Graph` from a CLI spec (see the module docstring) or an edge-list file path."""
+def parse_graph_spec(spec: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
+    """A :class:`Graph` from a CLI spec (see the module docstring) or an edge-list file path.
+
+    The spec's size is estimated from its numbers before anything is built: a graph
+    over ``max_edges`` edges is refused at once with :class:`SizeLimitError`.
+    """
+    if not isinstance(spec, (str, os.PathLike)):
+        raise V.ArgumentError(f"graph spec must be a string (e.g. 'cycle:8') or a path, got {V.show(spec)}")
+    spec = os.fspath(spec)
+    max_edges = V.positive_int("max_edges", max_edges)
     name, _, rest = spec.partition(":")
     builder = GRAPH_SPECS.get(name)
     if builder is None:
-        if os.path.exists(spec):
-            return _read_edge_list(spec)
+        if os.path.exists(spec) or os.sep in spec or spec.endswith((".txt", ".edges", ".edgelist", ".csv", ".tsv")):
+            return _read_edge_list(spec, max_edges)
         raise GraphError(
-            f"unknown graph spec {spec!r}: use one of {', '.join(GRAPH_SPECS)} (e.g. cycle:8) or an edge-list file"
+            f"unknown graph spec {spec!r}: use one of {', '.join(GRAPH_SPECS)} (e.g. cycle:8) or an edge-list file "
+            "(none exists at that path)"
         )
+    est = estimate_spec(spec)
+    if est is not None:
+        check_size(f"graph spec {spec!r}", est, max_edges)
     parts = rest.split(":") if rest else []
     return as_graph(builder(parts, spec), name=spec)

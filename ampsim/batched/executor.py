@@ -25,9 +25,13 @@ then one start state per (graph, node) (every run starts from the same encoding)
 then one row per delivery, contiguous per batch -- and one message buffer
 ``(K + D, M)`` (K start messages, then each delivery's outgoing message). Each
 batch reads its inputs with ``index_select`` and writes its slice once. Gradients
-(full BPTT, as the authors' code) come from :class:`_Unroll`, an autograd function
-that keeps each batch's small graph and, backwards, walks the batches in reverse,
-scatter-adding input gradients into gradient buffers (no O(levels x buffer) copies).
+(full BPTT, as the authors' code): levels run hand-written step kernels
+(:mod:`ampsim.batched.kernels`) in :class:`_LevelUnroll`; a long program is cut into
+segments whose carried-in rows are kept (checkpoints) and whose work is recomputed in
+the backward pass (see :class:`_Segments`, :func:`segment_plan`, docs/batched.md).
+Lock-step batches use :class:`_Unroll`, an autograd function that keeps each batch's
+small graph and, backwards, walks the batches in reverse, scatter-adding input
+gradients into gradient buffers (no O(levels x buffer) copies).
 """
 from __future__ import annotations
 
@@ -40,11 +44,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import validate as V
 from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec, graph_of
 from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel, get_delay
 from ..graphs import Graph
+from .kernels import StepKernel, kernel_for
 from .planner import (TIES, EventQueue, PlanCache, Schedule, delay_key, engine_ties, neighbour_hash, runs_key,
                       seeded, start_slots)
 
@@ -94,6 +100,8 @@ class Unrolled:
     previous state (0 past the start state). ``entry_offsets[g]`` is the first entry of
     graph g; ``shapes[g] = (runs, n)``. ``reasons`` / ``deliveries`` per run (graphs
     concatenated). ``records`` (when asked for) per run: ``(event, dst, msg_id, cause_id)``.
+    ``compact``: the run was checkpointed and ``states`` holds a zero row and the final
+    states only (``back`` is all zeros; :meth:`history` with k > 1 refuses).
     """
 
     states: Tensor
@@ -105,6 +113,7 @@ class Unrolled:
     deliveries: tuple[int, ...]
     batches: int
     records: Optional[list] = None
+    compact: bool = False
 
     def final(self) -> Tensor:
         """(E, S): the final packed state of every (graph, run, node)."""
@@ -132,6 +141,9 @@ class Unrolled:
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if self.compact and k > 1:
+            raise ValueError("history(k > 1) needs every state row; this run was checkpointed "
+                             "(BatchedExecutor(segment_rows=0) keeps them all)")
         rows = [self.final_rows.index_select(0, entries)]
         for _ in range(k - 1):
             rows.append(self.back.index_select(0, rows[-1]))
@@ -171,7 +183,8 @@ class _Program:
         return self._device[key]
 
 
-def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_messages: int) -> _Program:
+def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_messages: int,
+             keep_schedules: bool = True) -> _Program:
     """Merge per-graph schedules into one level-ordered program (see the module docstring's layout).
 
     ``msg_rows[g]`` maps graph g's start slots to rows of the caller's ``messages``; the
@@ -217,23 +230,7 @@ def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_me
         tuple(0 for s in schedules for _ in range(s.num_runs))
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
     return _Program(n_init, n_starts, bounds, t(state_src), t(msg_src), t(final_rows), reasons, per_run,
-                    tuple(schedules), t(msg_index), int(n_messages))
-
-
-class _LevelDriver:
-    """Hands out the levels of a compiled program (no feedback needed)."""
-
-    needs_flags = False
-
-    def __init__(self, program: _Program, device: torch.device) -> None:
-        self.program = program
-        self.state_src, self.msg_src, self.final_rows, self.back, _ = program.on(device)
-        self.capacity = program.num_deliveries
-        self.count = program.num_deliveries
-
-    def __iter__(self) -> Iterator[tuple[int, int, Tensor, Tensor]]:
-        for lo, hi in self.program.bounds:
-            yield lo, hi, self.state_src[lo:hi], self.msg_src[lo:hi]
+                    tuple(schedules) if keep_schedules else (), t(msg_index), int(n_messages))
 
 
 # --------------------------------------------------------------------------- lock-step driver
@@ -418,6 +415,205 @@ class _Unroll(torch.autograd.Function):
         return (None, None, g_state[1:base], g_msg[:n_starts], *p_grads)
 
 
+# --------------------------------------------------------------------------- levels: segments, checkpoints
+@dataclass(frozen=True, eq=False)
+class _Segments:
+    """A level program cut into segments of whole levels, with what crosses each cut (once per plan).
+
+    Segment s covers delivery positions ``starts[s]..starts[s+1]`` (level order). Its
+    local state buffer is ``[carried-in state rows | its own deliveries]`` and likewise
+    for messages; ``cin_state[s]`` / ``cin_msg[s]`` are the global rows carried in (sorted;
+    segment 0: every start state and start message). A row is carried into s when it was
+    made before the cut and is read at or after it (or is a final state). ``cout_*[s]``
+    are the local rows of segment s that form segment s+1's carried-in part (for the last
+    segment: the final states, when ``compact``). ``levels[s]`` are the level sizes.
+    """
+
+    starts: tuple[int, ...]
+    levels: tuple[tuple[int, ...], ...]
+    cin_state: tuple[np.ndarray, ...]
+    cin_msg: tuple[np.ndarray, ...]
+    cout_state: tuple[Tensor, ...]
+    cout_msg: tuple[Tensor, ...]
+    out_rows: np.ndarray
+    compact: bool
+
+    @property
+    def count(self) -> int:
+        return len(self.levels)
+
+
+def _local(ids: np.ndarray, carried: np.ndarray, first_own: int) -> np.ndarray:
+    """Global rows -> rows of a segment's local buffer (``first_own``: the global row of its first delivery)."""
+    own = ids >= first_own
+    out = np.empty(ids.shape, dtype=np.int64)
+    out[own] = len(carried) + ids[own] - first_own
+    out[~own] = np.searchsorted(carried, ids[~own])
+    return out
+
+
+def _cut(program: "_Program", rows: Sequence[int], device: torch.device) -> _Segments:
+    """Cut ``program`` into segments of about ``rows[s]`` deliveries (whole levels; the last target repeats)."""
+    D = program.num_deliveries
+    base, K = 1 + program.n_init, program.n_starts
+    sizes = [b - a for a, b in program.bounds]
+    starts, levels, cur, acc = [0], [], [], 0
+    for k in sizes:
+        if acc and acc + k > rows[min(len(levels), len(rows) - 1)]:
+            levels.append(tuple(cur))
+            starts.append(starts[-1] + acc)
+            cur, acc = [], 0
+        cur.append(k)
+        acc += k
+    levels.append(tuple(cur))
+    C = len(levels)
+    ssrc, msrc = program.state_src.numpy(), program.msg_src.numpy()
+    finals = program.final_rows.numpy()
+    compact = C > 1
+    P = np.asarray(starts, dtype=np.int64)
+    pos = np.arange(D, dtype=np.int64)
+
+    def carried(n_in: int, readers: np.ndarray, final: Optional[np.ndarray]) -> list[np.ndarray]:
+        last = np.full(n_in + D, -2, dtype=np.int64)
+        np.maximum.at(last, readers, pos)
+        if final is not None:
+            last[final] = D
+        prod = np.concatenate([np.full(n_in, -1, dtype=np.int64), pos])
+        sp = np.searchsorted(P, prod, side="right") - 1
+        sl = np.where(last >= D, C, np.searchsorted(P, last, side="right") - 1)
+        sl[last < 0] = -1
+        rows_all = np.arange(n_in + D, dtype=np.int64)
+        out = [np.arange(n_in, dtype=np.int64)]
+        for s in range(1, C):
+            out.append(rows_all[(sp < s) & (sl >= s)])
+        return out
+
+    if compact:
+        cin_s, cin_m = carried(base, ssrc, finals), carried(K, msrc, None)
+        out_rows = np.unique(finals)
+    else:
+        cin_s, cin_m = [np.arange(base, dtype=np.int64)], [np.arange(K, dtype=np.int64)]
+        out_rows = np.zeros(0, dtype=np.int64)
+    t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    cout_s, cout_m = [], []
+    for s in range(C):
+        nxt_s = cin_s[s + 1] if s + 1 < C else out_rows
+        nxt_m = cin_m[s + 1] if s + 1 < C else np.zeros(0, dtype=np.int64)
+        cout_s.append(t(_local(nxt_s, cin_s[s], base + starts[s])))
+        cout_m.append(t(_local(nxt_m, cin_m[s], K + starts[s])))
+    return _Segments(tuple(int(p) for p in starts), tuple(levels), tuple(cin_s), tuple(cin_m), tuple(cout_s),
+                     tuple(cout_m), out_rows, compact)
+
+
+def _segment_index(program: "_Program", seg: _Segments, s: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The local (state, message) source rows of segment s's deliveries."""
+    lo = seg.starts[s]
+    hi = seg.starts[s + 1] if s + 1 < seg.count else program.num_deliveries
+    if not seg.compact:
+        ssrc, msrc = program.on(device)[:2]
+        return ssrc, msrc
+    base, K = 1 + program.n_init, program.n_starts
+    ss = _local(program.state_src.numpy()[lo:hi], seg.cin_state[s], base + lo)
+    ms = _local(program.msg_src.numpy()[lo:hi], seg.cin_msg[s], K + lo)
+    return torch.from_numpy(ss).to(device), torch.from_numpy(ms).to(device)
+
+
+def _run_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc: Tensor, s_in: Tensor,
+                 m_in: Tensor, keep: bool) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Forward through one segment: local buffers ``[carried | own rows]`` and (``keep``) the saved activations."""
+    c, cm, P = s_in.shape[0], m_in.shape[0], int(ssrc.shape[0])
+    states = s_in.new_empty((c + P, s_in.shape[1]))
+    states[:c] = s_in
+    msgs = m_in.new_empty((cm + P, m_in.shape[1]))
+    msgs[:cm] = m_in
+    act = s_in.new_empty((P, kernel.act_size)) if keep else None
+    parts = zip(ssrc.split(levels), msrc.split(levels), states[c:].split(levels), msgs[cm:].split(levels),
+                act.split(levels) if act is not None else [None] * len(levels))
+    for ss, ms, new, out, a in parts:
+        kernel.forward(states.index_select(0, ss), msgs.index_select(0, ms), new, out, a)
+    return states, msgs, act
+
+
+#: Rows per parameter-gradient product in the backward pass.
+PARAM_CHUNK = 1 << 15
+
+
+def _back_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc: Tensor, states: Tensor,
+                  msgs: Tensor, act: Tensor, g_states: Tensor, g_msgs: Tensor, grads: dict) -> None:
+    """Backward through one segment (levels in reverse); input gradients are scatter-added in place."""
+    c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
+    parts = list(zip(ssrc.split(levels), msrc.split(levels), states[c:].split(levels), act.split(levels),
+                     g_states[c:].split(levels), g_msgs[cm:].split(levels)))
+    for ss, ms, new, a, gn, go in reversed(parts):
+        g_h, g_m = kernel.backward(states.index_select(0, ss), msgs.index_select(0, ms), new, a, gn, go)
+        g_states.index_add_(0, ss, g_h)
+        g_msgs.index_add_(0, ms, g_m)
+    for lo in range(0, act.shape[0], PARAM_CHUNK):  # parameter gradients: large products, bounded temporaries
+        hi = min(lo + PARAM_CHUNK, act.shape[0])
+        kernel.param_grads(states.index_select(0, ssrc[lo:hi]), msgs.index_select(0, msrc[lo:hi]),
+                           states[c + lo: c + hi], act[lo:hi], g_msgs[cm + lo: cm + hi], grads)
+
+
+def _forward_segments(kernel: StepKernel, program: "_Program", seg: _Segments, init_states: Tensor,
+                      start_msgs: Tensor, device: torch.device, build: bool) -> tuple[Tensor, list, tuple]:
+    """All segments forward; keeps each segment's carried-in rows (checkpoints) and the last one's work."""
+    s_in = torch.cat([init_states.new_zeros((1, init_states.shape[1])), init_states.detach()])
+    m_in = start_msgs.detach()
+    checkpoints = []
+    for s in range(seg.count):
+        last = s == seg.count - 1
+        if build:
+            checkpoints.append((s_in, m_in))
+        ssrc, msrc = _segment_index(program, seg, s, device)
+        states, msgs, act = _run_segment(kernel, seg.levels[s], ssrc, msrc, s_in, m_in, keep=build and last)
+        if not last:
+            s_in, m_in = states.index_select(0, seg.cout_state[s]), msgs.index_select(0, seg.cout_msg[s])
+    if seg.compact:
+        out = torch.cat([states.new_zeros((1, states.shape[1])), states.index_select(0, seg.cout_state[-1])])
+    else:
+        out = states
+    return out, checkpoints, (states, msgs, act, ssrc, msrc)
+
+
+class _LevelUnroll(torch.autograd.Function):
+    """Levels with hand-written steps; backward recomputes each segment from its checkpoint (BPTT)."""
+
+    @staticmethod
+    def forward(ctx, kernel, program, seg, device, init_states, start_msgs, *params):  # type: ignore[override]
+        out, checkpoints, last = _forward_segments(kernel, program, seg, init_states, start_msgs, device, True)
+        ctx.work = (kernel, program, seg, device, checkpoints, last)
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):  # type: ignore[override]
+        kernel, program, seg, device, checkpoints, last = ctx.work
+        ctx.work = None
+        grads: dict = {}
+        g_s = g_m = None
+        for s in reversed(range(seg.count)):
+            if s == seg.count - 1:
+                states, msgs, act, ssrc, msrc = last
+                last = None
+            else:
+                ssrc, msrc = _segment_index(program, seg, s, device)
+                states, msgs, act = _run_segment(kernel, seg.levels[s], ssrc, msrc, *checkpoints[s], keep=True)
+            checkpoints[s] = None
+            if s == seg.count - 1 and not seg.compact:
+                gs = g_out.contiguous().clone()
+            else:
+                gs = states.new_zeros(states.shape)
+                gs.index_add_(0, seg.cout_state[s], g_out[1:] if s == seg.count - 1 else g_s)
+            gm = msgs.new_zeros(msgs.shape)
+            if s < seg.count - 1:
+                gm.index_add_(0, seg.cout_msg[s], g_m)
+            _back_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, gs, gm, grads)
+            c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
+            g_s, g_m = gs[:c].clone(), gm[:cm].clone()   # not views: the segment's buffers go now
+            del states, msgs, act, gs, gm
+        p_grads = [grads.get(id(p)) if p.requires_grad else None for p in kernel.params]
+        return (None, None, None, None, g_s[1:], g_m, *p_grads)
+
+
 # --------------------------------------------------------------------------- the executor
 def _graph(g: Union[GraphData, Graph]) -> Graph:
     return g if isinstance(g, Graph) else graph_of(g)
@@ -447,7 +643,7 @@ class BatchedExecutor:
     """
 
     def __init__(self, mode: str = "auto", ties: Optional[str] = None, plan_cache: Optional[PlanCache] = None,
-                 program_cache: int = 8, record: bool = False) -> None:
+                 program_cache: int = 8, record: bool = False, segment_rows: Optional[int] = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if ties is not None and ties not in TIES:
@@ -458,6 +654,10 @@ class BatchedExecutor:
         self.program_cache = program_cache
         self._programs: OrderedDict[str, _Program] = OrderedDict()
         self.record = record
+        if segment_rows is not None and (isinstance(segment_rows, bool) or not isinstance(segment_rows, int)
+                                         or segment_rows < 0):
+            raise ValueError(f"segment_rows must be None (auto), 0 (never cut) or a positive int, got {segment_rows!r}")
+        self.segment_rows = segment_rows
         self.last: Optional[Unrolled] = None
 
     # ------------------------------------------------------------- protocol
@@ -474,7 +674,7 @@ class BatchedExecutor:
         starts, seeds, messages = [], [], []
         for runs in runs_per_graph:
             starts.append([tuple(int(v) for v in r.starts) for r in runs])
-            seeds.append([int(r.seed) for r in runs])
+            seeds.append([V.integer("RunSpec.seed", r.seed) for r in runs])
             for r in runs:
                 m = r.messages
                 if m.dim() != 2 or m.shape[0] < len(r.starts) or m.shape[1] != cell.msg_size:
@@ -501,8 +701,12 @@ class BatchedExecutor:
         (or ``features[g]``). Returns an :class:`Unrolled`; gradients flow to the cell's
         parameters and to ``messages``.
         """
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-            raise ValueError(f"budget must be an int >= 1, got {budget!r}")
+        V.positive_int("budget", budget)  # argument checks: ampsim.validate (issue 12)
+        V.boolean("fifo", fifo)
+        V.finite_values("start messages", messages)
+        if features is not None:
+            for g, f in enumerate(features):
+                V.finite_values(f"features[{g}]", f)
         if not (len(graphs) == len(starts) == len(seeds)):
             raise ValueError(f"{len(graphs)} graphs, {len(starts)} start lists, {len(seeds)} seed lists")
         model = get_delay(delay)
@@ -521,6 +725,8 @@ class BatchedExecutor:
         if mode == "levels" and needs_lockstep(cell):
             raise ValueError(f"mode 'levels' needs an always-emit cell; {cell.kind!r} (gate={cell.gate}) "
                              "has a value-dependent schedule: use mode 'lockstep' or 'auto'")
+        if mode == "levels" and kernel_for(cell) is None:
+            mode = "lockstep"  # no hand-written kernel for this cell: the generic (autograd) driver, same schedule
         program = None
         if mode == "levels":
             program = self._program(graphs, gs, runs, message_rows, budget, model, fifo, ties)
@@ -542,9 +748,19 @@ class BatchedExecutor:
         build = torch.is_grad_enabled() and (init_states.requires_grad or start_msgs.requires_grad
                                              or any(p.requires_grad for p in params))
         records = None
+        compact = False
         if program is not None:
-            driver = _LevelDriver(program, device)
-            final_rows, back = driver.final_rows, driver.back
+            kernel = kernel_for(cell)
+            seg = self._segments(program, cell, dtype, device)
+            if build:
+                states = _LevelUnroll.apply(kernel, program, seg, device, init_states, start_msgs, *kernel.params)
+            else:
+                states = _forward_segments(kernel, program, seg, init_states, start_msgs, device, False)[0]
+            _, _, final_rows, back, _ = program.on(device)
+            if seg.compact:
+                compact = True
+                final_rows = 1 + torch.from_numpy(np.searchsorted(seg.out_rows, program.final_rows.numpy())).to(device)
+                back = torch.zeros(states.shape[0], dtype=torch.long, device=device)
             reasons, deliveries, batches = program.reasons, program.deliveries, len(program.bounds)
             if self.record:
                 records = [[("deliver", d.dst, d.msg_id, d.cause_id) for d in s.deliveries(r)]
@@ -555,11 +771,11 @@ class BatchedExecutor:
             init_halted = cell.halted(init_states.detach()).tolist()
             driver = _LockStepDriver(gs, runs, starts_global, budget, model, bool(fifo), ties, init_halted,
                                      device, self.record)
-        if build:
-            states = _Unroll.apply(cell, driver, init_states, start_msgs, *params)
-        else:
-            states, _ = _forward_levels(cell, driver, init_states, start_msgs, build=False)
         if program is None:
+            if build:
+                states = _Unroll.apply(cell, driver, init_states, start_msgs, *params)
+            else:
+                states, _ = _forward_levels(cell, driver, init_states, start_msgs, build=False)
             final_rows = driver.final_rows(gs, [len(r) for r in runs])
             back = torch.tensor([0] * (1 + len(init_halted)) + driver.state_src, dtype=torch.long, device=device)
             reasons, deliveries, batches = tuple(driver.reasons), tuple(driver.deliveries), driver.batches
@@ -568,9 +784,21 @@ class BatchedExecutor:
         entry = np.concatenate([[0], np.cumsum([len(r) * g.num_nodes for r, g in zip(runs, gs)])])
         result = Unrolled(states, final_rows, back, tuple(int(e) for e in entry),
                           tuple((len(r), g.num_nodes) for r, g in zip(runs, gs)), reasons, deliveries,
-                          batches, records)
+                          batches, records, compact)
         self.last = result
         return result
+
+    def _segments(self, program: _Program, cell: AMPCell, dtype: torch.dtype, device: torch.device) -> _Segments:
+        """The program's segments for this cell (cached on the program per device and segment size)."""
+        D = program.num_deliveries
+        if self.segment_rows is None:
+            rows = segment_plan(program, cell, dtype)
+        else:
+            rows = (D if self.segment_rows <= 0 else self.segment_rows,)
+        key = ("segments", str(device), rows)
+        if key not in program._device:
+            program._device[key] = _cut(program, rows, device)
+        return program._device[key]
 
     def _program(self, graphs, gs: Sequence[Graph], runs, message_rows, budget: int, model: DelayModel,
                  fifo: bool, ties: str) -> _Program:
@@ -590,12 +818,40 @@ class BatchedExecutor:
                 return self._programs[key]
         msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
         schedules = [self.plans.get(g, gruns, budget, model, fifo, ties, gh) for g, gh, gruns in zip(gs, hashes, runs)]
-        program = _compile(schedules, msg_rows, n_msgs)
+        program = _compile(schedules, msg_rows, n_msgs, keep_schedules=self.record)
         if key is not None:
             self._programs[key] = program
             while len(self._programs) > self.program_cache:
                 self._programs.popitem(last=False)
         return program
+
+
+#: Above this many bytes of per-delivery work space a level program is cut into segments.
+SEGMENT_BYTES = 256 << 20
+
+
+def segment_plan(program: _Program, cell: AMPCell, dtype: torch.dtype) -> tuple[int, ...]:
+    """Auto segment sizes: one segment when its work space fits ``SEGMENT_BYTES``, else graded sizes.
+
+    Work space per delivery of a segment: state and message rows, saved activations and
+    the rows' gradients, ``W = (2 S + 2 M + A) x itemsize``; a checkpoint holds about one
+    state and one message row per start state, ``B`` bytes. The backward pass handles the
+    segments last to first and frees each checkpoint after its segment, so while segment
+    s is worked on, checkpoints 0..s are alive: segment s gets ``R_s = (P - s B) / W`` rows,
+    which keeps ``s B + R_s W`` at the same peak ``P``, the smallest with ``sum R_s = D``
+    (``C ~ sqrt(2 D W / B)`` segments).
+    """
+    kernel = kernel_for(cell)
+    S, M, A = cell.state_size, cell.msg_size, kernel.act_size if kernel is not None else 0
+    item = torch.empty(0, dtype=dtype).element_size()
+    W = (2 * S + 2 * M + A) * item
+    D = program.num_deliveries
+    if D * W <= SEGMENT_BYTES:
+        return (D,)
+    B = ((1 + program.n_init) * S + (program.n_init + program.n_starts) * M) * item
+    C = max(2, int(round((2 * D * W / B) ** 0.5)))
+    peak = (D * W + B * C * (C - 1) / 2) / C
+    return tuple(max(1 << 12, int((peak - s * B) / W)) for s in range(C))
 
 
 def _message_rows(gs: Sequence[Graph], runs, message_rows) -> tuple[list[np.ndarray], int]:

@@ -202,52 +202,246 @@ def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     model = get_delay(delay)
     n = graph.num_nodes
-    cols: dict[str, list] = {k: [] for k in ("run", "node", "msg_id", "cause", "prev", "slot", "src", "time", "level")}
+    parts = []
     final = np.full((len(runs), n), -1, dtype=np.int64)
     reasons, sent = [], []
     slot_base = 0
+    csr = None
+    offset = 0
     for r, (starts, seed) in enumerate(runs):
         pairs = start_slots(starts, n)
-        queue = EventQueue(graph.neighbors, model, seed, bool(fifo), ties)
-        for j, (v, _) in enumerate(pairs):
-            queue.start(v, slot_base + j)
-        levels = cols["level"]
-        last: dict[int, int] = {}
-        base = len(levels)
-        done = 0
-        while done < budget:
-            item = queue.pop()
-            if item is None:
-                break
-            t, mid, v, cause, src, slot = item
-            idx = base + done
-            p = last.get(v, -1)
-            lc = levels[cause] if cause >= 0 else -1
-            lp = levels[p] if p >= 0 else -1
-            _record(cols, r, v, mid, cause, p, slot, src, t, 1 + (lc if lc > lp else lp))
-            last[v] = idx
-            done += 1
-            queue.broadcast(t, v, idx)
-        for v, i in last.items():
-            final[r, v] = i
+        if isinstance(model, Constant) and budget >= WAVES_MIN_BUDGET:
+            if csr is None:
+                csr = _csr(graph)
+            cols, done, copies = _plan_waves(csr, model, pairs, slot_base, budget, ties)
+        elif isinstance(model, Uniform) and ties == "msg_id" and not fifo:
+            cols, done, copies = _plan_uniform(graph, model, seed, pairs, slot_base, budget)
+        else:
+            cols, done, copies = _plan_queue(graph, model, seed, bool(fifo), ties, pairs, slot_base, budget)
+        if offset + len(cols["node"]) >= 2 ** 31 - 1:
+            cols["cause"], cols["prev"] = cols["cause"].astype(np.int64), cols["prev"].astype(np.int64)
+        node, cause, prev = cols["node"], cols["cause"], cols["prev"]
+        cause[cause >= 0] += offset
+        prev[prev >= 0] += offset
+        # the last delivery at each node: last occurrence in processing order
+        rev = node[::-1]
+        uniq, first_rev = np.unique(rev, return_index=True)
+        final[r, uniq] = offset + len(node) - 1 - first_rev
+        cols["run"] = np.full(len(node), r, dtype=np.int32)
+        parts.append(cols)
+        offset += len(node)
         slot_base += len(pairs)
         reasons.append("message_budget" if done == budget else "quiescent")
-        sent.append(queue.sent)
-    arr = {k: np.asarray(v, dtype=np.float64 if k == "time" else np.int64).reshape(-1) for k, v in cols.items()}
+        sent.append(copies)
+    keys = ("run", "node", "msg_id", "cause", "prev", "slot", "src", "time", "level")
+    wide = offset >= 2 ** 31 - 1
+    dtypes = {k: np.float64 if k == "time" else np.int64 if (k == "msg_id" or wide) else np.int32 for k in keys}
+    arr = {k: (parts[0][k] if len(parts) == 1 else np.concatenate([c[k] for c in parts]) if parts else np.zeros(0))
+           .astype(dtypes[k], copy=False) for k in keys}
     return Schedule(n, len(runs), arr["run"], arr["node"], arr["msg_id"], arr["cause"], arr["prev"],
                     arr["slot"], arr["src"], arr["time"], arr["level"], final, tuple(reasons), tuple(sent))
 
 
-def _record(cols, r, v, mid, cause, prev, slot, src, t, level) -> None:
-    cols["run"].append(r)
-    cols["node"].append(v)
-    cols["msg_id"].append(mid)
-    cols["cause"].append(cause)
-    cols["prev"].append(prev)
-    cols["slot"].append(slot)
-    cols["src"].append(src)
-    cols["time"].append(t)
-    cols["level"].append(level)
+#: Constant-delay runs with at least this budget are planned wave by wave with numpy (else one by one).
+WAVES_MIN_BUDGET = 256
+
+
+def _csr(graph: Graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, degree) of the graph's sorted neighbour lists."""
+    deg = np.fromiter((len(nb) for nb in graph.neighbors), dtype=np.int64, count=graph.num_nodes)
+    indptr = np.zeros(graph.num_nodes + 1, dtype=np.int64)
+    np.cumsum(deg, out=indptr[1:])
+    indices = np.fromiter((u for nb in graph.neighbors for u in nb), dtype=np.int64, count=int(indptr[-1]))
+    return indptr, indices, deg
+
+
+def _plan_waves(csr, model: Constant, pairs, slot_base: int, budget: int, ties: str) -> tuple[dict, int, int]:
+    """One constant-delay run, one *wave* (instant) at a time with array operations.
+
+    Every copy sent at instant t_k arrives at t_k + c, so instant k + 1 holds exactly the
+    copies sent during instant k, in send order (msg_id), or grouped by receiver for the
+    ``"mailbox"`` rule. Within an instant, the deliveries at one node form a chain:
+    with a_i the level of the i-th one's cause and L the node's level before the instant,
+    ``level_j = j + 1 + max(L, max_{i <= j} (a_i - i))`` (a segmented running maximum).
+    """
+    value = float(model.value)
+    if not 0.0 < value < INF:
+        raise DelayError(f"constant delay must be finite and > 0, got {value!r}")
+    indptr, indices, deg = csr
+    n = len(deg)
+    last_idx = np.full(n, -1, dtype=np.int64)
+    last_lvl = np.full(n, -1, dtype=np.int64)
+    i32 = np.int32
+    cols = {k: np.empty(budget, dtype=np.int64 if k == "msg_id" else np.float64 if k == "time" else i32)
+            for k in ("node", "msg_id", "cause", "prev", "slot", "src", "time", "level")}
+    k = len(pairs)
+    w_node = np.array([v for v, _ in pairs], dtype=np.int64)
+    w_mid = np.arange(k, dtype=np.int64)
+    w_cause = np.full(k, -1, dtype=np.int64)
+    w_src = np.full(k, -1, dtype=np.int64)
+    w_slot = slot_base + np.arange(k, dtype=np.int64)
+    next_id, sent, done, t = k, k, 0, 0.0
+    levels = cols["level"]
+    while len(w_node) and done < budget:
+        if ties == "mailbox" and len(w_node) > 1:
+            _, first, inv = np.unique(w_node, return_index=True, return_inverse=True)
+            order = np.argsort(first[inv], kind="stable")
+            w_node, w_mid, w_cause, w_src, w_slot = (x[order] for x in (w_node, w_mid, w_cause, w_src, w_slot))
+        take = min(len(w_node), budget - done)
+        w_node, w_mid, w_cause, w_src, w_slot = (x[:take] for x in (w_node, w_mid, w_cause, w_src, w_slot))
+        idx = done + np.arange(take, dtype=np.int64)
+        a = np.where(w_cause >= 0, levels[np.maximum(w_cause, 0)], -1).astype(np.int64)
+        # chains per receiver, in processing order
+        order = np.argsort(w_node, kind="stable")
+        g_node = w_node[order]
+        head = np.ones(take, dtype=bool)
+        head[1:] = g_node[1:] != g_node[:-1]
+        gid = np.cumsum(head) - 1
+        starts = np.nonzero(head)[0]
+        rank = np.arange(take, dtype=np.int64) - starts[gid]
+        b = a[order] - rank + take + 1               # >= 1
+        big = int(b.max()) + 1
+        run_max = np.maximum.accumulate(b + gid * big) - gid * big - take - 1
+        lvl_sorted = rank + 1 + np.maximum(last_lvl[g_node], run_max)
+        prev_sorted = np.where(head, last_idx[g_node], np.concatenate([[-1], idx[order][:-1]]))
+        sl = slice(done, done + take)
+        levels[sl][order] = lvl_sorted
+        cols["prev"][sl][order] = prev_sorted
+        tails = np.append(starts[1:], take) - 1
+        last_idx[g_node[tails]] = idx[order][tails]
+        last_lvl[g_node[tails]] = lvl_sorted[tails]
+        for key, val in (("node", w_node), ("msg_id", w_mid), ("cause", w_cause), ("slot", w_slot), ("src", w_src)):
+            cols[key][sl] = val
+        cols["time"][sl] = t
+        done += take
+        # broadcasts: every processed delivery sends one copy per neighbour, neighbours ascending
+        d = deg[w_node]
+        total = int(d.sum())
+        sent += total
+        rep = np.repeat(np.arange(take, dtype=np.int64), d)
+        within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(d) - d, d)
+        src = w_node
+        w_node = indices[indptr[w_node][rep] + within]
+        w_mid = next_id + np.arange(total, dtype=np.int64)
+        next_id += total
+        w_cause = idx[rep]
+        w_src = src[rep]
+        w_slot = np.full(total, -1, dtype=np.int64)
+        t = t + value
+    return {key: v[:done] for key, v in cols.items()}, done, sent
+
+
+def _plan_uniform(graph: Graph, model: Uniform, seed: int, pairs, slot_base: int,
+                  budget: int) -> tuple[dict, int, int]:
+    """One uniform-delay run (``msg_id`` ties, no FIFO): one heap, delays drawn in msg_id order in blocks.
+
+    The same order as :class:`EventQueue` (copies of one instant leave the heap in msg_id
+    order, and a broadcast cannot join its own instant since delays are > 0), with the
+    per-copy work cut to one draw and one push.
+    """
+    sample = model.bind(stream(seed, "delays"))
+    nbrs = graph.neighbors
+    k = len(pairs)
+    heap = [(0.0, j) for j in range(k)]              # (arrival, msg_id); the rest by msg_id below
+    c_dst = [v for v, _ in pairs]
+    c_cause = [-1] * k
+    pop, push = heapq.heappop, heapq.heappush
+    next_id = k
+    node, mids, prevs, times, levels = [], [], [], [], []
+    last: dict[int, int] = {}
+    draws: list[float] = []
+    head = 0
+    done = 0
+    # a calendar: the heap holds the copies of the current time bucket, later ones wait in their bucket
+    # (bucket = floor(arrival / width), monotone in the arrival, so the pop order is unchanged)
+    inv = 32.0 / float(model.high)
+    cur = 0
+    buckets: dict[int, list] = {}
+    while done < budget:
+        if not heap:
+            if not buckets:
+                break
+            cur = min(buckets)
+            heap = buckets.pop(cur)
+            heapq.heapify(heap)
+        t, mid = pop(heap)
+        v = c_dst[mid]
+        cause = c_cause[mid]
+        p = last.get(v, -1)
+        lc = levels[cause] if cause >= 0 else -1
+        lp = levels[p] if p >= 0 else -1
+        node.append(v)
+        mids.append(mid)
+        prevs.append(p)
+        times.append(t)
+        levels.append(1 + (lc if lc > lp else lp))
+        last[v] = done
+        nb = nbrs[v]
+        w = len(nb)
+        if head + w > len(draws):
+            draws = draws[head:] + [sample(-1, -1, -1) for _ in range(4096 + w)]
+            head = 0
+        for d in draws[head: head + w]:
+            ta = t + d
+            if not ta > t:
+                raise DelayError(f"message {next_id} would arrive at its send time {t!r} (delay {d!r} "
+                                 "is below the clock's resolution); the planner cannot order it")
+            b = int(ta * inv)
+            if b <= cur:
+                push(heap, (ta, next_id))
+            elif b in buckets:
+                buckets[b].append((ta, next_id))
+            else:
+                buckets[b] = [(ta, next_id)]
+            next_id += 1
+        head += w
+        c_dst.extend(nb)
+        c_cause.extend([done] * w)
+        done += 1
+    i64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    mid_a = i64(mids)
+    cause = np.asarray(c_cause, dtype=np.int64)[mid_a]
+    node_a = i64(node)
+    src = np.where(cause >= 0, node_a[np.maximum(cause, 0)], -1)
+    slot = np.where(mid_a < k, slot_base + mid_a, -1)
+    cols = {"node": node_a, "msg_id": mid_a, "cause": cause, "prev": i64(prevs), "slot": slot,
+            "src": src, "time": np.asarray(times, dtype=np.float64), "level": i64(levels)}
+    return cols, done, next_id
+
+
+def _plan_queue(graph: Graph, model: DelayModel, seed: int, fifo: bool, ties: str, pairs, slot_base: int,
+                budget: int) -> tuple[dict, int, int]:
+    """One run through the event queue, delivery by delivery (any delay model)."""
+    queue = EventQueue(graph.neighbors, model, seed, fifo, ties)
+    for j, (v, _) in enumerate(pairs):
+        queue.start(v, slot_base + j)
+    node, mids, causes, prevs, slots, srcs, times, levels = ([] for _ in range(8))
+    last: dict[int, int] = {}
+    done = 0
+    pop, broadcast = queue.pop, queue.broadcast
+    while done < budget:
+        item = pop()
+        if item is None:
+            break
+        t, mid, v, cause, src, slot = item
+        p = last.get(v, -1)
+        lc = levels[cause] if cause >= 0 else -1
+        lp = levels[p] if p >= 0 else -1
+        node.append(v)
+        mids.append(mid)
+        causes.append(cause)
+        prevs.append(p)
+        slots.append(slot)
+        srcs.append(src)
+        times.append(t)
+        levels.append(1 + (lc if lc > lp else lp))
+        last[v] = done
+        done += 1
+        broadcast(t, v, done - 1)
+    i64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    cols = {"node": i64(node), "msg_id": i64(mids), "cause": i64(causes), "prev": i64(prevs), "slot": i64(slots),
+            "src": i64(srcs), "time": np.asarray(times, dtype=np.float64), "level": i64(levels)}
+    return cols, done, queue.sent
 
 
 class EventQueue:
@@ -464,10 +658,13 @@ def fifo_delay(last_arrival: dict, v: int, u: int, now: float, d: float) -> floa
 class PlanCache:
     """An LRU of schedules keyed by :func:`plan_key` (a hash of graph, runs, delays, fifo, budget)."""
 
-    def __init__(self, maxsize: int = 100_000) -> None:
+    def __init__(self, maxsize: int = 100_000, max_deliveries: int = 1 << 19) -> None:
         if maxsize < 0:
             raise ValueError(f"maxsize must be >= 0, got {maxsize}")
         self.maxsize = maxsize
+        #: a schedule with more deliveries is returned but not kept (one large run: its compiled
+        #: program is cached by the executor, and the schedule's 44 bytes per delivery are not)
+        self.max_deliveries = max_deliveries
         self._items: OrderedDict[str, Schedule] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -487,7 +684,7 @@ class PlanCache:
             return self._items[key]
         self.misses += 1
         sched = plan(graph, runs, budget, delay, fifo, ties)
-        if key is not None and self.maxsize:
+        if key is not None and self.maxsize and sched.num_deliveries <= self.max_deliveries:
             self._items[key] = sched
             while len(self._items) > self.maxsize:
                 self._items.popitem(last=False)

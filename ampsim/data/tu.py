@@ -33,7 +33,7 @@ DATASETS = ("MUTAG", "PTC", "PROTEINS", "IMDB-BINARY", "IMDB-MULTI")
 # canonical name -> folder/file stem of the GIN format
 _GIN_NAME = {"MUTAG": "MUTAG", "PTC": "PTC", "PROTEINS": "PROTEINS",
              "IMDB-BINARY": "IMDBBINARY", "IMDB-MULTI": "IMDBMULTI"}
-_ALIASES = {**{n: n for n in DATASETS}, "PTC_MR": "PTC",
+_ALIASES = {**{n: n for n in DATASETS},
             "IMDBBINARY": "IMDB-BINARY", "IMDBMULTI": "IMDB-MULTI"}
 _DEGREE_AS_TAG = ("IMDB-BINARY", "IMDB-MULTI")
 _NUM_FOLDS = 10
@@ -222,6 +222,9 @@ class TUDataset(Sequence):
 
     def folds(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(train_idx, test_idx) of GIN fold ``k`` in 0..9 (files ``*_idx-{k+1}.txt``)."""
+        if self.name not in _GIN_NAME:
+            raise ValueError(f"{self.name} is in TU order and has no GIN fold files; split it yourself "
+                             "(e.g. sklearn's StratifiedKFold)")
         if not 0 <= k < _NUM_FOLDS:
             raise IndexError(f"fold {k} out of range 0..{_NUM_FOLDS - 1}")
         stem = _GIN_NAME[self.name]
@@ -265,12 +268,17 @@ class TUDataset(Sequence):
 def load_tu(name: str, root: Union[str, Path, None] = None, verify: bool = True) -> TUDataset:
     """Load a TU benchmark from the vendored GIN-format files (never downloads).
 
-    ``name`` is one of :data:`DATASETS` or an alias (``PTC_MR``, ``IMDBBINARY``,
-    ``IMDBMULTI``), case-insensitive. ``root`` defaults to ``$AMPSIM_DATA`` or the repo's
+    ``name`` is one of :data:`DATASETS` or an alias (``IMDBBINARY``, ``IMDBMULTI``),
+    case-insensitive; ``"PTC"`` is GIN's file (explicit hydrogens, 8792 nodes) and
+    ``"PTC_MR"`` the TU original (4915 nodes, :mod:`ampsim.data.tu_raw`). ``root`` defaults to ``$AMPSIM_DATA`` or the repo's
     ``data/``. With ``verify`` the files read are checked against ``root/SHA256SUMS``.
     Raises ``FileNotFoundError`` for a missing file, :class:`DataError` for a checksum
     mismatch or a malformed line.
     """
+    if name.strip().upper() == "PTC_MR":  # the TU original (4915 nodes), not GIN's PTC with hydrogens (8792)
+        from .tu_raw import load_tu_raw
+
+        return load_tu_raw("PTC_MR", root, verify)
     name = _canonical(name)
     root = _data_root(root)
     stem = _GIN_NAME[name]

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 __all__ = [
     "AmpsimError",
+    "ArgumentError",
     "GraphError",
+    "FeatureError",
+    "EdgeListError",
+    "SizeLimitError",
+    "CheckpointError",
     "DelayError",
     "AssumptionError",
     "TraceFormatError",
     "ReplayMismatch",
+    "TraceMismatch",
 ]
 
 
@@ -20,8 +26,33 @@ class AmpsimError(Exception):
     """Base class of every error ampsim raises on purpose."""
 
 
+class ArgumentError(AmpsimError, ValueError, TypeError):
+    """An argument of a public entry point has the wrong type or is out of range.
+
+    The message names the argument and repeats the user's value (see :mod:`ampsim.validate`).
+    It is both a ``ValueError`` and a ``TypeError``, so callers that catch either keep working.
+    """
+
+
 class GraphError(AmpsimError, ValueError):
     """The graph cannot be simulated (directed, multi-edges, self-loops, empty, ...)."""
+
+
+class FeatureError(ArgumentError, GraphError):
+    """Node features are misshapen, given on only some nodes, or hold NaN or infinity (design rule 11)."""
+
+
+class EdgeListError(GraphError):
+    """An edge-list file is missing, unreadable or malformed; the message names the file (and line)."""
+
+
+class SizeLimitError(GraphError):
+    """A graph spec would exceed the size limit; the message gives the estimate, the limit and the override."""
+
+
+class CheckpointError(AmpsimError, ValueError):
+    """A checkpoint file is missing, empty, truncated, corrupt, foreign, or written for another configuration;
+    the message names the file."""
 
 
 class DelayError(AmpsimError, ValueError):
@@ -46,3 +77,17 @@ class ReplayMismatch(AmpsimError):
         super().__init__(
             f"replay diverged at record {index}:\n  expected {expected}\n  got      {got}"
         )
+
+
+class TraceMismatch(TraceFormatError, ReplayMismatch):
+    """A trace's records contradict its header or each other (another graph, a tampered delay, a missing record).
+
+    Found when the trace is loaded, before anything is replayed or drawn; it is both a
+    :class:`TraceFormatError` and a :class:`ReplayMismatch` (``index``: the record).
+    """
+
+    def __init__(self, message: str, index: int = -1) -> None:
+        self.index = index
+        self.expected = None
+        self.got = None
+        Exception.__init__(self, message)

@@ -23,26 +23,29 @@ The semantics (docs/design.md pins each with a test):
 """
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import simpy
 from simpy.core import EmptySchedule, StopSimulation
-from simpy.events import NORMAL, URGENT, Event, Timeout
-from simpy.resources.store import StoreGet
+from heapq import heappush
+
+from simpy.events import NORMAL, PENDING, URGENT, Event
 
 from .. import __version__
+from .. import validate as V
 from ..graphs import Graph, as_graph
 from ..trace.records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord, summarize
 from ..trace.tracers import Tracer
-from .delays import DelayModel, get_delay
-from .errors import AssumptionError, DelayError, GraphError
+from .delays import Constant, DelayModel, get_delay
+from .errors import AssumptionError, DelayError, FeatureError, GraphError
 from .messages import START, Message, NodeView
 from .rng import stream
 from .rule import ASSUMPTIONS, NodeRule, rule_spec
 
-__all__ = ["Simulation", "RunResult", "Mailbox", "TRACE_FORMAT", "TRACE_VERSION", "DEFAULT_BUDGET"]
+__all__ = ["Simulation", "RunResult", "Mailbox", "Take", "Copy", "Burst", "TRACE_FORMAT", "TRACE_VERSION", "DEFAULT_BUDGET"]
 
 TRACE_FORMAT = "ampsim.trace"
 TRACE_VERSION = 1
@@ -50,32 +53,133 @@ DEFAULT_BUDGET = 1_000_000
 """Deliveries one ``run()`` may process when it is given neither ``until`` nor a budget: no run hangs."""
 
 INF = math.inf
-
-# A message copy in flight: (msg_id, cause_id, src, dst, t_send, delay, message).
-Item = tuple
+_NO_FULL_GC = 1 << 30  # gen-2 threshold during run(): no full collection (see run)
 
 
-class Mailbox(simpy.Store):
-    """A node's ``simpy.Store``: a delivered copy wakes the node's pending get at once, URGENT (semantics 3).
+class Copy:
+    """One message copy in flight, which is also its own SimPy timer (semantics 2).
+
+    SimPy's ``Environment.step`` pops ``(time, priority, event id, event)`` from its
+    heap and calls each of ``event.callbacks`` with the event; that (and ``_ok``) is
+    all it asks of an event. A copy is therefore scheduled exactly as a ``Timeout``
+    is (``NORMAL`` priority, the next event id, so the order is unchanged), and its
+    ``callbacks`` is the receiver's shared one-element tuple ``(mailbox.deliver,)``.
+    With ``__slots__`` and no per-copy callback list, closure or value tuple, a copy
+    and its heap entry cost under 0.3 KB in flight (0.6 KB as a ``Timeout``).
+    Under constant delays a whole broadcast travels as one :class:`Burst` instead.
+    """
+
+    __slots__ = ("msg_id", "cause", "src", "dst", "t_send", "delay", "message", "callbacks")
+    _ok = True  # a timer never fails
+
+    def __init__(self, msg_id: int, cause: int, src: int, dst: int, t_send: float, delay: float,
+                 message: Message, callbacks: tuple) -> None:
+        self.msg_id = msg_id
+        self.cause = cause
+        self.src = src
+        self.dst = dst
+        self.t_send = t_send
+        self.delay = delay
+        self.message = message
+        self.callbacks = callbacks
+
+    def __repr__(self) -> str:
+        return f"<Copy {self.msg_id}: {self.src} -> {self.dst} at {self.t_send}+{self.delay}>"
+
+
+class Burst:
+    """Every copy of one broadcast under constant delays, in flight as one object (semantics 2 and 3).
+
+    With constant delays and no loss, all copies of a broadcast arrive at the same
+    instant and would hold consecutive event ids. A burst holds them as the
+    broadcast (sender, cause, send time, delay, message), the receivers (the
+    sender's neighbour tuple, shared with the graph) and the first ``msg_id``; it
+    sits in SimPy's heap once and, each time it fires, delivers the next copy alone
+    (built then, as a :class:`Copy`) and pushes itself again with the same time and
+    event id. The order of deliveries is therefore exactly that of one timer per
+    copy, while a flood of complete:800 holds 800 heap entries and no per-copy
+    object instead of 640,000 of each.
+    """
+
+    __slots__ = ("src", "cause", "t_send", "delay", "message", "dsts", "first", "index", "eid", "callbacks")
+    _ok = True
+
+    def __init__(self, src: int, cause: int, t_send: float, delay: float, message: Message,
+                 dsts: tuple, first: int, eid: int, callbacks: tuple) -> None:
+        self.src = src
+        self.cause = cause
+        self.t_send = t_send
+        self.delay = delay
+        self.message = message
+        self.dsts = dsts
+        self.first = first
+        self.index = 0
+        self.eid = eid
+        self.callbacks = callbacks
+
+    def pending(self) -> list[Copy]:
+        """The copies not yet delivered, in delivery order."""
+        return [
+            Copy(self.first + i, self.cause, self.src, self.dsts[i], self.t_send, self.delay, self.message, None)
+            for i in range(self.index, len(self.dsts))
+        ]
+
+
+Item = Copy
+
+
+class Take(Event):
+    """A node's get on its mailbox: succeeds (URGENT) with the oldest copy, at once or when one is delivered.
+
+    ``simpy.Store.get`` with only what a mailbox needs: no put queue to wake, no
+    scan of the get queue (a mailbox has one reader, its node).
+    """
+
+    def __init__(self, box: "Mailbox") -> None:
+        self.env = box._env
+        self.callbacks = []
+        if box.items:
+            self._ok = True
+            self._value = box.items.pop(0)
+            self.env.schedule(self, URGENT)
+        else:
+            self._value = PENDING
+            box.get_queue.append(self)
+
+
+class Mailbox:
+    """A node's mailbox, a ``simpy.Store`` cut to what AMP needs: a delivered copy wakes the node's get at once, URGENT (semantics 3).
 
     With a plain ``Store.put`` the waiting get is triggered only when the put event
     itself is processed, after every other timer of the same instant; copies then
     pile up in the store and a node can process a later copy before an earlier
-    copy to another node. ``deliver`` appends and triggers the get synchronously.
+    copy to another node. ``deliver`` hands the copy to the waiting :class:`Take`
+    synchronously (or keeps it in ``items`` when the node is not waiting). A mailbox
+    has one reader and no capacity, so it keeps only ``items`` and ``get_queue``
+    (``__slots__``): with hundreds of nodes the per-node state stays in cache.
     """
 
-    def deliver(self, item: Item) -> None:
-        """Put ``item`` (no put event) and hand it to the waiting get, if any."""
-        self.items.append(item)
-        if self.get_queue:
-            self._trigger_get(None)
+    __slots__ = ("_env", "items", "get_queue")
 
-    def _do_get(self, event: StoreGet) -> None:
-        if self.items:
-            event._ok = True
-            event._value = self.items.pop(0)
-            self._env.schedule(event, URGENT)
-        return None
+    def __init__(self, env: simpy.Environment) -> None:
+        self._env = env
+        self.items: list[Copy] = []
+        self.get_queue: list[Take] = []
+
+    def deliver(self, item: Copy) -> None:
+        """The copy's timer callback: wake the waiting get with ``item`` (URGENT), or keep it."""
+        waiting = self.get_queue
+        if waiting:
+            take = waiting.pop()
+            take._ok = True
+            take._value = item
+            self._env.schedule(take, URGENT)
+        else:
+            self.items.append(item)
+
+    def get(self) -> Take:  # type: ignore[override]
+        """The next copy, as an event (yielded by the node's process)."""
+        return Take(self)
 
 
 @dataclass(frozen=True)
@@ -93,27 +197,36 @@ class RunResult:
     states: tuple
 
 
-def _check_features(features: Any, n: int) -> list:
-    if features is None:
-        return [None] * n
-    if hasattr(features, "detach"):  # torch
-        import torch
+def _start_node(v: Any, n: int) -> int:
+    if not V._is_int(v) or not 0 <= int(v) < n:
+        raise V.ArgumentError(f"start node {V.show(v)} is not in the graph: start nodes are indices 0..{n - 1}")
+    return int(v)
 
-        if features.shape[0] != n:
-            raise GraphError(f"features have {features.shape[0]} rows for {n} nodes")
-        if not bool(torch.isfinite(features).all()):
-            bad = sorted({int(i) for i in (~torch.isfinite(features)).nonzero()[:, 0].tolist()})
-            raise GraphError(f"features contain NaN or infinite values at node(s) {bad[:10]}")
-        return [features[v] for v in range(n)]
-    rows = list(features)
-    if len(rows) != n:
-        raise GraphError(f"features have {len(rows)} rows for {n} nodes")
-    for v, row in enumerate(rows):
-        values = row if isinstance(row, (list, tuple)) else [row] if isinstance(row, (int, float)) else list(row)
-        for x in values:
-            if isinstance(x, (int, float)) and not math.isfinite(x):
-                raise GraphError(f"features contain NaN or infinite values at node {v}")
-    return rows
+
+def _container_features(graph: Any) -> tuple[Any, Optional[list]]:
+    """Features carried by the graph itself: networkx node attribute ``x`` or ``GraphData.x``.
+
+    Returns ``(features, labels)``; attributes on only some nodes are an error, never dropped.
+    """
+    if hasattr(graph, "nodes") and hasattr(graph, "is_directed"):
+        if not len(graph):
+            return None, None
+        from ..graphs import _node_order
+
+        order = _node_order(graph)
+        have = [v for v in order if graph.nodes[v].get("x") is not None]
+        if not have:
+            return None, None
+        if len(have) != len(order):
+            missing = [v for v in order if graph.nodes[v].get("x") is None]
+            raise FeatureError(
+                f"node attribute 'x' (features) is set on only some nodes: missing on {len(missing)} node(s) "
+                f"{missing[:10]}; give every node features or none"
+            )
+        return [graph.nodes[v]["x"] for v in order], order
+    if hasattr(graph, "edge_index") and hasattr(graph, "x") and hasattr(graph, "num_nodes"):  # GraphData
+        return graph.x, None
+    return None, None
 
 
 def _features_json(rows: list) -> Optional[list]:
@@ -168,39 +281,39 @@ class Simulation:
         allow_isolated: bool = False,
         budget: Optional[int] = None,
     ) -> None:
-        if features is None and hasattr(graph, "nodes") and hasattr(graph, "is_directed"):
-            attrs = [graph.nodes[v].get("x") for v in graph.nodes] if len(graph) else []
-            if attrs and all(a is not None for a in attrs):
-                from ..graphs import _node_order
-
-                features = [graph.nodes[v]["x"] for v in _node_order(graph)]
-        self.graph: Graph = as_graph(graph, num_nodes=num_nodes)
+        labels = None
+        if features is None:
+            features, labels = _container_features(graph)
+        self.graph: Graph = as_graph(graph, num_nodes=V.optional_positive_int("num_nodes", num_nodes))
         n = self.graph.num_nodes
-        if not allow_isolated and self.graph.isolated():
+        if not V.boolean("allow_isolated", allow_isolated) and self.graph.isolated():
+            lone = [self.graph.labels[v] for v in self.graph.isolated()]
             raise GraphError(
-                f"node(s) {self.graph.isolated()[:10]} have no neighbours and can never receive a message; "
+                f"node(s) {lone[:10]} have no neighbours and can never receive a message; "
                 "pass allow_isolated=True to simulate anyway"
             )
         if not isinstance(rule, NodeRule):
-            raise TypeError(f"rule must implement NodeRule (name, assumes, start, receive); got {type(rule).__name__}")
+            raise V.ArgumentError(
+                f"rule must implement NodeRule (name, assumes, start, receive); got {V.show(rule)}"
+            )
         self.rule = rule
         self.delay = get_delay(delay)
-        self.fifo = bool(fifo)
-        self.seed = seed
+        self.fifo = V.boolean("fifo", fifo)
+        self.seed = V.integer("seed", seed)
+        if tracer is not None and not isinstance(tracer, Tracer):
+            raise V.ArgumentError(f"tracer must be a Tracer (run_start, send, deliver, drop, state, run_end) or None, got {V.show(tracer)}")
+        if not isinstance(start_message, Message):
+            raise V.ArgumentError(f"start_message must be a Message, got {V.show(start_message)}")
         if callable(loss):
             self.loss, self._lose = -1.0, loss
-        elif isinstance(loss, (int, float)) and 0.0 <= loss < 1.0:
-            self.loss = float(loss)
+        else:
+            self.loss = V.probability("loss", loss, allow_one=False)
             if self.loss > 0:
                 draw, p = stream(seed, "loss").random, self.loss
                 self._lose = lambda msg_id, src, dst: draw() < p
             else:
                 self._lose = None
-        else:
-            raise ValueError(f"loss must be a probability in [0, 1) or a function, got {loss!r}")
-        if budget is not None and budget < 1:
-            raise ValueError(f"budget must be >= 1, got {budget!r}")
-        self.budget = budget
+        self.budget = V.optional_positive_int("budget", budget)
         self._check_assumptions()
 
         self.env = simpy.Environment(initial_time=0.0)
@@ -224,14 +337,16 @@ class Simulation:
         assumes = rule.assumes
         self._needs_sender = "sender" in assumes
 
-        rows = _check_features(features, n)
+        rows = V.features_rows(features, n, labels if labels is not None else self.graph.labels)
         degs = self.graph.degrees
         self.views = tuple(
             NodeView(rows[v], degs[v] if "degree" in assumes else None, v if "ids" in assumes else None)
             for v in range(n)
         )
         self.mailboxes = [Mailbox(self.env) for _ in range(n)]
-        self._deliver_cb = [self._make_deliver(box) for box in self.mailboxes]
+        self._deliver_cb = [(box.deliver,) for box in self.mailboxes]
+        self._fire_burst_cb = (self._fire_burst,)
+        self._constant = float(self.delay.value) if type(self.delay) is Constant and self._lose is None else None
         self.start_nodes = self._start_nodes(start)
         self.start_message = start_message
         if tracer is not None:
@@ -271,24 +386,30 @@ class Simulation:
                 "pass fifo=True"
             )
 
-    def _start_nodes(self, start: Any) -> list[tuple[int, Message]]:
+    def _start_nodes(self, start: Any) -> list[tuple[int, Optional[Message]]]:
+        """The start policy (semantics 5) as ``(node, message or None)`` pairs, every node checked."""
         n = self.graph.num_nodes
         if start is None:
             return []
         if isinstance(start, str):
             if start != "all":
-                raise ValueError(f"start must be a node index, a list of them, a dict, 'all' or None; got {start!r}")
+                raise V.ArgumentError(
+                    f"start must be a node index, a list of them, a dict {{node: Message}}, 'all' or None; got {start!r}"
+                )
             return [(v, None) for v in range(n)]
         if isinstance(start, dict):
-            pairs = sorted((int(v), m) for v, m in start.items())
-        elif isinstance(start, int):
-            pairs = [(start, None)]
-        else:
-            pairs = [(int(v), None) for v in start]
-        for v, _ in pairs:
-            if not 0 <= v < n:
-                raise ValueError(f"start node {v} is not in the graph (nodes 0..{n - 1})")
-        return pairs
+            if not start:
+                return []  # no start message, as start=None (a run that ends quiescent at t=0)
+            pairs = []
+            for v, m in start.items():
+                v = _start_node(v, n)
+                if not isinstance(m, Message):
+                    raise V.ArgumentError(f"start[{v}] must be a Message, got {V.show(m)}")
+                pairs.append((v, m))
+            return sorted(pairs, key=lambda p: p[0])
+        if V._is_int(start):
+            return [(_start_node(start, n), None)]
+        return [(v, None) for v in V.node_ids("start", start, n, allow_empty=True, distinct=False)]
 
     def header(self) -> dict:
         """The versioned trace header: everything needed to rerun this simulation."""
@@ -313,18 +434,14 @@ class Simulation:
             "features": _features_json([view.features for view in self.views]),
         }
 
-    def _make_deliver(self, box: Mailbox) -> Callable[[Event], None]:
-        deliver = box.deliver
-        return lambda event: deliver(event._value)
-
     def _inject(self, v: int, message: Optional[Message]) -> None:
         """Deliver a start message to ``v`` at t = 0 (src -1, cause -1, delay 0)."""
         message = self.start_message if message is None else message
         mid = self._next_id
         self._next_id += 1
         self._sent += 1
-        item = (mid, -1, -1, v, self.env.now, 0.0, message)
-        Timeout(self.env, 0.0, item).callbacks.append(self._deliver_cb[v])
+        item = Copy(mid, -1, -1, v, self.env.now, 0.0, message, self._deliver_cb[v])
+        self.env.schedule(item, NORMAL, 0.0)
         if self.tracer is not None:
             self.tracer.send(self._record(SEND, item, self.env.now))
 
@@ -337,6 +454,27 @@ class Simulation:
             message = Message(message.kind, message.payload, v)
         sample = self._sample
         tracer = self.tracer
+        text = self._summ(message.payload) if tracer is not None else None  # once per broadcast, not per copy
+        lose = self._lose
+        cbs = self._deliver_cb
+        queue = env._queue
+        eid = env._eid
+        if self._constant is not None:  # every copy arrives at now + d: one Burst (see Burst)
+            nbrs = self.graph.neighbors[v]
+            if not nbrs:
+                return
+            d = self._constant
+            first = self._next_id
+            self._next_id = first + len(nbrs)
+            self._sent += len(nbrs)
+            e = next(eid)
+            burst = Burst(v, cause, now, d, message, nbrs, first, e, self._fire_burst_cb)
+            heappush(queue, (now + d, NORMAL, e, burst))
+            if tracer is not None:
+                for item in burst.pending():
+                    tracer.send(self._record(SEND, item, now + d, "", text))
+            return
+        fifo = self.fifo
         for u in self.graph.neighbors[v]:
             mid = self._next_id
             self._next_id = mid + 1
@@ -344,17 +482,29 @@ class Simulation:
             if not 0.0 < d < INF:
                 raise DelayError(f"delay model {self.delay.name!r} gave delay {d!r} for message {mid} ({v} -> {u}); delays must be finite and > 0")
             self._sent += 1
-            item = (mid, cause, v, u, now, d, message)
-            if self._lose is not None and self._lose(mid, v, u):
+            item = Copy(mid, cause, v, u, now, d, message, cbs[u])
+            if lose is not None and lose(mid, v, u):
                 self._dropped += 1
                 if tracer is not None:
-                    tracer.drop(self._record(DROP, item, now + d, "lost"))
+                    tracer.drop(self._record(DROP, item, now + d, "lost", text))
                 continue
-            if self.fifo:
+            if fifo:
                 d = self._fifo_delay(v, u, now, d)
-            Timeout(env, d, item).callbacks.append(self._deliver_cb[u])
+            heappush(queue, (now + d, NORMAL, next(eid), item))  # = env.schedule(item, NORMAL, d)
             if tracer is not None:
-                tracer.send(self._record(SEND, item, now + d))
+                tracer.send(self._record(SEND, item, now + d, "", text))
+
+    def _fire_burst(self, burst: Burst) -> None:
+        """Timer callback of a burst: deliver its next copy alone; reschedule the rest (same time, same id)."""
+        i = burst.index
+        dst = burst.dsts[i]
+        item = Copy(burst.first + i, burst.cause, burst.src, dst, burst.t_send, burst.delay, burst.message, None)
+        i += 1
+        if i < len(burst.dsts):
+            burst.index = i
+            burst.callbacks = self._fire_burst_cb
+            heappush(self.env._queue, (self.env._now, NORMAL, burst.eid, burst))
+        self.mailboxes[dst].deliver(item)
 
     def _fifo_delay(self, v: int, u: int, now: float, d: float) -> float:
         """The delay that makes this copy arrive no earlier than the previous one on (v, u)."""
@@ -383,16 +533,16 @@ class Simulation:
                     if tracer is not None:
                         tracer.drop(self._record(DROP, item, self.env.now, "halted"))
                     continue
-                state, out = receive(view, state, item[6])
+                state, out = receive(view, state, item.message)
                 states[v] = state
                 self._deliveries += 1
                 self._last = item
                 if tracer is not None:
                     tracer.deliver(self._record(DELIVER, item, self.env.now))
                     if self._wants_states:
-                        tracer.state(StateRecord(self.env.now, v, item[0], self._summ_state(state)))
+                        tracer.state(StateRecord(self.env.now, v, item.msg_id, self._summ_state(state)))
                 if out is not None:
-                    self._broadcast(v, out, item[0])
+                    self._broadcast(v, out, item.msg_id)
                 if self._deliveries == self._limit:
                     self._stop("message_budget")
                 elif self._stop_when is not None and self._stop_when(self):
@@ -401,9 +551,13 @@ class Simulation:
             self._error = exc
             self._stop("error")
 
-    def _record(self, event: str, item: Item, t_deliver: float, reason: str = "") -> MessageRecord:
-        mid, cause, src, dst, t_send, d, message = item
-        return MessageRecord(event, mid, cause, src, dst, t_send, t_deliver, d, message.kind, self._summ(message.payload), reason)
+    def _record(self, event: str, item: Item, t_deliver: float, reason: str = "",
+                payload: Optional[str] = None) -> MessageRecord:
+        message = item.message
+        if payload is None:
+            payload = self._summ(message.payload)
+        return MessageRecord(event, item.msg_id, item.cause, item.src, item.dst, item.t_send, t_deliver, item.delay,
+                             message.kind, payload, reason)
 
     def _stop(self, reason: str) -> None:
         """End the current ``run()`` before any other event at this instant (URGENT, delay 0)."""
@@ -446,12 +600,16 @@ class Simulation:
         """
         if self._error is not None:
             raise RuntimeError("this simulation failed earlier; create a new one") from self._error
-        if until is not None and not until > self.env.now:
-            raise ValueError(f"until ({until}) must be greater than the current time ({self.env.now})")
+        if until is not None:
+            until = V.number("until", until, allow_inf=True)
+            if not until > self.env.now:
+                raise V.ArgumentError(f"until must be greater than the current time {self.env.now:g}, got {until!r}")
+            if until == INF:  # no time limit: the run ends quiescent (or by budget) at its real time
+                until = None
+        max_deliveries = V.optional_positive_int("max_deliveries", max_deliveries)
+        V.callable_or_none("stop_when", stop_when)
         if max_deliveries is None and until is None:
             max_deliveries = self.budget if self.budget is not None else DEFAULT_BUDGET
-        if max_deliveries is not None and max_deliveries < 1:
-            raise ValueError(f"max_deliveries must be >= 1, got {max_deliveries!r}")
         start = self._deliveries
         self._limit = start + max_deliveries if max_deliveries is not None else -1
         self._stop_when = stop_when
@@ -464,7 +622,14 @@ class Simulation:
             self.env.schedule(ev, URGENT, until - self.env.now)
         stuck: tuple[int, ...] = ()
         step = self.env.step
+        thresholds = gc.get_threshold()
         try:
+            # Copies in flight are long-lived containers: with many of them, Python's full
+            # (oldest-generation) collections rescan all of them again and again and halve
+            # the throughput. Young collections still run (cyclic garbage of a rule is
+            # freed); full ones wait until the run ends (issue 12). Restored on every path.
+            if thresholds[0]:
+                gc.set_threshold(thresholds[0], thresholds[1], _NO_FULL_GC)
             while True:
                 step()
         except StopSimulation:
@@ -476,6 +641,8 @@ class Simulation:
                 if stuck:
                     reason = "stalled"
         finally:
+            if thresholds[0]:
+                gc.set_threshold(*thresholds)
             self._limit = -1
             self._stop_when = None
             self._discard_control()
@@ -488,7 +655,7 @@ class Simulation:
         if self.tracer is not None:
             self.tracer.run_end(EndRecord(
                 reason, self.env.now, self._deliveries - start, self._sent, self._dropped,
-                tuple(sorted(r[0] for r in self._in_flight_items())), stuck, until, max_deliveries,
+                tuple(sorted(r.msg_id for r in self._in_flight_items())), stuck, until, max_deliveries,
             ))
         return result
 
@@ -523,7 +690,11 @@ class Simulation:
         found = []
         for entry in self.env._queue:
             ev = entry[3]
-            if isinstance(ev, (Timeout, StoreGet)) and type(ev._value) is tuple:
+            if type(ev) is Copy:
+                found.append(ev)
+            elif type(ev) is Burst:
+                found.extend(ev.pending())
+            elif type(ev) is Take and type(ev._value) is Copy:
                 found.append(ev._value)
         for box in self.mailboxes:
             found.extend(box.items)
@@ -533,11 +704,16 @@ class Simulation:
         when = {}
         for entry in self.env._queue:
             ev = entry[3]
-            if isinstance(ev, (Timeout, StoreGet)) and type(ev._value) is tuple:
-                when[ev._value[0]] = entry[0]
-        return [(when.get(it[0], self.env.now), it) for it in items]
+            if type(ev) is Copy:
+                when[ev.msg_id] = entry[0]
+            elif type(ev) is Burst:
+                for i in range(ev.first + ev.index, ev.first + len(ev.dsts)):
+                    when[i] = entry[0]
+            elif type(ev) is Take and type(ev._value) is Copy:
+                when[ev._value.msg_id] = entry[0]
+        return [(when.get(it.msg_id, self.env.now), it) for it in items]
 
     def in_flight(self) -> list[MessageRecord]:
         """Copies sent but neither delivered nor dropped, as ``send`` records, in delivery order."""
-        pairs = sorted(self._arrivals(self._in_flight_items()), key=lambda p: (p[0], p[1][0]))
+        pairs = sorted(self._arrivals(self._in_flight_items()), key=lambda p: (p[0], p[1].msg_id))
         return [self._record(SEND, item, t) for t, item in pairs]

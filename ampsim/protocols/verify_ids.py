@@ -25,14 +25,15 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 from ..engine.errors import AssumptionError
 from ..engine.rng import stream
 from ..engine.simulation import Simulation
+from ..fileio import process_pool, save_figure, write_text
+from ..sweeps import add_executor_arguments, executor_from_args
 from ..graphs import Graph, parse_graph_spec
 from .ids import UniqueIds
 
@@ -125,10 +126,12 @@ def verify_ids(
     budget: int = DEFAULT_BUDGET,
     workers: int = 1,
     fifo: bool = False,
+    executor: Any = None,
 ) -> list[IdRun]:
     """Every graph spec x every seed (``seeds``: a count from 0, or a list), in that order.
 
-    With ``workers > 1`` the runs are spread over processes; the result is identical.
+    With ``workers > 1`` the runs are spread over processes, with ``executor`` (any
+    ``concurrent.futures.Executor``, e.g. Dask: :mod:`ampsim.sweeps`) over it; the result is identical.
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
@@ -141,9 +144,13 @@ def verify_ids(
         # refuse (AssumptionError) or reject a bad graph before any worker starts
         Simulation(g, UniqueIds(), delay=delay, fifo=fifo, seed=0, start=_start_node(start, 0, g.num_nodes))
     tasks = [(spec, s, delay, start, budget, fifo) for spec in graphs for s in seed_list]
+    if executor is not None:
+        from ..sweeps import run_map
+
+        return run_map(_run_task, tasks, workers=workers, executor=executor)
     if workers == 1:
         return [_run_task(t) for t in tasks]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         return list(pool.map(_run_task, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
 
 
@@ -186,6 +193,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes (same results as 1)")
     parser.add_argument("--fifo", action="store_true",
                         help="FIFO channels: refused (the protocol needs messages to overtake each other)")
+    add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -193,8 +201,9 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     start: Union[int, str] = args.start if args.start == "vary" else int(args.start)
     try:
-        runs = verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
-                          workers=args.workers, fifo=args.fifo)
+        with executor_from_args(args) as executor:  # None unless --dask
+            runs = verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
+                              workers=args.workers, fifo=args.fifo, executor=executor)
     except AssumptionError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
@@ -279,11 +288,7 @@ def _connected(g: Graph) -> bool:
 
 
 def _write_json(path: str, data: dict, indent: Optional[int] = 1) -> None:
-    tmp = f"{path}.partial-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=indent, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")
 
 
 def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1, budget: int = DEFAULT_BUDGET) -> dict:
@@ -341,7 +346,7 @@ def plot_time_vs_k(table: dict, path: Optional[str] = None):
     fig.suptitle(f"IDs on star:k ({rows[0]['runs']} seeds per k)")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
     return fig
 
 
@@ -379,12 +384,12 @@ def _script(argv: Optional[Sequence[str]] = None) -> int:
     p = sub.add_parser("stars", help="time to finish against k on stars")
     p.add_argument("--ks", default="1-12", help="range a-b (default 1-12)")
     p.add_argument("--seeds", type=int, default=1000)
-    p.add_argument("--out", default="results/ids")
+    p.add_argument("--out", default="runs/ids", help="default runs/ids (published: results/ids)")
     p.add_argument("--workers", type=int, default=1)
     p = sub.add_parser("graphs", help="unique IDs on random connected graphs")
     p.add_argument("--count", type=int, default=200)
     p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--out", default="results/ids")
+    p.add_argument("--out", default="runs/ids", help="default runs/ids (published: results/ids)")
     p.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     if args.what == "stars":

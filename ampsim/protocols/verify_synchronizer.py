@@ -31,13 +31,13 @@ rule's new state and emission (integers exactly, reals to 1e-9).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing
 import os
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Optional, Sequence
@@ -45,6 +45,8 @@ from typing import Any, Optional, Sequence
 from ..engine.messages import Message, NodeView
 from ..engine.rng import derive_seed, stream
 from ..engine.simulation import Simulation
+from ..fileio import process_pool, save_figure, write_text
+from ..sweeps import add_executor_arguments, executor_from_args
 from ..graphs import Graph, parse_graph_spec
 from .sgin import SGIN, run_sgin
 from .synchronizer import ORIGIN, TABLE1_ROWS, Synchronizer, Table1Literal
@@ -662,11 +664,16 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
-def sweep(cases: Sequence[Case], workers: int = 1, relu: bool = True) -> list[CaseResult]:
-    """Run every case; with ``workers > 1`` over a process pool. Results are in case order either way."""
+def sweep(cases: Sequence[Case], workers: int = 1, relu: bool = True, executor: Any = None) -> list[CaseResult]:
+    """Run every case; with ``workers > 1`` over a process pool, or on ``executor`` (any
+    ``concurrent.futures.Executor``, e.g. Dask: :mod:`ampsim.sweeps`). Results are in case order either way."""
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     cases = list(cases)
+    if executor is not None:
+        from ..sweeps import run_map
+
+        return run_map(functools.partial(run_case, relu=relu), cases, workers=workers, executor=executor)
     if workers == 1:
         import torch
 
@@ -681,7 +688,7 @@ def sweep(cases: Sequence[Case], workers: int = 1, relu: bool = True) -> list[Ca
     out: list[CaseResult] = []
     # spawn, not fork: the parent may hold torch's threads (forking them is unsafe, and deprecated)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_one_torch_thread) as pool:
+    with process_pool(workers, mp_context=context, initializer=_one_torch_thread) as pool:
         for part in pool.map(_run_chunk, chunks):
             out.extend(part)
     return out
@@ -837,10 +844,7 @@ def save_failure(result: CaseResult, out_dir: str, stem: str) -> tuple[str, str]
         "model": model.to_dict(),
         "replay": "ampsim.protocols.verify_synchronizer.replay_case(<this file>)",
     }
-    tmp = case_path + ".partial"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, case_path)
+    write_text(case_path, json.dumps(doc, indent=1))
     return trace_path, case_path
 
 
@@ -894,7 +898,7 @@ def plot_messages_per_layer(summary: dict, path: str) -> None:
     ax2.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Corrected synchronizer: messages per simulated sGIN layer (mean over seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
@@ -914,8 +918,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="probability that a message copy is lost")
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1; results are identical)")
     parser.add_argument("--no-relu", action="store_true", help="skip the ReLU-network check")
-    parser.add_argument("--out", default=os.path.join("results", "synchronizer"),
-                        help="where the summary JSON and the smallest failing trace go (default results/synchronizer)")
+    add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
+    parser.add_argument("--out", default=os.path.join("runs", "synchronizer"),
+                        help="where the summary JSON and the smallest failing trace go (default runs/synchronizer; "
+                             "the published summary: --out results/synchronizer)")
     parser.add_argument("--plot", action="store_true", help="also draw the messages-per-layer plot into --out")
 
 
@@ -935,7 +941,8 @@ def main(args: argparse.Namespace) -> int:
         loss=args.loss,
     )
     t0 = time.perf_counter()
-    results = sweep(cases, workers=args.workers, relu=not args.no_relu)
+    with executor_from_args(args) as executor:  # None unless --dask
+        results = sweep(cases, workers=args.workers, relu=not args.no_relu, executor=executor)
     wall = time.perf_counter() - t0
     summary = summarize(results)
     summary["args"] = {k: v for k, v in vars(args).items() if k not in ("func", "command", "target")}
@@ -951,9 +958,7 @@ def main(args: argparse.Namespace) -> int:
             trace_path, case_path = save_failure(failures[0], args.out, f"{stem}_smallest_failure")
             summary["smallest_failure"] = {"trace": trace_path, "case": case_path}
         path = os.path.join(args.out, f"{stem}_summary.json")
-        with open(path + ".partial", "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=1)
-        os.replace(path + ".partial", path)
+        write_text(path, json.dumps(summary, indent=1))
         if args.plot:
             plot_messages_per_layer(summary, os.path.join(args.out, "messages_per_layer.png"))
     print(f"{rule}: {len(cases)} cases in {wall:.1f} s ({args.workers} worker{'s' if args.workers > 1 else ''})")

@@ -36,7 +36,22 @@ expression" box) :data:`SHIVIZ_PARSER`::
 
     (?<event>.*)\\n(?<host>\\S*) (?<clock>{.*})
 
-with an empty multiple-executions delimiter. :data:`SHIVIZ_PARSER_PY` is the same
+with an empty multiple-executions delimiter. ShiViz's "select a file" reads a
+file's first line as that regular expression and its second line as the delimiter,
+and the rest as the log: :func:`shiviz_file` (and :func:`write_shiviz`, which
+``ampsim export TRACE --format shiviz -o FILE`` calls) writes exactly that, so the
+file uploads as it is.
+
+What ShiViz draws is a function of the clocks alone: for an event ``e`` on host
+``h`` it takes as *candidate parents* the events ``(h', VC(e)[h'])`` whose entry rose
+since ``h``'s previous event, drops every candidate that another candidate's clock
+already covers, and draws one edge per remaining candidate. So a message whose
+sender event the receiver already knew of (through an earlier message that carried
+it transitively) is **not drawn**; the edge ShiViz draws instead, if any, comes
+from another ancestor. :func:`shiviz_edges` computes those edges and
+:func:`shiviz_hidden` the delivered messages ShiViz leaves out (``echo`` on
+``grid:3x4``, uniform delays, seed 5, 60 deliveries: ShiViz draws 49 of the 59
+neighbour messages). :data:`SHIVIZ_PARSER_PY` is the same
 expression in Python's syntax (``(?P<name>...)``); :func:`parse_shiviz` applies it.
 ShiViz requires each host's own clock entry to start at 1 and grow by exactly 1 per
 event on that host, which these clocks do by construction. Event texts never contain
@@ -66,7 +81,10 @@ __all__ = [
     "concurrent",
     "to_shiviz",
     "write_shiviz",
+    "shiviz_file",
     "parse_shiviz",
+    "shiviz_edges",
+    "shiviz_hidden",
     "SHIVIZ_PARSER",
     "SHIVIZ_PARSER_PY",
     "STARTUP",
@@ -238,16 +256,31 @@ def to_shiviz(trace: TraceLike, host_prefix: str = "n") -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def write_shiviz(trace: TraceLike, path: Union[str, os.PathLike], host_prefix: str = "n") -> str:
-    """Write :func:`to_shiviz` to ``path`` (UTF-8) and return the path."""
+def shiviz_file(trace: TraceLike, host_prefix: str = "n") -> str:
+    """What ShiViz's "select a file" accepts as is: the parser regex, an empty delimiter line, the log."""
+    return f"{SHIVIZ_PARSER}\n\n{to_shiviz(trace, host_prefix)}"
+
+
+def write_shiviz(trace: TraceLike, path: Union[str, os.PathLike], host_prefix: str = "n", upload: bool = True) -> str:
+    """Write the trace for ShiViz to ``path`` (UTF-8, atomically) and return the path.
+
+    ``upload=True`` writes :func:`shiviz_file` (uploadable as is); ``upload=False``
+    only the log of :func:`to_shiviz` (for pasting, with :data:`SHIVIZ_PARSER`).
+    """
+    from ..fileio import write_text
+
     path = os.fspath(path)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(to_shiviz(trace, host_prefix))
+    write_text(path, shiviz_file(trace, host_prefix) if upload else to_shiviz(trace, host_prefix))
     return path
 
 
 def parse_shiviz(text: str) -> list[tuple[str, str, dict]]:
-    """``(host, event, clock)`` for each match of :data:`SHIVIZ_PARSER_PY` in ``text``, as ShiViz reads it."""
+    """``(host, event, clock)`` for each match of :data:`SHIVIZ_PARSER_PY` in ``text``, as ShiViz reads it.
+
+    ``text`` is a log (:func:`to_shiviz`) or an upload file (:func:`shiviz_file`).
+    """
+    if text.startswith(SHIVIZ_PARSER + "\n"):  # an upload file: skip the parser and delimiter lines
+        text = text.split("\n", 2)[2] if text.count("\n") >= 2 else ""
     out = []
     for m in re.finditer(SHIVIZ_PARSER_PY, text):
         try:
@@ -258,3 +291,54 @@ def parse_shiviz(text: str) -> list[tuple[str, str, dict]]:
             raise ValueError(f"the clock of host {m.group('host')!r} must be a JSON object with its own entry >= 1")
         out.append((m.group("host"), m.group("event"), clock))
     return out
+
+
+def shiviz_edges(trace: TraceLike) -> dict[int, list[tuple[int, int]]]:
+    """The message edges ShiViz draws: ``event index -> [(node, local), ...]`` of its parents.
+
+    ShiViz's rule (see the module doc), applied per node in local order: the candidates
+    of ``e`` are ``(h, VC(e)[h])`` for every ``h`` whose entry rose since the node's
+    previous event; a candidate is dropped when another candidate's clock names it;
+    the rest are ``e``'s parents. Only events with at least one parent are listed.
+    """
+    return _shiviz_parents(vector_clocks(trace))
+
+
+def _shiviz_parents(events: list[CausalEvent]) -> dict[int, list[tuple[int, int]]]:
+    by_key = {(ev.node, ev.local): ev for ev in events}
+    seen: dict[int, list[int]] = {}
+    parents: dict[int, list[tuple[int, int]]] = {}
+    for ev in events:
+        known = seen.setdefault(ev.node, [0] * len(ev.clock))
+        known[ev.node] = ev.local
+        candidates = []
+        for h, t in enumerate(ev.clock):
+            if t > known[h]:
+                known[h] = t
+                candidates.append((h, t))
+        covered = {(h, by_key[c].clock[h]) for c in candidates for h in range(len(ev.clock)) if h != c[0]}
+        kept = [c for c in candidates if c not in covered]
+        if kept:
+            parents[ev.index] = kept
+    return parents
+
+
+def shiviz_hidden(trace: TraceLike) -> list[int]:
+    """``msg_id`` of every delivered neighbour message ShiViz does not draw (its sender was already known).
+
+    A delivery from ``src`` is drawn iff its sender event (the delivery that caused it,
+    or ``src``'s start-up event) is among the parents :func:`shiviz_edges` gives it.
+    Initial messages (``src == -1``) have no sender and are not counted.
+    """
+    events = vector_clocks(trace)
+    parents = _shiviz_parents(events)
+    by_msg = {ev.msg_id: ev for ev in events if ev.msg_id != STARTUP}
+    startup = {ev.node: ev for ev in events if ev.msg_id == STARTUP}
+    hidden = []
+    for ev in events:
+        if ev.msg_id == STARTUP or ev.src < 0:
+            continue
+        sender = startup[ev.src] if ev.cause_id == -1 else by_msg[ev.cause_id]
+        if (sender.node, sender.local) not in parents.get(ev.index, ()):
+            hidden.append(ev.msg_id)
+    return hidden

@@ -19,9 +19,11 @@ import json
 import os
 from typing import Optional, Protocol, Sequence, Union, runtime_checkable
 
+from ..engine.errors import AmpsimError
+from ..fileio import AtomicFile
 from .records import EndRecord, MessageRecord, StateRecord
 
-__all__ = ["Tracer", "ListTracer", "JSONLTracer", "TeeTracer"]
+__all__ = ["Tracer", "ListTracer", "JSONLTracer", "TeeTracer", "TraceLimitError"]
 
 
 @runtime_checkable
@@ -79,36 +81,56 @@ def _dumps(d: dict) -> str:
     return json.dumps(d, separators=(",", ":"), allow_nan=False)
 
 
-class JSONLTracer:
-    """Writes a versioned JSONL trace to ``path``: atomically, on :meth:`close` (or ``with``)."""
+class TraceLimitError(AmpsimError):
+    """A trace grew past its size limit (``max_bytes``); the partial file has been removed."""
 
-    def __init__(self, path: Union[str, os.PathLike], states: bool = True) -> None:
+
+class JSONLTracer:
+    """Writes a versioned JSONL trace to ``path``: atomically, on :meth:`close` (or ``with``).
+
+    The records go to an :class:`~ampsim.fileio.AtomicFile`: the file appears under
+    ``path`` only on :meth:`close`; :meth:`abort`, an exception inside ``with``, a
+    signal (see :func:`ampsim.fileio.on_signal_exit`) or the garbage collection of a
+    tracer never closed leave nothing. ``max_bytes`` (default: no limit) stops the
+    run with :class:`TraceLimitError` as soon as the trace would grow past it.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], states: bool = True, max_bytes: Optional[int] = None) -> None:
         self.path = os.fspath(path)
         self.wants_states = states
-        self._tmp = f"{self.path}.partial-{os.getpid()}"
-        self._f = open(self._tmp, "w", encoding="utf-8")
+        self.max_bytes = max_bytes
+        self.bytes_written = 0
+        self._file = AtomicFile(self.path, "w")
+        self._write = self._file.write
+
+    def _line(self, d: dict) -> None:
+        line = _dumps(d) + "\n"
+        self.bytes_written += len(line)
+        if self.max_bytes is not None and self.bytes_written > self.max_bytes:
+            self.abort()
+            raise TraceLimitError(f"{self.path}: the trace would exceed {self.max_bytes / 1e6:g} MB; "
+                                  "stopped, nothing written")
+        self._write(line)
 
     def run_start(self, header: dict) -> None:
-        self._f.write(_dumps(header) + "\n")
+        self._line(header)
 
     def send(self, record: Union[MessageRecord, StateRecord, EndRecord]) -> None:
-        self._f.write(_dumps(record.to_dict()) + "\n")
+        self._line(record.to_dict())
 
     deliver = drop = state = run_end = send
 
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
     def close(self) -> None:
-        """Finish the file and move it into place."""
-        if self._f.closed:
-            return
-        self._f.close()
-        os.replace(self._tmp, self.path)
+        """Finish the file and move it into place (idempotent)."""
+        self._file.commit()
 
     def abort(self) -> None:
-        """Discard the partial file (after an error): nothing half-written is left."""
-        if not self._f.closed:
-            self._f.close()
-        if os.path.exists(self._tmp):
-            os.remove(self._tmp)
+        """Discard the partial file (after an error): nothing half-written is left (idempotent)."""
+        self._file.abort()
 
     def __enter__(self) -> "JSONLTracer":
         return self

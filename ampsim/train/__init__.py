@@ -4,7 +4,7 @@
 :func:`fit`; :mod:`ampsim.train.tables` regenerates Tables 2 and 3 from per-seed
 result files; :mod:`ampsim.train.figure4` demonstrates Figure 4 by execution.
 """
-from .loop import TaskSpec, TrainConfig, build_model, evaluate, fit, get_executor, load_model, load_task
+from .synthetic import TaskSpec, TrainConfig, build_model, evaluate, fit, get_executor, load_model, load_task
 
 __all__ = [
     "TaskSpec",

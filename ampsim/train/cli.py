@@ -7,8 +7,9 @@ Example::
     ampsim train --task 4cycles --nproc 2              # data-parallel: DDP over 2 processes (gloo on CPU)
     torchrun --nproc-per-node 2 -m ampsim train --task 4cycles   # the same, started by torchrun
 
-Without ``--out`` the run folder is ``results/runs/<task>/<model>[+gate][@uniform]/seed<k>``
-(the layout :mod:`ampsim.train.tables` reads). A folder holding a checkpoint is
+Without ``--out`` the run folder is ``runs/<task>/<model>[+gate][@uniform]/seed<k>`` (``runs/`` is
+ignored by git; the published runs in ``results/runs`` are written only with an explicit
+``--out results/runs/...``; the layout is the one :mod:`ampsim.train.tables` reads). A folder holding a checkpoint is
 continued with ``--resume`` and refused without it.
 """
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import Optional
 import torch
 
 from . import ddp
-from .loop import PARITY_TASKS, TrainConfig, fit, get_executor
+from .synthetic import PARITY_TASKS, TrainConfig, fit_seeds, get_executor
 
-__all__ = ["configure", "main", "run_folder"]
+__all__ = ["configure", "main", "run_folder", "USER_RUNS"]
+
+USER_RUNS = "runs"
+"""Where a user's runs go by default (ignored by git), never the published ``results/``."""
 
 
 def run_folder(root: str, task: str, model: str, seed: int, gate: bool = False, delay: str = "constant") -> str:
@@ -42,14 +46,21 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+TASK_NAMES = ("limits1", "limits2", "triangles", "lcc", "max", "mean", "4cycles", "skipcycles") + tuple(PARITY_TASKS)
+"""The ``--task`` names, each once (matching ignores case, ``-``, ``_`` and spaces; paper names work too)."""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` flags (one flag per :class:`TrainConfig` field, plus run options)."""
-    parser.add_argument("--task", required=True,
-                        help="limits1, limits2, triangles, lcc, max, mean, 4cycles, skipcycles, "
-                             + ", ".join(PARITY_TASKS))
+    parser.add_argument("--task", required=True, help=", ".join(TASK_NAMES))
     parser.add_argument("--model", default="amp-rnn", help="amp-rnn, amp-gru, amp-lstm, amp-act, amp-iter")
     parser.add_argument("--delay", default="constant", choices=["constant", "uniform"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=_seed_list, default=None,
+                        help="several seeds in one process, e.g. 0-9 (one folder each: <out>/seed<k>); seeds that "
+                             "share graphs and schedule train in one pass")
+    parser.add_argument("--no-stack", dest="stack", action="store_false",
+                        help="with --seeds: train them one after another")
     parser.add_argument("--epochs", type=int, default=1000, help="full-batch Adam steps (paper: 1000)")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--gate", action="store_true", help="learned emission gate (straight-through)")
@@ -62,7 +73,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--executor", choices=["engine", "batched"], default=None,
                         help="default: batched if ampsim.batched imports, else engine")
-    parser.add_argument("--out", default=None, help="run folder (default results/runs/<task>/<model>/seed<k>)")
+    parser.add_argument("--out", default=None, help="run folder (default runs/<task>/<model>/seed<k>)")
     parser.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per process (default 1)")
     parser.add_argument("--nproc", type=int, default=1,
@@ -70,40 +81,81 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _train(config: dict, executor: Optional[str], out: str, resume: bool, quiet: bool, threads: int) -> dict:
-    """One process of ``--nproc N`` (and the whole run for N = 1): the result dict of :func:`fit`."""
+def _train(configs: list, executor: Optional[str], outs: list, resume: bool, quiet: bool, threads: int,
+           stack: bool = True) -> list:
+    """One process of ``--nproc N`` (and the whole run for N = 1): the result dicts of :func:`fit_seeds`."""
     torch.set_num_threads(threads)
     name, executor_obj = get_executor(executor)
-    return fit(TrainConfig.from_dict(config), executor_obj, out_dir=out, resume=resume, quiet=quiet,
-               executor_name=name)
+    return fit_seeds([TrainConfig.from_dict(c) for c in configs], executor_obj, outs, resume=resume, quiet=quiet,
+                     executor_name=name, stack=stack)
+
+
+def _seed_list(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                a, b = part.split("-")
+                out += list(range(int(a), int(b) + 1))
+            elif part:
+                out.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seeds like 0-9 or 0,3,5, got {text!r}") from None
+    if not out or min(out) < 0 or len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0 like 0-9 or 0,3,5, got {text!r}")
+    return out
+
+
+def _check_task(name: str) -> None:
+    """Refuse an unknown ``--task`` up front, listing every valid name once (parity tasks included)."""
+    from ..data.tasks import TABLE2, TABLE2_ALIASES
+
+    def norm(text: str) -> str:
+        return "".join(ch for ch in text.strip().lower() if ch not in "-_ ")
+
+    known = {norm(k) for k in list(TABLE2) + list(TABLE2_ALIASES)}
+    if norm(name) not in known and name.strip().lower() not in PARITY_TASKS:
+        raise ValueError(f"--task {name!r}: unknown task; valid names: {', '.join(TASK_NAMES)}")
 
 
 def main(args: argparse.Namespace) -> int:
+    _check_task(args.task)
     if args.threads < 1:
         raise ValueError("--threads must be >= 1")
     if args.nproc < 1:
         raise ValueError("--nproc must be >= 1")
-    config = TrainConfig(
-        task=args.task, model=args.model, delay=args.delay, seed=args.seed, epochs=args.epochs, lr=args.lr,
+    seeds = args.seeds if args.seeds is not None else [args.seed]
+    configs = [TrainConfig(
+        task=args.task, model=args.model, delay=args.delay, seed=seed, epochs=args.epochs, lr=args.lr,
         gate=args.gate, hidden=args.hidden, msg_size=args.msg_size, budget_factor=args.budget_factor,
         train_graphs=args.train_graphs, test_sizes=args.test_sizes, sources=args.sources,
         checkpoint_every=args.checkpoint_every,
-    )
-    out = args.out or run_folder(os.path.join("results", "runs"), args.task, args.model, args.seed, args.gate, args.delay)
-    job = (config.to_dict(), args.executor, out, args.resume, args.quiet, args.threads)
+    ) for seed in seeds]
+    if args.out and args.seeds is not None:
+        outs = [os.path.join(args.out, f"seed{seed}") for seed in seeds]
+    elif args.out:
+        outs = [args.out]
+    else:
+        outs = [run_folder(USER_RUNS, args.task, args.model, seed, args.gate, args.delay) for seed in seeds]
+    job = ([c.to_dict() for c in configs], args.executor, outs, args.resume, args.quiet, args.threads, args.stack)
     if args.nproc > 1:
-        result = ddp.launch(args.nproc, _train, *job)[0]
+        results = ddp.launch(args.nproc, _train, *job)[0]
     else:
         if ddp.init_from_env() and not ddp.is_main():  # started by torchrun: join its group; rank 0 reports
             _train(*job)
             return 0
-        result = _train(*job)
-    loss = result["loss"][-1] if result["loss"] else float("nan")
-    procs = result.get("processes", 1)
-    print(f"{result['task']} {result['model']} seed {config.seed} ({config.delay} delays, {result['executor']} "
-          f"executor{f', {procs} processes' if procs > 1 else ''}): {result['epochs_done']} epochs, final loss "
-          f"{loss:.4f}, train acc {result['train_acc'][-1] if result['train_acc'] else float('nan'):.3f}")
-    for split, metrics in result.get("test", {}).items():
-        print(f"  test {split}: accuracy {metrics['acc']:.4f} ({metrics['correct']}/{metrics['total']})")
-    print(f"result written to {os.path.join(out, 'result.json')}")
+        results = _train(*job)
+    for config, out, result in zip(configs, outs, results):
+        loss = result["loss"][-1] if result["loss"] else float("nan")
+        procs = result.get("processes", 1)
+        together = result.get("stacked_with", 1)
+        print(f"{result['task']} {result['model']} seed {config.seed} ({config.delay} delays, {result['executor']} "
+              f"executor{f', {procs} processes' if procs > 1 else ''}"
+              f"{f', {together} seeds in one pass' if together > 1 else ''}): {result['epochs_done']} epochs, "
+              f"final loss {loss:.4f}, train acc "
+              f"{result['train_acc'][-1] if result['train_acc'] else float('nan'):.3f}")
+        for split, metrics in result.get("test", {}).items():
+            print(f"  test {split}: accuracy {metrics['acc']:.4f} ({metrics['correct']}/{metrics['total']})")
+        print(f"result written to {os.path.join(out, 'result.json')}")
     return 0

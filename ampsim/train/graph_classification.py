@@ -43,10 +43,13 @@ from torch import Tensor, nn
 from ..batched import BatchedExecutor, retain_freed_memory
 from ..cells.cells import AMPCell
 from ..cells.models import init_parameters
+from ..cells.stacked import StackedCell, StackedLinear
 from ..data.graphdata import GraphData
 from ..data.tu import DATASETS, TUDataset, load_tu
 from ..engine.rng import derive_seed
+from ..fileio import write_text
 from . import ddp
+from .loop import Data, Options, checkpoint_epoch, fit_models, unstack_state, write_result
 
 __all__ = [
     "PAPER_AMP_RNN",
@@ -74,6 +77,7 @@ PAPER_AMP_RNN = {
 SOCIAL = ("IMDB-BINARY", "IMDB-MULTI")
 EPOCHS, LR, STEP, GAMMA, FOLDS, SKIP_STATES = 350, 0.01, 50, 0.5, 10, 4
 DEFAULT_RUNS = os.path.join("results", "table4_runs")
+USER_RUNS = os.path.join("runs", "table4_runs")  # the CLI's default (ignored by git), not the published runs
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,49 @@ def _labels(graphs: Sequence[GraphData]) -> Tensor:
     return torch.cat([g.y.reshape(1) for g in graphs])
 
 
+class GraphClassifierStack(nn.Module):
+    """K :class:`AMPGraphClassifier` of one grid point as one (folds): ``forward -> (K, G, classes)``.
+
+    One executor pass runs every model (:class:`ampsim.cells.stacked.StackedCell`); the
+    ``state_dict`` keys are a single classifier's with a leading K.
+    """
+
+    def __init__(self, models: Sequence[AMPGraphClassifier]) -> None:
+        super().__init__()
+        first = models[0]
+        if any((m.messages, m.skip, m.cell.hidden) != (first.messages, first.skip, first.cell.hidden) for m in models):
+            raise ValueError("the classifiers of a stack must share hidden size, messages and skip")
+        self.models = len(models)
+        self.cell = StackedCell([m.cell for m in models])
+        self.decoder = StackedLinear(self.models, first.decoder.in_features, first.decoder.out_features)
+        self.decoder.to(device=first.decoder.weight.device, dtype=first.decoder.weight.dtype)
+        with torch.no_grad():
+            self.decoder.weight.copy_(torch.stack([m.decoder.weight.detach() for m in models]))
+            self.decoder.bias.copy_(torch.stack([m.decoder.bias.detach() for m in models]))
+        self.messages, self.skip = first.messages, first.skip
+
+    def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
+        ref = self.decoder.weight
+        K = self.models
+        sizes = [g.num_nodes for g in graphs]
+        starts = [[(i,) for i in range(n)] for n in sizes]
+        seeds = [[0] * n for n in sizes]
+        total = sum(sizes)
+        msgs = ref.new_ones((total, self.cell.msg_size))
+        u = executor.unroll(self.cell, graphs, starts, seeds, msgs, self.messages)
+        entries = torch.cat([torch.arange(n, device=ref.device) * (n + 1) + u.entry_offsets[g]
+                             for g, n in enumerate(sizes)])
+        if self.skip:
+            z = self.cell.output(u.history(entries, SKIP_STATES))  # (E, 4, K, H)
+            z = z.permute(2, 0, 1, 3).reshape(K, total, -1)
+        else:
+            z = self.cell.output(u.states.index_select(0, u.final_rows.index_select(0, entries))).transpose(0, 1)
+        owner = torch.repeat_interleave(torch.arange(len(graphs), device=ref.device),
+                                        torch.tensor(sizes, device=ref.device))
+        pooled = z.new_zeros((K, len(graphs), z.shape[-1])).index_add_(1, owner, z)
+        return nn.functional.log_softmax(self.decoder(pooled), dim=-1)
+
+
 def build_model(ds: TUDataset, point: GridPoint, seed: int = 0) -> AMPGraphClassifier:
     """The model of ``point``, initialised from ``derive_seed(seed, "init")`` (same weights for every fold)."""
     model = AMPGraphClassifier(ds.num_features, point.hidden, ds.num_classes, point.messages, point.skip)
@@ -167,79 +214,128 @@ def build_model(ds: TUDataset, point: GridPoint, seed: int = 0) -> AMPGraphClass
     return model
 
 
+def _forward(graphs: Sequence[GraphData], executor: BatchedExecutor) -> Callable:
+    def forward(model: nn.Module, items: Sequence[int], seeds: Sequence[int]) -> Tensor:
+        return model([graphs[i] for i in items], executor)
+
+    return forward
+
+
+def _evaluate(graphs: Sequence[GraphData], test: Tensor, executor: BatchedExecutor,
+              singles: Sequence[AMPGraphClassifier]) -> Callable:
+    """Per model, the accuracy on its own test graphs (``test``: (K, items) bool) -> ``[{"test_acc": a}]``.
+
+    A stack is evaluated model by model (``singles`` receive each model's slice of the
+    parameters): each fold runs only its own test graphs, as when it trains alone, instead of
+    every model running the union of all folds' test graphs.
+    """
+    items = [[int(i) for i in torch.nonzero(test[k]).reshape(-1)] for k in range(test.shape[0])]
+    labels = [_labels([graphs[i] for i in its]) if its else None for its in items]
+
+    def evaluate(model: nn.Module, epoch: int) -> list[dict]:
+        out = []
+        stacked = hasattr(model, "models")
+        state = model.state_dict() if stacked else None
+        for k, its in enumerate(items):
+            if not its:
+                out.append({"test_acc": float("nan")})
+                continue
+            net = model
+            if stacked:
+                net = singles[k]
+                net.load_state_dict(unstack_state(state, k))
+            pred = net([graphs[i] for i in its], executor).argmax(-1)
+            out.append({"test_acc": float((pred == labels[k].to(pred.device)).float().mean())})
+        return out
+
+    return evaluate
+
+
+def _fold_config(ds: TUDataset, fold: int, point: GridPoint, epochs: int, lr: float, seed: int) -> dict:
+    return {"dataset": ds.name, "graphs": len(ds), **asdict(point), "fold": fold, "epochs": epochs, "lr": lr,
+            "seed": seed, "step_size": STEP, "gamma": GAMMA}
+
+
+def train_folds(ds: TUDataset, folds: Sequence[int], point: GridPoint, *, epochs: int = EPOCHS, lr: float = LR,
+                seed: int = 0, executor: Optional[BatchedExecutor] = None, device: Union[str, torch.device] = "cpu",
+                stack: bool = True, checkpoints: Optional[Sequence[str]] = None, resume: bool = True,
+                checkpoint_every: int = 25, stop_after: Optional[int] = None,
+                progress: Optional[Callable[[int, list], None]] = None) -> list[dict]:
+    """The protocol for several folds of one grid point; one record per fold (``test_acc``, ``train_loss``, ...).
+
+    With ``stack`` (default) the folds train together as one :class:`GraphClassifierStack`
+    (one executor pass over every graph a fold trains on; fold k's loss is masked to its
+    training graphs, its test accuracy to its test graphs), else one after another. Either
+    way each fold's numbers are those of training it alone (``tests/train/test_stacked.py``).
+    ``checkpoints[j]`` is fold ``folds[j]``'s checkpoint (resumed when present). Inside a
+    process group the loop shards the graphs (:mod:`ampsim.train.loop`).
+    """
+    folds = list(folds)
+    if not stack and len(folds) > 1:
+        out = []
+        for j, fold in enumerate(folds):
+            out += train_folds(ds, [fold], point, epochs=epochs, lr=lr, seed=seed, executor=executor, device=device,
+                               checkpoints=[checkpoints[j]] if checkpoints else None, resume=resume,
+                               checkpoint_every=checkpoint_every, stop_after=stop_after, progress=progress)
+        return out
+    graphs = [ds[i] for i in range(len(ds))]
+    K = len(folds)
+    train = torch.zeros(K, len(graphs), dtype=torch.bool)
+    test = torch.zeros(K, len(graphs), dtype=torch.bool)
+    for k, fold in enumerate(folds):
+        tr, te = ds.folds(fold)
+        train[k, torch.as_tensor(tr, dtype=torch.long)] = True
+        test[k, torch.as_tensor(te, dtype=torch.long)] = True
+    executor = executor or BatchedExecutor()
+    # the training batch and each fold's test batch are compiled programs: keep them all cached
+    executor.program_cache = max(executor.program_cache, K + 2)
+    singles = [build_model(ds, point, seed).to(device) for _ in folds]
+    model = GraphClassifierStack(singles).to(device) if K > 1 else singles[0]
+    options = Options(epochs=epochs, lr=lr, lr_steps=(STEP, GAMMA), eval_every=1, checkpoint_every=checkpoint_every,
+                      resume=resume, stop_after=stop_after)
+    outcomes = fit_models(model, _forward(graphs, executor), Data([g.y.reshape(1) for g in graphs], train), options,
+                          evaluate=_evaluate(graphs, test, executor, singles), checkpoints=checkpoints,
+                          configs=[_fold_config(ds, f, point, epochs, lr, seed) for f in folds], on_epoch=progress)
+    records = []
+    for k, o in enumerate(outcomes):
+        records.append({"test_acc": o.history.get("test_acc", []), "train_loss": o.history["loss"],
+                        "seconds": o.seconds / K, "stack_seconds": o.seconds, "stacked_with": K,
+                        "epochs_done": o.epochs_done, "finished": o.finished,
+                        "n_train": int(train[k].sum()), "n_test": int(test[k].sum()), "processes": ddp.world_size()})
+    return records
+
+
 def train_fold(ds: TUDataset, fold: int, point: GridPoint, *, epochs: int = EPOCHS, lr: float = LR, seed: int = 0,
                executor: Optional[BatchedExecutor] = None, device: Union[str, torch.device] = "cpu",
-               progress: Optional[Callable[[int, float, float], None]] = None) -> dict:
-    """One fold of the protocol; returns the per-epoch ``test_acc`` and ``train_loss`` curves.
-
-    Inside a process group (:mod:`ampsim.train.ddp`) every process takes a shard of the
-    training graphs and the model is wrapped in DDP; the loss is scaled so that the
-    averaged gradient is the full-batch mean gradient of one process.
-    """
-    train_idx, test_idx = ds.folds(fold)
-    train = [ds[int(i)] for i in train_idx]
-    test = [ds[int(i)] for i in test_idx]
-    if len(train) < ddp.world_size():
-        raise ValueError(f"fold {fold} of {ds.name} has {len(train)} training graphs for {ddp.world_size()} processes")
-    mine = ddp.shard(train)
-    executor = executor or BatchedExecutor()
-    model = build_model(ds, point, seed).to(device)
-    net = ddp.wrap(model)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=STEP, gamma=GAMMA)
-    y_mine, y_test = _labels(mine).to(device), (_labels(test).to(device) if test else None)
-    accs, losses = [], []
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        logp = net(mine, executor)
-        loss = ddp.shard_loss(nn.functional.nll_loss(logp, y_mine, reduction="sum"), len(train))
-        loss.backward()
-        opt.step()
-        sched.step()
-        model.eval()
-        if test:
-            with torch.no_grad():
-                pred = model(test, executor).argmax(dim=1)
-            acc = float((pred == y_test).float().mean())
-        else:
-            acc = float("nan")
-        accs.append(acc)
-        losses.append(float(ddp.mean_across(loss.detach())))  # the full-batch loss on every rank
-        if progress is not None:
-            progress(epoch, losses[-1], acc)
-    return {"test_acc": accs, "train_loss": losses, "seconds": time.perf_counter() - t0,
-            "n_train": len(train), "n_test": len(test), "processes": ddp.world_size()}
+               progress: Optional[Callable[[int, list], None]] = None) -> dict:
+    """One fold of the protocol alone (:func:`train_folds` with one fold)."""
+    return train_folds(ds, [fold], point, epochs=epochs, lr=lr, seed=seed, executor=executor, device=device,
+                       progress=progress)[0]
 
 
 def first_step_gradients(dataset: str, tag: str, graphs: int, dtype: torch.dtype = torch.float64,
                          threads: int = 1) -> list[Tensor]:
     """Gradients of the first training step on the first ``graphs`` graphs of ``dataset`` (all of them train).
 
-    Inside a process group each process takes its shard and DDP averages; the result
-    must not depend on the number of processes (``tests/train/test_ddp.py``).
+    Runs one epoch of :func:`ampsim.train.loop.fit_models`; inside a process group each
+    process takes its shard and DDP averages, so the result must not depend on the number
+    of processes (``tests/train/test_ddp.py``).
     """
     torch.set_num_threads(threads)
     ds = load_dataset(dataset)[:graphs]
     model = build_model(ds, GridPoint.from_tag(tag)).to(dtype)
     data = [ds[i] for i in range(len(ds))]
-    mine = ddp.shard(data)
-    net = ddp.wrap(model)
-    logp = net(mine, BatchedExecutor())
-    ddp.shard_loss(nn.functional.nll_loss(logp, _labels(mine), reduction="sum"), len(data)).backward()
+    fit_models(model, _forward(data, BatchedExecutor()), Data([g.y.reshape(1) for g in data]), Options(epochs=1))
     return [p.grad.detach().clone() for p in model.parameters()]
-
-
-def _atomic_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def fold_path(root: str, dataset: str, point: GridPoint, fold: int) -> Path:
     return Path(root) / dataset / point.tag / f"fold{fold}.json"
+
+
+def checkpoint_path(root: str, dataset: str, point: GridPoint, fold: int) -> Path:
+    """The fold's checkpoint while it trains (removed once its result file is written)."""
+    return Path(root) / dataset / point.tag / f"fold{fold}.pt"
 
 
 def _done(path: Path, epochs: int, subset: bool) -> bool:
@@ -257,36 +353,49 @@ def _done(path: Path, epochs: int, subset: bool) -> bool:
 
 def run_grid(datasets: Sequence[str], folds: Sequence[int], *, points: Optional[Sequence[GridPoint]] = None,
              root: str = DEFAULT_RUNS, epochs: int = EPOCHS, seed: int = 0, max_graphs: Optional[int] = None,
-             data_root: Optional[str] = None, device: str = "cpu", log: Callable[[str], None] = print) -> list[Path]:
+             data_root: Optional[str] = None, device: str = "cpu", stack: Optional[bool] = None,
+             log: Callable[[str], None] = print) -> list[Path]:
     """Train every (data set, grid point, fold) that has no complete result file yet; return the files written.
 
-    ``points`` defaults to each data set's :func:`grid`. ``max_graphs`` (smoke tests only)
-    keeps the first graphs of the data set; such files are marked ``"subset": true``.
+    ``points`` defaults to each data set's :func:`grid`. The missing folds of a grid point
+    train together (``stack``; ``None``: on CUDA devices, where one pass for all folds pays
+    off, and not on CPU, where it measured 0.8-0.9x of one after another: benchmarks/sweep.py),
+    grouped by the epoch of their checkpoints (a run that was stopped resumes from them). ``max_graphs`` (smoke tests only) keeps the first graphs of
+    the data set; such files are marked ``"subset": true``.
     """
     written = []
+    if stack is None:
+        stack = str(device).startswith("cuda")
     for name in datasets:
         ds = load_dataset(name, data_root)
         if max_graphs is not None:
             ds = ds[: max_graphs]
         executor = BatchedExecutor()
         for point in (points if points is not None else grid(ds.name)):
-            for fold in folds:
-                path = fold_path(root, ds.name, point, fold)
-                if _done(path, epochs, max_graphs is not None):
-                    continue
-                out = train_fold(ds, fold, point, epochs=epochs, seed=seed, executor=executor, device=device)
-                if not ddp.is_main():
-                    continue
-                record = {"dataset": ds.name, **asdict(point), "fold": fold, "epochs": epochs, "seed": seed,
-                          "lr": LR, "step_size": STEP, "gamma": GAMMA, "subset": max_graphs is not None,
-                          "graphs": len(ds), **out, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                          "device": str(device),
-                          "host": platform.node()}
-                _atomic_json(path, record)
-                written.append(path)
-                best = max(out["test_acc"]) if out["test_acc"] else float("nan")
-                log(f"{ds.name} {point.tag} fold {fold}: final acc {out['test_acc'][-1]:.3f}, best {best:.3f}, "
-                    f"{out['seconds'] / 60:.1f} min")
+            todo = [f for f in folds if not _done(fold_path(root, ds.name, point, f), epochs, max_graphs is not None)]
+            groups: dict[int, list[int]] = {}
+            for f in todo:
+                groups.setdefault(checkpoint_epoch(str(checkpoint_path(root, ds.name, point, f))), []).append(f)
+            for group in groups.values():
+                ckpts = [str(checkpoint_path(root, ds.name, point, f)) for f in group]
+                outs = train_folds(ds, group, point, epochs=epochs, seed=seed, executor=executor, device=device,
+                                   stack=stack, checkpoints=ckpts, resume=True)
+                for fold, out, ckpt in zip(group, outs, ckpts):
+                    if not ddp.is_main():
+                        continue
+                    path = fold_path(root, ds.name, point, fold)
+                    record = {"dataset": ds.name, **asdict(point), "fold": fold, "epochs": epochs, "seed": seed,
+                              "lr": LR, "step_size": STEP, "gamma": GAMMA, "subset": max_graphs is not None,
+                              "graphs": len(ds), **{k: v for k, v in out.items() if k not in ("epochs_done", "finished")},
+                              "threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
+                              "host": platform.node()}
+                    write_result(str(path), record)
+                    if os.path.exists(ckpt):
+                        os.remove(ckpt)
+                    written.append(path)
+                    best = max(out["test_acc"]) if out["test_acc"] else float("nan")
+                    log(f"{ds.name} {point.tag} fold {fold}: final acc {out['test_acc'][-1]:.3f}, best {best:.3f}, "
+                        f"{out['stack_seconds'] / 60:.1f} min for {out['stacked_with']} fold(s) together")
     return written
 
 
@@ -330,7 +439,8 @@ def summarize(root: str = DEFAULT_RUNS, datasets: Sequence[str] = DATASETS, epoc
                 points[point.tag] = entry
         complete = {t: e for t, e in points.items() if "mean" in e}
         row: dict[str, Any] = {"paper": dict(zip(("mean", "std"), PAPER_AMP_RNN[name])), "grid": points,
-                               "grid_size": len(grid(name)), "complete_points": len(complete)}
+                               "grid_size": len(grid(name)), "complete_points": len(complete),
+                               "grid_minutes": round(sum(e["minutes"] for e in points.values()), 1)}
         if complete:
             tag = max(complete, key=lambda t: complete[t]["mean"])
             e = complete[tag]
@@ -343,7 +453,7 @@ def summarize(root: str = DEFAULT_RUNS, datasets: Sequence[str] = DATASETS, epoc
 
 def write_tables(summary: dict, json_path: str = "results/table4.json", md_path: str = "results/table4.md") -> None:
     """``results/table4.json`` and ``results/table4.md`` (ours beside the paper's AMP-RNN row)."""
-    _atomic_json(Path(json_path), summary)
+    write_result(json_path, summary)
     names = list(summary)
     head = "| Model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
     paper = "| AMP-RNN (paper) | " + " | ".join(f"{PAPER_AMP_RNN[n][0]} ± {PAPER_AMP_RNN[n][1]}" for n in names) + " |\n"
@@ -358,8 +468,10 @@ def write_tables(summary: dict, json_path: str = "results/table4.json", md_path:
     lines = ["# Table 4: graph classification accuracy (%)\n\n",
              "Protocol: reference notes section 4 (10 GIN folds, 350 epochs of one full-batch Adam step, lr 0.01, "
              "StepLR(50, 0.5), best epoch of the fold-averaged test curve, mean ± std over folds, best grid point). "
-             "Regenerate: `python -m ampsim.train.graph_classification --summarize` "
-             "(runs: `python -m ampsim.train.graph_classification --datasets NAME --folds 0-9`).\n\n",
+             "Regenerate: `python -m ampsim.train.graph_classification --summarize --out results/table4_runs "
+             "--json results/table4.json --md results/table4.md` (runs: `python -m ampsim.train.graph_classification "
+             "--datasets NAME --folds 0-9 --out results/table4_runs --json results/table4.json --md results/table4.md`)."
+             "\n\n",
              head + paper + ours,
              "\n## Grid points\n\n",
              "| data set | grid point | folds | best epoch | mean ± std | final epoch | minutes (10 folds) |\n"
@@ -373,12 +485,17 @@ def write_tables(summary: dict, json_path: str = "results/table4.json", md_path:
                          f"{e['minutes']:.1f} |\n")
         if not s["grid"]:
             lines.append(f"| {n} | (none run) | 0/10 | - | - | - | - |\n")
+    total = sum(summary[n].get("grid_minutes", 0.0) for n in names)
+    lines.append("\nGrid minutes (all grid points x 10 folds, the sum of the per-fold wall-clock minutes; stacked folds "
+                 "count their share of the pass): " + ", ".join(f"{n} {summary[n].get('grid_minutes', 0.0):.1f}"
+                                                                 for n in names)
+                 + f"; total {total:.1f} minutes.\n")
     lines.append("\nMinutes are wall-clock on a shared 2-core CPU machine, one torch thread per run. A grid point "
                  "counts only with all 10 folds; the reported cell is the best complete point (of "
                  + ", ".join(f"{n}: {summary[n]['complete_points']}/{summary[n]['grid_size']}" for n in names)
                  + " points done).\n")
     Path(md_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(md_path).write_text("".join(lines))
+    write_text(md_path, "".join(lines))
 
 
 def _log(text: str) -> None:
@@ -416,14 +533,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--points", nargs="+", default=None, help="grid point tags (h32_m25_skip ...); default: the grid")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=DEFAULT_RUNS, help="folder of the per-fold result files")
+    parser.add_argument("--out", default=USER_RUNS,
+                        help=f"folder of the per-fold result files (default {USER_RUNS}; published: {DEFAULT_RUNS})")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     parser.add_argument("--nproc", type=int, default=1, help="data-parallel processes (DDP; gloo on CPU)")
     parser.add_argument("--max-graphs", type=int, default=None, help="smoke runs only: first graphs of the set")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (with --nproc: one GPU per process)")
-    parser.add_argument("--summarize", action="store_true", help="only write results/table4.{json,md}")
-    parser.add_argument("--json", default="results/table4.json")
-    parser.add_argument("--md", default="results/table4.md")
+    parser.add_argument("--stack", dest="stack", action="store_true", default=None,
+                        help="train the folds of a grid point in one pass (default on CUDA)")
+    parser.add_argument("--no-stack", dest="stack", action="store_false",
+                        help="train the folds one after another (default on CPU, where it measured faster)")
+    parser.add_argument("--summarize", action="store_true", help="only write the table (--json, --md)")
+    parser.add_argument("--json", default=os.path.join("runs", "table4.json"), help="default runs/table4.json "
+                        "(published: results/table4.json)")
+    parser.add_argument("--md", default=os.path.join("runs", "table4.md"), help="default runs/table4.md "
+                        "(published: results/table4.md)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -434,17 +558,25 @@ def main(args: argparse.Namespace) -> int:
     if not args.summarize:
         points = [GridPoint.from_tag(t) for t in args.points] if args.points else None
         job = dict(points=points, root=args.out, epochs=args.epochs, seed=args.seed, max_graphs=args.max_graphs,
-                   device=args.device)
+                   device=args.device, stack=args.stack)
         if args.nproc > 1:
             ddp.launch(args.nproc, _worker, args.threads, list(args.datasets), list(args.folds), job)
         else:
             torch.set_num_threads(args.threads)
             retain_freed_memory()
             ddp.init_from_env()  # started by torchrun: join its process group
-            run_grid(args.datasets, args.folds, log=_log, **job)
+            written = run_grid(args.datasets, args.folds, log=_log, **job)
+            if not written:
+                print(f"every result of {', '.join(args.datasets)} (folds {_fold_text(args.folds)}) already exists "
+                      f"under {args.out}; nothing to train", flush=True)
     if args.max_graphs is None and ddp.is_main():
         write_tables(summarize(args.out, epochs=args.epochs), args.json, args.md)
     return 0
+
+
+def _fold_text(folds: Sequence[int]) -> str:
+    folds = sorted(folds)
+    return f"{folds[0]}-{folds[-1]}" if folds == list(range(folds[0], folds[-1] + 1)) else ",".join(map(str, folds))
 
 
 if __name__ == "__main__":

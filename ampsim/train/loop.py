@@ -1,373 +1,226 @@
-"""Training and evaluation of learned AMP (Sections 5.1-5.2): full-batch Adam through simulated runs.
+"""The one training loop (paper Sections 5.1-5.3): model + data + readout + loss in; fit, evaluate, checkpoint.
 
-Protocol (reference notes 1.5): per seed, build the data, initialise the model,
-then ``epochs`` full-batch Adam steps (lr 0.01), each one forward pass over every
-training graph -- every run simulated message by message (or by a batched
-executor with the same results) -- one NLL, one backward pass (full BPTT), one
-step. The final model is evaluated on the test set(s).
+Every training in ampsim goes through :func:`fit_models`: Tables 2 and 3 and Figure 6
+(:mod:`ampsim.train.synthetic`), Table 4 (:mod:`ampsim.train.graph_classification`) and
+node classification are protocol definitions on it. A protocol supplies four things:
 
-Randomness, all from ``seed`` (no global RNG is read or seeded):
+* ``model`` -- the ``nn.Module`` that owns the parameters (what a checkpoint saves). Either
+  **one model**, or a **stack of K models** (``model.models == K``, e.g.
+  :class:`ampsim.cells.stacked.AMPModelStack`): every parameter has a leading dimension K and
+  the stack's ``state_dict`` keys are the single model's, so model k alone is
+  ``{key: value[k]}`` (:func:`unstack_state`; :func:`stack_states` the inverse).
+* ``forward(model, items, seeds) -> Tensor`` -- the readout included: log-probabilities of the
+  predictions of ``items`` (indices into ``data.targets``), concatenated along the prediction
+  axis (``-2``) in the order of ``items``, shape ``([K,] [heads,] P, C)``; ``seeds[k]`` is model
+  k's delay seed of this epoch (drawn from its ``delay_rngs[k]``; 0 without streams).
+* ``data`` -- :class:`Data`: ``targets[i]`` the labels of item i, shape ``([heads,] p_i)``;
+  ``train`` a ``(K, items)`` bool mask: item i is in model k's training set (folds).
+* ``loss`` -- per prediction, ``loss(logp, target) -> (...)`` (default :func:`nll_terms`).
 
-* ``data``: the task's generator (:func:`ampsim.engine.rng.derive_seed`);
-* ``init``: a ``torch.Generator`` that draws every parameter (:func:`init_parameters`);
-* ``train-delays``: a ``random.Random`` stream; every epoch draws one 63-bit seed
-  from it, so with ``delay="uniform"`` every epoch sees new delays; run r of
-  training graph g in that epoch uses ``derive_seed(derive_seed(e, "graph<g>"), "run<r>")``;
-* ``test-delays``: the same scheme for evaluation, fixed per (split, graph).
+The rule: model k's loss is ``L_k = (1/P_k) sum_{i in train_k} sum_{heads, p} loss(i, p)`` with
+``P_k`` the predictions (per head) of its training items -- the full-batch mean NLL of the
+paper's protocols, summed over heads (Figure 6). One epoch = one forward over the items that
+any model trains on, one backward of ``sum_k L_k``, one Adam step (and a StepLR step). Models
+of a stack share nothing but the pass: Adam is elementwise, so each slice of the stacked
+optimiser state is that model's own, and its losses, gradients and parameters are those of
+training it alone (``tests/train/test_stacked.py``, to 1e-5).
 
-Checkpoints (every ``checkpoint_every`` epochs and at the end) hold the model, the
-optimiser, the delay stream's state, the epoch and the loss history, written
-atomically; :func:`fit` with ``resume=True`` continues from the last one and ends
-with bit-for-bit the parameters of an uninterrupted run.
+:class:`Options` (``epochs``, ``lr``, ``lr_steps`` = StepLR(step, gamma), ``eval_every``,
+``checkpoint_every``, ``resume``, ``stop_after``) are shared by the models of one call.
+
+* **Evaluation**: ``evaluate(model, epoch) -> [dict per model]`` every ``eval_every`` epochs;
+  each value is appended to that model's history under its key (Table 4's ``test_acc``).
+  A final evaluation is the protocol's business (it has the trained model).
+* **Checkpoints**: ``checkpoints[k]`` is model k's file (:func:`save_checkpoint`, via
+  :func:`ampsim.fileio.save_torch`): its parameters, its slice of the optimiser state, the
+  scheduler, its delay stream, the epoch and its history, plus the protocol's ``configs[k]``
+  (checked on resume). So a stack resumes as a stack or one model at a time, and a finished
+  model's checkpoint reloads as a plain model. All models of a call must be at the same epoch
+  (:func:`checkpoint_epoch` lets a runner group them).
+* **Data parallel**: inside a process group (:mod:`ampsim.train.ddp`) every rank takes every
+  P-th item (:func:`ampsim.train.ddp.shard`), the model is wrapped in DDP, and the loss is
+  ``world / P_k`` times the shard's sum, so DDP's averaged gradient is the full-batch gradient;
+  rank 0 alone evaluates and writes.
+* **Results**: :func:`write_result` (rank 0, :func:`ampsim.fileio.write_json`, NaN -> null).
+
+Returns one :class:`Outcome` per model (history, epochs done, finished, seconds of this call).
+
+Example (one model; ``forward`` closes over the graphs and the executor)::
+
+    def forward(model, items, seeds):
+        return torch.cat(model.forward_many([graphs[i] for i in items], executor, budgets, "constant"), dim=-2)
+
+    data = Data([model.targets(g) for g in graphs])                  # every graph trains
+    (out,) = fit_models(model, forward, data, Options(epochs=1000, lr=0.01),
+                        checkpoints=["runs/x/checkpoint.pt"], configs=[config])
+    write_result("runs/x/result.json", {"loss": out.history["loss"], ...})
+
+K models: pass a stack (``AMPModelStack(models)``, ``GraphClassifierStack(models)``), a
+``(K, items)`` mask in ``Data.train`` and K checkpoint paths. A stack needs one schedule for
+all models (always-emit cells, constant delays, the same graphs and budget) and one
+optimiser schedule (lr, StepLR); :func:`ampsim.train.synthetic.stack_groups` decides and says
+why not. A mask over the nodes of one graph (node classification) belongs in ``loss`` or in
+the readout, not in ``Data.train``, which is per item.
+
+Table 2/3 names (``TrainConfig``, ``fit``, ...) still import from here; they live in
+:mod:`ampsim.train.synthetic`.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
+import math
 import os
-import platform
+import random
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import torch
+from torch import Tensor, nn
 
-from ..cells.execute import EngineExecutor, Executor
-from ..cells.models import AMPModel, cell_kind, init_parameters, nll
-from ..data.graphdata import GraphData
-from ..data.tasks import LONGRANGE_TEST_SIZES, get_task, longrange_split
-from ..engine.rng import derive_seed, stream
+from ..checkpoint import load_checkpoint as read_checkpoint
+from ..engine.errors import CheckpointError
+from ..fileio import save_torch, write_json
 from . import ddp
 
 __all__ = [
-    "TrainConfig",
-    "TaskSpec",
-    "PARITY_TASKS",
-    "load_task",
-    "build_model",
-    "get_executor",
-    "fit",
-    "evaluate",
-    "load_model",
-    "distance_bucket",
-    "param_digest",
-    "CHECKPOINT",
-    "RESULT",
+    "Data",
+    "Options",
+    "Outcome",
+    "CheckpointError",
+    "fit_models",
+    "nll_terms",
+    "stack_states",
+    "unstack_state",
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_epoch",
+    "write_result",
+    "CKPT_FORMAT",
 ]
 
-CHECKPOINT = "checkpoint.pt"
-RESULT = "result.json"
 CKPT_FORMAT = "ampsim.train.checkpoint"
-#: Initial bias of the learned emission gate: sigma(2) = 0.88, so training starts close to always-emit.
-GATE_INIT_BIAS = 2.0
-#: Table 3 ("parity") and Figure 6b ("parity-multi") task names.
-PARITY_TASKS = ("parity", "parity-multi")
-#: The paper's display names of the five variants.
-DISPLAY = {"rnn": "AMP-RNN", "gru": "AMP-GRU", "lstm": "AMP-LSTM", "act": "AMP-ACT", "iter": "AMP-Iter"}
+Forward = Callable[[nn.Module, Sequence[int], Sequence[int]], Tensor]
+Evaluate = Callable[[nn.Module, int], Sequence[dict]]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One training run. ``None`` fields take the task's value (hidden, message size, budget)."""
+class Data:
+    """What the models learn: ``targets[i]`` the labels of item i (``([heads,] p_i)``), and ``train``
+    (``(K, len(targets))`` bool, or ``None`` = every item for every model)."""
 
-    task: str
-    model: str = "amp-rnn"
-    delay: str = "constant"
-    seed: int = 0
-    epochs: int = 1000
+    targets: Sequence[Tensor]
+    train: Optional[Tensor] = None
+
+    def mask(self, models: int) -> Tensor:
+        if self.train is None:
+            return torch.ones(models, len(self.targets), dtype=torch.bool)
+        m = torch.as_tensor(self.train, dtype=torch.bool)
+        if m.dim() == 1:
+            m = m.unsqueeze(0).expand(models, -1)
+        if tuple(m.shape) != (models, len(self.targets)):
+            raise ValueError(f"train mask must be ({models}, {len(self.targets)}), got {tuple(m.shape)}")
+        return m
+
+
+@dataclass(frozen=True)
+class Options:
+    """The schedule shared by the models of one call (see the module docstring)."""
+
+    epochs: int
     lr: float = 0.01
-    gate: bool = False
-    hidden: Optional[int] = None
-    msg_size: Optional[int] = None
-    budget_factor: Optional[int] = None
-    train_graphs: Optional[int] = None
-    test_sizes: Optional[tuple[int, ...]] = None
-    sources: int = 3
+    lr_steps: Optional[tuple[int, float]] = None
+    eval_every: int = 0
     checkpoint_every: int = 50
+    resume: bool = False
+    stop_after: Optional[int] = None
+    quiet: bool = True
+    desc: str = ""
 
     def __post_init__(self) -> None:
-        cell_kind(self.model)
-        if self.delay not in ("constant", "uniform"):
-            raise ValueError(f"delay must be 'constant' or 'uniform', got {self.delay!r}")
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
-        for name in ("hidden", "msg_size", "budget_factor", "train_graphs"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if self.test_sizes is not None:
-            object.__setattr__(self, "test_sizes", tuple(int(s) for s in self.test_sizes))
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["test_sizes"] = list(self.test_sizes) if self.test_sizes is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        if d.get("test_sizes") is not None:
-            d["test_sizes"] = tuple(d["test_sizes"])
-        return cls(**d)
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """A task as training sees it: graphs, the paper's settings, and the model it needs."""
+@dataclass
+class Outcome:
+    """One model's training: ``history`` (``loss``, ``train_acc`` and the evaluated keys, per epoch)."""
 
-    name: str
-    train: list
-    tests: dict  # split name ("test", or a graph size as text) -> list of GraphData
-    num_classes: int
-    hidden: int
-    aggr: str
-    readout: str
-    budget_factor: int
-    msg_size: int
-    heads: int
-    in_features: int
-    seen_distances: tuple = field(default=())
+    history: dict = field(default_factory=dict)
+    epochs_done: int = 0
+    finished: bool = False
+    seconds: float = 0.0
 
 
-def _parity_seen(train: Sequence[GraphData]) -> tuple:
-    return tuple(sorted({int(d) for g in train for d in g.meta["distances"].reshape(-1).tolist()}))
+def nll_terms(logp: Tensor, target: Tensor) -> Tensor:
+    """``-logp[..., target]`` per prediction (the NLL of every prediction, not reduced)."""
+    return -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
 
-def load_task(name: str, seed: int, *, train_graphs: Optional[int] = None,
-              test_sizes: Optional[Sequence[int]] = None, sources: int = 3) -> TaskSpec:
-    """Build task ``name`` for ``seed``: a Table 2 set (``"limits1"``, ``"4-cycles"``, ...),
-    ``"parity"`` (Table 3) or ``"parity-multi"`` (Figure 6b, ``sources`` origins).
-
-    Table 2: budget 5n, start message ones(3), one run per node, readout ``start``
-    (node tasks) or ``pool`` (graph tasks). Table 3: budget 10n, one run from the
-    origin with e0 of size 3 (multi-source: e_i of size 3 * sources), every node decoded.
-    """
-    data_seed = derive_seed(seed, "data")
-    key = name.strip().lower()
-    if key in PARITY_TASKS:
-        multi = key == "parity-multi"
-        if multi and sources < 1:
-            raise ValueError(f"sources must be >= 1, got {sources}")
-        sizes = tuple(test_sizes) if test_sizes is not None else LONGRANGE_TEST_SIZES
-        split = longrange_split(data_seed, train_graphs=train_graphs or 100, test_sizes=sizes,
-                                sources=sources if multi else None)
-        train = split["train"]
-        return TaskSpec(
-            name=f"Parity-{sources}" if multi else "Parity",
-            train=train,
-            tests={str(size): graphs for size, graphs in split["test"].items()},
-            num_classes=2, hidden=split["hidden"], aggr="sum", readout="all", budget_factor=10,
-            msg_size=3 * sources if multi else 3, heads=sources if multi else 1,
-            in_features=int(train[0].x.shape[1]), seen_distances=_parity_seen(train),
-        )
-    if train_graphs is not None or test_sizes is not None:
-        raise ValueError("train_graphs and test_sizes apply to the parity tasks only")
-    split = get_task(name, data_seed)
-    return TaskSpec(
-        name=split.name, train=split.train, tests={"test": split.test}, num_classes=split.num_classes,
-        hidden=split.hidden, aggr=split.aggr, readout="start" if split.level == "node" else "pool",
-        budget_factor=5, msg_size=3, heads=1, in_features=split.num_features,
-    )
+# ----------------------------------------------------------------------------- stacking
+def models_of(model: nn.Module) -> int:
+    """K for a stack (``model.models``), 1 for a plain model."""
+    return int(getattr(model, "models", 1))
 
 
-def build_model(task: TaskSpec, config: TrainConfig) -> AMPModel:
-    """The model of ``config`` for ``task``, every parameter drawn from the ``init`` stream of the seed.
-
-    A learned emission gate starts open (bias :data:`GATE_INIT_BIAS`): the straight-through gate
-    only gets gradient through messages that were sent, so a gate that starts closed never learns.
-    """
-    with torch.device("meta"):  # no parameter is drawn from torch's global RNG
-        model = AMPModel(
-            cell_kind(config.model), task.in_features, config.hidden or task.hidden, task.num_classes,
-            msg_size=config.msg_size or task.msg_size, readout=task.readout, aggr=task.aggr,
-            heads=task.heads, gate=config.gate,
-        )
-    model.to_empty(device="cpu")
-    generator = torch.Generator().manual_seed(derive_seed(config.seed, "init") % (2**63))
-    init_parameters(model, generator)
-    if model.cell.emit_gate is not None:
-        with torch.no_grad():  # start open: a closed straight-through gate gets no gradient
-            model.cell.emit_gate.bias.fill_(GATE_INIT_BIAS)
-    return model
+def unstack_state(state: dict, k: int) -> dict:
+    """Model k's ``state_dict`` from a stack's (every tensor sliced at ``[k]``)."""
+    return {key: value[k].clone() for key, value in state.items()}
 
 
-def get_executor(name: Optional[str] = None) -> tuple[str, Executor]:
-    """``"engine"`` (per message), ``"batched"`` (``ampsim.batched``), or ``None``: batched if it imports."""
-    if name not in (None, "engine", "batched"):
-        raise ValueError(f"unknown executor {name!r}; choose 'engine' or 'batched'")
-    if name in (None, "batched"):
-        try:
-            from ..batched import BatchedExecutor  # lazily: written in parallel
-        except ImportError:
-            if name == "batched":
-                raise ValueError("the batched executor (ampsim.batched.BatchedExecutor) is not available") from None
-        else:
-            return "batched", BatchedExecutor()
-    return "engine", EngineExecutor()
+def stack_states(states: Sequence[dict]) -> dict:
+    """The stack's ``state_dict`` from K single ones (the inverse of :func:`unstack_state`)."""
+    return {key: torch.stack([s[key] for s in states]) for key in states[0]}
 
 
-def param_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of every parameter's bytes, in ``state_dict`` order (bit-for-bit identity)."""
-    h = hashlib.sha256()
-    for key, value in model.state_dict().items():
-        h.update(key.encode())
-        h.update(value.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()
+def _opt_slice(state: dict, k: Optional[int]) -> dict:
+    """An Adam ``state_dict`` for model k of a stacked one (``k=None``: unchanged)."""
+    if k is None:
+        return state
+    per = {i: {name: (v if name == "step" else v[k]).clone() for name, v in s.items()}
+           for i, s in state["state"].items()}
+    return {"state": per, "param_groups": state["param_groups"]}
 
 
-def _graph_seed(epoch_seed: int, index: int) -> int:
-    return derive_seed(epoch_seed, f"graph{index}")
+def _opt_stack(states: Sequence[dict]) -> dict:
+    first = states[0]
+    per = {}
+    for i, s in first["state"].items():
+        steps = {float(st["state"][i]["step"]) for st in states}
+        if len(steps) != 1:
+            raise CheckpointError("the optimiser states of a stack must be at the same step")
+        per[i] = {name: (v if name == "step" else torch.stack([st["state"][i][name] for st in states]))
+                  for name, v in s.items()}
+    return {"state": per, "param_groups": first["param_groups"]}
 
 
-def distance_bucket(d: int) -> int:
-    """Figure 5a's buckets: the origin alone, then odd/even pairs merged (1-2 -> 1, 3-4 -> 3, ...)."""
-    return 0 if d == 0 else d - (d + 1) % 2
+# ----------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: str, *, config: Any, epoch: int, model: dict, optimizer: dict,
+                    scheduler: Optional[dict], delay_rng: Optional[tuple], history: dict) -> None:
+    """One model's checkpoint, atomically (``ampsim.fileio.save_torch``)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    save_torch({"format": CKPT_FORMAT, "version": 1, "config": config, "epoch": epoch, "model": model,
+                "optimizer": optimizer, "scheduler": scheduler, "delay_rng": delay_rng, "history": history}, path)
 
 
-def _budget(task: TaskSpec, config: Optional[TrainConfig], graph: GraphData) -> int:
-    factor = (config.budget_factor if config is not None else None) or task.budget_factor
-    return factor * graph.num_nodes
+def load_checkpoint(path: str) -> dict:
+    """Read an ampsim training checkpoint; every failure (missing, empty, truncated, foreign, another
+    kind) is one :class:`~ampsim.engine.errors.CheckpointError` that names the file
+    (:func:`ampsim.checkpoint.load_checkpoint`, the one checkpoint reader)."""
+    return read_checkpoint(path, format=CKPT_FORMAT, required=("epoch", "model", "optimizer", "history"))
 
 
-@torch.no_grad()
-def evaluate(model: AMPModel, task: TaskSpec, graphs: Sequence[GraphData], executor: Executor,
-             delay: str = "constant", seed: int = 0, split: str = "test",
-             config: Optional[TrainConfig] = None) -> dict:
-    """Accuracy of ``model`` on ``graphs``: per node (node tasks, all heads) or per graph.
-
-    For the parity tasks also ``by_distance`` (Figure 5a buckets, see
-    :func:`distance_bucket`) and ``seen`` (only nodes whose distance occurs in the
-    training set, Figure 5b). Delays of graph i come from ``derive_seed(seed, split/i)``.
-    """
-    correct = total = 0
-    buckets: dict[int, list[int]] = {}
-    seen_c = seen_t = 0
-    seen = set(task.seen_distances)
-    logps = model.forward_many(graphs, executor, [_budget(task, config, g) for g in graphs], delay,
-                               [derive_seed(seed, f"{split}/{i}") for i in range(len(graphs))])
-    for g, logp in zip(graphs, logps):
-        hit = (logp.argmax(-1) == model.targets(g))
-        correct += int(hit.sum())
-        total += hit.numel()
-        if task.readout == "all":
-            dist = g.meta["distances"].reshape(g.num_nodes, -1).t()
-            for d, h in zip(dist.reshape(-1).tolist(), hit.reshape(-1).tolist()):
-                b = buckets.setdefault(distance_bucket(d), [0, 0])
-                b[0] += int(h)
-                b[1] += 1
-                if d in seen:
-                    seen_c += int(h)
-                    seen_t += 1
-    out: dict[str, Any] = {"acc": correct / total if total else float("nan"), "correct": correct, "total": total}
-    if task.readout == "all":
-        out["by_distance"] = {str(k): {"acc": v[0] / v[1], "total": v[1]} for k, v in sorted(buckets.items())}
-        out["seen"] = {"acc": seen_c / seen_t if seen_t else float("nan"), "total": seen_t}
-    return out
-
-
-def _epoch_loss(model: AMPModel, task: TaskSpec, executor: Executor, config: TrainConfig,
-                epoch_seed: int, net: Optional[torch.nn.Module] = None) -> tuple[torch.Tensor, float]:
-    """One full-batch forward pass: mean NLL over all predictions (summed over heads); and train accuracy.
-
-    Inside a process group (``ampsim train --nproc N``) this process runs only its shard
-    of the training graphs (:func:`ampsim.train.ddp.shard`, graph i keeps its delays
-    ``derive_seed(epoch_seed, "graph<i>")``) through ``net`` (the DDP wrapper); the loss
-    ``world / P * sum of the shard's NLLs`` (P predictions in all) makes DDP's averaged
-    gradient the single-process full-batch gradient, and the returned accuracy is global.
-    """
-    if ddp.world_size() > 1:
-        return _shard_epoch_loss(model, task, executor, config, epoch_seed, net)
-    graphs = task.train
-    logps = model.forward_many(graphs, executor, [_budget(task, config, g) for g in graphs], config.delay,
-                               [_graph_seed(epoch_seed, i) for i in range(len(graphs))])
-    targets = [model.targets(g) for g in graphs]
-    dim = 1 if task.readout == "all" else 0
-    logp = torch.cat(logps, dim=dim)
-    target = torch.cat(targets, dim=dim)
-    if task.readout == "all":
-        loss = sum(nll(logp[h], target[h]) for h in range(task.heads))
-    else:
-        loss = nll(logp, target)
-    acc = float((logp.detach().argmax(-1) == target).double().mean())
-    return loss, acc
-
-
-class _ForwardMany(torch.nn.Module):
-    """``forward = model.forward_many``: the module DDP wraps, so its hooks see the full-batch forward."""
-
-    def __init__(self, model: AMPModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, graphs, executor, budgets, delay, seeds):  # noqa: D102 - see AMPModel.forward_many
-        return self.model.forward_many(graphs, executor, budgets, delay, seeds)
-
-
-def _nll_sum(logp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.nll_loss(logp.reshape(-1, logp.shape[-1]), target.reshape(-1), reduction="sum")
-
-
-def _shard_epoch_loss(model: AMPModel, task: TaskSpec, executor: Executor, config: TrainConfig,
-                      epoch_seed: int, net: Optional[torch.nn.Module]) -> tuple[torch.Tensor, float]:
-    if len(task.train) < ddp.world_size():
-        raise ValueError(f"{len(task.train)} training graphs cannot be shared by {ddp.world_size()} processes")
-    mine = ddp.shard(range(len(task.train)))
-    graphs = [task.train[i] for i in mine]
-    logps = (net or _ForwardMany(model))(graphs, executor, [_budget(task, config, g) for g in graphs],
-                                          config.delay, [_graph_seed(epoch_seed, i) for i in mine])
-    dim = 1 if task.readout == "all" else 0
-    logp = torch.cat(logps, dim=dim)
-    target = torch.cat([model.targets(g) for g in graphs], dim=dim)
-    total = sum(int(model.targets(g).shape[-1]) for g in task.train)  # predictions per head, all graphs
-    heads = range(task.heads) if task.readout == "all" else [None]
-    local = sum(_nll_sum(logp if h is None else logp[h], target if h is None else target[h]) for h in heads)
-    hits = torch.tensor([float((logp.detach().argmax(-1) == target).sum()), float(target.numel())],
-                        dtype=torch.float64)
-    torch.distributed.all_reduce(hits)
-    return ddp.shard_loss(local, total), float(hits[0] / hits[1])
-
-
-def _atomic_json(path: str, obj: dict) -> None:
-    tmp = f"{path}.partial-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=False, allow_nan=True)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def _save_checkpoint(path: str, config: TrainConfig, epoch: int, model: AMPModel, opt: torch.optim.Optimizer,
-                     rng_state: tuple, history: dict) -> None:
-    tmp = f"{path}.partial-{os.getpid()}"
-    torch.save({
-        "format": CKPT_FORMAT, "version": 1, "config": config.to_dict(), "epoch": epoch,
-        "model": model.state_dict(), "optimizer": opt.state_dict(), "delay_rng": rng_state,
-        "history": history,
-    }, tmp)
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: str, config: TrainConfig) -> dict:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path} is not an ampsim training checkpoint")
-    saved = dict(ckpt["config"])
-    mine = config.to_dict()
-    saved.pop("epochs", None)
-    saved.pop("checkpoint_every", None)
-    for key in ("epochs", "checkpoint_every"):
-        mine.pop(key)
-    if saved != mine:
-        diff = sorted(k for k in mine if mine.get(k) != saved.get(k))
-        raise ValueError(f"checkpoint {path} was written for another configuration (differs in {diff})")
-    if ckpt["epoch"] > config.epochs:
-        raise ValueError(f"checkpoint {path} is at epoch {ckpt['epoch']}, beyond epochs={config.epochs}")
-    return ckpt
+def checkpoint_epoch(path: Optional[str]) -> int:
+    """The epoch a checkpoint holds (0 when there is none): runners group models by it."""
+    if path is None or not os.path.exists(path):
+        return 0
+    return int(load_checkpoint(path)["epoch"])
 
 
 def _rng_state_tuple(state: Any) -> tuple:
@@ -376,125 +229,215 @@ def _rng_state_tuple(state: Any) -> tuple:
     return (int(version), tuple(int(x) for x in internal), gauss)
 
 
-def fit(
-    config: TrainConfig,
-    executor: Optional[Executor] = None,
-    out_dir: Optional[str] = None,
-    resume: bool = False,
-    quiet: bool = True,
-    executor_name: Optional[str] = None,
-    task: Optional[TaskSpec] = None,
-    stop_after: Optional[int] = None,
-    on_epoch: Optional[Callable[[int, float, float], None]] = None,
-) -> dict:
-    """Train ``config`` and return its result dict (also written to ``out_dir/result.json``).
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
 
-    ``executor`` defaults to :func:`get_executor` (batched if available). With
-    ``out_dir`` a checkpoint is written every ``config.checkpoint_every`` epochs and
-    at the end; ``resume=True`` continues from it (an absent checkpoint starts
-    afresh). Inside a process group (``ampsim train --nproc N``, see :mod:`ampsim.train.ddp`)
-    each rank trains on its shard under DDP, rank 0 alone writes and evaluates, and the
-    other ranks return the unevaluated result. ``stop_after`` ends the call after that many epochs *of this call*
-    without evaluating (a simulated interruption); the result then has
-    ``"finished": False``. Progress: tqdm on stderr unless ``quiet`` or not a TTY.
+
+def write_result(path: str, record: dict) -> None:
+    """A result file (rank 0 only): JSON through :func:`ampsim.fileio.write_json`, non-finite floats as null."""
+    if not ddp.is_main():
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_json(path, _json_safe(record))
+
+
+# ----------------------------------------------------------------------------- the loop
+class _Call(nn.Module):
+    """``forward(items, seeds) = fn(model, items, seeds)``: the module DDP wraps (its hooks see the pass)."""
+
+    def __init__(self, model: nn.Module, fn: Forward) -> None:
+        super().__init__()
+        self.model = model
+        self.fn = fn
+
+    def forward(self, items, seeds):  # noqa: D102
+        return self.fn(self.model, items, seeds)
+
+
+def _check_config(path: str, saved: Any, mine: Any) -> None:
+    if mine is None or saved == mine:
+        return
+    if isinstance(saved, dict) and isinstance(mine, dict):
+        diff = sorted(k for k in set(mine) | set(saved) if mine.get(k) != saved.get(k))
+        raise CheckpointError(f"checkpoint {path} was written for another configuration (differs in {diff})")
+    raise CheckpointError(f"checkpoint {path} was written for another configuration")
+
+
+def fit_models(model: nn.Module, forward: Forward, data: Data, options: Options, *,
+               loss: Callable[[Tensor, Tensor], Tensor] = nll_terms, evaluate: Optional[Evaluate] = None,
+               checkpoints: Optional[Sequence[str]] = None, configs: Optional[Sequence[Any]] = None,
+               delay_rngs: Optional[Sequence[random.Random]] = None,
+               on_epoch: Optional[Callable[[int, list], None]] = None) -> list[Outcome]:
+    """Train ``model`` (one, or a stack of K) on ``data`` for ``options.epochs``; see the module docstring.
+
+    ``configs[k]`` is stored in model k's checkpoint and must match on resume (keys
+    ``epochs`` and ``checkpoint_every`` may differ). ``on_epoch(epoch, outcomes)`` after every step.
     """
-    if executor is None:
-        executor_name, executor = get_executor(executor_name)
-    executor_name = executor_name or type(executor).__name__
-    task = task if task is not None else load_task(
-        config.task, config.seed, train_graphs=config.train_graphs, test_sizes=config.test_sizes,
-        sources=config.sources)
-    model = build_model(task, config)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    rng = stream(config.seed, "train-delays")
-    history: dict[str, list] = {"loss": [], "train_acc": []}
+    K = models_of(model)
+    stacked = hasattr(model, "models")
+    mask = data.mask(K)
+    n_items = len(data.targets)
+    counts = torch.tensor([int(t.shape[-1]) for t in data.targets], dtype=torch.long)
+    per_model = (mask.to(torch.long) * counts).sum(1)  # P_k: predictions (per head) of model k's training set
+    if bool((per_model == 0).any()):
+        raise ValueError("every model needs at least one training prediction")
+    if checkpoints is not None and len(checkpoints) != K:
+        raise ValueError(f"{K} models but {len(checkpoints)} checkpoint paths")
+    configs = list(configs) if configs is not None else [None] * K
+    rngs = list(delay_rngs) if delay_rngs is not None else None
+    if rngs is not None and len(rngs) != K:
+        raise ValueError(f"{K} models but {len(rngs)} delay streams")
+    writer = ddp.is_main()
+
+    opt = torch.optim.Adam(model.parameters(), lr=options.lr)
+    sched = (torch.optim.lr_scheduler.StepLR(opt, step_size=options.lr_steps[0], gamma=options.lr_steps[1])
+             if options.lr_steps else None)
+    outcomes = [Outcome(history={"loss": [], "train_acc": []}) for _ in range(K)]
     epoch = 0
-    ckpt_path = os.path.join(out_dir, CHECKPOINT) if out_dir else None
-    writer = ddp.is_main()  # with --nproc N only rank 0 writes; every rank reads a checkpoint to resume
-    if out_dir and writer:
-        os.makedirs(out_dir, exist_ok=True)
-    if ckpt_path and os.path.exists(ckpt_path):
-        if not resume:
-            raise ValueError(f"{ckpt_path} exists: pass resume=True (--resume) to continue it, or use another output folder")
-        ckpt = _load_checkpoint(ckpt_path, config)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        rng.setstate(_rng_state_tuple(ckpt["delay_rng"]))
-        history = {k: list(v) for k, v in ckpt["history"].items()}
-        epoch = int(ckpt["epoch"])
-    net = None
-    if ddp.world_size() > 1:
-        torch.distributed.barrier()  # every rank has read the checkpoint before rank 0 may replace it
-        net = ddp.wrap(_ForwardMany(model))
+    if checkpoints is not None:
+        found = [p for p in checkpoints if os.path.exists(p)]
+        if found and not options.resume:
+            raise ValueError(f"{found[0]} exists: pass resume=True (--resume) to continue it, or use another "
+                             "output folder")
+        if found:
+            if len(found) != K:
+                raise CheckpointError(f"{len(found)} of {K} checkpoints exist ({found[0]}, ...): resume the "
+                                      "models that have one separately")
+            ckpts = [load_checkpoint(p) for p in checkpoints]
+            for p, c, mine in zip(checkpoints, ckpts, configs):
+                saved = dict(c["config"]) if isinstance(c["config"], dict) else c["config"]
+                ours = dict(mine) if isinstance(mine, dict) else mine
+                if isinstance(saved, dict) and isinstance(ours, dict):
+                    for key in ("epochs", "checkpoint_every"):
+                        saved.pop(key, None)
+                        ours.pop(key, None)
+                _check_config(p, saved, ours)
+                if c["epoch"] > options.epochs:
+                    raise CheckpointError(f"checkpoint {p} is at epoch {c['epoch']}, beyond epochs={options.epochs}")
+            epochs = {int(c["epoch"]) for c in ckpts}
+            if len(epochs) != 1:
+                raise CheckpointError(f"the checkpoints of one stack are at different epochs {sorted(epochs)} "
+                                      f"({checkpoints[0]}, ...): group the models by checkpoint_epoch")
+            epoch = epochs.pop()
+            try:
+                if stacked:
+                    model.load_state_dict(stack_states([c["model"] for c in ckpts]))
+                    opt.load_state_dict(_opt_stack([c["optimizer"] for c in ckpts]))
+                else:
+                    model.load_state_dict(ckpts[0]["model"])
+                    opt.load_state_dict(ckpts[0]["optimizer"])
+                if sched is not None and ckpts[0].get("scheduler"):
+                    sched.load_state_dict(ckpts[0]["scheduler"])
+            except (RuntimeError, KeyError, ValueError) as exc:
+                raise CheckpointError(f"checkpoint {checkpoints[0]} does not fit this model: "
+                                      f"{str(exc).splitlines()[0]}") from None
+            for k, c in enumerate(ckpts):
+                outcomes[k].history = {key: list(v) for key, v in c["history"].items()}
+                if rngs is not None and c.get("delay_rng") is not None:
+                    rngs[k].setstate(_rng_state_tuple(c["delay_rng"]))
+    net: nn.Module = _Call(model, forward)
+    world = ddp.world_size()
+    if world > 1:
+        if n_items < world:
+            raise ValueError(f"{n_items} training items cannot be shared by {world} processes")
+        torch.distributed.barrier()  # every rank has read the checkpoints before rank 0 may replace them
+        net = ddp.wrap(net)
+    active = [i for i in range(n_items) if bool(mask[:, i].any())]
+    mine = ddp.shard(active)
+    device = next(model.parameters()).device
+    target = torch.cat([data.targets[i] for i in mine], dim=-1).to(device)
+    weight = (mask[:, mine].to(torch.get_default_dtype())
+              .repeat_interleave(counts[mine], dim=1) * world / per_model.unsqueeze(1))  # (K, P_shard)
+    preds_total = per_model.to(torch.float64) * (int(target[..., :1].numel()) if target.numel() else 1)
 
     from tqdm import tqdm
 
-    show = not quiet and writer and sys.stderr.isatty()
-    bar = tqdm(total=config.epochs, initial=epoch, disable=not show, desc=f"{task.name} {config.model} s{config.seed}",
-               leave=False)
+    show = not options.quiet and writer and sys.stderr.isatty()
+    bar = tqdm(total=options.epochs, initial=epoch, disable=not show, desc=options.desc, leave=False)
     t0 = time.perf_counter()
     done_now = 0
-    model.train()
     try:
-        while epoch < config.epochs:
-            if stop_after is not None and done_now >= stop_after:
+        while epoch < options.epochs:
+            if options.stop_after is not None and done_now >= options.stop_after:
                 break
-            epoch_seed = rng.getrandbits(63)
-            loss, acc = _epoch_loss(model, task, executor, config, epoch_seed, net)
+            seeds = [r.getrandbits(63) for r in rngs] if rngs is not None else [0] * K
+            model.train()
+            logp = net(mine, seeds)
+            if not stacked:
+                logp = logp.unsqueeze(0)
+            terms = loss(logp, target.expand(logp.shape[:-1]) if target.dim() < logp.dim() - 1 else target)
+            w = weight.to(device=terms.device, dtype=terms.dtype)
+            w = w.reshape(K, *([1] * (terms.dim() - 2)), -1)
+            losses = (terms * w).flatten(1).sum(1)  # (K,) per-model (shard-scaled) losses
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            losses.sum().backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             epoch += 1
             done_now += 1
-            history["loss"].append(loss.item() if net is None else float(ddp.mean_across(loss.detach())))
-            history["train_acc"].append(acc)
+            with torch.no_grad():
+                hits = ((logp.detach().argmax(-1) == target).to(torch.float64)
+                        * (w != 0).to(torch.float64)).flatten(1).sum(1).cpu()
+                values = losses.detach().to(torch.float64).cpu()
+                if world > 1:
+                    both = torch.stack([values, hits])
+                    torch.distributed.all_reduce(both)
+                    values, hits = both[0] / world, both[1]
+            accs = (hits / preds_total).tolist()
+            for k in range(K):
+                outcomes[k].history["loss"].append(float(values[k]))
+                outcomes[k].history["train_acc"].append(float(accs[k]))
+            if evaluate is not None and writer and options.eval_every and (
+                    epoch % options.eval_every == 0 or epoch == options.epochs):
+                model.eval()
+                with torch.no_grad():
+                    for k, metrics in enumerate(evaluate(model, epoch)):
+                        for key, value in metrics.items():
+                            outcomes[k].history.setdefault(key, []).append(value)
             bar.update(1)
-            bar.set_postfix(loss=f"{history['loss'][-1]:.4f}", acc=f"{acc:.3f}")
+            bar.set_postfix(loss=f"{float(values.mean()):.4f}")
             if on_epoch is not None:
-                on_epoch(epoch, history["loss"][-1], acc)
-            if ckpt_path and writer and (epoch % config.checkpoint_every == 0 or epoch == config.epochs):
-                _save_checkpoint(ckpt_path, config, epoch, model, opt, rng.getstate(), history)
+                on_epoch(epoch, outcomes)
+            if checkpoints is not None and writer and (epoch % options.checkpoint_every == 0 or
+                                                       epoch == options.epochs):
+                _save_all(checkpoints, configs, epoch, model, opt, sched, rngs, outcomes, stacked)
     finally:
         bar.close()
-    train_seconds = time.perf_counter() - t0
-    result: dict[str, Any] = {
-        "task": task.name,
-        "model": DISPLAY[cell_kind(config.model)] + ("+gate" if config.gate else ""),
-        "config": config.to_dict(),
-        "executor": executor_name,
-        "epochs_done": epoch,
-        "finished": epoch >= config.epochs,
-        "loss": history["loss"],
-        "train_acc": history["train_acc"],
-        "params_sha256": param_digest(model),
-        "seconds_train_this_call": train_seconds,
-        "threads": torch.get_num_threads(),
-        "processes": ddp.world_size(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-    if not result["finished"] or not writer:
-        return result  # evaluation (a few seconds) runs on rank 0 alone
+    seconds = time.perf_counter() - t0
+    for o in outcomes:
+        o.epochs_done, o.finished, o.seconds = epoch, epoch >= options.epochs, seconds
     model.eval()
-    t1 = time.perf_counter()
-    test_seed = derive_seed(config.seed, "test-delays")
-    result["test"] = {split: evaluate(model, task, graphs, executor, config.delay, test_seed, split, config)
-                      for split, graphs in task.tests.items()}
-    result["seconds_eval"] = time.perf_counter() - t1
-    if task.seen_distances:
-        result["seen_distances"] = list(task.seen_distances)
-    if out_dir:
-        _atomic_json(os.path.join(out_dir, RESULT), result)
-    return result
+    return outcomes
 
 
-def load_model(out_dir: str) -> tuple[AMPModel, TaskSpec, TrainConfig]:
-    """The trained model of a run folder (its checkpoint), with its task and config."""
-    ckpt = torch.load(os.path.join(out_dir, CHECKPOINT), map_location="cpu", weights_only=True)
-    config = TrainConfig.from_dict(ckpt["config"])
-    task = load_task(config.task, config.seed, train_graphs=config.train_graphs,
-                     test_sizes=config.test_sizes, sources=config.sources)
-    model = build_model(task, config)
-    model.load_state_dict(ckpt["model"])
-    return model, task, config
+def _save_all(paths: Sequence[str], configs: Sequence[Any], epoch: int, model: nn.Module,
+              opt: torch.optim.Optimizer, sched, rngs, outcomes: Sequence[Outcome], stacked: bool) -> None:
+    state = model.state_dict()
+    opt_state = opt.state_dict()
+    for k, path in enumerate(paths):
+        save_checkpoint(path, config=configs[k], epoch=epoch,
+                        model=unstack_state(state, k) if stacked else state,
+                        optimizer=_opt_slice(opt_state, k if stacked else None),
+                        scheduler=sched.state_dict() if sched is not None else None,
+                        delay_rng=rngs[k].getstate() if rngs is not None else None,
+                        history=outcomes[k].history)
 
+
+_SYNTHETIC = ("TrainConfig", "TaskSpec", "PARITY_TASKS", "DISPLAY", "GATE_INIT_BIAS", "load_task", "build_model",
+              "get_executor", "fit", "fit_seeds", "evaluate", "load_model", "distance_bucket", "param_digest",
+              "CHECKPOINT", "RESULT", "budget_of")
+
+
+def __getattr__(name: str):  # the Table 2/3 protocol's names, importable from here as before
+    if name in _SYNTHETIC:
+        from . import synthetic
+
+        return getattr(synthetic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,7 @@ from typing import Iterable, Optional, Sequence
 import torch
 
 from .cli import run_folder
-from .loop import RESULT, TrainConfig, fit, get_executor
+from .synthetic import RESULT, TrainConfig, fit, fit_seeds, get_executor
 
 __all__ = [
     "PAPER_TABLE2",
@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 ROOT = os.path.join("results", "runs")
+USER_ROOT = "runs"  # the CLI's default: a user's runs and tables go to runs/ (ignored), not to results/
 #: Table 2 sets: paper name -> CLI task name.
 TABLE2_TASKS = {"Limits1": "limits1", "Limits2": "limits2", "Triangles": "triangles", "LCC": "lcc",
                 "MAX": "max", "MEAN": "mean", "4-cycles": "4cycles", "Skip-Cycles": "skipcycles"}
@@ -99,23 +100,38 @@ def _load(path: str) -> Optional[dict]:
 
 def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[int], root: str = ROOT,
                  executor: Optional[str] = None, gate: bool = False, delay: str = "constant",
-                 epochs: int = 1000, quiet: bool = False, log=print) -> list[str]:
-    """Train every missing (task, model, seed) of the protocol; skip finished ones, resume the rest."""
+                 epochs: int = 1000, quiet: bool = False, log=print, stack: bool = True) -> list[str]:
+    """Train every missing (task, model, seed) of the protocol; skip finished ones, resume the rest.
+
+    The missing seeds of one (task, model) train in one process with :func:`ampsim.train.synthetic.fit_seeds`:
+    as one stack where they share graphs and schedule (``stack``), else one after another.
+    Returns every run folder of the protocol (finished before or now).
+    """
     name, ex = get_executor(executor)
+    seeds = list(seeds)
     done = []
-    for seed in seeds:
-        for task in tasks:
-            for model in models:
+    for task in tasks:
+        for model in models:
+            todo = []
+            for seed in seeds:
                 config = protocol_config(task, model, seed, gate, delay, epochs)
                 folder = run_folder(root, task, model, seed, gate, delay)
                 result = _load(os.path.join(folder, RESULT))
                 if result is not None and _matches(result, config):
                     done.append(folder)
-                    continue
-                result = fit(config, ex, out_dir=folder, resume=True, quiet=quiet, executor_name=name)
+                else:
+                    todo.append((config, folder))
+            if not todo:
+                continue
+            results = fit_seeds([c for c, _ in todo], ex, [f for _, f in todo], resume=True, quiet=quiet,
+                                executor_name=name, stack=stack, log=log)
+            for (config, folder), result in zip(todo, results):
                 tests = ", ".join(f"{k}: {v['acc']:.3f}" for k, v in result["test"].items())
-                log(f"{result['task']} {result['model']} seed {seed}: {tests} "
-                    f"({result['seconds_train_this_call']:.0f} s training, {result['seconds_eval']:.0f} s eval, {name})")
+                together = result.get("stacked_with", 1)
+                log(f"{result['task']} {result['model']} seed {config.seed}: {tests} "
+                    f"({result['seconds_train_this_call']:.0f} s training"
+                    f"{f' for {together} seeds together' if together > 1 else ''}, "
+                    f"{result['seconds_eval']:.0f} s eval, {name})")
                 done.append(folder)
     return done
 
@@ -213,7 +229,7 @@ def deliveries_per_run(folder: str, max_graphs: int = 10) -> float:
     """Mean processed deliveries per run of the trained model in ``folder``, on (up to ``max_graphs``)
     graphs of its first test split, by the engine: how much a learned gate saves against the budget."""
     from ..cells.execute import EngineExecutor
-    from .loop import _budget, load_model
+    from .synthetic import budget_of as _budget, load_model
 
     model, task, config = load_model(folder)
     graphs = next(iter(task.tests.values()))[:max_graphs]
@@ -265,7 +281,8 @@ def render_table2(summary: dict) -> str:
         "Protocol: AMP-RNN, 1000 full-batch Adam steps (lr 0.01), hidden 16/32, message size 3,",
         "start message ones(3), one run per node, budget 5n processed deliveries, constant delays.",
         "",
-        "Regenerate: `python -m ampsim.train.tables run2 --seeds 0-9 && python -m ampsim.train.tables render`",
+        "Regenerate: `python -m ampsim.train.tables run2 --root results/runs --seeds 0-9 && "
+        "python -m ampsim.train.tables render --root results/runs --out results`",
         "",
         *_executor_line(summary),
         "| Set | paper | ours | within 0.05 |",
@@ -288,7 +305,8 @@ def render_table3(summary: dict) -> str:
         "Protocol: 100 training graphs of 10 nodes, 1000 full-batch Adam steps (lr 0.01), hidden 30,",
         "e0 of size 3 at the origin, budget 10n processed deliveries, constant delays, 10 test graphs per size.",
         "",
-        "Regenerate: `python -m ampsim.train.tables run3 --seeds 0-9 && python -m ampsim.train.tables render`",
+        "Regenerate: `python -m ampsim.train.tables run3 --root results/runs --seeds 0-9 && "
+        "python -m ampsim.train.tables render --root results/runs --out results`",
         "",
         *_executor_line(summary),
         f"| Model | {head} |",
@@ -344,7 +362,8 @@ def render_gate(summary: dict) -> str:
         "Same tasks, seeds and protocol; mean test accuracy over the task's test splits",
         "(for the parity task, the mean over its test sizes). Mean ± std (seeds).",
         "",
-        "Regenerate: `python -m ampsim.train.tables run-gate --seeds 0-2 && python -m ampsim.train.tables render`",
+        "Regenerate: `python -m ampsim.train.tables run-gate --root results/runs --seeds 0-2 && "
+        "python -m ampsim.train.tables render --root results/runs --out results`",
         "(the always-emit twins are the run2 / run3 folders of the same seeds).",
         "",
         "Deliveries: processed deliveries per run of the trained models on the first test split (the",
@@ -404,7 +423,8 @@ def render_figure6(single: dict, triple: dict) -> str:
         "Drop: mean accuracy lost from one problem to three (the paper: the larger, the more a method",
         "is exposed to oversquashing).",
         "",
-        "Regenerate: `python -m ampsim.train.tables run6 --seeds 0-9 && python -m ampsim.train.tables render`",
+        "Regenerate: `python -m ampsim.train.tables run6 --root results/runs --seeds 0-9 && "
+        "python -m ampsim.train.tables render --root results/runs --out results`",
         "",
         "| Model | " + " | ".join(str(s) for s in TABLE3_SIZES) + " | mean drop |",
         "|---|" + "---|" * (len(TABLE3_SIZES) + 1),
@@ -497,7 +517,7 @@ def measure_cost(tasks: Sequence[str], executor: str, epochs: int = 3, model: st
     epoch) of the protocol model on each task, and the projected cost of one 1000-epoch seed."""
     import time
 
-    from .loop import load_task
+    from .synthetic import load_task
 
     name, ex = get_executor(executor)
     out = {}
@@ -538,10 +558,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.add_argument("--tasks", default=None, help="comma-separated task names (default: the table's)")
         p.add_argument("--models", default=None, help="comma-separated models (default: the table's)")
         p.add_argument("--executor", choices=["engine", "batched"], default=None)
-        p.add_argument("--root", default=ROOT)
+        p.add_argument("--root", default=USER_ROOT, help=f"run folders (default {USER_ROOT}; published: {ROOT})")
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--quiet", action="store_true")
         p.add_argument("--epochs", type=int, default=1000, help="1000 is the protocol; render counts only those")
+        p.add_argument("--no-stack", dest="stack", action="store_false",
+                       help="train the seeds one after another (default: seeds sharing graphs in one pass)")
     p = sub.add_parser("cost", help="seconds per epoch of each task's protocol model")
     p.add_argument("--executor", choices=["engine", "batched"], default="engine")
     p.add_argument("--tasks", default=None)
@@ -549,8 +571,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="write the figures as JSON here")
     p = sub.add_parser("render")
-    p.add_argument("--root", default=ROOT)
-    p.add_argument("--out", default="results")
+    p.add_argument("--root", default=USER_ROOT, help=f"run folders (default {USER_ROOT}; published: {ROOT})")
+    p.add_argument("--out", default=USER_ROOT, help=f"tables and figures (default {USER_ROOT}; published: results)")
     args = parser.parse_args(argv)
     if args.cmd == "render":
         for path in write_all(args.root, args.out):
@@ -569,15 +591,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "run-gate": (list(GATE_TASKS), ["amp-rnn"])}[args.cmd]
     tasks = args.tasks.split(",") if args.tasks else defaults[0]
     models = args.models.split(",") if args.models else defaults[1]
-    log = lambda line: print(line, flush=True)  # noqa: E731
+    trained: list[str] = []
+    log = lambda line: (trained.append(line), print(line, flush=True))  # noqa: E731
     if args.cmd == "run-gate":
         # only the gated runs: their always-emit twins are the run2 / run3 folders (same protocol);
         # running both here could race a run2 / run3 process on the same folder
-        run_protocol(tasks, models, args.seeds, args.root, args.executor, gate=True, epochs=args.epochs,
-                     quiet=args.quiet, log=log)
+        done = run_protocol(tasks, models, args.seeds, args.root, args.executor, gate=True, epochs=args.epochs,
+                            quiet=args.quiet, log=log, stack=args.stack)
     else:
-        run_protocol(tasks, models, args.seeds, args.root, args.executor, epochs=args.epochs, quiet=args.quiet,
-                     log=log)
+        done = run_protocol(tasks, models, args.seeds, args.root, args.executor, epochs=args.epochs,
+                            quiet=args.quiet, log=log, stack=args.stack)
+    if not trained:
+        print(f"{args.cmd}: all {len(done)} runs already finished under {args.root}; nothing to do")
     return 0
 
 

@@ -163,3 +163,36 @@ def test_the_executor_compiles_a_constant_delay_batch_once_across_seeds():
     torch.testing.assert_close(again.final(), first.final(), rtol=0, atol=0)
     ex.unroll(cell, [g], [[(0,), (2,)]], [[21, 22]], msgs, 18, "uniform", features=[x])
     assert len(ex._programs) == 2
+
+
+def _columns(s):
+    return {k: getattr(s, k) for k in ("run", "node", "msg_id", "cause", "prev", "slot", "src", "time", "level",
+                                       "final")}
+
+
+@pytest.mark.parametrize("trial", range(12))
+@pytest.mark.parametrize("ties", ["msg_id", "mailbox"])
+def test_constant_delay_waves_equal_the_event_queue(trial, ties, monkeypatch):
+    import ampsim.batched.planner as planner
+
+    rnd = random.Random(100 + trial)
+    n = rnd.randint(2, 40)
+    graph = as_graph(nx.gnp_random_graph(n, rnd.uniform(0.05, 0.4), seed=trial))
+    runs = [([rnd.randrange(n) for _ in range(rnd.randint(0, 4))], rnd.randint(0, 9)) for _ in range(3)]
+    budget = rnd.randint(1, 400)
+    delay = rnd.choice(["constant", 0.3])
+    monkeypatch.setattr(planner, "WAVES_MIN_BUDGET", 1)
+    fast = plan(graph, runs, budget, delay, ties=ties)
+    monkeypatch.setattr(planner, "WAVES_MIN_BUDGET", 10 ** 9)
+    slow = plan(graph, runs, budget, delay, ties=ties)
+    for k, v in _columns(slow).items():
+        np.testing.assert_array_equal(_columns(fast)[k], v, err_msg=k)
+    assert fast.reasons == slow.reasons and fast.sent == slow.sent
+
+
+def test_constant_delay_waves_match_an_engine_trace():
+    graph = as_graph(nx.random_labeled_tree(60, seed=3))
+    recs, result = engine_deliveries(graph, [0, 17], 0, 500, "constant", False)
+    s = plan(graph, [([0, 17], 0)], 500, "constant")
+    assert planned(s, 0) == recs
+    assert s.reasons[0] == result.reason and s.sent[0] == result.sent

@@ -269,7 +269,7 @@ def test_graph_errors():
         Simulation(nx.Graph(), Flooding())
     g = nx.path_graph(3)
     g.add_node(7)
-    with pytest.raises(GraphError, match=r"\[3\] have no neighbours"):
+    with pytest.raises(GraphError, match=r"\[7\] have no neighbours"):
         Simulation(g, Flooding())
     assert Simulation(g, Flooding(), allow_isolated=True).run().stuck == (3,)
 

@@ -146,7 +146,7 @@ def test_shiviz_round_trip_recovers_clocks(tmp_path, seed):
     events = vector_clocks(tracer)
     path = write_shiviz(tracer, tmp_path / "run.log")
     text = (tmp_path / "run.log").read_text(encoding="utf-8")
-    assert text == to_shiviz(tracer)
+    assert text == SHIVIZ_PARSER + "\n\n" + to_shiviz(tracer)  # the upload file: parser, delimiter, log
     parsed = parse_shiviz(text)
     assert len(parsed) == len(events) and path == str(tmp_path / "run.log")
     for (host, event, clock), ev in zip(parsed, events):

@@ -129,7 +129,7 @@ def test_cli_train_smoke(tmp_path, capsys):
     assert result["config"]["model"] == "amp-iter" and result["epochs_done"] == 2 and len(result["loss"]) == 2
     assert result["test"]["test"]["total"] == 16
     assert cli_main(argv) == 2  # a checkpoint exists: refused without --resume
-    assert "pass resume=True (--resume)" in capsys.readouterr().err
+    assert "add --resume" in capsys.readouterr().err  # the CLI names its flag, not the API keyword
     assert cli_main(argv + ["--resume"]) == 0
     assert cli_main(["train", "--task", "limits9", "--out", str(tmp_path / "x"), "--executor", "engine"]) == 2
 

@@ -1,0 +1,81 @@
+"""Loading checkpoints: ``torch.load(weights_only=True)`` with one error class naming the file.
+
+Rule: a checkpoint is a ``dict`` saved with :func:`ampsim.fileio.save_torch`. Whatever
+is wrong with the file -- missing, a directory, empty, truncated, flipped bytes, a
+pickle of something else, a foreign object that ``weights_only`` refuses -- the
+caller gets :class:`~ampsim.engine.errors.CheckpointError` whose message names the
+file and says what was found, never torch's traceback (which advises
+``weights_only=False``, unsafe for a file one did not write).
+
+    ckpt = load_checkpoint("runs/x/checkpoint.pt", format="ampsim.train", required=("model", "epoch"))
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Iterable, Optional, Union
+
+from .engine.errors import CheckpointError
+
+__all__ = ["CheckpointError", "load_checkpoint"]
+
+
+KINDS = {"ampsim.train.checkpoint": "training checkpoint"}
+"""How messages name a checkpoint of a given ``format`` (default: "checkpoint")."""
+
+
+def load_checkpoint(
+    path: Union[str, "os.PathLike[str]"],
+    required: Optional[Iterable[str]] = None,
+    map_location: Any = "cpu",
+    format: Optional[str] = None,
+) -> dict:
+    """The ``dict`` stored in ``path`` (tensors on ``map_location``); :class:`CheckpointError` otherwise.
+
+    ``required``: keys the dict must hold; ``format``: the value its ``"format"`` key must have
+    (a checkpoint of another kind is refused by name).
+    """
+    path = os.fspath(path)
+    what = KINDS.get(format or "", "checkpoint")
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: {what} not found")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: is a folder, not a {what} file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if not magic:
+        raise CheckpointError(f"{path}: not a readable {what} (the file is empty)")
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch's notes (pickle protocol, ...) would break the one-line error
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:  # zip, pickle, unpickler and decoding errors all mean "unreadable"
+        raise CheckpointError(f"{path}: not a readable {what} ({_reason(exc, magic)})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: not an ampsim {what} (it holds a {type(obj).__name__}, not a dict)")
+    if format is not None and obj.get("format") != format:
+        found = obj.get("format")
+        why = "another program's file" if found is None else f"its format is {str(found)[:60]!r}"
+        raise CheckpointError(f"{path}: not an ampsim {what} ({why})")
+    if required is not None:
+        missing = [k for k in required if k not in obj]
+        if missing:
+            raise CheckpointError(f"{path}: not an ampsim {what} (it lacks {missing})")
+    return obj
+
+
+def _reason(exc: BaseException, magic: bytes) -> str:
+    """Why torch could not read the file, in a few words and without torch's advice to load unsafely."""
+    text = " ".join(str(exc).split())
+    if "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text:
+        return "it holds objects other than tensors and plain data; ampsim never loads those"
+    if magic.startswith(b"PK"):
+        return "truncated or corrupt"
+    return f"not a torch file: {type(exc).__name__}"

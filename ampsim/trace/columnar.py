@@ -1,0 +1,513 @@
+"""Columnar traces: Parquet (pyarrow), written in row groups as the run goes; a DataFrame view.
+
+A ``.parquet`` trace holds the same records as a JSONL trace (:mod:`ampsim.trace.io`)
+and reads back as the same :class:`~ampsim.trace.io.Trace`: ``load_trace`` dispatches
+on the suffix, so replay, plots, export and every loader take either format.
+
+Layout: the versioned header is the file's key-value metadata ``ampsim.header`` (the
+JSON object of the JSONL header line); records are rows of one table, in event order:
+
+=========  =====  =======================================================================
+column     type   meaning
+=========  =====  =======================================================================
+type       int8   0 send, 1 deliver, 2 drop, 3 state, 4 end
+msg_id     int64  the copy (for a state: the delivery it follows, -1 at start-up)
+cause_id   int64  MessageRecord.cause_id
+src, dst   int32  MessageRecord.src / dst (a state's node is in ``dst``)
+t_send     f64    MessageRecord.t_send (a state's ``t``)
+t_deliver  f64    MessageRecord.t_deliver; null when it equals ``t_send + delay``
+delay      f64    MessageRecord.delay
+kind       dict   MessageRecord.kind
+payload    dict   MessageRecord.payload
+reason     dict   MessageRecord.reason (null for "")
+text       str    a state's ``state``; an end record as JSON
+=========  =====  =======================================================================
+
+Rows repeat nothing the reader can recover exactly: a ``deliver`` (or a ``halted``
+drop) whose fields equal its copy's ``send`` row stores only ``type``, ``msg_id`` and
+``reason``; a ``state`` that follows the delivery of its ``msg_id`` at that node and
+time stores only ``type``, ``msg_id`` and ``text``. Null cells cost almost nothing
+in Parquet, and the one column that carries information per copy (``delay``) is
+stored with byte-stream-split encoding and zstd. See ``benchmarks/engine.py --trace``
+for the bytes per message and the speed against JSONL.
+
+The writer (:class:`ParquetTracer`) buffers records and writes a row group every
+``row_group_size`` rows, through :class:`ampsim.fileio.AtomicFile`: the file appears
+under its name only when the tracer is closed cleanly.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional, Union
+
+from ..engine.errors import TraceFormatError
+from .records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord
+
+__all__ = [
+    "ParquetTracer",
+    "load_parquet",
+    "save_parquet",
+    "to_arrow",
+    "to_dataframe",
+    "open_tracer",
+    "is_parquet",
+    "HEADER_KEY",
+]
+
+HEADER_KEY = b"ampsim.header"
+T_SEND, T_DELIVER, T_DROP, T_STATE, T_END = 0, 1, 2, 3, 4
+_EVENTS = {SEND: T_SEND, DELIVER: T_DELIVER, DROP: T_DROP}
+_NAMES = {v: k for k, v in _EVENTS.items()}
+COLUMNS = ("type", "msg_id", "cause_id", "src", "dst", "t_send", "t_deliver", "delay", "kind", "payload",
+           "reason", "text")
+
+
+def is_parquet(path: Union[str, os.PathLike]) -> bool:
+    """Whether ``path`` names a Parquet trace (by its suffix, ``.parquet`` or ``.pq``)."""
+    return os.fspath(path).lower().endswith((".parquet", ".pq"))
+
+
+def _pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "Parquet traces need pyarrow: pip install 'ampsim[parquet]' (or use a .jsonl trace)"
+        ) from None
+    return pa, pq
+
+
+def _schema(pa, header: dict):
+    dict_str = pa.dictionary(pa.int32(), pa.string())
+    fields = [
+        ("type", pa.int8()), ("msg_id", pa.int64()), ("cause_id", pa.int64()), ("src", pa.int32()),
+        ("dst", pa.int32()), ("t_send", pa.float64()), ("t_deliver", pa.float64()), ("delay", pa.float64()),
+        ("kind", dict_str), ("payload", dict_str), ("reason", dict_str), ("text", pa.string()),
+    ]
+    meta = {HEADER_KEY: json.dumps(header, separators=(",", ":"), allow_nan=False).encode()}
+    return pa.schema(fields, metadata=meta)
+
+
+class _Encoder:
+    """Turns a batch of message and state records into one Arrow table (see the module doc).
+
+    The work per record is done by C-level ``attrgetter``/``zip`` and numpy, not a Python
+    loop: a run of 100k messages writes three times that many records. Sends not yet
+    delivered stay in ``pool_*`` (ascending ``msg_id``) so later batches can refer to them.
+    """
+
+    def __init__(self, schema) -> None:
+        import numpy as np
+
+        self.np = np
+        self.schema = schema
+        self.pool_ids = np.empty(0, np.int64)
+        self.pool: list = [np.empty(0, t) for t in (np.int64, np.int64, np.int64, np.float64, np.float64, np.float64)]
+        self.pool_kind = np.empty(0, object)
+        self.pool_payload = np.empty(0, object)
+
+    def table(self, records: list):
+        import operator
+
+        import pyarrow as pa
+
+        np = self.np
+        n = len(records)
+        is_state = np.fromiter(map(StateRecord.__instancecheck__, records), bool, n)
+        st_pos = np.flatnonzero(is_state)
+        ms_pos = np.flatnonzero(~is_state)
+        msgs = [records[i] for i in ms_pos.tolist()]
+        states = [records[i] for i in st_pos.tolist()]
+        bad = [r for r in msgs if type(r) is not MessageRecord]
+        if bad:
+            raise TypeError(f"not a trace record: {bad[0]!r}")
+        m = len(msgs)
+        get = operator.attrgetter
+
+        def ints(name, rows):
+            return np.fromiter(map(get(name), rows), np.int64, len(rows))
+
+        def floats(name, rows):
+            return np.fromiter(map(get(name), rows), np.float64, len(rows))
+
+        def objs(name, rows):
+            out = np.empty(len(rows), object)
+            out[:] = list(map(get(name), rows))
+            return out
+
+        # one C-level pass per column: no per-record tuples (they would wake the garbage collector)
+        ev, mid, cause, src, dst = objs("event", msgs), ints("msg_id", msgs), ints("cause_id", msgs), \
+            ints("src", msgs), ints("dst", msgs)
+        ts, td, delay = floats("t_send", msgs), floats("t_deliver", msgs), floats("delay", msgs)
+        kind, payload, reason = objs("kind", msgs), objs("payload", msgs), objs("reason", msgs)
+        is_send = ev == SEND
+        code = np.where(is_send, T_SEND, np.where(ev == DELIVER, T_DELIVER, T_DROP)).astype(np.int8)
+
+        # the pool of sends this batch's deliveries and drops may refer to
+        pool_ids = np.concatenate([self.pool_ids, mid[is_send]])
+        pool = [np.concatenate([a, b[is_send]]) for a, b in zip(self.pool, (cause, src, dst, ts, td, delay))]
+        pool_kind = np.concatenate([self.pool_kind, kind[is_send]])
+        pool_payload = np.concatenate([self.pool_payload, payload[is_send]])
+        if len(pool_ids) > 1 and not bool(np.all(pool_ids[1:] > pool_ids[:-1])):  # records not in send order
+            order = np.argsort(pool_ids, kind="stable")
+            pool_ids, pool_kind, pool_payload = pool_ids[order], pool_kind[order], pool_payload[order]
+            pool = [a[order] for a in pool]
+        other = np.flatnonzero(~is_send)
+        compact = np.zeros(m, bool)
+        if len(other) and len(pool_ids):
+            j = np.searchsorted(pool_ids, mid[other])
+            j = np.minimum(j, len(pool_ids) - 1)
+            found = pool_ids[j] == mid[other]
+            same = found.copy()
+            for a, b in zip(pool, (cause, src, dst, ts, td, delay)):
+                same &= a[j] == b[other]
+            same &= pool_kind[j] == kind[other]
+            same &= pool_payload[j] == payload[other]
+            compact[other] = same
+            keep = np.ones(len(pool_ids), bool)
+            keep[j[found]] = False
+            pool_ids = pool_ids[keep]
+            pool = [a[keep] for a in pool]
+            pool_kind, pool_payload = pool_kind[keep], pool_payload[keep]
+        self.pool_ids, self.pool, self.pool_kind, self.pool_payload = pool_ids, pool, pool_kind, pool_payload
+
+        # states that follow the delivery of their msg_id at that node and time keep only msg_id and text
+        k = len(states)
+        st_t, st_node, st_mid = floats("t", states), ints("node", states), ints("msg_id", states)
+        st_text = objs("state", states)
+        row_of = np.full(n + 1, -1, np.int64)
+        row_of[ms_pos] = np.arange(m)
+        prev = row_of[st_pos - 1] if k else np.empty(0, np.int64)  # st_pos - 1 == -1 maps to row_of[-1] == -1
+        ok = prev >= 0
+        pk = np.where(ok, prev, 0)
+        st_compact = ok & (code[pk] == T_DELIVER) if m else np.zeros(k, bool)
+        if m:
+            st_compact &= (mid[pk] == st_mid) & (dst[pk] == st_node) & (td[pk] == st_t)
+
+        def full(dtype, fill, msg_vals, msg_null, st_vals=None, st_null=None):
+            vals = np.full(n, fill, dtype)
+            null = np.ones(n, bool)
+            vals[ms_pos] = msg_vals
+            null[ms_pos] = msg_null
+            if st_vals is not None:
+                vals[st_pos] = st_vals
+                null[st_pos] = st_null
+            return vals, null
+
+        td_null = compact | (ts + delay == td)
+        ev_type = np.full(n, T_STATE, np.int8)
+        ev_type[ms_pos] = code
+        mid_all = np.empty(n, np.int64)
+        mid_all[ms_pos] = mid
+        mid_all[st_pos] = st_mid
+        columns = {
+            "type": pa.array(ev_type, pa.int8()),
+            "msg_id": pa.array(mid_all, pa.int64()),
+        }
+        for name, dtype, fill, mv, mn, sv, sn, typ in (
+            ("cause_id", np.int64, 0, cause, compact, None, None, pa.int64()),
+            ("src", np.int32, 0, src, compact, None, None, pa.int32()),
+            ("dst", np.int32, 0, dst, compact, st_node, st_compact, pa.int32()),
+            ("t_send", np.float64, 0.0, ts, compact, st_t, st_compact, pa.float64()),
+            ("t_deliver", np.float64, 0.0, td, td_null, None, None, pa.float64()),
+            ("delay", np.float64, 0.0, delay, compact, None, None, pa.float64()),
+        ):
+            vals, null = full(dtype, fill, mv, mn, sv, sn)
+            columns[name] = pa.array(vals, typ, mask=null)
+        dict_str = pa.dictionary(pa.int32(), pa.string())
+        for name, mv, mn in (("kind", kind, compact), ("payload", payload, compact), ("reason", reason, reason == "")):
+            vals, null = full(object, None, mv, mn)
+            vals[null] = None
+            columns[name] = pa.array(vals, pa.string()).dictionary_encode().cast(dict_str)
+        text = np.full(n, None, object)
+        text[st_pos] = st_text
+        columns["text"] = pa.array(text, pa.string())
+        return pa.table(columns, schema=self.schema)
+
+    def end_table(self, record: EndRecord):
+        import pyarrow as pa
+
+        row = {name: [None] for name in COLUMNS}
+        row["type"] = [T_END]
+        row["text"] = [json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False)]
+        return pa.Table.from_pydict(row, schema=self.schema)
+
+
+class _Counted:
+    """The stream pyarrow writes to: an :class:`~ampsim.fileio.AtomicFile` that counts the bytes."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.written = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.f.closed
+
+    def write(self, data) -> int:
+        self.written += len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def tell(self) -> int:
+        return self.written
+
+
+class ParquetTracer:
+    """Writes a Parquet trace to ``path`` in row groups as the run goes; atomically, on :meth:`close`.
+
+    The hot hooks only append to a buffer; every ``row_group_size`` records the
+    buffer is encoded and written as one row group (zstd, level ``compression_level``).
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], states: bool = True, row_group_size: int = 65536,
+                 compression_level: int = 3, max_bytes: Optional[int] = None) -> None:
+        _pyarrow()
+        if row_group_size < 1:
+            raise ValueError(f"row_group_size must be >= 1, got {row_group_size!r}")
+        self.path = os.fspath(path)
+        self.wants_states = states
+        self.row_group_size = row_group_size
+        self.compression_level = compression_level
+        self.max_bytes = max_bytes
+        self._buf: list = []
+        self.send = self.drop = self.state = self._buf.append  # hot path: one list append
+        self._encoder = None
+        self._file = None
+        self._writer = None
+        self._schema = None
+
+    def run_start(self, header: dict) -> None:
+        from ..fileio import AtomicFile
+
+        pa, pq = _pyarrow()
+        if self._writer is not None:
+            raise RuntimeError(f"{self.path}: run_start called twice (one simulation per trace file)")
+        self._schema = _schema(pa, header)
+        self._encoder = _Encoder(self._schema)
+        self._file = AtomicFile(self.path, "wb")
+        self._out = _Counted(self._file)
+        self._writer = pq.ParquetWriter(
+            self._out, self._schema, compression="zstd", compression_level=self.compression_level,
+            use_dictionary=["kind", "payload", "reason", "text"],
+            column_encoding={"t_send": "BYTE_STREAM_SPLIT", "t_deliver": "BYTE_STREAM_SPLIT",
+                             "delay": "BYTE_STREAM_SPLIT", "msg_id": "DELTA_BINARY_PACKED"},
+            write_statistics=False,
+            store_schema=False,  # the header is in the key-value metadata once, not again in an Arrow schema
+        )
+        self._writer.add_key_value_metadata(self._schema.metadata)
+
+    def deliver(self, record: MessageRecord) -> None:
+        buf = self._buf
+        if len(buf) >= self.row_group_size:  # before the delivery: its state record joins it in the next group
+            self.flush()
+        buf.append(record)
+
+    def run_end(self, record: EndRecord) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.write_table(self._encoder.end_table(record))
+
+    def flush(self) -> None:
+        """Encode the buffered records and write them as one row group."""
+        if not self._buf or self._writer is None:
+            return
+        table = self._encoder.table(self._buf)
+        self._buf.clear()
+        self._writer.write_table(table, row_group_size=max(self.row_group_size, table.num_rows))
+        if self.max_bytes is not None and self._out.written > self.max_bytes:
+            from .tracers import TraceLimitError
+
+            self.abort()
+            raise TraceLimitError(f"{self.path}: the trace would exceed {self.max_bytes / 1e6:g} MB; "
+                                  "nothing was written (raise the limit, or trace a shorter run)")
+
+    def close(self) -> None:
+        """Write what is buffered, finish the file and move it into place."""
+        if self._file is None or self._file.closed:
+            return
+        try:
+            self.flush()
+            self._writer.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._writer = None
+        self._file.commit()
+
+    def abort(self) -> None:
+        """Discard the partial file (after an error): nothing half-written is left."""
+        writer, self._writer = self._writer, None
+        if writer is not None and self._file is not None and not self._file.closed:
+            try:
+                writer.close()  # so that the writer has nothing left to do when it is collected
+            except Exception:  # noqa: BLE001 - the file is discarded anyway
+                pass
+        if self._file is not None:
+            self._file.abort()
+
+    def __enter__(self) -> "ParquetTracer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def open_tracer(path: Union[str, os.PathLike], states: bool = True, max_bytes: Optional[int] = None):
+    """The tracer for ``path`` by its suffix: :class:`ParquetTracer` for ``.parquet``, else JSONL."""
+    if is_parquet(path):
+        return ParquetTracer(path, states=states, max_bytes=max_bytes)
+    from .tracers import JSONLTracer
+
+    return JSONLTracer(path, states=states, max_bytes=max_bytes)
+
+
+def save_parquet(trace: Any, path: Union[str, os.PathLike]) -> None:
+    """Write a :class:`Trace` (or anything :func:`~ampsim.trace.causality.as_trace` takes) as Parquet."""
+    from .causality import as_trace
+
+    trace = as_trace(trace)
+    with ParquetTracer(path) as out:
+        out.run_start(trace.header)
+        for r in trace.records:
+            if type(r) is MessageRecord and r.event == DELIVER:
+                out.deliver(r)
+            else:
+                out._buf.append(r)
+        for e in trace.ends:
+            out.run_end(e)
+
+
+def _read_table(path: str):
+    pa, pq = _pyarrow()
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"trace file not found: {path}")
+    try:
+        pf = pq.ParquetFile(path)
+        meta = pf.metadata.metadata or {}
+        table = pf.read()
+    except (pa.ArrowException, OSError) as exc:
+        raise TraceFormatError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())}); "
+                               "the trace file is corrupt or truncated") from None
+    return meta, table
+
+
+def _header(path: str, meta: dict) -> dict:
+    from .io import FORMAT, SUPPORTED_VERSIONS
+
+    if HEADER_KEY not in meta:
+        raise TraceFormatError(f"{path}: not an ampsim trace (no {HEADER_KEY.decode()!r} metadata)")
+    try:
+        header = json.loads(meta[HEADER_KEY])
+    except json.JSONDecodeError as exc:
+        raise TraceFormatError(f"{path}: the header metadata is not valid JSON ({exc.msg})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise TraceFormatError(f"{path}: not an ampsim trace (the header must have format {FORMAT!r})")
+    if header.get("version") not in SUPPORTED_VERSIONS:
+        raise TraceFormatError(f"{path}: trace format version {header.get('version')!r} is not supported "
+                               f"(this ampsim reads {SUPPORTED_VERSIONS})")
+    for key in ("seed", "delay", "fifo", "graph_hash", "graph", "rule"):
+        if key not in header:
+            raise TraceFormatError(f"{path}: header lacks {key!r}")
+    return header
+
+
+def load_parquet(path: Union[str, os.PathLike]):
+    """Read and validate a Parquet trace; the same :class:`Trace` a JSONL copy of it gives."""
+    from .io import Trace
+
+    path = os.fspath(path)
+    meta, table = _read_table(path)
+    header = _header(path, meta)
+    names = list(COLUMNS)
+    missing = [c for c in names if c not in table.column_names]
+    if missing:
+        raise TraceFormatError(f"{path}: not an ampsim trace table (columns {missing} missing)")
+    cols = [table.column(c).to_pylist() for c in names]
+    records: list = []
+    ends: list = []
+    pending: dict[int, MessageRecord] = {}
+    last: Optional[MessageRecord] = None
+    for row, (typ, mid, cause, src, dst, ts, td, delay, kind, payload, reason, text) in enumerate(zip(*cols)):
+        try:
+            if typ in (T_SEND, T_DELIVER, T_DROP):
+                event = _NAMES[typ]
+                if cause is None:  # compact: the copy's send row holds the fields
+                    sent = pending.pop(mid)
+                    r = MessageRecord(event, mid, sent.cause_id, sent.src, sent.dst, sent.t_send, sent.t_deliver,
+                                      sent.delay, sent.kind, sent.payload, reason or "")
+                else:
+                    r = MessageRecord(event, mid, cause, src, dst, ts, ts + delay if td is None else td, delay,
+                                      kind, payload, reason or "")
+                    if typ == T_SEND:
+                        pending[mid] = r
+                    else:
+                        pending.pop(mid, None)
+                if typ == T_DELIVER:
+                    last = r
+                records.append(r)
+            elif typ == T_STATE:
+                if dst is None:
+                    if last is None or last.msg_id != mid:
+                        raise KeyError(mid)
+                    records.append(StateRecord(last.t_deliver, last.dst, mid, text))
+                else:
+                    records.append(StateRecord(ts, dst, mid, text))
+            elif typ == T_END:
+                d = json.loads(text)
+                d.pop("type", None)
+                d["in_flight"] = tuple(d["in_flight"])
+                d["stuck"] = tuple(d.get("stuck", ()))
+                ends.append(EndRecord(**d))
+            else:
+                raise TraceFormatError(f"{path}: row {row}: unknown record type {typ!r}")
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, TraceFormatError):
+                raise
+            raise TraceFormatError(f"{path}: row {row}: malformed record ({type(exc).__name__}: {exc})") from None
+    if not ends:
+        raise TraceFormatError(f"{path}: no 'end' record: the trace is truncated (its run did not finish)")
+    return Trace(header, tuple(records), tuple(ends))
+
+
+def to_arrow(trace: Any, what: str = "messages"):
+    """A pyarrow Table of ``trace`` (a Trace, ListTracer or a file): ``messages`` or ``states``.
+
+    ``messages``: one row per send/deliver/drop with every :class:`MessageRecord` field
+    (``event`` first). ``states``: one row per :class:`StateRecord` (``t, node, msg_id, state``).
+    For polars: ``polars.from_arrow(to_arrow(trace))``.
+    """
+    from dataclasses import fields
+
+    from .causality import as_trace
+
+    pa, _ = _pyarrow()
+    trace = as_trace(trace)
+    if what == "messages":
+        cls = MessageRecord
+    elif what == "states":
+        cls = StateRecord
+    else:
+        raise ValueError(f"what must be 'messages' or 'states', got {what!r}")
+    rows = [r for r in trace.records if type(r) is cls]
+    names = [f.name for f in fields(cls)]
+    return pa.table({name: [getattr(r, name) for r in rows] for name in names}) if rows else pa.table(
+        {name: pa.array([], type=pa.string() if name in ("event", "kind", "payload", "reason", "state")
+                        else pa.float64() if name.startswith("t") or name == "delay" else pa.int64())
+         for name in names})
+
+
+def to_dataframe(trace: Any, what: str = "messages"):
+    """The pandas DataFrame of :func:`to_arrow` (pandas needed)."""
+    try:
+        import pandas  # noqa: F401
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("to_dataframe needs pandas: pip install pandas (or use to_arrow)") from None
+    return to_arrow(trace, what).to_pandas()

@@ -1,0 +1,627 @@
+"""Node classification on the Planetoid citation graphs (Cora, CiteSeer): AMP against a two-layer GCN.
+
+Protocol (the standard semi-supervised setting of Kipf & Welling, ICLR 2017, on the public split:
+20 labelled nodes per class, 500 validation and 1000 test nodes; ``data/README.md``):
+
+* data: row-normalised bag-of-words features (:func:`ampsim.data.planetoid.row_normalize`);
+* **GCN**: ``log_softmax(Â · drop(ReLU(Â · drop(X) W0)) W1)`` with ``Â = D^-1/2 (A + I) D^-1/2``,
+  hidden 16, dropout 0.5, Glorot init; Adam lr 0.01, weight decay 5e-4 on the first layer
+  (as the reference code), 200 epochs;
+* **AMP** (Section 3 cells: AMP-GRU, AMP-ACT, AMP-Iter): *one* run per graph in which **every
+  node starts** -- node v wakes with its encoding ``W_e drop(x_v)`` and receives the start message
+  ``ones(M)`` -- then delivers messages until the budget of ``budget_factor * n`` processed
+  deliveries (or quiescence); every node is decoded from ``drop([h_v^0 ‖ out(s_v)])`` (its
+  encoding beside its final output: the *skip* readout) by one linear layer. Why this start
+  policy: ``docs/node_classification.md``. Adam lr 0.01, weight decay 5e-4, dropout 0.5;
+* loss: NLL over the training nodes; after every epoch the model is evaluated (dropout off,
+  fixed evaluation delays) and **the epoch with the best validation accuracy** (ties: lower
+  validation loss) gives the reported test accuracy: model selection sees the validation split only;
+* 10 seeds; every random draw (initialisation, dropout masks, delays) comes from the seed.
+
+Files: one result JSON per (data set, model, delay, seed) under ``runs/node_classification/``
+(``--out`` to change), a checkpoint beside it while it trains (``--resume`` is the default: a
+finished seed is skipped, an interrupted one continues from its checkpoint, bit for bit);
+``--summarize`` writes ``results/node_classification.json`` and ``.md``.
+
+    python -m ampsim.train.node_classification --datasets Cora CiteSeer --models GCN --seeds 0-9
+    python -m ampsim.train.node_classification --models AMP-GRU --delays constant uniform --seeds 0-9
+    python -m ampsim.train.node_classification --summarize --out results/node_classification_runs
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..cells.cells import AMPCell
+from ..cells.execute import RunSpec
+from ..cells.models import cell_kind, init_parameters
+from ..data.graphdata import GraphData
+from ..data.planetoid import load_planetoid, row_normalize
+from ..engine.rng import derive_seed, stream
+from ..fileio import write_json, write_text
+from .loop import Data, Options, fit_models, nll_terms, write_result
+
+__all__ = [
+    "DATASETS",
+    "MODELS",
+    "PUBLISHED",
+    "NodeConfig",
+    "NodeTask",
+    "GCN",
+    "AMPNodeClassifier",
+    "load_node_task",
+    "gcn_adjacency",
+    "build_model",
+    "Protocol",
+    "train_seed",
+    "result_path",
+    "summarize",
+    "render_markdown",
+    "write_summary",
+    "main",
+]
+
+DATASETS = ("Cora", "CiteSeer")
+MODELS = ("GCN", "AMP-GRU", "AMP-ACT", "AMP-Iter", "AMP-RNN")
+DELAYS = ("constant", "uniform")
+#: AMP readouts: the final output, it beside the start encoding ("skip"), or the mean over the node's states beside it.
+READOUTS = ("last", "skip", "mean")
+#: Published test accuracies (%) on the public split: GCN (Kipf & Welling 2017, Table 2), GAT (Veličković et al. 2018).
+PUBLISHED = {"GCN": {"Cora": 81.5, "CiteSeer": 70.3}, "GAT": {"Cora": 83.0, "CiteSeer": 72.5}}
+DEFAULT_RUNS = os.path.join("runs", "node_classification")
+FORMAT = "ampsim.node_classification"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One training run: data set, model, delay model, seed and the hyper-parameters."""
+
+    dataset: str
+    model: str = "GCN"
+    delay: str = "constant"
+    seed: int = 0
+    epochs: int = 200
+    hidden: int = 16
+    msg_size: int = 16
+    budget_factor: float = 5.0
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    dropout: float = 0.5
+    readout: str = "skip"
+    embed: bool = False
+    normalize: bool = True
+    checkpoint_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown data set {self.dataset!r}; choose from {', '.join(DATASETS)}")
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
+        if self.delay not in DELAYS:
+            raise ValueError(f"delay must be one of {DELAYS}, got {self.delay!r}")
+        if self.model == "GCN" and self.delay != "constant":
+            raise ValueError("the GCN has no delays: use delay='constant'")
+        for name in ("epochs", "hidden", "msg_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.budget_factor > 0 or not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
+            raise ValueError("need budget_factor > 0, lr > 0, weight_decay >= 0 and 0 <= dropout < 1")
+
+    @property
+    def key(self) -> str:
+        """The model's key in the summary: ``"AMP-GRU"`` (constant delays), ``"AMP-GRU@uniform"``."""
+        return self.model if self.delay == "constant" else f"{self.model}@{self.delay}"
+
+    def budget(self, n: int) -> int:
+        return max(1, int(round(self.budget_factor * n)))
+
+
+@dataclass(frozen=True)
+class NodeTask:
+    """A data set as training sees it: the graph (row-normalised ``x``), its three boolean masks,
+    and ``x`` as a sparse COO tensor (``features``: the bag of words is 1-2% non-zero)."""
+
+    name: str
+    graph: GraphData
+    num_classes: int
+    train_mask: Tensor
+    val_mask: Tensor
+    test_mask: Tensor
+    features: Tensor
+
+
+def load_node_task(name: str, root: Optional[str] = None, normalize: bool = True) -> NodeTask:
+    """Cora or CiteSeer with the public split and row-normalised (``normalize``) or binary features."""
+    ds = load_planetoid(name, root)
+    if ds.train_mask is None:
+        raise ValueError(f"{ds.name} has no features or split here; node classification needs Cora or CiteSeer")
+    g = ds.graph
+    graph = GraphData(g.edge_index, row_normalize(g.x) if normalize else g.x, g.y, g.num_nodes, "node", None, {"dataset": ds.name})
+    return NodeTask(ds.name, graph, ds.num_classes, ds.train_mask, ds.val_mask, ds.test_mask,
+                    graph.x.to_sparse_coo().coalesce())
+
+
+# --------------------------------------------------------------------------- randomness
+def _dropout(x: Tensor, p: float, generator: Optional[torch.Generator]) -> Tensor:
+    """Inverted dropout with masks from ``generator`` (``None``: the identity, evaluation).
+
+    A sparse ``x`` drops among its non-zeros only (Kipf & Welling's sparse dropout: the same law,
+    since a dropped zero stays zero).
+    """
+    if generator is None or p == 0.0:
+        return x
+    if x.is_sparse:
+        values = x.values()
+        keep = torch.rand(values.shape, generator=generator, device=x.device) >= p
+        return torch.sparse_coo_tensor(x.indices(), values * keep.to(values.dtype) / (1.0 - p), x.shape,
+                                       is_coalesced=True, check_invariants=False)
+    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
+    return x * keep.to(x.dtype) / (1.0 - p)
+
+
+def _glorot(w: Tensor, generator: torch.Generator) -> None:
+    bound = math.sqrt(6.0 / (w.shape[0] + w.shape[1]))
+    with torch.no_grad():
+        w.copy_((2 * torch.rand(w.shape, generator=generator) - 1) * bound)
+
+
+# --------------------------------------------------------------------------- models
+def gcn_adjacency(edge_index: Tensor, n: int) -> Tensor:
+    """``Â = D^-1/2 (A + I) D^-1/2`` as a sparse COO tensor (Kipf & Welling, Eq. 2), D the degree of A + I."""
+    loops = torch.arange(n)
+    idx = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
+    deg = torch.bincount(idx[0], minlength=n).to(torch.float32)
+    inv = deg.pow(-0.5)
+    values = inv[idx[0]] * inv[idx[1]]
+    return torch.sparse_coo_tensor(idx, values, (n, n), check_invariants=False).coalesce()
+
+
+class GCN(nn.Module):
+    """Two-layer GCN: ``log_softmax(Â drop(ReLU(Â drop(X) W0)) W1)`` (Kipf & Welling 2017, Eq. 9)."""
+
+    def __init__(self, in_features: int, hidden: int, num_classes: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.w0 = nn.Parameter(torch.empty(in_features, hidden))
+        self.w1 = nn.Parameter(torch.empty(hidden, num_classes))
+        self.dropout = dropout
+
+    def reset(self, generator: torch.Generator) -> None:
+        """Glorot-uniform weights (the reference code's init), drawn from ``generator``."""
+        for w in (self.w0, self.w1):
+            _glorot(w, generator)
+
+    def forward(self, x: Tensor, adj: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        """``x`` dense or sparse (n, F)."""
+        x = _dropout(x, self.dropout, generator)
+        xw = torch.sparse.mm(x, self.w0) if x.is_sparse else x @ self.w0
+        h = torch.relu(torch.sparse.mm(adj, xw))
+        z = torch.sparse.mm(adj, _dropout(h, self.dropout, generator) @ self.w1)
+        return torch.log_softmax(z, dim=-1)
+
+
+class AMPNodeClassifier(nn.Module):
+    """An :class:`AMPCell` run once with every node started, and a linear decoder on every node.
+
+    ``forward(graph, features, executor, budget, delay, seed, generator) -> (n, C)``
+    log-probabilities. Node v's features enter as ``f_v = ReLU(drop(x_v) W_f)`` (a sparse
+    embedding, Glorot init: the bag of words is 1433-3703 wide and 1-2% non-zero), the cell
+    encodes ``h_v^0 = W_e f_v`` and v receives the start message ``ones(M)``; after the run
+    every node is decoded: ``dec(drop([h_v^0 ‖ out(s_v)]))`` (``skip``) or ``dec(drop(out(s_v)))``.
+    """
+
+    def __init__(self, kind: str, in_features: int, hidden: int, num_classes: int, msg_size: int = 16,
+                 dropout: float = 0.5, readout: str = "skip", embed: bool = False) -> None:
+        super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; choose one of {READOUTS}")
+        self.embed = nn.Parameter(torch.empty(in_features, hidden)) if embed else None
+        self.cell = AMPCell(cell_kind(kind), hidden if embed else in_features, hidden, msg_size)
+        self.decoder = nn.Linear(hidden * (1 if readout == "last" else 2), num_classes)
+        self.dropout, self.readout = dropout, readout
+
+    def reset(self, generator: torch.Generator) -> None:
+        """The cell and decoder with PyTorch's default laws, then ``W_f`` Glorot, all from ``generator``."""
+        init_parameters(self, generator)
+        if self.embed is not None:
+            _glorot(self.embed, generator)
+
+    def _mean_states(self, data: GraphData, executor, run: RunSpec, budget: int, delay: str) -> Tensor:
+        """Every node's output averaged over its own states in the run (start state included)."""
+        out = executor.unroll(self.cell, [data], [[run.starts]], [[run.seed]], run.messages, budget, delay)
+        rows = out.final_rows
+        total = self.cell.output(out.states.index_select(0, rows))
+        count = torch.ones(rows.shape[0], 1, dtype=total.dtype)
+        while True:
+            rows = out.back.index_select(0, rows)
+            live = (rows > 0).unsqueeze(1)
+            if not bool(live.any()):
+                return total / count
+            total = total + self.cell.output(out.states.index_select(0, rows)) * live
+            count = count + live
+
+    def runs(self, n: int, seed: int) -> list[RunSpec]:
+        """The start policy: one run, every node starts with ``ones(M)``."""
+        ones = torch.ones(n, self.cell.msg_size, dtype=self.decoder.weight.dtype)
+        return [RunSpec(tuple(range(n)), ones, seed)]
+
+    def forward(self, graph: GraphData, features: Tensor, executor, budget: int, delay: str = "constant",
+                seed: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
+        x = _dropout(features, self.dropout, generator)
+        if self.embed is not None:
+            f = torch.sparse.mm(x, self.embed) if x.is_sparse else x @ self.embed
+        else:
+            f = x.to_dense() if x.is_sparse else x
+        data = GraphData(graph.edge_index, f, graph.y, graph.num_nodes, graph.level, None, graph.meta)
+        runs = self.runs(graph.num_nodes, seed)
+        if self.readout == "mean":
+            z = self._mean_states(data, executor, runs[0], budget, delay)
+        else:
+            z = self.cell.output(executor.execute(self.cell, data, runs, budget, delay)[0])
+        if self.readout != "last":
+            z = torch.cat([self.cell.init_state(f)[:, : self.cell.hidden], z], dim=1)  # h_v^0 = W_e f_v
+        return torch.log_softmax(self.decoder(_dropout(z, self.dropout, generator)), dim=-1)
+
+
+def build_model(task: NodeTask, config: NodeConfig) -> nn.Module:
+    """The model of ``config``, every parameter drawn from ``derive_seed(seed, "init")``."""
+    generator = torch.Generator().manual_seed(derive_seed(config.seed, "init") % (2**63))
+    in_features = int(task.graph.x.shape[1])
+    if config.model == "GCN":
+        model = GCN(in_features, config.hidden, task.num_classes, config.dropout)
+        model.reset(generator)
+        return model
+    model = AMPNodeClassifier(config.model, in_features, config.hidden, task.num_classes, config.msg_size,
+                              config.dropout, config.readout, config.embed)
+    model.reset(generator)
+    return model
+
+
+class Protocol:
+    """Node classification as a definition on the one loop (:func:`ampsim.train.loop.fit_models`).
+
+    * model: :class:`GCN` or :class:`AMPNodeClassifier` (:func:`build_model`);
+    * data: one item, the graph; its targets are the labels of the training nodes only;
+    * forward / readout: ``forward(model, items, seeds)`` returns the log-probabilities of the
+      training nodes; ``seeds[0]`` (the epoch's draw from the ``train-delays`` stream, which the
+      loop checkpoints) seeds this epoch's delays and dropout masks, so a resumed run is bit for bit
+      an uninterrupted one;
+    * loss: per-prediction NLL plus the L2 term ``wd/2 ||W||^2`` spread over the P training
+      predictions (weight decay as the reference GCN code adds it to the loss: on the first layer
+      for the GCN, on every weight for AMP);
+    * evaluation after every epoch (dropout off, the fixed ``eval-delays``): ``val_loss``,
+      ``val_acc``, ``test_acc``, and the epoch's wall seconds.
+    """
+
+    def __init__(self, task: NodeTask, config: NodeConfig, executor=None) -> None:
+        self.task, self.config = task, config
+        self.model = build_model(task, config)
+        self.y = task.graph.y
+        self.train_nodes = task.train_mask.nonzero().flatten()
+        self.data = Data(targets=[self.y[self.train_nodes]])
+        self.clock = time.perf_counter()
+        if config.model == "GCN":
+            self.adj = gcn_adjacency(task.graph.edge_index, task.graph.num_nodes)
+        else:
+            if executor is None:
+                from ..batched import BatchedExecutor
+                executor = BatchedExecutor()
+            self.executor = executor
+            self.budget = config.budget(task.graph.num_nodes)
+
+    def decayed(self) -> list[Tensor]:
+        """The weights under weight decay: the GCN's first layer (reference code), every AMP parameter."""
+        if self.config.model == "GCN":
+            return [self.model.w0]
+        return list(self.model.parameters())
+
+    def logp(self, model: nn.Module, generator: Optional[torch.Generator], delay_seed: int) -> Tensor:
+        """(n, C) log-probabilities of every node."""
+        if self.config.model == "GCN":
+            return model(self.task.features, self.adj, generator)
+        return model(self.task.graph, self.task.features, self.executor, self.budget, self.config.delay,
+                     delay_seed, generator)
+
+    def forward(self, model: nn.Module, items: Sequence[int], seeds: Sequence[int]) -> Tensor:
+        seed = int(seeds[0])
+        generator = None
+        if model.training:
+            generator = torch.Generator().manual_seed(derive_seed(seed, "dropout") % (2**63))
+        return self.logp(model, generator, derive_seed(seed, "delays")).index_select(0, self.train_nodes)
+
+    def loss(self, logp: Tensor, target: Tensor) -> Tensor:
+        wd = self.config.weight_decay
+        terms = nll_terms(logp, target)
+        if wd:
+            penalty = 0.5 * wd * sum((w * w).sum() for w in self.decayed())
+            terms = terms + penalty  # each of the P training terms has weight 1/P in the loop
+        return terms
+
+    def evaluate(self, model: nn.Module, epoch: int) -> list[dict]:
+        """Validation loss and accuracy, test accuracy (dropout off, fixed evaluation delays)."""
+        logp = self.logp(model, None, derive_seed(self.config.seed, "eval-delays"))
+        pred = logp.argmax(-1)
+        out = {"val_loss": float(nn.functional.nll_loss(logp[self.task.val_mask], self.y[self.task.val_mask]))}
+        for split, m in (("val", self.task.val_mask), ("test", self.task.test_mask)):
+            out[f"{split}_acc"] = float((pred[m] == self.y[m]).float().mean())
+        now = time.perf_counter()
+        out["seconds"], self.clock = now - self.clock, now
+        return [out]
+
+
+def select_epoch(history: dict[str, list]) -> int:
+    """Index of the epoch with the best validation accuracy; ties go to the lower validation loss, then earlier."""
+    best = 0
+    for i, (acc, loss) in enumerate(zip(history["val_acc"], history["val_loss"])):
+        b_acc, b_loss = history["val_acc"][best], history["val_loss"][best]
+        if acc > b_acc or (acc == b_acc and loss < b_loss):
+            best = i
+    return best
+
+
+# --------------------------------------------------------------------------- files
+def result_path(root: str, config: NodeConfig) -> Path:
+    """``<root>/<dataset>/<model key>/seed<k>.json``."""
+    return Path(root) / config.dataset / config.key / f"seed{config.seed}.json"
+
+
+def _checkpoint_path(path: Path) -> Path:
+    return path.with_suffix(".ckpt.pt")
+
+
+def _same_protocol(a: dict, b: dict) -> bool:
+    skip = ("checkpoint_every",)
+    return {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+
+
+def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: Optional[NodeTask] = None,
+               executor=None, stop_after: Optional[int] = None,
+               log: Optional[Callable[[str], None]] = None) -> dict:
+    """Train one (data set, model, delay, seed) through the one loop; return its result (written to :func:`result_path`).
+
+    With ``root`` a finished result of the same configuration is returned as it is, and the
+    loop's checkpoint (every ``checkpoint_every`` epochs) is resumed, ending with the same
+    parameters and history as an uninterrupted run. ``stop_after`` ends this call after that
+    many epochs (an interruption, for tests); the returned dict then has ``"finished": False``.
+    """
+    path = result_path(root, config) if root else None
+    if path is not None and path.exists():
+        done = json.loads(path.read_text())
+        if done.get("finished") and _same_protocol(done["config"], asdict(config)):
+            return done
+    task = task if task is not None else load_node_task(config.dataset, normalize=config.normalize)
+    proto = Protocol(task, config, executor)
+    ckpt = _checkpoint_path(path) if path else None
+
+    def progress(epoch: int, outcomes: list) -> None:
+        h = outcomes[0].history
+        if log is not None and (epoch % 20 == 0 or epoch == config.epochs):
+            log(f"{config.dataset} {config.key} seed {config.seed} epoch {epoch}: loss {h['loss'][-1]:.4f} "
+                f"val {h['val_acc'][-1]:.3f} test {h['test_acc'][-1]:.3f} ({sum(h['seconds']):.0f}s)")
+
+    options = Options(epochs=config.epochs, lr=config.lr, eval_every=1, checkpoint_every=config.checkpoint_every,
+                      resume=True, stop_after=stop_after)
+    (outcome,) = fit_models(proto.model, proto.forward, proto.data, options, loss=proto.loss,
+                            evaluate=proto.evaluate, checkpoints=[str(ckpt)] if ckpt else None,
+                            configs=[asdict(config)], delay_rngs=[stream(config.seed, "train-delays")],
+                            on_epoch=progress)
+    history = outcome.history
+    best = select_epoch(history) if history.get("val_acc") else -1
+    result: dict[str, Any] = {
+        "format": FORMAT, "dataset": config.dataset, "model": config.model, "key": config.key,
+        "delay": config.delay, "seed": config.seed, "config": asdict(config), "epochs_done": outcome.epochs_done,
+        "finished": outcome.finished, "best_epoch": best + 1,
+        "val_acc": history["val_acc"][best] if best >= 0 else None,
+        "test_acc": history["test_acc"][best] if best >= 0 else None,
+        "seconds": float(sum(history.get("seconds", []))), "history": history,
+        "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
+    }
+    if config.model != "GCN":
+        last = proto.executor.last
+        result["budget"] = proto.budget
+        result["deliveries"] = list(last.deliveries) if last is not None else None
+        result["batches"] = last.batches if last is not None else None
+        result["reasons"] = list(last.reasons) if last is not None else None
+    if outcome.finished and path is not None:
+        write_result(str(path), result)
+        ckpt.unlink(missing_ok=True)
+    return result
+
+
+# --------------------------------------------------------------------------- summary
+def _std(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def summarize(root: str = DEFAULT_RUNS) -> dict:
+    """``{dataset: {key: {"mean", "std", "seeds", "delay", "minutes", ...}}}`` from the finished result files.
+
+    Accuracies in % (test accuracy at the epoch selected on validation, mean and unbiased std
+    over seeds); ``minutes`` is the training time of all seeds together (one thread each).
+    """
+    out: dict[str, dict] = {}
+    for path in sorted(Path(root).glob("*/*/seed*.json")):
+        r = json.loads(path.read_text())
+        if r.get("format") != FORMAT or not r.get("finished"):
+            continue
+        out.setdefault(r["dataset"], {}).setdefault(r["key"], []).append(r)
+    summary: dict[str, dict] = {}
+    for dataset in [d for d in DATASETS if d in out]:
+        rows = {}
+        order = {m: i for i, m in enumerate(MODELS)}
+        for key in sorted(out[dataset], key=lambda k: (order.get(k.split("@")[0], 99), k)):
+            runs = sorted(out[dataset][key], key=lambda r: r["seed"])
+            tests = [100.0 * r["test_acc"] for r in runs]
+            vals = [100.0 * r["val_acc"] for r in runs]
+            c = runs[0]["config"]
+            row = {"mean": round(sum(tests) / len(tests), 2), "std": round(_std(tests), 2), "seeds": len(runs),
+                   "delay": None if c["model"] == "GCN" else c["delay"],
+                   "minutes": round(sum(r["seconds"] for r in runs) / 60.0, 2),
+                   "val_mean": round(sum(vals) / len(vals), 2), "epochs": c["epochs"], "hidden": c["hidden"],
+                   "seed_list": [r["seed"] for r in runs]}
+            if c["model"] != "GCN":
+                row.update(msg_size=c["msg_size"], budget_factor=c["budget_factor"], readout=c["readout"],
+                           deliveries=runs[0].get("deliveries"), batches=runs[0].get("batches"))
+            rows[key] = row
+        summary[dataset] = rows
+    return summary
+
+
+def render_markdown(summary: dict) -> str:
+    """The summary as a Markdown table beside the published GCN and GAT figures."""
+    datasets = [d for d in DATASETS if d in summary]
+    lines = ["# Node classification on the Planetoid public split (test accuracy, %)", "",
+             "Mean ± std over seeds of the test accuracy at the epoch with the best validation accuracy; "
+             "in brackets the difference to our GCN. Minutes: wall-clock training time of all seeds "
+             "(one torch thread each, on a shared machine). Protocol and reproduction: "
+             "`docs/node_classification.md`.", "",
+             "| model | delay | " + " | ".join(datasets) + " | seeds | minutes (all seeds) |",
+             "|---|---|" + "---|" * len(datasets) + "---|---|"]
+    for name, figures in PUBLISHED.items():
+        cells = [f"{figures[d]:.1f}" for d in datasets]
+        lines.append(f"| {name} (published) | — | " + " | ".join(cells) + " | — | — |")
+    keys: list[str] = []
+    for d in datasets:
+        keys += [k for k in summary[d] if k not in keys]
+    for key in keys:
+        cells, seeds, minutes, delay = [], [], [], "—"
+        for d in datasets:
+            row = summary[d].get(key)
+            if row is None:
+                cells.append("—")
+                continue
+            gcn = summary[d].get("GCN")
+            gap = f" ({row['mean'] - gcn['mean']:+.1f})" if gcn is not None and key != "GCN" else ""
+            cells.append(f"{row['mean']:.1f} ± {row['std']:.1f}{gap}")
+            seeds.append(str(row["seeds"]))
+            minutes.append(f"{row['minutes']:.1f}")
+            delay = row["delay"] or "—"
+        label = key.split("@")[0] + (" (ours)" if key == "GCN" else "")
+        lines.append(f"| {label} | {delay} | " + " | ".join(cells) + f" | {'/'.join(seeds)} | {' / '.join(minutes)} |")
+    lines += ["", "Settings per row (first data set that has it):", ""]
+    for key in keys:
+        row = next(summary[d][key] for d in datasets if key in summary[d])
+        extra = "" if key == "GCN" else (f", message {row['msg_size']}, budget {row['budget_factor']}n deliveries, "
+                                          f"readout {row['readout']}")
+        lines.append(f"* {key}: {row['epochs']} epochs, hidden {row['hidden']}{extra}")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(root: str, json_path: str = "results/node_classification.json",
+                  md_path: str = "results/node_classification.md") -> dict:
+    summary = summarize(root)
+    for p in (json_path, md_path):
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+    write_json(json_path, summary)
+    write_text(md_path, render_markdown(summary))
+    return summary
+
+
+# --------------------------------------------------------------------------- command line
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out.extend(range(int(a), int(b) + 1))
+        elif part.strip():
+            out.append(int(part))
+    if not out or min(out) < 0:
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, e.g. 0-9 or 0,3; got {text!r}")
+    return out
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``python -m ampsim.train.node_classification``."""
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--models", nargs="+", default=["GCN"], choices=MODELS)
+    parser.add_argument("--delays", nargs="+", default=["constant"], choices=DELAYS,
+                        help="delay models for the AMP models (the GCN ignores this)")
+    parser.add_argument("--seeds", type=_seeds, default=list(range(10)), help="e.g. 0-9 or 0,3")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--hidden", type=int, default=None, help="default: 16 (GCN), 32 (AMP)")
+    parser.add_argument("--msg-size", type=int, default=16)
+    parser.add_argument("--budget-factor", type=float, default=5.0, help="AMP budget: deliveries per node")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--binary-features", action="store_true", help="AMP: binary features (no row normalisation; the GCN keeps it)")
+    parser.add_argument("--readout", default="skip", choices=READOUTS, help="AMP readout (default skip)")
+    parser.add_argument("--embed", action="store_true", help="AMP: a sparse linear embedding before the cell")
+    parser.add_argument("--out", default=DEFAULT_RUNS, help="folder of the per-seed result files")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--summarize", action="store_true", help="only write the summary files")
+    parser.add_argument("--json", default="results/node_classification.json")
+    parser.add_argument("--md", default="results/node_classification.md")
+
+
+def configs(args: argparse.Namespace) -> list[NodeConfig]:
+    out = []
+    for dataset in args.datasets:
+        for model in args.models:
+            for delay in (["constant"] if model == "GCN" else args.delays):
+                for seed in args.seeds:
+                    hidden = args.hidden or (16 if model == "GCN" else 32)
+                    out.append(NodeConfig(dataset, model, delay, seed, epochs=args.epochs, hidden=hidden,
+                                          msg_size=args.msg_size, budget_factor=args.budget_factor,
+                                          readout=args.readout, embed=args.embed, lr=args.lr,
+                                          weight_decay=args.weight_decay, dropout=args.dropout,
+                                          normalize=model == "GCN" or not args.binary_features))
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Node classification on Cora and CiteSeer: AMP and a GCN")
+    configure(parser)
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    try:
+        return _run(args, parser)
+    except (OSError, ValueError) as err:  # a missing or corrupt data file, a foreign checkpoint: one line
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C); finished seeds are kept, the others resume from their checkpoints",
+              file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if not args.summarize:
+        torch.set_num_threads(args.threads)
+        try:
+            todo = configs(args)
+        except ValueError as err:
+            parser.error(str(err))
+        tasks: dict[str, NodeTask] = {}
+        for config in todo:
+            key = (config.dataset, config.normalize)
+            if key not in tasks:
+                tasks[key] = load_node_task(config.dataset, normalize=config.normalize)
+            task = tasks[key]
+            r = train_seed(config, args.out, task=task, log=lambda s: print(s, flush=True))
+            print(f"{config.dataset} {config.key} seed {config.seed}: test {100 * r['test_acc']:.1f} "
+                  f"(val {100 * r['val_acc']:.1f}, epoch {r['best_epoch']}, {r['seconds']:.0f}s)", flush=True)
+    summary = write_summary(args.out, args.json, args.md)
+    for dataset, rows in summary.items():
+        for key, row in rows.items():
+            print(f"{dataset:9s} {key:18s} {row['mean']:5.1f} ± {row['std']:4.1f}  ({row['seeds']} seeds)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

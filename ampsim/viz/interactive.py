@@ -1,0 +1,239 @@
+"""The interactive space-time diagram (plotly): zoom, hover, and a slider that steps through deliveries.
+
+The same picture as :func:`ampsim.viz.plot_spacetime` (one lane per node against
+simulation time, Section 3), as a plotly ``Figure`` that shows itself inline in
+Jupyter and writes one self-contained HTML file (plotly.js embedded, no network):
+
+* each delivered copy is a line from ``(t_send, lane(src))`` to ``(t_deliver, lane(dst))``
+  ending in one arrowhead, coloured by its kind; hovering it shows ``msg_id``, cause,
+  kind, payload, send and delivery times and the receiver's state after it;
+* initial messages (``src == -1``) are triangles entering the receiver's lane;
+* drops end at a red ``x`` (half-way for ``lost``, at the receiver for ``halted``),
+  copies in flight when the trace ends are dashed, and a dotted vertical line with
+  a label marks the end and its reason;
+* a slider (and Play / Pause buttons) steps through the deliveries in order: step
+  ``k`` rings the ``k``-th delivery and moves a cursor to its time (at most
+  ``max_steps`` steps, evenly spaced, for long traces).
+
+Traces are named (``messages``, ``arrowheads``, ``initial``, ``drops``, ``drop_lines``,
+``in_flight``, ``current``) so tests and users can find them; arrowheads carry one
+point per delivered message, in delivery order.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence, Union
+
+from ..trace.causality import TraceLike, as_trace, num_nodes
+from ..trace.records import DELIVER, DROP, SEND, MessageRecord, StateRecord
+
+__all__ = ["plot_interactive", "write_html"]
+
+DROP_COLOR = "#d62728"
+END_COLOR = "#555555"
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+           "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+
+
+def _plotly():
+    try:
+        import plotly.graph_objects as go
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "the interactive diagram needs plotly: pip install 'ampsim[interactive]' (or use plot_spacetime)"
+        ) from None
+    return go
+
+
+def _esc(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _hover(r: MessageRecord, state: Optional[str]) -> str:
+    src = "outside" if r.src < 0 else f"node {r.src}"
+    cause = "start-up" if r.cause_id < 0 else f"m{r.cause_id}"
+    lines = [
+        f"<b>m{r.msg_id}</b> {_esc(r.kind)} {_esc(r.payload)}",
+        f"{src} → node {r.dst}",
+        f"cause: {cause}",
+        f"sent t={r.t_send:.6g}, " + ("dropped" if r.event == DROP else "delivered" if r.event == DELIVER
+                                      else "arrives") + f" t={r.t_deliver:.6g}",
+    ]
+    if r.event == DROP:
+        lines.append(f"dropped: {_esc(r.reason)}")
+    if state is not None:
+        lines.append(f"state of node {r.dst} after: {_esc(state)}")
+    return "<br>".join(lines)
+
+
+def _title(header: dict, ends: Sequence) -> str:
+    if not header:
+        return "space-time diagram"
+    graph = header.get("graph", {})
+    text = (f"{header.get('rule', {}).get('name', '?')} on {graph.get('name') or 'graph'} (n={graph.get('n', '?')}), "
+            f"{header.get('delay', {}).get('name', '?')} delays{', FIFO' if header.get('fifo') else ''}, "
+            f"seed {header.get('seed')}")
+    if ends:
+        text += f": {ends[-1].reason} at t={ends[-1].time:.4g}"
+    return text
+
+
+def plot_interactive(
+    trace: TraceLike,
+    nodes: Optional[Sequence[int]] = None,
+    title: Optional[str] = None,
+    max_steps: int = 400,
+    height: Optional[int] = None,
+) -> Any:
+    """The interactive space-time diagram of ``trace`` (Trace, ListTracer, records or a trace file).
+
+    ``nodes`` picks the lanes, top to bottom (default: all, 0 at the top); messages are
+    drawn when both ends are among them. Returns a ``plotly.graph_objects.Figure``.
+    """
+    go = _plotly()
+    trace = as_trace(trace)
+    n = num_nodes(trace)
+    lanes = list(range(n)) if nodes is None else [int(v) for v in nodes]
+    if not lanes:
+        raise ValueError("nothing to draw: the trace has no nodes (or nodes=[] was given)")
+    if len(set(lanes)) != len(lanes):
+        raise ValueError(f"nodes must not repeat a node: {list(nodes)}")
+    bad = [v for v in lanes if not 0 <= v < n]
+    if bad:
+        raise ValueError(f"nodes {bad} are not in the trace (nodes 0..{n - 1})")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
+    y = {v: i for i, v in enumerate(lanes)}
+
+    messages = [r for r in trace.records if isinstance(r, MessageRecord)]
+    after = {(r.msg_id, r.node): r.state for r in trace.records if isinstance(r, StateRecord)}
+    delivered = [r for r in messages if r.event == DELIVER and r.src >= 0 and r.src in y and r.dst in y]
+    initial = [r for r in messages if r.event == DELIVER and r.src < 0 and r.dst in y]
+    drops = [r for r in messages if r.event == DROP and r.src >= 0 and r.src in y and r.dst in y]
+    sends = {r.msg_id: r for r in messages if r.event == SEND}
+    pending = trace.ends[-1].in_flight if trace.ends else ()
+    flying = [sends[m] for m in pending if m in sends and sends[m].src in y and sends[m].dst in y]
+    kinds = sorted({r.kind for r in delivered + drops + flying})
+    color = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(kinds)}
+    times = [0.0] + [r.t_deliver for r in messages] + [e.time for e in trace.ends]
+    t_max = max(times) or 1.0
+
+    fig = go.Figure()
+    for kind in kinds:  # one line trace per kind (the legend); segments separated by gaps
+        xs, ys, texts = [], [], []
+        for r in delivered:
+            if r.kind == kind:
+                text = _hover(r, after.get((r.msg_id, r.dst)))
+                xs += [r.t_send, r.t_deliver, None]
+                ys += [y[r.src], y[r.dst], None]
+                texts += [text, text, None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=kind, legendgroup=kind, line=dict(color=color[kind], width=1.4),
+                                 hovertext=texts, hoverinfo="text", meta="messages"))
+    # one arrowhead per delivered message, in delivery order; angleref="previous" points it along its line
+    xs, ys, sizes, colors, texts = [], [], [], [], []
+    for r in delivered:
+        text = _hover(r, after.get((r.msg_id, r.dst)))
+        xs += [r.t_send, r.t_deliver, None]
+        ys += [y[r.src], y[r.dst], None]
+        sizes += [0, 11, 0]
+        colors += [color[r.kind]] * 3
+        texts += [None, text, None]
+    fig.add_trace(go.Scatter(
+        x=xs, y=ys, mode="markers", name="arrowheads", showlegend=False, hovertext=texts, hoverinfo="text",
+        marker=dict(symbol="arrow", angleref="previous", size=sizes, color=colors, line=dict(width=0)),
+        meta="arrowheads",
+    ))
+    if initial:
+        fig.add_trace(go.Scatter(
+            x=[r.t_deliver for r in initial], y=[y[r.dst] for r in initial], mode="markers", name="initial message",
+            marker=dict(symbol="triangle-right", size=12, color="white", line=dict(color="black", width=1.5)),
+            hovertext=[_hover(r, after.get((r.msg_id, r.dst))) for r in initial], hoverinfo="text", meta="initial",
+        ))
+    if drops:
+        xs, ys, px, py, texts = [], [], [], [], []
+        for r in drops:
+            ys_, yd = y[r.src], y[r.dst]
+            end = ((r.t_send + r.t_deliver) / 2, (ys_ + yd) / 2) if r.reason == "lost" else (r.t_deliver, yd)
+            xs += [r.t_send, end[0], None]
+            ys += [ys_, end[1], None]
+            px.append(end[0])
+            py.append(end[1])
+            texts.append(_hover(r, None))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="dropped", legendgroup="dropped", showlegend=False,
+                                 line=dict(color="#999999", width=1.2, dash="dot"), hoverinfo="skip", meta="drop_lines"))
+        fig.add_trace(go.Scatter(x=px, y=py, mode="markers", name="dropped", legendgroup="dropped",
+                                 marker=dict(symbol="x", size=10, color=DROP_COLOR), hovertext=texts, hoverinfo="text",
+                                 meta="drops"))
+    if flying:
+        xs, ys, texts = [], [], []
+        for r in flying:
+            text = _hover(r, None)
+            xs += [r.t_send, r.t_deliver, None]
+            ys += [y[r.src], y[r.dst], None]
+            texts += [text, text, None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="in flight at end", hovertext=texts, hoverinfo="text",
+                                 line=dict(color="#777777", width=1.0, dash="dash"), meta="in_flight"))
+
+    steps = [r for r in messages if r.event == DELIVER and r.dst in y]
+    stride = max(1, -(-len(steps) // max_steps))
+    shown = steps[::stride]
+    if shown and shown[-1] is not steps[-1]:
+        shown.append(steps[-1])
+
+    def current(r: MessageRecord) -> dict:
+        x0, y0 = (r.t_send, y[r.src]) if r.src in y else (r.t_deliver, y[r.dst])
+        return dict(x=[x0, r.t_deliver], y=[y0, y[r.dst]])
+
+    first = current(shown[0]) if shown else dict(x=[], y=[])
+    fig.add_trace(go.Scatter(**first, mode="lines+markers", name="current delivery", showlegend=False, hoverinfo="skip",
+                             line=dict(color="black", width=3), marker=dict(size=[0, 16], symbol="circle-open",
+                                                                            color="black", line=dict(width=2)),
+                             meta="current"))
+    cursor_index = len(fig.data) - 1
+    if shown:
+        fig.frames = [go.Frame(name=str(k), data=[go.Scatter(**current(r))], traces=[cursor_index])
+                      for k, r in enumerate(shown)]
+        slider_steps = [dict(method="animate", label=f"m{r.msg_id}",
+                             args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
+                                                  transition=dict(duration=0))])
+                        for k, r in enumerate(shown)]
+        fig.update_layout(
+            sliders=[dict(active=0, steps=slider_steps, x=0.0, len=1.0, y=-0.08, pad=dict(t=30),
+                          currentvalue=dict(prefix="delivery: ", font=dict(size=12)))],
+            updatemenus=[dict(type="buttons", direction="left", x=0.0, y=1.08, xanchor="left", showactive=False,
+                              buttons=[dict(label="Play", method="animate",
+                                            args=[None, dict(frame=dict(duration=300, redraw=False), fromcurrent=True,
+                                                             transition=dict(duration=0), mode="immediate")]),
+                                       dict(label="Pause", method="animate",
+                                            args=[[None], dict(frame=dict(duration=0, redraw=False),
+                                                               mode="immediate", transition=dict(duration=0))])])],
+        )
+    if trace.ends:
+        end = trace.ends[-1]
+        fig.add_vline(x=end.time, line=dict(color=END_COLOR, dash="dot", width=1.2))
+        fig.add_annotation(x=end.time, y=-0.5, yref="y", text=f"end: {_esc(end.reason)} (t={end.time:.4g})",
+                           showarrow=False, xanchor="right", yanchor="bottom", font=dict(color=END_COLOR, size=11),
+                           name="end")
+    fig.update_yaxes(range=[len(lanes) - 0.5, -0.5], tickmode="array", tickvals=list(range(len(lanes))),
+                     ticktext=[str(v) for v in lanes], title="node", showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+    fig.update_xaxes(range=[-0.02 * t_max, 1.02 * t_max], title="simulation time", zeroline=False)
+    fig.update_layout(
+        title=dict(text=_esc(title if title is not None else _title(trace.header, trace.ends)), font=dict(size=13)),
+        height=height or int(min(1400, max(360, 26 * len(lanes) + 220))), template="simple_white",
+        hovermode="closest", legend=dict(title="kind"), margin=dict(l=60, r=20, t=80, b=90),
+    )
+    return fig
+
+
+def write_html(trace: Union[TraceLike, Any], path: Union[str, os.PathLike], **kwargs: Any) -> str:
+    """Write the interactive diagram as one self-contained HTML file (plotly.js embedded); returns the path.
+
+    ``trace`` may also be a figure from :func:`plot_interactive`.
+    """
+    from ..fileio import write_text
+
+    fig = trace if hasattr(trace, "to_html") else plot_interactive(trace, **kwargs)
+    path = os.fspath(path)
+    write_text(path, fig.to_html(include_plotlyjs=True, full_html=True, auto_play=False,
+                                 config={"scrollZoom": True, "displaylogo": False}))
+    return path

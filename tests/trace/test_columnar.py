@@ -1,0 +1,117 @@
+"""Parquet traces (ampsim.trace.columnar): the same Trace as JSONL, written atomically in row groups."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from ampsim import ListTracer, Simulation, TraceFormatError, get_rule, load_trace, parse_graph_spec, replay, save_trace  # noqa: E402
+from ampsim.cli import main  # noqa: E402
+from ampsim.trace.columnar import ParquetTracer, open_tracer, to_arrow, to_dataframe  # noqa: E402
+from ampsim.trace.tracers import JSONLTracer, TeeTracer  # noqa: E402
+
+CASES = {
+    "flood-uniform-loss-all": dict(spec="random-regular:3:16:2", rule="flooding", delay="uniform", seed=4, loss=0.2, start="all"),
+    "flood-fifo": dict(spec="grid:3x4", rule="flooding", delay="uniform", seed=1, fifo=True),
+    "halting": dict(spec="petersen", rule="flooding-halt", delay="uniform", seed=2),
+    "echo-budget": dict(spec="cycle:6", rule="echo", delay="uniform", seed=0, max_deliveries=200),
+}
+
+
+def _run(tracer, spec, rule, max_deliveries=None, **kwargs):
+    sim = Simulation(parse_graph_spec(spec), get_rule(rule), tracer=tracer, **kwargs)
+    if max_deliveries:
+        sim.run(until=0.7)
+        sim.run(max_deliveries=max_deliveries)
+    else:
+        sim.run()
+    return sim
+
+
+@pytest.mark.parametrize("row_group_size", [1, 7, 65536])
+@pytest.mark.parametrize("case", list(CASES))
+def test_parquet_reads_back_the_same_trace_as_jsonl(tmp_path, case, row_group_size):
+    listed = ListTracer()
+    pq_path, js_path = tmp_path / "t.parquet", tmp_path / "t.jsonl"
+    with ParquetTracer(pq_path, row_group_size=row_group_size) as p, JSONLTracer(js_path) as j:
+        _run(TeeTracer([listed, p, j]), **CASES[case])
+    from_pq, from_js = load_trace(pq_path), load_trace(js_path)
+    assert from_pq == from_js == listed.trace()
+    assert any(r.event == "drop" for r in from_pq.messages) == (case in ("flood-uniform-loss-all", "halting"))
+    if row_group_size == 7:
+        assert pq.ParquetFile(pq_path).metadata.num_row_groups > 3  # written as the run went
+
+
+def test_replay_plot_and_export_read_parquet(tmp_path, capsys):
+    path = tmp_path / "run.parquet"
+    assert main(["run", "--graph", "grid:3x4", "--delay", "uniform", "--seed", "3", "--trace", str(path)]) == 0
+    assert pq.ParquetFile(path).metadata.metadata[b"ampsim.header"].startswith(b'{"type":"header"')
+    assert main(["replay", str(path), "--verify"]) == 0
+    assert "identical" in capsys.readouterr().out
+    assert replay(path).records == load_trace(path).records
+    assert main(["export", str(path), "--format", "jsonl", "-o", str(tmp_path / "run.jsonl")]) == 0
+    assert load_trace(tmp_path / "run.jsonl") == load_trace(path)
+    assert main(["export", str(tmp_path / "run.jsonl"), "--format", "parquet", "-o", str(tmp_path / "b.parquet")]) == 0
+    assert load_trace(tmp_path / "b.parquet") == load_trace(path)
+    assert main(["export", str(path), "--format", "shiviz", "-o", str(tmp_path / "run.shiviz")]) == 0
+    assert main(["plot", str(path), "-o", str(tmp_path / "t.png")]) == 0 and (tmp_path / "t.png").stat().st_size > 0
+    save_trace(load_trace(path), tmp_path / "c.parquet")
+    assert load_trace(tmp_path / "c.parquet") == load_trace(path)
+
+
+def test_open_tracer_picks_the_format_by_suffix(tmp_path):
+    assert isinstance(open_tracer(tmp_path / "a.parquet"), ParquetTracer)
+    t = open_tracer(tmp_path / "a.jsonl")
+    assert isinstance(t, JSONLTracer)
+    t.abort()
+
+
+def test_nothing_half_written(tmp_path):
+    path = tmp_path / "t.parquet"
+    with pytest.raises(RuntimeError):
+        with ParquetTracer(path, row_group_size=5) as tracer:
+            _run(tracer, "cycle:8", "flooding", delay="uniform")
+            raise RuntimeError("boom")
+    assert os.listdir(tmp_path) == []
+
+
+def test_bytes_per_message_small(tmp_path):
+    path = tmp_path / "t.parquet"
+    with ParquetTracer(path) as tracer:
+        sim = _run(tracer, "complete:60", "flooding", delay="uniform", seed=0)
+    assert sim.deliveries == 60 * 59 + 1
+    assert path.stat().st_size / sim.deliveries < 60  # JSONL: about 480 (with states)
+
+
+def test_corrupt_and_foreign_files_fail_with_one_clear_error(tmp_path):
+    good = tmp_path / "good.parquet"
+    with ParquetTracer(good) as tracer:
+        _run(tracer, "path:4", "flooding")
+    data = good.read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(TraceFormatError, match="corrupt or truncated"):
+        load_trace(tmp_path / "cut.parquet")
+    pq.write_table(pa.table({"x": [1, 2]}), tmp_path / "foreign.parquet")
+    with pytest.raises(TraceFormatError, match="not an ampsim trace"):
+        load_trace(tmp_path / "foreign.parquet")
+    with pytest.raises(FileNotFoundError):
+        load_trace(tmp_path / "missing.parquet")
+
+
+def test_dataframe_and_arrow_views(tmp_path):
+    pd = pytest.importorskip("pandas")
+    listed = ListTracer()
+    with ParquetTracer(tmp_path / "t.parquet") as p:
+        _run(TeeTracer([listed, p]), "path:3", "flooding")
+    df = to_dataframe(tmp_path / "t.parquet")
+    assert isinstance(df, pd.DataFrame)
+    assert list(df.columns) == ["event", "msg_id", "cause_id", "src", "dst", "t_send", "t_deliver", "delay",
+                                "kind", "payload", "reason"]
+    assert df[df.event == "deliver"].msg_id.tolist() == [0, 1, 2, 3, 4]
+    assert df[df.event == "deliver"].t_deliver.tolist() == [0.0, 1.0, 2.0, 2.0, 3.0]
+    states = to_arrow(listed, "states")
+    assert states.column_names == ["t", "node", "msg_id", "state"] and states.num_rows == 3 + 5
+    assert to_arrow([], "messages").num_rows == 0

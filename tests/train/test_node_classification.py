@@ -1,0 +1,160 @@
+"""Node classification on Planetoid (ampsim.train.node_classification): GCN, AMP model, resume, summary."""
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+import torch
+
+from ampsim.data.graphdata import GraphData
+from ampsim.engine.errors import CheckpointError
+from ampsim.train import node_classification as nc
+from ampsim.train.node_classification import (AMPNodeClassifier, GCN, NodeConfig, NodeTask, gcn_adjacency,
+                                              load_node_task, render_markdown, result_path, select_epoch,
+                                              summarize, train_seed)
+
+
+@functools.lru_cache(maxsize=None)
+def cora() -> NodeTask:
+    return load_node_task("Cora")
+
+
+def small_task() -> NodeTask:
+    """A 6-node path with 3 features and 2 classes; nodes 0,5 train, 1,4 val, 2,3 test."""
+    ei = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 4, 4, 5], [1, 0, 2, 1, 3, 2, 4, 3, 5, 4]])
+    x = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]])
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    mask = lambda idx: torch.isin(torch.arange(6), torch.tensor(idx))  # noqa: E731
+    g = GraphData(ei, x, y, 6)
+    return NodeTask("Cora", g, 2, mask([0, 5]), mask([1, 4]), mask([2, 3]), x.to_sparse_coo().coalesce())
+
+
+def test_gcn_adjacency_is_symmetric_normalised_with_self_loops():
+    # path 0-1-2: degrees with self-loops 2, 3, 2
+    adj = gcn_adjacency(torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]), 3).to_dense()
+    d = torch.tensor([2.0, 3.0, 2.0]).rsqrt()
+    a = torch.tensor([[1.0, 1, 0], [1, 1, 1], [0, 1, 1]])
+    assert torch.allclose(adj, d[:, None] * a * d[None, :])
+
+
+def test_select_epoch_best_val_then_lower_loss_then_earlier():
+    h = {"val_acc": [0.5, 0.7, 0.7, 0.6, 0.7], "val_loss": [1.0, 0.9, 0.8, 0.1, 0.8]}
+    assert select_epoch(h) == 2
+
+
+def test_gcn_trains_above_chance_on_cora_in_a_few_epochs():
+    r = train_seed(NodeConfig("Cora", "GCN", epochs=15), root=None, task=cora())
+    assert r["finished"] and r["epochs_done"] == 15 and len(r["history"]["val_acc"]) == 15
+    assert r["history"]["loss"][-1] < r["history"]["loss"][0]
+    assert r["test_acc"] > 0.5  # chance is about 0.14-0.32 (7 classes)
+
+
+def test_gcn_model_is_two_sparse_layers():
+    task = cora()
+    model = GCN(1433, 16, 7)
+    model.reset(torch.Generator().manual_seed(0))
+    logp = model(task.features, gcn_adjacency(task.graph.edge_index, 2708))
+    assert logp.shape == (2708, 7) and torch.allclose(logp.exp().sum(1), torch.ones(2708))
+    dense = model(task.graph.x, gcn_adjacency(task.graph.edge_index, 2708))
+    assert torch.allclose(logp, dense, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gru", "act"])
+def test_amp_node_model_forward_backward_small_graph(kind):
+    from ampsim.batched import BatchedExecutor
+    from ampsim.cells.execute import EngineExecutor
+
+    task = small_task()
+    model = AMPNodeClassifier(kind, 3, 4, 2, msg_size=3)
+    model.reset(torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(2)
+    logp = model(task.graph, task.features, BatchedExecutor(), 30, "uniform", 5, gen)
+    assert logp.shape == (6, 2)
+    nn_loss = torch.nn.functional.nll_loss(logp[task.train_mask], task.graph.y[task.train_mask])
+    nn_loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert model.cell.encoder.weight.grad.abs().sum() > 0
+    # the batched run equals the per-message engine (no dropout)
+    with torch.no_grad():
+        a = model(task.graph, task.features, BatchedExecutor(), 30, "uniform", 5)
+        b = model(task.graph, task.features, EngineExecutor(), 30, "uniform", 5)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_amp_every_node_starts_once():
+    model = AMPNodeClassifier("gru", 3, 4, 2, msg_size=3)
+    (run,) = model.runs(6, seed=9)
+    assert run.starts == tuple(range(6)) and run.seed == 9 and torch.equal(run.messages, torch.ones(6, 3))
+
+
+def test_amp_training_is_resumable_bit_for_bit(tmp_path):
+    task = small_task()
+    cfg = NodeConfig("Cora", "AMP-GRU", "uniform", seed=3, epochs=6, hidden=4, msg_size=3, budget_factor=4,
+                     checkpoint_every=2)
+    whole = train_seed(cfg, root=None, task=task)
+    part = train_seed(cfg, root=str(tmp_path), task=task, stop_after=3)
+    assert not part["finished"] and part["epochs_done"] == 3
+    assert result_path(str(tmp_path), cfg).with_suffix(".ckpt.pt").exists()  # at epoch 2
+    done = train_seed(cfg, root=str(tmp_path), task=task)
+    assert done["finished"] and done["history"]["loss"] == whole["history"]["loss"]
+    assert done["history"]["test_acc"] == whole["history"]["test_acc"]
+    assert not result_path(str(tmp_path), cfg).with_suffix(".ckpt.pt").exists()
+    on_disk = json.loads(result_path(str(tmp_path), cfg).read_text())
+    assert on_disk["test_acc"] == whole["test_acc"] and on_disk["key"] == "AMP-GRU@uniform"
+    again = train_seed(cfg, root=str(tmp_path), task=task)  # finished: not retrained
+    assert again == on_disk
+
+
+def test_checkpoint_of_another_configuration_is_refused(tmp_path):
+    task = small_task()
+    cfg = NodeConfig("Cora", "AMP-GRU", seed=0, epochs=4, hidden=4, msg_size=3, checkpoint_every=1)
+    train_seed(cfg, root=str(tmp_path), task=task, stop_after=1)
+    other = NodeConfig("Cora", "AMP-GRU", seed=0, epochs=4, hidden=4, msg_size=3, lr=0.1, checkpoint_every=1)
+    with pytest.raises(CheckpointError, match="another configuration"):
+        train_seed(other, root=str(tmp_path), task=task)
+
+
+def _fake_result(root, dataset, model, delay, seed, test, val, seconds=30.0):
+    cfg = NodeConfig(dataset, model, delay, seed, epochs=5, hidden=16 if model == "GCN" else 32)
+    path = result_path(str(root), cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": nc.FORMAT, "dataset": dataset, "model": model, "key": cfg.key,
+                                "delay": delay, "seed": seed, "config": cfg.__dict__, "finished": True,
+                                "test_acc": test, "val_acc": val, "seconds": seconds}))
+
+
+def test_summary_json_and_markdown(tmp_path):
+    _fake_result(tmp_path, "Cora", "GCN", "constant", 0, 0.80, 0.79)
+    _fake_result(tmp_path, "Cora", "GCN", "constant", 1, 0.82, 0.78)
+    _fake_result(tmp_path, "Cora", "AMP-GRU", "uniform", 0, 0.70, 0.71, seconds=90.0)
+    _fake_result(tmp_path, "CiteSeer", "GCN", "constant", 0, 0.70, 0.70)
+    s = summarize(str(tmp_path))
+    assert list(s) == ["Cora", "CiteSeer"] and list(s["Cora"]) == ["GCN", "AMP-GRU@uniform"]
+    gcn = s["Cora"]["GCN"]
+    assert (gcn["mean"], gcn["std"], gcn["seeds"], gcn["delay"], gcn["minutes"]) == (81.0, 1.41, 2, None, 1.0)
+    amp = s["Cora"]["AMP-GRU@uniform"]
+    assert (amp["mean"], amp["std"], amp["seeds"], amp["delay"], amp["minutes"]) == (70.0, 0.0, 1, "uniform", 1.5)
+    md = render_markdown(s)
+    assert "| GCN (published) | — | 81.5 | 70.3 | — | — |" in md
+    assert "| GAT (published) | — | 83.0 | 72.5 | — | — |" in md
+    assert "| GCN (ours) | — | 81.0 ± 1.4 | 70.0 ± 0.0 | 2/1 | 1.0 / 0.5 |" in md
+    assert "| AMP-GRU | uniform | 70.0 ± 0.0 (-11.0) | — | 1 | 1.5 |" in md
+
+
+def test_cli_rejects_gcn_with_uniform_and_summarizes(tmp_path, capsys):
+    with pytest.raises(ValueError, match="no delays"):
+        NodeConfig("Cora", "GCN", "uniform")
+    _fake_result(tmp_path, "Cora", "GCN", "constant", 0, 0.80, 0.79)
+    rc = nc.main(["--summarize", "--out", str(tmp_path), "--json", str(tmp_path / "s.json"),
+                  "--md", str(tmp_path / "s.md")])
+    assert rc == 0 and json.loads((tmp_path / "s.json").read_text())["Cora"]["GCN"]["mean"] == 80.0
+    assert "Cora      GCN" in capsys.readouterr().out
+
+
+def test_cli_missing_data_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AMPSIM_DATA", str(tmp_path))
+    rc = nc.main(["--datasets", "Cora", "--seeds", "0", "--epochs", "1", "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: data file not found:") and "cora/labels.txt" in err
+    assert len(err.strip().splitlines()) == 1
