@@ -39,6 +39,7 @@ PLAN: dict[str, tuple[str, str]] = {
     "ampsim replay out.jsonl --verify": (QUICK, ""),
     "ampsim plot out.jsonl -o timeline.png": (QUICK, ""),
     "ampsim verify ids --graph star:6 --seeds 1000": (QUICK, ""),
+    "ampsim verify separation --pair rook:4,shrikhande --learned off": (QUICK, ""),
     "python -m ampsim.train.tables run2 --root results/runs --seeds 0-9": (QUICK, ""),
     "python -m ampsim.train.tables render --root results/runs --out results": (QUICK, ""),
     "python -m ampsim.train.graph_classification --datasets MUTAG --folds 0-9 --out results/table4_runs "
