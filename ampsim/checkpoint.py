@@ -12,11 +12,16 @@ file and says what was found, never torch's traceback (which advises
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Iterable, Optional, Union
 
 from .engine.errors import CheckpointError
 
 __all__ = ["CheckpointError", "load_checkpoint"]
+
+
+KINDS = {"ampsim.train.checkpoint": "training checkpoint"}
+"""How messages name a checkpoint of a given ``format`` (default: "checkpoint")."""
 
 
 def load_checkpoint(
@@ -31,42 +36,46 @@ def load_checkpoint(
     (a checkpoint of another kind is refused by name).
     """
     path = os.fspath(path)
+    what = KINDS.get(format or "", "checkpoint")
     if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{path}: {what} not found")
     if os.path.isdir(path):
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+        raise CheckpointError(f"{path}: is a folder, not a {what} file")
     try:
-        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            magic = f.read(4)
     except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
-    if size == 0:
-        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+        raise CheckpointError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if not magic:
+        raise CheckpointError(f"{path}: not a readable {what} (the file is empty)")
     import torch
 
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes (pickle protocol, ...) would break the one-line error
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
-    except BaseException as exc:  # zip, pickle, unpickler and decoding errors all mean "corrupt"
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated, corrupt or not written by ampsim: {_reason(exc)})"
-        ) from None
+    except BaseException as exc:  # zip, pickle, unpickler and decoding errors all mean "unreadable"
+        raise CheckpointError(f"{path}: not a readable {what} ({_reason(exc, magic)})") from None
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: not an ampsim checkpoint (it holds a {type(obj).__name__}, not a dict)")
+        raise CheckpointError(f"{path}: not an ampsim {what} (it holds a {type(obj).__name__}, not a dict)")
     if format is not None and obj.get("format") != format:
-        raise CheckpointError(
-            f"{path}: not a {format} checkpoint (its format is {obj.get('format')!r})"
-        )
+        found = obj.get("format")
+        why = "another program's file" if found is None else f"its format is {str(found)[:60]!r}"
+        raise CheckpointError(f"{path}: not an ampsim {what} ({why})")
     if required is not None:
         missing = [k for k in required if k not in obj]
         if missing:
-            raise CheckpointError(f"{path}: not an ampsim checkpoint of this kind (it lacks {missing})")
+            raise CheckpointError(f"{path}: not an ampsim {what} (it lacks {missing})")
     return obj
 
 
-def _reason(exc: BaseException) -> str:
-    """A short cause without torch's advice to load unsafely."""
+def _reason(exc: BaseException, magic: bytes) -> str:
+    """Why torch could not read the file, in a few words and without torch's advice to load unsafely."""
     text = " ".join(str(exc).split())
-    if "weights_only" in text or "Weights only load failed" in text or len(text) > 120 or not text:
-        return type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
+    if "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text:
+        return "it holds objects other than tensors and plain data; ampsim never loads those"
+    if magic.startswith(b"PK"):
+        return "truncated or corrupt"
+    return f"not a torch file: {type(exc).__name__}"

@@ -22,7 +22,7 @@ import errno
 import importlib
 import os
 import sys
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 __all__ = ["main", "build_parser", "CLI_BUDGET", "default_budget", "MAX_TRACE_MB"]
 
@@ -31,6 +31,7 @@ VERIFY_TARGETS = {
     "synchronizer": ("ampsim.protocols.verify_synchronizer",
                      "Theorem 4.1: the Table 1 synchronizer computes sGIN, checked case by case"),
     "ids": ("ampsim.protocols.verify_ids", "Lemma 4.2: unique IDs from random delays"),
+    "separation": ("ampsim.theory.separation", "Theorem 4.4: random delays separate any pair of graphs"),
 }
 TRAIN_MODULE = "ampsim.train.cli"
 
@@ -55,6 +56,7 @@ CLI_HINTS = (
     ("pass resume=True (--resume)", "add --resume"),
     ("resume=True", "--resume"),
     ("allow_isolated=True", "--allow-isolated"),
+    ("raise it with max_edges= (CLI: --max-edges)", "raise it with --max-edges"),
     ("or use another output folder", "or give another --out"),
 )
 
@@ -82,6 +84,32 @@ def _start(text: str):
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_time(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time > 0, got {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a time > 0, got {text!r}")
+    return value
+
+
+def _file_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file name, got an empty one")
+    return text
+
+
 def _megabytes(text: str) -> float:
     try:
         value = float(text)
@@ -92,10 +120,10 @@ def _megabytes(text: str) -> float:
     return value
 
 
-def _graph(spec: str):
-    """``--graph``: a spec, or an edge-list file that must exist ("not found" otherwise)."""
-    from .engine.errors import GraphError
-    from .graphs import GRAPH_SPECS, parse_graph_spec
+def _graph(spec: str, max_edges: Optional[int] = None):
+    """``--graph``: a spec, or an edge-list file that must exist ("not found" otherwise); ``--max-edges``."""
+    from .engine.errors import EdgeListError, GraphError
+    from .graphs import DEFAULT_MAX_EDGES, GRAPH_SPECS, parse_graph_spec
 
     if spec.split(":", 1)[0].strip().lower() not in GRAPH_SPECS and not os.path.exists(spec):
         raise GraphError(f"--graph {spec}: unknown graph spec, and no edge-list file of that name (not found); "
@@ -103,9 +131,11 @@ def _graph(spec: str):
     if os.path.isdir(spec):
         raise GraphError(f"--graph {spec}: is a folder, not an edge-list file")
     try:
-        return parse_graph_spec(spec)
+        return parse_graph_spec(spec, max_edges=DEFAULT_MAX_EDGES if max_edges is None else max_edges)
     except UnicodeDecodeError as exc:
         raise GraphError(f"--graph {spec}: not a text edge-list file (undecodable byte at position {exc.start})") from None
+    except EdgeListError as exc:  # it names the file; say which flag it came from
+        raise EdgeListError(f"--graph {exc}") from None
 
 
 # ------------------------------------------------------------------ progress (terminal only)
@@ -150,7 +180,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .trace.columnar import open_tracer
     from .trace.tracers import TraceLimitError
 
-    graph = _graph(args.graph)
+    graph = _graph(args.graph, args.max_edges)
     rule = get_rule(args.rule)
     budget = default_budget(graph.num_edges) if args.max_deliveries is None else args.max_deliveries
     max_bytes = int(args.max_trace_mb * 1e6) if args.trace and args.max_trace_mb > 0 else None
@@ -284,6 +314,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``ampsim run: error: <what>; see ampsim run --help`` (exit 2)."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def _chosen(argv: Sequence[str]) -> tuple[Optional[str], Optional[str]]:
     """The command and sub-target named in ``argv`` (the first two words that are not flags)."""
     words = [a for a in argv if not a.startswith("-")]
@@ -306,7 +343,7 @@ def _attach(parser: argparse.ArgumentParser, module: str) -> None:
 def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
     """The ``ampsim`` parser; ``verify`` and ``train`` are configured only when ``argv`` chooses them."""
     command, target = _chosen(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="ampsim", description="Asynchronous Message Passing simulations on SimPy")
+    parser = _Parser(prog="ampsim", description="Asynchronous Message Passing simulations on SimPy")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="simulate a rule on a graph, optionally writing a JSONL trace")
@@ -318,12 +355,15 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", type=_start, default=0, help="start node index, or 'all'")
     p.add_argument("--loss", type=float, default=0.0, help="probability that a message copy is lost")
-    p.add_argument("--until", type=float, default=None, help="stop at this simulated time")
-    p.add_argument("--max-deliveries", type=int, default=None,
+    p.add_argument("--until", type=_positive_time, default=None, help="stop at this simulated time")
+    p.add_argument("--max-deliveries", type=_positive_int, default=None,
                    help=f"message budget: processed deliveries (default max({CLI_BUDGET:,}, "
                         f"{CLI_BUDGET_PER_EDGE}*|E|))")
     p.add_argument("--allow-isolated", action="store_true", help="simulate although some nodes have no neighbours")
-    p.add_argument("--trace", default=None, help="write the trace to this file (JSONL; Parquet if it ends in .parquet)")
+    p.add_argument("--max-edges", type=int, default=None,
+                   help="refuse graphs with more edges than this (default 5,000,000; estimated before building)")
+    p.add_argument("--trace", type=_file_name, default=None,
+                   help="write the trace to this file (JSONL; Parquet if it ends in .parquet)")
     p.add_argument("--max-trace-mb", type=_megabytes, default=MAX_TRACE_MB,
                    help=f"stop the run (writing nothing) if the trace would exceed this size (default {MAX_TRACE_MB:g}; "
                         "0: no limit)")
@@ -333,7 +373,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p = sub.add_parser("demo", help="the main demo: simulate, trace, replay, plot")
     p.add_argument("--graph", default="petersen")
     p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--out", default="demo_out", help="folder for the trace and the picture")
+    p.add_argument("--out", type=_file_name, default="demo_out", help="folder for the trace and the picture")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("replay", help="rerun a trace with its recorded delays")
@@ -343,7 +383,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
 
     p = sub.add_parser("plot", help="draw a trace's space-time diagram (-o x.html: interactive)")
     p.add_argument("trace")
-    p.add_argument("-o", "--output", default="timeline.png", help="picture file; its suffix is the format (.png, .pdf, .svg)")
+    p.add_argument("-o", "--output", type=_file_name, default="timeline.png", help="picture file; its suffix is the format (.png, .pdf, .svg)")
     p.add_argument("--dpi", type=int, default=120)
     p.set_defaults(func=_cmd_plot)
 
@@ -382,6 +422,8 @@ def _one_line(text: str) -> str:
 def _os_error(exc: OSError) -> str:
     if exc.filename is not None and exc.errno is not None:
         what = _ERRNO_TEXT.get(exc.errno, (exc.strerror or "").lower())
+        if exc.errno == errno.EEXIST and os.path.isfile(exc.filename):
+            what = "is a file, not a folder"
         return f"{exc.filename}: {what}"
     return str(exc)
 

@@ -78,10 +78,15 @@ class AtomicFile:
             raise ValueError(f"AtomicFile mode must be 'w' or 'wb', not {mode!r}")
         self.path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.basename(os.path.abspath(self.path)) or os.path.isdir(self.path):
+        if not self.path:
+            raise FileNotFoundError("an empty file name; give a file name")
+        if os.path.isdir(self.path) or self.path.endswith(os.sep):
             raise IsADirectoryError(f"{self.path}: is a folder; give a file name")
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"{self.path}: folder {os.path.dirname(self.path) or folder} not found")
+            shown = os.path.dirname(self.path) or folder
+            if os.path.exists(folder):
+                raise NotADirectoryError(f"{self.path}: {shown} is a file, not a folder")
+            raise FileNotFoundError(f"{self.path}: folder {shown} not found")
         self._tmp = _temp_path(self.path)
         self._f: Optional[IO[Any]] = open(self._tmp, mode, encoding=None if "b" in mode else encoding)
         with _lock:
@@ -194,6 +199,8 @@ def save_figure(fig: Any, path: "str | os.PathLike[str]", **kwargs: Any) -> str:
     naming the path and the formats it can write; the path written is returned.
     """
     path = os.fspath(path)
+    if os.path.isdir(path) or path.endswith(os.sep):
+        raise IsADirectoryError(f"{path}: is a folder; give a picture file name (e.g. timeline.png)")
     fmt = os.path.splitext(path)[1][1:].lower()
     formats = fig.canvas.get_supported_filetypes()
     if fmt not in formats:

@@ -414,7 +414,9 @@ def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
                         "raise it with max_edges= (CLI: --max-edges) if you have the memory"
                     )
     except UnicodeDecodeError as exc:
-        raise EdgeListError(f"{path}:{lineno + 1}: not a text edge-list file (undecodable byte at offset {exc.start})") from None
+        raise EdgeListError(
+            f"{path}: not a text edge-list file (undecodable byte at position {exc.start} of line {lineno + 1})"
+        ) from None
     except OSError as exc:
         raise EdgeListError(f"{path}: cannot read the edge-list file ({exc.strerror or exc})") from None
     g = nx.Graph()

@@ -131,7 +131,9 @@ def number(
     if not _is_number(value):
         raise _fail(name, what, value)
     v = float(value)
-    if math.isnan(v) or (math.isinf(v) and not allow_inf):
+    if math.isnan(v):
+        raise _fail(name, what + " (not NaN)", value)
+    if math.isinf(v) and not allow_inf:
         raise _fail(name, what, value)
     if lo is not None and (v < lo or (lo_open and v == lo)):
         raise _fail(name, what, value)

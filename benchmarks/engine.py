@@ -9,6 +9,14 @@ median of each is reported. Goal (issue 3): ratio >= 0.5.
 
     python benchmarks/engine.py [--deliveries 100000] [--rounds 5]
 
+``--scale`` (issue 12): the engine under load. Flooding on complete:200, :400 and :800
+with constant delays puts up to n(n-1) copies in flight at once (all sent at t=1,
+all delivered at t=2). It prints deliveries/s at each size, the ratio of :800 to
+:200 (goal >= 0.8), and the memory the engine holds per in-flight copy (tracemalloc,
+measured in a separate run stopped while every copy is in flight; goal <= 0.3 KB).
+
+    python benchmarks/engine.py --scale [--sizes 200,400,800] [--rounds 3]
+
 ``--trace`` measures tracing instead (issue 16): flooding on complete:300 (89,701
 messages) untraced, with a JSONL trace and with a Parquet trace, rounds alternating;
 prints messages/s, the ratio to untraced (goal for Parquet: >= 0.5) and the bytes
@@ -19,14 +27,16 @@ per message on disk (goal: <= 60).
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import time
+import tracemalloc
 
 import networkx as nx
 import simpy
 
-from ampsim import Message, Simulation
+from ampsim import Flooding, Message, Simulation
 
 
 class Echo:
@@ -84,6 +94,56 @@ def ampsim_run(graph: nx.Graph, deliveries: int, seed: int) -> float:
     return elapsed
 
 
+def flood_throughput(n: int) -> tuple[float, int]:
+    """Deliveries/s of one flood of complete:n with constant delays (until quiescent), and the deliveries."""
+    graph = nx.complete_graph(n)
+    sim = Simulation(graph, Flooding(), delay="constant", seed=0)
+    gc.collect()
+    t0 = time.process_time()
+    result = sim.run()
+    elapsed = time.process_time() - t0
+    assert result.reason == "quiescent" and result.deliveries == n * (n - 1) + 1  # every copy plus the start
+    return result.deliveries / elapsed, result.deliveries
+
+
+def flood_memory_per_copy(n: int, delay: str = "constant") -> tuple[float, int]:
+    """Bytes the engine holds per in-flight copy: complete:n stopped while (almost) every copy is in flight.
+
+    Constant delays: at t=1.5 (every copy sent at t=1, none delivered). Uniform delays:
+    after the first n deliveries (most nodes have broadcast, few copies arrived).
+    """
+    graph = nx.complete_graph(n)
+    gc.collect()
+    tracemalloc.start()
+    sim = Simulation(graph, Flooding(), delay=delay, seed=0)
+    base = tracemalloc.get_traced_memory()[0]
+    result = sim.run(until=1.5) if delay == "constant" else sim.run(max_deliveries=n)
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    return held / result.in_flight, result.in_flight
+
+
+def scale(sizes: list[int], rounds: int) -> None:
+    """The ``--scale`` figures: throughput at each size relative to the smallest, and bytes per in-flight copy."""
+    rates = {n: [] for n in sizes}
+    for _ in range(rounds):
+        for n in sizes:
+            rates[n].append(flood_throughput(n)[0])
+    base = max(rates[sizes[0]])
+    print(f"flooding on complete:n, constant delays, until quiescent; CPU time (process_time), best of {rounds} "
+          "interleaved rounds (the machine is shared: the best round is the least disturbed)")
+    for n in sizes:
+        r = max(rates[n])
+        print(f"complete:{n:<5d}: {r:12,.0f} deliveries/s   ratio to complete:{sizes[0]}: {r / base:.2f}")
+    top = sizes[-1]
+    for delay in ("constant", "uniform"):
+        per_copy, in_flight = flood_memory_per_copy(top, delay)
+        print(f"memory per in-flight copy, complete:{top}, {delay} delays ({in_flight:,} in flight): "
+              f"{per_copy / 1000:.3f} KB (goal <= 0.3 KB; ratio to goal {per_copy / 300:.2f})")
+    ratio = max(rates[top]) / base
+    print(f"throughput ratio complete:{top}/complete:{sizes[0]}: {ratio:.2f} (goal >= 0.80)")
+
+
 def traced_run(spec: str, path: str | None, seed: int) -> tuple[float, float, int]:
     """One flooding run with the tracer its path's suffix picks (None: untraced); (seconds, CPU seconds, deliveries)."""
     from ampsim import get_rule, parse_graph_spec
@@ -134,17 +194,8 @@ def trace_benchmark(spec: str, rounds: int) -> None:
     print(f"the JSONL and Parquet traces of the last round read back identical: {same}")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--deliveries", type=int, default=100_000)
-    p.add_argument("--rounds", type=int, default=None, help="rounds each (default 5; 3 with --trace)")
-    p.add_argument("--trace", action="store_true", help="measure tracing: untraced vs JSONL vs Parquet")
-    p.add_argument("--trace-graph", default="complete:300", help="graph spec for --trace")
-    args = p.parse_args()
-    if args.trace:
-        trace_benchmark(args.trace_graph, args.rounds or 3)
-        return
-    args.rounds = args.rounds or 5
+def overhead(args: argparse.Namespace) -> None:
+    """The default mode: ampsim against a bare SimPy loop doing the same deliveries."""
     graph = nx.random_regular_graph(3, 64, seed=1)
     ours, bare = [], []
     for r in range(args.rounds):
@@ -155,6 +206,24 @@ def main() -> None:
     print(f"bare simpy : {args.deliveries / b:12,.0f} deliveries/s (median {b:.3f} s)")
     print(f"ampsim     : {args.deliveries / o:12,.0f} deliveries/s (median {o:.3f} s)")
     print(f"ratio ampsim/bare: {b / o:.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--deliveries", type=int, default=100_000)
+    p.add_argument("--rounds", type=int, default=None, help="rounds per figure (default 5; 3 with --scale/--trace)")
+    p.add_argument("--scale", action="store_true", help="the engine under load: complete:200/400/800 flooding")
+    p.add_argument("--sizes", default="200,400,800", help="--scale: comma-separated n of complete:n")
+    p.add_argument("--trace", action="store_true", help="measure tracing: untraced vs JSONL vs Parquet")
+    p.add_argument("--trace-graph", default="complete:300", help="graph spec for --trace")
+    args = p.parse_args()
+    if args.trace:
+        trace_benchmark(args.trace_graph, args.rounds or 3)
+    elif args.scale:
+        scale([int(x) for x in args.sizes.split(",")], args.rounds or 3)
+    else:
+        args.rounds = args.rounds or 5
+        overhead(args)
 
 
 if __name__ == "__main__":

@@ -7,19 +7,24 @@ uniform delays, forward + backward of the sum of the final states; one torch thr
 With ``--pubmed`` the PubMed citation graph (data/planetoid, 19,717 nodes, 44,324 edges)
 is one more point, same run.
 
-Every point runs in a fresh subprocess, so its memory figure is its own: after the
-graph and the model are built, the peak-RSS mark is reset (``/proc/self/clear_refs``)
-and ``peak bytes per delivery = (VmHWM after plan + forward + backward - VmRSS before)
-/ deliveries`` (the plan, the executor's work space and the gradients all count).
+Every point runs in a fresh subprocess, so its memory figure is its own: the planner
+alone is timed first ("plan s"), then the peak-RSS mark is reset (``/proc/self/clear_refs``)
+and one ``unroll`` (which plans again, compiles and runs the forward pass: "fwd+plan")
+and the backward pass are measured: ``peak bytes per delivery = (VmHWM - VmRSS before)
+/ deliveries``: the plan, the executor's work space and the gradients all count. By
+default the child sets glibc's mmap threshold to 1 MB (``mallopt``), so that freed work
+space goes back to the system and the resident size follows the live memory;
+``--default-malloc`` keeps glibc's adaptive threshold (more stays resident).
 Times are CPU seconds of that process (``time.process_time``; with one thread equal to
 wall-clock time on an idle machine, and robust when other jobs share the cores; wall
-seconds are printed too). ``rows/s = deliveries / (plan + forward + backward)``, as the
-issue measured it. In the same process, after the run: a plain ``nn.GRUCell(16, 32)``
-forward + backward on the same number of rows (chunks of 65,536 rows), its rows/s.
+seconds are in the JSON). ``rows/s = deliveries / (fwd+plan + backward)``, as the issue
+measured it. In the same process, after the run: a plain ``nn.GRUCell(16, 32)`` forward +
+backward on the same number of rows (chunks of 65,536 rows), its rows/s.
 
     python benchmarks/scale.py                       # n = 1e3, 1e4, 1e5; constant, uniform
     python benchmarks/scale.py --large               # and n = 1e6 (1e7 deliveries)
     python benchmarks/scale.py --sizes 100000 --delays constant --pubmed
+    python benchmarks/scale.py --sizes 100000 --delays constant --code /tmp/old --out /tmp/before
 
 Writes results/scale.json and results/scale.png (rows/s and bytes per delivery against n).
 The last line: ``single run at n=100000: P% of the GRUCell rate, B bytes per delivery``.
@@ -36,7 +41,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+CODE = os.environ.get("SCALE_CODE", str(ROOT))   # --code: measure another checkout (e.g. before a change)
+sys.path.insert(0, CODE)
 
 HIDDEN, MSG, FEATURES = 32, 16, 8
 
@@ -107,7 +113,7 @@ def _reset_peak() -> bool:
         return False
 
 
-def point(graph_name: str, n: int, delay: str, gru_rows_cap: int) -> dict:
+def point(graph_name: str, n: int, delay: str, gru_rows_cap: int, mmap_threshold: bool) -> dict:
     """Plan, forward and backward of one run; then a plain GRUCell on as many rows."""
     import torch
 
@@ -122,24 +128,34 @@ def point(graph_name: str, n: int, delay: str, gru_rows_cap: int) -> dict:
     x = torch.randn(n, FEATURES)
     msgs = torch.ones(1, MSG, requires_grad=True)
     budget = 10 * n
-    bx = BatchedExecutor()
     import gc
+
+    if mmap_threshold:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)   # M_MMAP_THRESHOLD: blocks >= 1 MB are mapped and unmapped on free
+        libc.mallopt(-1, 1 << 20)   # M_TRIM_THRESHOLD
+    bx = BatchedExecutor()
+    # the planner alone, timed (the executor plans again inside unroll: its time and memory count below)
+    w0, c0 = time.perf_counter(), time.process_time()
+    sched = plan(g, [((0,), 0)], budget, delay)
+    plan_s, wall_plan_s = time.process_time() - c0, time.perf_counter() - w0
+    levels = sched.num_levels
+    del sched
     gc.collect()
     peak_ok = _reset_peak()
     rss0 = _vm("VmRSS")
-    w0, c0 = time.perf_counter(), time.process_time()
-    sched = bx.plans.get(g, [((0,), 0)], budget, delay, False)   # the plan the executor will use (cached)
     w1, c1 = time.perf_counter(), time.process_time()
     u = bx.unroll(cell, [g], [[(0,)]], [[0]], msgs, budget, delay, features=[x])
     loss = u.final().sum()
     w2, c2 = time.perf_counter(), time.process_time()
     loss.backward()
     w3, c3 = time.perf_counter(), time.process_time()
-    peak = (_vm("VmHWM") if peak_ok else _vm("VmHWM")) - rss0
+    peak = _vm("VmHWM") - rss0
     D = sum(u.deliveries)
-    levels = sched.num_levels
-    segments = u.compact
-    del u, loss, sched
+    segments = getattr(u, "compact", False)
+    del u, loss
     bx.plans.clear()
     bx._programs.clear()
     # a plain GRUCell on the same number of rows, same process
@@ -156,22 +172,22 @@ def point(graph_name: str, n: int, delay: str, gru_rows_cap: int) -> dict:
         gru(xs[:k], hs[:k]).sum().backward()
         done += k
     gru_s = time.process_time() - g0
-    cpu = c3 - c0
+    cpu = c3 - c1
     return {
         "graph": g.name, "n": n, "edges": g.num_edges, "delay": delay, "budget": budget, "deliveries": D,
         "levels": levels, "rows_per_level": D / max(levels, 1), "checkpointed": bool(segments),
-        "plan_s": c1 - c0, "forward_s": c2 - c1, "backward_s": c3 - c2,
-        "wall_plan_s": w1 - w0, "wall_forward_s": w2 - w1, "wall_backward_s": w3 - w2,
-        "rows_per_s": D / cpu, "rows_per_s_excl_plan": D / (c3 - c1),
+        "plan_s": plan_s, "forward_s": c2 - c1, "backward_s": c3 - c2,
+        "wall_plan_s": wall_plan_s, "wall_forward_s": w2 - w1, "wall_backward_s": w3 - w2,
+        "rows_per_s": D / cpu, "rows_per_s_excl_plan": D / max(cpu - plan_s, 1e-9), "mmap_threshold": mmap_threshold,
         "gru_rows_per_s": rows / gru_s, "peak_bytes": peak, "peak_bytes_per_delivery": peak / max(D, 1),
         "peak_reset": peak_ok,
     }
 
 
 # --------------------------------------------------------------------------- driver
-def run_point(graph: str, n: int, delay: str, gru_cap: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", graph, str(n), delay, str(gru_cap)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+def run_point(graph: str, n: int, delay: str, gru_cap: int, mmap_threshold: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", graph, str(n), delay, str(gru_cap), str(int(mmap_threshold))]
+    env = dict(os.environ, PYTHONPATH=CODE + os.pathsep + os.environ.get("PYTHONPATH", ""), SCALE_CODE=CODE,
                OMP_NUM_THREADS="1")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -228,27 +244,33 @@ def main() -> None:
     ap.add_argument("--pubmed", action="store_true", help="add PubMed's graph (data/planetoid), budget 10n")
     ap.add_argument("--gru-rows", type=int, default=2_000_000, help="cap on the GRUCell comparison's rows")
     ap.add_argument("--out", default=str(ROOT / "results" / "scale"))
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="keep glibc's adaptive mmap threshold (freed work space may stay resident)")
+    ap.add_argument("--code", help="run the points with the ampsim package of this checkout (before/after)")
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        g, n, delay, cap = args.child
-        print(json.dumps(point(g, int(n), delay, int(cap))))
+        g, n, delay, cap, mm = args.child
+        print(json.dumps(point(g, int(n), delay, int(cap), bool(int(mm)))))
         return
+    global CODE
+    if args.code:
+        CODE = str(Path(args.code).resolve())
     from ampsim.fileio import write_json
 
     sizes = list(args.sizes) + ([1_000_000] if args.large else [])
     todo = [("tree", n, d) for n in sizes for d in args.delays]
     if args.pubmed:
         todo += [("PubMed", 0, d) for d in args.delays]
-    head = (f"{'graph':>12} {'delay':>8} {'deliveries':>10} {'levels':>7} {'plan s':>7} {'fwd s':>7} {'bwd s':>7} "
+    head = (f"{'graph':>16} {'delay':>8} {'deliveries':>10} {'levels':>7} {'plan s':>7} {'fwd+plan':>8} {'bwd s':>7} "
             f"{'rows/s':>8} {'GRUCell/s':>9} {'%GRU':>5} {'B/deliv':>7}")
     print(head)
     points = []
     for graph, n, delay in todo:
-        p = run_point(graph, n, delay, args.gru_rows)
+        p = run_point(graph, n, delay, args.gru_rows, not args.default_malloc)
         points.append(p)
-        print(f"{p['graph']:>12} {delay:>8} {p['deliveries']:>10} {p['levels']:>7} {p['plan_s']:>7.2f} "
-              f"{p['forward_s']:>7.2f} {p['backward_s']:>7.2f} {p['rows_per_s']:>8.0f} {p['gru_rows_per_s']:>9.0f} "
+        print(f"{p['graph']:>16} {delay:>8} {p['deliveries']:>10} {p['levels']:>7} {p['plan_s']:>7.2f} "
+              f"{p['forward_s']:>8.2f} {p['backward_s']:>7.2f} {p['rows_per_s']:>8.0f} {p['gru_rows_per_s']:>9.0f} "
               f"{100 * p['rows_per_s'] / p['gru_rows_per_s']:>5.1f} {p['peak_bytes_per_delivery']:>7.0f}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ def test_graph_folder_and_binary_edge_list_name_the_file(tmp_path, capsys):
     binary = tmp_path / "g.bin"
     binary.write_bytes(b"\xff\xfe\x00\x01")
     assert main(["run", "--graph", str(binary)]) == 2
-    assert _one_error(capsys) == f"--graph {binary}: not a text edge-list file (undecodable byte at position 0)"
+    assert _one_error(capsys) == f"--graph {binary}: not a text edge-list file (undecodable byte at position 0 of line 1)"
 
 
 def test_undecodable_trace_names_the_file(tmp_path, capsys):

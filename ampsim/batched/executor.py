@@ -25,9 +25,13 @@ then one start state per (graph, node) (every run starts from the same encoding)
 then one row per delivery, contiguous per batch -- and one message buffer
 ``(K + D, M)`` (K start messages, then each delivery's outgoing message). Each
 batch reads its inputs with ``index_select`` and writes its slice once. Gradients
-(full BPTT, as the authors' code) come from :class:`_Unroll`, an autograd function
-that keeps each batch's small graph and, backwards, walks the batches in reverse,
-scatter-adding input gradients into gradient buffers (no O(levels x buffer) copies).
+(full BPTT, as the authors' code): levels run hand-written step kernels
+(:mod:`ampsim.batched.kernels`) in :class:`_LevelUnroll`; a long program is cut into
+segments whose carried-in rows are kept (checkpoints) and whose work is recomputed in
+the backward pass (see :class:`_Segments`, :func:`segment_plan`, docs/batched.md).
+Lock-step batches use :class:`_Unroll`, an autograd function that keeps each batch's
+small graph and, backwards, walks the batches in reverse, scatter-adding input
+gradients into gradient buffers (no O(levels x buffer) copies).
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import validate as V
 from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec, graph_of
 from ..data.graphdata import GraphData
@@ -95,6 +100,8 @@ class Unrolled:
     previous state (0 past the start state). ``entry_offsets[g]`` is the first entry of
     graph g; ``shapes[g] = (runs, n)``. ``reasons`` / ``deliveries`` per run (graphs
     concatenated). ``records`` (when asked for) per run: ``(event, dst, msg_id, cause_id)``.
+    ``compact``: the run was checkpointed and ``states`` holds a zero row and the final
+    states only (``back`` is all zeros; :meth:`history` with k > 1 refuses).
     """
 
     states: Tensor
@@ -176,7 +183,8 @@ class _Program:
         return self._device[key]
 
 
-def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_messages: int) -> _Program:
+def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_messages: int,
+             keep_schedules: bool = True) -> _Program:
     """Merge per-graph schedules into one level-ordered program (see the module docstring's layout).
 
     ``msg_rows[g]`` maps graph g's start slots to rows of the caller's ``messages``; the
@@ -222,7 +230,7 @@ def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_me
         tuple(0 for s in schedules for _ in range(s.num_runs))
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
     return _Program(n_init, n_starts, bounds, t(state_src), t(msg_src), t(final_rows), reasons, per_run,
-                    tuple(schedules), t(msg_index), int(n_messages))
+                    tuple(schedules) if keep_schedules else (), t(msg_index), int(n_messages))
 
 
 # --------------------------------------------------------------------------- lock-step driver
@@ -444,14 +452,14 @@ def _local(ids: np.ndarray, carried: np.ndarray, first_own: int) -> np.ndarray:
     return out
 
 
-def _cut(program: "_Program", rows: int, device: torch.device) -> _Segments:
-    """Cut ``program`` into segments of about ``rows`` deliveries (whole levels); see :class:`_Segments`."""
+def _cut(program: "_Program", rows: Sequence[int], device: torch.device) -> _Segments:
+    """Cut ``program`` into segments of about ``rows[s]`` deliveries (whole levels; the last target repeats)."""
     D = program.num_deliveries
     base, K = 1 + program.n_init, program.n_starts
     sizes = [b - a for a, b in program.bounds]
     starts, levels, cur, acc = [0], [], [], 0
     for k in sizes:
-        if acc and acc + k > rows:
+        if acc and acc + k > rows[min(len(levels), len(rows) - 1)]:
             levels.append(tuple(cur))
             starts.append(starts[-1] + acc)
             cur, acc = [], 0
@@ -526,6 +534,10 @@ def _run_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc
     return states, msgs, act
 
 
+#: Rows per parameter-gradient product in the backward pass.
+PARAM_CHUNK = 1 << 15
+
+
 def _back_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc: Tensor, states: Tensor,
                   msgs: Tensor, act: Tensor, g_states: Tensor, g_msgs: Tensor, grads: dict) -> None:
     """Backward through one segment (levels in reverse); input gradients are scatter-added in place."""
@@ -536,8 +548,10 @@ def _back_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msr
         g_h, g_m = kernel.backward(states.index_select(0, ss), msgs.index_select(0, ms), new, a, gn, go)
         g_states.index_add_(0, ss, g_h)
         g_msgs.index_add_(0, ms, g_m)
-    kernel.param_grads(states.index_select(0, ssrc), msgs.index_select(0, msrc), states[c:], act,
-                       g_msgs[cm:], grads)
+    for lo in range(0, act.shape[0], PARAM_CHUNK):  # parameter gradients: large products, bounded temporaries
+        hi = min(lo + PARAM_CHUNK, act.shape[0])
+        kernel.param_grads(states.index_select(0, ssrc[lo:hi]), msgs.index_select(0, msrc[lo:hi]),
+                           states[c + lo: c + hi], act[lo:hi], g_msgs[cm + lo: cm + hi], grads)
 
 
 def _forward_segments(kernel: StepKernel, program: "_Program", seg: _Segments, init_states: Tensor,
@@ -594,8 +608,8 @@ class _LevelUnroll(torch.autograd.Function):
                 gm.index_add_(0, seg.cout_msg[s], g_m)
             _back_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, gs, gm, grads)
             c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
-            g_s, g_m = gs[:c], gm[:cm]
-            del states, msgs, act
+            g_s, g_m = gs[:c].clone(), gm[:cm].clone()   # not views: the segment's buffers go now
+            del states, msgs, act, gs, gm
         p_grads = [grads.get(id(p)) if p.requires_grad else None for p in kernel.params]
         return (None, None, None, None, g_s[1:], g_m, *p_grads)
 
@@ -660,7 +674,7 @@ class BatchedExecutor:
         starts, seeds, messages = [], [], []
         for runs in runs_per_graph:
             starts.append([tuple(int(v) for v in r.starts) for r in runs])
-            seeds.append([int(r.seed) for r in runs])
+            seeds.append([V.integer("RunSpec.seed", r.seed) for r in runs])
             for r in runs:
                 m = r.messages
                 if m.dim() != 2 or m.shape[0] < len(r.starts) or m.shape[1] != cell.msg_size:
@@ -687,8 +701,12 @@ class BatchedExecutor:
         (or ``features[g]``). Returns an :class:`Unrolled`; gradients flow to the cell's
         parameters and to ``messages``.
         """
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-            raise ValueError(f"budget must be an int >= 1, got {budget!r}")
+        V.positive_int("budget", budget)  # argument checks: ampsim.validate (issue 12)
+        V.boolean("fifo", fifo)
+        V.finite_values("start messages", messages)
+        if features is not None:
+            for g, f in enumerate(features):
+                V.finite_values(f"features[{g}]", f)
         if not (len(graphs) == len(starts) == len(seeds)):
             raise ValueError(f"{len(graphs)} graphs, {len(starts)} start lists, {len(seeds)} seed lists")
         model = get_delay(delay)
@@ -772,12 +790,14 @@ class BatchedExecutor:
 
     def _segments(self, program: _Program, cell: AMPCell, dtype: torch.dtype, device: torch.device) -> _Segments:
         """The program's segments for this cell (cached on the program per device and segment size)."""
-        rows = segment_rows(program, cell, dtype) if self.segment_rows is None else self.segment_rows
         D = program.num_deliveries
-        rows = D if rows <= 0 or rows >= D else rows
+        if self.segment_rows is None:
+            rows = segment_plan(program, cell, dtype)
+        else:
+            rows = (D if self.segment_rows <= 0 else self.segment_rows,)
         key = ("segments", str(device), rows)
         if key not in program._device:
-            program._device[key] = _cut(program, max(rows, 1), device)
+            program._device[key] = _cut(program, rows, device)
         return program._device[key]
 
     def _program(self, graphs, gs: Sequence[Graph], runs, message_rows, budget: int, model: DelayModel,
@@ -798,7 +818,7 @@ class BatchedExecutor:
                 return self._programs[key]
         msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
         schedules = [self.plans.get(g, gruns, budget, model, fifo, ties, gh) for g, gh, gruns in zip(gs, hashes, runs)]
-        program = _compile(schedules, msg_rows, n_msgs)
+        program = _compile(schedules, msg_rows, n_msgs, keep_schedules=self.record)
         if key is not None:
             self._programs[key] = program
             while len(self._programs) > self.program_cache:
@@ -810,23 +830,28 @@ class BatchedExecutor:
 SEGMENT_BYTES = 256 << 20
 
 
-def segment_rows(program: _Program, cell: AMPCell, dtype: torch.dtype) -> int:
-    """Auto segment size: whole program when its work space fits ``SEGMENT_BYTES``, else a square-root balance.
+def segment_plan(program: _Program, cell: AMPCell, dtype: torch.dtype) -> tuple[int, ...]:
+    """Auto segment sizes: one segment when its work space fits ``SEGMENT_BYTES``, else graded sizes.
 
-    Work space per delivery: state + message rows, saved activations, and their
-    gradients, ``(2 S + 2 M + A) x itemsize``; a checkpoint holds about one state and
-    one message row per start state. Balancing ``D / R`` checkpoints against a segment of
-    ``R`` rows gives ``R = sqrt(D x checkpoint rows x (S + M) / per-row work)``.
+    Work space per delivery of a segment: state and message rows, saved activations and
+    the rows' gradients, ``W = (2 S + 2 M + A) x itemsize``; a checkpoint holds about one
+    state and one message row per start state, ``B`` bytes. The backward pass handles the
+    segments last to first and frees each checkpoint after its segment, so while segment
+    s is worked on, checkpoints 0..s are alive: segment s gets ``R_s = (P - s B) / W`` rows,
+    which keeps ``s B + R_s W`` at the same peak ``P``, the smallest with ``sum R_s = D``
+    (``C ~ sqrt(2 D W / B)`` segments).
     """
     kernel = kernel_for(cell)
     S, M, A = cell.state_size, cell.msg_size, kernel.act_size if kernel is not None else 0
     item = torch.empty(0, dtype=dtype).element_size()
-    per_row = (2 * S + 2 * M + A) * item
+    W = (2 * S + 2 * M + A) * item
     D = program.num_deliveries
-    if D * per_row <= SEGMENT_BYTES:
-        return 0
-    ckpt = (1 + program.n_init + program.n_starts) * (S + M) * item
-    return max(1 << 14, int((D * ckpt / per_row) ** 0.5))
+    if D * W <= SEGMENT_BYTES:
+        return (D,)
+    B = ((1 + program.n_init) * S + (program.n_init + program.n_starts) * M) * item
+    C = max(2, int(round((2 * D * W / B) ** 0.5)))
+    peak = (D * W + B * C * (C - 1) / 2) / C
+    return tuple(max(1 << 12, int((peak - s * B) / W)) for s in range(C))
 
 
 def _message_rows(gs: Sequence[Graph], runs, message_rows) -> tuple[list[np.ndarray], int]:

@@ -112,19 +112,19 @@ class GRUKernel(StepKernel):
     def backward(self, h: Tensor, m: Tensor, new: Tensor, act: Tensor, g_new: Tensor,
                  g_out: Tensor) -> tuple[Tensor, Tensor]:
         H = self.H
-        r, z, n, ghn = act[:, :H], act[:, H: 2 * H], act[:, 2 * H: 3 * H], act[:, 3 * H:]
+        r, z, n, ghn = act.split(H, 1)
         g = torch.addmm(g_new, g_out, self.Wm_h)          # dL/dh' (state and message)
         g_m = torch.mm(g_out, self.Wm_m)
         g_h = g * z                                         # direct path h' = n + z (h - n)
-        d_n = (g - g_h).mul_(torch.addcmul(torch.ones_like(n), n, n, value=-1.0))   # g (1-z)(1-n^2)
-        z.mul_(torch.sub(1.0, z)).mul_(g).mul_(h - n)       # da_z = g (h-n) z (1-z)
-        ghn.mul_(d_n)                                       # da_n (W_hn h + b_hn)
-        ghn.mul_(r).mul_(torch.sub(1.0, r))                 # da_r = that * r (1-r)
-        r_copy = r.clone()
-        r.copy_(ghn)                                        # act[:, :H] = da_r
-        torch.mul(d_n, r_copy, out=ghn)                     # act[:, 3H:] = r da_n (hidden part of n)
-        n.copy_(d_n)                                        # act[:, 2H:3H] = da_n
-        g_h.addmm_(act[:, : 2 * H], self.Wh_rz).addmm_(act[:, 3 * H:], self.Wh_n)
+        gz = g - g_h                                        # g (1 - z)
+        hn = h - n
+        z.mul_(gz).mul_(hn)                                 # da_z = g (h - n) z (1 - z)
+        n.mul_(n).neg_().add_(1.0).mul_(gz)                 # da_n = g (1 - z)(1 - n^2)
+        ghn.mul_(n)                                         # da_n (W_hn h + b_hn)
+        rn = r * n                                          # r da_n: gradient of W_hn h + b_hn
+        r.addcmul_(r, r, value=-1.0).mul_(ghn)              # da_r = da_n (W_hn h + b_hn) r (1 - r)
+        ghn.copy_(rn)
+        g_h.addmm_(act[:, : 2 * H], self.Wh_rz).addmm_(ghn, self.Wh_n)
         g_m.addmm_(act[:, : 3 * H], self.Wi)
         return g_h, g_m
 

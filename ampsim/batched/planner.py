@@ -658,10 +658,13 @@ def fifo_delay(last_arrival: dict, v: int, u: int, now: float, d: float) -> floa
 class PlanCache:
     """An LRU of schedules keyed by :func:`plan_key` (a hash of graph, runs, delays, fifo, budget)."""
 
-    def __init__(self, maxsize: int = 100_000) -> None:
+    def __init__(self, maxsize: int = 100_000, max_deliveries: int = 1 << 19) -> None:
         if maxsize < 0:
             raise ValueError(f"maxsize must be >= 0, got {maxsize}")
         self.maxsize = maxsize
+        #: a schedule with more deliveries is returned but not kept (one large run: its compiled
+        #: program is cached by the executor, and the schedule's 44 bytes per delivery are not)
+        self.max_deliveries = max_deliveries
         self._items: OrderedDict[str, Schedule] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -681,7 +684,7 @@ class PlanCache:
             return self._items[key]
         self.misses += 1
         sched = plan(graph, runs, budget, delay, fifo, ties)
-        if key is not None and self.maxsize:
+        if key is not None and self.maxsize and sched.num_deliveries <= self.max_deliveries:
             self._items[key] = sched
             while len(self._items) > self.maxsize:
                 self._items.popitem(last=False)

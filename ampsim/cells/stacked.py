@@ -150,9 +150,10 @@ class StackedCell(nn.Module):
         emit = torch.ones(B, dtype=state.dtype, device=state.device)
         return new.transpose(0, 1).reshape(B, self.state_size), out.transpose(0, 1).reshape(B, self.msg_size), emit
 
-    def step_kernel(self) -> "StackedKernel":
-        """The batched executor's step kernel for this stack (``ampsim.batched.kernels.kernel_for``)."""
-        return StackedKernel(self)
+    def step_kernel(self):
+        """The batched executor's step kernel for this stack (``ampsim.batched.kernels.kernel_for``):
+        hand-written batched matmuls for RNN (:class:`StackedRNNKernel`), autograd otherwise."""
+        return StackedRNNKernel(self) if self.kind == "rnn" else StackedKernel(self)
 
     def extra_repr(self) -> str:
         return f"models={self.models}, kind={self.kind!r}, hidden={self.hidden}, msg_size={self.single_msg}"
@@ -214,6 +215,75 @@ class StackedKernel:
             else:
                 grads[id(p)] = g
         self._pending = [None] * len(self._params)
+
+
+def _acc(grads: dict, p: Tensor, g: Tensor) -> None:
+    if id(p) in grads:
+        grads[id(p)].add_(g)
+    else:
+        grads[id(p)] = g
+
+
+class StackedRNNKernel:
+    """Hand-written step of K stacked RNN cells (``h' = ReLU(W [h ‖ m] + b)``, ``m' = W_m [h' ‖ m] + b_m``).
+
+    The same interface as ``ampsim.batched.kernels.RNNKernel``, with ``baddbmm`` over the model
+    dimension: ``act`` (B, K*H) holds dL/d(pre-activation) after ``backward``; ``param_grads``
+    adds the parameter gradients of a whole segment with one batched product per weight.
+    """
+
+    def __init__(self, cell: StackedCell) -> None:
+        K, H, M = cell.models, cell.hidden, cell.single_msg
+        self.K, self.H, self.M = K, H, M
+        self.act_size = K * H
+        self.w, self.b = cell.update.weight, cell.update.bias
+        self.mw, self.mb = cell.message.weight, cell.message.bias
+        W, Wm = self.w.detach(), self.mw.detach()
+        c = lambda t: t.contiguous()  # noqa: E731 - batched matmuls on strided slices take a slow path
+        self.W_h, self.W_m = c(W[:, :, :H]), c(W[:, :, H:])            # (K, H, H), (K, H, M)
+        self.Wm_h, self.Wm_m = c(Wm[:, :, :H]), c(Wm[:, :, H:])        # (K, M, H), (K, M, M)
+        self.W_h_t, self.W_m_t = c(self.W_h.transpose(1, 2)), c(self.W_m.transpose(1, 2))
+        self.Wm_h_t, self.Wm_m_t = c(self.Wm_h.transpose(1, 2)), c(self.Wm_m.transpose(1, 2))
+        self.bias, self.mbias = self.b.detach().unsqueeze(1), self.mb.detach().unsqueeze(1)
+
+    @property
+    def params(self) -> list[Tensor]:
+        return [self.w, self.b, self.mw, self.mb]
+
+    def _k(self, x: Tensor, width: int) -> Tensor:
+        return x.view(x.shape[0], self.K, width).transpose(0, 1)  # (K, B, width), a view
+
+    def _kc(self, x: Tensor, width: int) -> Tensor:
+        """``(K, B, width)`` contiguous: batched matmuls on the strided view take a slow path."""
+        return self._k(x, width).contiguous()
+
+    def forward(self, h: Tensor, m: Tensor, new: Tensor, out: Tensor, act: Optional[Tensor]) -> None:
+        H, M = self.H, self.M
+        hk, mk = self._kc(h, H), self._kc(m, M)
+        pre = torch.baddbmm(self.bias, hk, self.W_h_t).baddbmm_(mk, self.W_m_t).relu_()
+        self._k(new, H).copy_(pre)
+        o = torch.baddbmm(self.mbias, pre, self.Wm_h_t).baddbmm_(mk, self.Wm_m_t)
+        self._k(out, M).copy_(o)
+
+    def backward(self, h: Tensor, m: Tensor, new: Tensor, act: Tensor, g_new: Tensor,
+                 g_out: Tensor) -> tuple[Tensor, Tensor]:
+        H, M, B = self.H, self.M, h.shape[0]
+        go = self._kc(g_out, M)
+        g = torch.baddbmm(self._k(g_new, H), go, self.Wm_h)
+        a = g.mul_(self._k(new, H) > 0)
+        self._k(act, H).copy_(a)
+        g_h = torch.bmm(a, self.W_h).transpose(0, 1).reshape(B, self.K * H)
+        g_m = torch.bmm(go, self.Wm_m).baddbmm_(a, self.W_m).transpose(0, 1).reshape(B, self.K * M)
+        return g_h, g_m
+
+    def param_grads(self, h: Tensor, m: Tensor, new: Tensor, act: Tensor, g_out: Tensor, grads: dict) -> None:
+        H, M = self.H, self.M
+        a, hk, mk, nk, go = self._kc(act, H), self._kc(h, H), self._kc(m, M), self._kc(new, H), self._kc(g_out, M)
+        at, gt = a.transpose(1, 2).contiguous(), go.transpose(1, 2).contiguous()
+        _acc(grads, self.w, torch.cat([torch.bmm(at, hk), torch.bmm(at, mk)], dim=2))
+        _acc(grads, self.b, a.sum(1))
+        _acc(grads, self.mw, torch.cat([torch.bmm(gt, nk), torch.bmm(gt, mk)], dim=2))
+        _acc(grads, self.mb, go.sum(1))
 
 
 class AMPModelStack(nn.Module):

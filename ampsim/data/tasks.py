@@ -58,6 +58,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import networkx as nx
 import torch
 
+from ampsim import validate as V
 from ampsim.data.graphdata import GraphData
 
 __all__ = [
@@ -670,6 +671,8 @@ def shortest_path_parity(num_graphs: int, num_nodes: int, rng: RngLike) -> list[
     their maximum, i.e. the origin's eccentricity (named as in the code; it is not the
     graph diameter). For synchronous baselines see :func:`marked_origin_features`.
     """
+    V.nonneg_int("num_graphs", num_graphs)
+    V.positive_int("num_nodes", num_nodes)
     r = _as_rng(rng)
     return [_parity_graph(num_nodes, r, None) for _ in range(num_graphs)]
 
@@ -685,9 +688,10 @@ def multi_source_parity(num_graphs: int, num_nodes: int, rng: RngLike, sources: 
     three tasks at once, the authors' code two (``MultisourceOddeven``); the default is
     the paper's 3.
     """
+    V.nonneg_int("num_graphs", num_graphs)
+    V.positive_int("num_nodes", num_nodes)
+    V.integer("sources", sources, 1, num_nodes)
     r = _as_rng(rng)
-    if isinstance(sources, bool) or operator.index(sources) < 1:
-        raise ValueError(f"sources must be a positive int, got {sources!r}")
     return [_parity_graph(num_nodes, r, int(sources)) for _ in range(num_graphs)]
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "AssumptionError",
     "TraceFormatError",
     "ReplayMismatch",
+    "TraceMismatch",
 ]
 
 
@@ -76,3 +77,17 @@ class ReplayMismatch(AmpsimError):
         super().__init__(
             f"replay diverged at record {index}:\n  expected {expected}\n  got      {got}"
         )
+
+
+class TraceMismatch(TraceFormatError, ReplayMismatch):
+    """A trace's records contradict its header or each other (another graph, a tampered delay, a missing record).
+
+    Found when the trace is loaded, before anything is replayed or drawn; it is both a
+    :class:`TraceFormatError` and a :class:`ReplayMismatch` (``index``: the record).
+    """
+
+    def __init__(self, message: str, index: int = -1) -> None:
+        self.index = index
+        self.expected = None
+        self.got = None
+        Exception.__init__(self, message)

@@ -23,27 +23,29 @@ The semantics (docs/design.md pins each with a test):
 """
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import simpy
 from simpy.core import EmptySchedule, StopSimulation
-from simpy.events import NORMAL, URGENT, Event, Timeout
-from simpy.resources.store import StoreGet
+from heapq import heappush
+
+from simpy.events import NORMAL, PENDING, URGENT, Event
 
 from .. import __version__
 from .. import validate as V
 from ..graphs import Graph, as_graph
 from ..trace.records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord, summarize
 from ..trace.tracers import Tracer
-from .delays import DelayModel, get_delay
+from .delays import Constant, DelayModel, get_delay
 from .errors import AssumptionError, DelayError, FeatureError, GraphError
 from .messages import START, Message, NodeView
 from .rng import stream
 from .rule import ASSUMPTIONS, NodeRule, rule_spec
 
-__all__ = ["Simulation", "RunResult", "Mailbox", "TRACE_FORMAT", "TRACE_VERSION", "DEFAULT_BUDGET"]
+__all__ = ["Simulation", "RunResult", "Mailbox", "Take", "Copy", "Burst", "TRACE_FORMAT", "TRACE_VERSION", "DEFAULT_BUDGET"]
 
 TRACE_FORMAT = "ampsim.trace"
 TRACE_VERSION = 1
@@ -51,32 +53,133 @@ DEFAULT_BUDGET = 1_000_000
 """Deliveries one ``run()`` may process when it is given neither ``until`` nor a budget: no run hangs."""
 
 INF = math.inf
-
-# A message copy in flight: (msg_id, cause_id, src, dst, t_send, delay, message).
-Item = tuple
+_NO_FULL_GC = 1 << 30  # gen-2 threshold during run(): no full collection (see run)
 
 
-class Mailbox(simpy.Store):
-    """A node's ``simpy.Store``: a delivered copy wakes the node's pending get at once, URGENT (semantics 3).
+class Copy:
+    """One message copy in flight, which is also its own SimPy timer (semantics 2).
+
+    SimPy's ``Environment.step`` pops ``(time, priority, event id, event)`` from its
+    heap and calls each of ``event.callbacks`` with the event; that (and ``_ok``) is
+    all it asks of an event. A copy is therefore scheduled exactly as a ``Timeout``
+    is (``NORMAL`` priority, the next event id, so the order is unchanged), and its
+    ``callbacks`` is the receiver's shared one-element tuple ``(mailbox.deliver,)``.
+    With ``__slots__`` and no per-copy callback list, closure or value tuple, a copy
+    and its heap entry cost under 0.3 KB in flight (0.6 KB as a ``Timeout``).
+    Under constant delays a whole broadcast travels as one :class:`Burst` instead.
+    """
+
+    __slots__ = ("msg_id", "cause", "src", "dst", "t_send", "delay", "message", "callbacks")
+    _ok = True  # a timer never fails
+
+    def __init__(self, msg_id: int, cause: int, src: int, dst: int, t_send: float, delay: float,
+                 message: Message, callbacks: tuple) -> None:
+        self.msg_id = msg_id
+        self.cause = cause
+        self.src = src
+        self.dst = dst
+        self.t_send = t_send
+        self.delay = delay
+        self.message = message
+        self.callbacks = callbacks
+
+    def __repr__(self) -> str:
+        return f"<Copy {self.msg_id}: {self.src} -> {self.dst} at {self.t_send}+{self.delay}>"
+
+
+class Burst:
+    """Every copy of one broadcast under constant delays, in flight as one object (semantics 2 and 3).
+
+    With constant delays and no loss, all copies of a broadcast arrive at the same
+    instant and would hold consecutive event ids. A burst holds them as the
+    broadcast (sender, cause, send time, delay, message), the receivers (the
+    sender's neighbour tuple, shared with the graph) and the first ``msg_id``; it
+    sits in SimPy's heap once and, each time it fires, delivers the next copy alone
+    (built then, as a :class:`Copy`) and pushes itself again with the same time and
+    event id. The order of deliveries is therefore exactly that of one timer per
+    copy, while a flood of complete:800 holds 800 heap entries and no per-copy
+    object instead of 640,000 of each.
+    """
+
+    __slots__ = ("src", "cause", "t_send", "delay", "message", "dsts", "first", "index", "eid", "callbacks")
+    _ok = True
+
+    def __init__(self, src: int, cause: int, t_send: float, delay: float, message: Message,
+                 dsts: tuple, first: int, eid: int, callbacks: tuple) -> None:
+        self.src = src
+        self.cause = cause
+        self.t_send = t_send
+        self.delay = delay
+        self.message = message
+        self.dsts = dsts
+        self.first = first
+        self.index = 0
+        self.eid = eid
+        self.callbacks = callbacks
+
+    def pending(self) -> list[Copy]:
+        """The copies not yet delivered, in delivery order."""
+        return [
+            Copy(self.first + i, self.cause, self.src, self.dsts[i], self.t_send, self.delay, self.message, None)
+            for i in range(self.index, len(self.dsts))
+        ]
+
+
+Item = Copy
+
+
+class Take(Event):
+    """A node's get on its mailbox: succeeds (URGENT) with the oldest copy, at once or when one is delivered.
+
+    ``simpy.Store.get`` with only what a mailbox needs: no put queue to wake, no
+    scan of the get queue (a mailbox has one reader, its node).
+    """
+
+    def __init__(self, box: "Mailbox") -> None:
+        self.env = box._env
+        self.callbacks = []
+        if box.items:
+            self._ok = True
+            self._value = box.items.pop(0)
+            self.env.schedule(self, URGENT)
+        else:
+            self._value = PENDING
+            box.get_queue.append(self)
+
+
+class Mailbox:
+    """A node's mailbox, a ``simpy.Store`` cut to what AMP needs: a delivered copy wakes the node's get at once, URGENT (semantics 3).
 
     With a plain ``Store.put`` the waiting get is triggered only when the put event
     itself is processed, after every other timer of the same instant; copies then
     pile up in the store and a node can process a later copy before an earlier
-    copy to another node. ``deliver`` appends and triggers the get synchronously.
+    copy to another node. ``deliver`` hands the copy to the waiting :class:`Take`
+    synchronously (or keeps it in ``items`` when the node is not waiting). A mailbox
+    has one reader and no capacity, so it keeps only ``items`` and ``get_queue``
+    (``__slots__``): with hundreds of nodes the per-node state stays in cache.
     """
 
-    def deliver(self, item: Item) -> None:
-        """Put ``item`` (no put event) and hand it to the waiting get, if any."""
-        self.items.append(item)
-        if self.get_queue:
-            self._trigger_get(None)
+    __slots__ = ("_env", "items", "get_queue")
 
-    def _do_get(self, event: StoreGet) -> None:
-        if self.items:
-            event._ok = True
-            event._value = self.items.pop(0)
-            self._env.schedule(event, URGENT)
-        return None
+    def __init__(self, env: simpy.Environment) -> None:
+        self._env = env
+        self.items: list[Copy] = []
+        self.get_queue: list[Take] = []
+
+    def deliver(self, item: Copy) -> None:
+        """The copy's timer callback: wake the waiting get with ``item`` (URGENT), or keep it."""
+        waiting = self.get_queue
+        if waiting:
+            take = waiting.pop()
+            take._ok = True
+            take._value = item
+            self._env.schedule(take, URGENT)
+        else:
+            self.items.append(item)
+
+    def get(self) -> Take:  # type: ignore[override]
+        """The next copy, as an event (yielded by the node's process)."""
+        return Take(self)
 
 
 @dataclass(frozen=True)
@@ -92,6 +195,12 @@ class RunResult:
     in_flight: int
     stuck: tuple[int, ...]
     states: tuple
+
+
+def _start_node(v: Any, n: int) -> int:
+    if not V._is_int(v) or not 0 <= int(v) < n:
+        raise V.ArgumentError(f"start node {V.show(v)} is not in the graph: start nodes are indices 0..{n - 1}")
+    return int(v)
 
 
 def _container_features(graph: Any) -> tuple[Any, Optional[list]]:
@@ -181,7 +290,7 @@ class Simulation:
             lone = [self.graph.labels[v] for v in self.graph.isolated()]
             raise GraphError(
                 f"node(s) {lone[:10]} have no neighbours and can never receive a message; "
-                "allow them with allow_isolated=True (CLI: ampsim run --allow-isolated)"
+                "pass allow_isolated=True to simulate anyway"
             )
         if not isinstance(rule, NodeRule):
             raise V.ArgumentError(
@@ -235,7 +344,9 @@ class Simulation:
             for v in range(n)
         )
         self.mailboxes = [Mailbox(self.env) for _ in range(n)]
-        self._deliver_cb = [self._make_deliver(box) for box in self.mailboxes]
+        self._deliver_cb = [(box.deliver,) for box in self.mailboxes]
+        self._fire_burst_cb = (self._fire_burst,)
+        self._constant = float(self.delay.value) if type(self.delay) is Constant and self._lose is None else None
         self.start_nodes = self._start_nodes(start)
         self.start_message = start_message
         if tracer is not None:
@@ -291,14 +402,14 @@ class Simulation:
                 return []  # no start message, as start=None (a run that ends quiescent at t=0)
             pairs = []
             for v, m in start.items():
-                v = V.node_id(f"start node {v!r}: start", v, n)
+                v = _start_node(v, n)
                 if not isinstance(m, Message):
                     raise V.ArgumentError(f"start[{v}] must be a Message, got {V.show(m)}")
                 pairs.append((v, m))
             return sorted(pairs, key=lambda p: p[0])
         if V._is_int(start):
-            return [(V.node_id(f"start node {start!r}: start", start, n), None)]
-        return [(v, None) for v in V.node_ids("start", start, n, distinct=False)]
+            return [(_start_node(start, n), None)]
+        return [(v, None) for v in V.node_ids("start", start, n, allow_empty=True, distinct=False)]
 
     def header(self) -> dict:
         """The versioned trace header: everything needed to rerun this simulation."""
@@ -323,18 +434,14 @@ class Simulation:
             "features": _features_json([view.features for view in self.views]),
         }
 
-    def _make_deliver(self, box: Mailbox) -> Callable[[Event], None]:
-        deliver = box.deliver
-        return lambda event: deliver(event._value)
-
     def _inject(self, v: int, message: Optional[Message]) -> None:
         """Deliver a start message to ``v`` at t = 0 (src -1, cause -1, delay 0)."""
         message = self.start_message if message is None else message
         mid = self._next_id
         self._next_id += 1
         self._sent += 1
-        item = (mid, -1, -1, v, self.env.now, 0.0, message)
-        Timeout(self.env, 0.0, item).callbacks.append(self._deliver_cb[v])
+        item = Copy(mid, -1, -1, v, self.env.now, 0.0, message, self._deliver_cb[v])
+        self.env.schedule(item, NORMAL, 0.0)
         if self.tracer is not None:
             self.tracer.send(self._record(SEND, item, self.env.now))
 
@@ -348,6 +455,26 @@ class Simulation:
         sample = self._sample
         tracer = self.tracer
         text = self._summ(message.payload) if tracer is not None else None  # once per broadcast, not per copy
+        lose = self._lose
+        cbs = self._deliver_cb
+        queue = env._queue
+        eid = env._eid
+        if self._constant is not None:  # every copy arrives at now + d: one Burst (see Burst)
+            nbrs = self.graph.neighbors[v]
+            if not nbrs:
+                return
+            d = self._constant
+            first = self._next_id
+            self._next_id = first + len(nbrs)
+            self._sent += len(nbrs)
+            e = next(eid)
+            burst = Burst(v, cause, now, d, message, nbrs, first, e, self._fire_burst_cb)
+            heappush(queue, (now + d, NORMAL, e, burst))
+            if tracer is not None:
+                for item in burst.pending():
+                    tracer.send(self._record(SEND, item, now + d, "", text))
+            return
+        fifo = self.fifo
         for u in self.graph.neighbors[v]:
             mid = self._next_id
             self._next_id = mid + 1
@@ -355,17 +482,29 @@ class Simulation:
             if not 0.0 < d < INF:
                 raise DelayError(f"delay model {self.delay.name!r} gave delay {d!r} for message {mid} ({v} -> {u}); delays must be finite and > 0")
             self._sent += 1
-            item = (mid, cause, v, u, now, d, message)
-            if self._lose is not None and self._lose(mid, v, u):
+            item = Copy(mid, cause, v, u, now, d, message, cbs[u])
+            if lose is not None and lose(mid, v, u):
                 self._dropped += 1
                 if tracer is not None:
                     tracer.drop(self._record(DROP, item, now + d, "lost", text))
                 continue
-            if self.fifo:
+            if fifo:
                 d = self._fifo_delay(v, u, now, d)
-            Timeout(env, d, item).callbacks.append(self._deliver_cb[u])
+            heappush(queue, (now + d, NORMAL, next(eid), item))  # = env.schedule(item, NORMAL, d)
             if tracer is not None:
                 tracer.send(self._record(SEND, item, now + d, "", text))
+
+    def _fire_burst(self, burst: Burst) -> None:
+        """Timer callback of a burst: deliver its next copy alone; reschedule the rest (same time, same id)."""
+        i = burst.index
+        dst = burst.dsts[i]
+        item = Copy(burst.first + i, burst.cause, burst.src, dst, burst.t_send, burst.delay, burst.message, None)
+        i += 1
+        if i < len(burst.dsts):
+            burst.index = i
+            burst.callbacks = self._fire_burst_cb
+            heappush(self.env._queue, (self.env._now, NORMAL, burst.eid, burst))
+        self.mailboxes[dst].deliver(item)
 
     def _fifo_delay(self, v: int, u: int, now: float, d: float) -> float:
         """The delay that makes this copy arrive no earlier than the previous one on (v, u)."""
@@ -394,16 +533,16 @@ class Simulation:
                     if tracer is not None:
                         tracer.drop(self._record(DROP, item, self.env.now, "halted"))
                     continue
-                state, out = receive(view, state, item[6])
+                state, out = receive(view, state, item.message)
                 states[v] = state
                 self._deliveries += 1
                 self._last = item
                 if tracer is not None:
                     tracer.deliver(self._record(DELIVER, item, self.env.now))
                     if self._wants_states:
-                        tracer.state(StateRecord(self.env.now, v, item[0], self._summ_state(state)))
+                        tracer.state(StateRecord(self.env.now, v, item.msg_id, self._summ_state(state)))
                 if out is not None:
-                    self._broadcast(v, out, item[0])
+                    self._broadcast(v, out, item.msg_id)
                 if self._deliveries == self._limit:
                     self._stop("message_budget")
                 elif self._stop_when is not None and self._stop_when(self):
@@ -412,11 +551,13 @@ class Simulation:
             self._error = exc
             self._stop("error")
 
-    def _record(self, event: str, item: Item, t_deliver: float, reason: str = "", payload: Optional[str] = None) -> MessageRecord:
-        mid, cause, src, dst, t_send, d, message = item
+    def _record(self, event: str, item: Item, t_deliver: float, reason: str = "",
+                payload: Optional[str] = None) -> MessageRecord:
+        message = item.message
         if payload is None:
             payload = self._summ(message.payload)
-        return MessageRecord(event, mid, cause, src, dst, t_send, t_deliver, d, message.kind, payload, reason)
+        return MessageRecord(event, item.msg_id, item.cause, item.src, item.dst, item.t_send, t_deliver, item.delay,
+                             message.kind, payload, reason)
 
     def _stop(self, reason: str) -> None:
         """End the current ``run()`` before any other event at this instant (URGENT, delay 0)."""
@@ -481,7 +622,14 @@ class Simulation:
             self.env.schedule(ev, URGENT, until - self.env.now)
         stuck: tuple[int, ...] = ()
         step = self.env.step
+        thresholds = gc.get_threshold()
         try:
+            # Copies in flight are long-lived containers: with many of them, Python's full
+            # (oldest-generation) collections rescan all of them again and again and halve
+            # the throughput. Young collections still run (cyclic garbage of a rule is
+            # freed); full ones wait until the run ends (issue 12). Restored on every path.
+            if thresholds[0]:
+                gc.set_threshold(thresholds[0], thresholds[1], _NO_FULL_GC)
             while True:
                 step()
         except StopSimulation:
@@ -493,6 +641,8 @@ class Simulation:
                 if stuck:
                     reason = "stalled"
         finally:
+            if thresholds[0]:
+                gc.set_threshold(*thresholds)
             self._limit = -1
             self._stop_when = None
             self._discard_control()
@@ -505,7 +655,7 @@ class Simulation:
         if self.tracer is not None:
             self.tracer.run_end(EndRecord(
                 reason, self.env.now, self._deliveries - start, self._sent, self._dropped,
-                tuple(sorted(r[0] for r in self._in_flight_items())), stuck, until, max_deliveries,
+                tuple(sorted(r.msg_id for r in self._in_flight_items())), stuck, until, max_deliveries,
             ))
         return result
 
@@ -540,7 +690,11 @@ class Simulation:
         found = []
         for entry in self.env._queue:
             ev = entry[3]
-            if isinstance(ev, (Timeout, StoreGet)) and type(ev._value) is tuple:
+            if type(ev) is Copy:
+                found.append(ev)
+            elif type(ev) is Burst:
+                found.extend(ev.pending())
+            elif type(ev) is Take and type(ev._value) is Copy:
                 found.append(ev._value)
         for box in self.mailboxes:
             found.extend(box.items)
@@ -550,11 +704,16 @@ class Simulation:
         when = {}
         for entry in self.env._queue:
             ev = entry[3]
-            if isinstance(ev, (Timeout, StoreGet)) and type(ev._value) is tuple:
-                when[ev._value[0]] = entry[0]
-        return [(when.get(it[0], self.env.now), it) for it in items]
+            if type(ev) is Copy:
+                when[ev.msg_id] = entry[0]
+            elif type(ev) is Burst:
+                for i in range(ev.first + ev.index, ev.first + len(ev.dsts)):
+                    when[i] = entry[0]
+            elif type(ev) is Take and type(ev._value) is Copy:
+                when[ev._value.msg_id] = entry[0]
+        return [(when.get(it.msg_id, self.env.now), it) for it in items]
 
     def in_flight(self) -> list[MessageRecord]:
         """Copies sent but neither delivered nor dropped, as ``send`` records, in delivery order."""
-        pairs = sorted(self._arrivals(self._in_flight_items()), key=lambda p: (p[0], p[1][0]))
+        pairs = sorted(self._arrivals(self._in_flight_items()), key=lambda p: (p[0], p[1].msg_id))
         return [self._record(SEND, item, t) for t, item in pairs]

@@ -12,14 +12,15 @@ Layout, one JSON object per line::
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Union
 
-from ..engine.errors import TraceFormatError
+from ..engine.errors import GraphError, TraceFormatError, TraceMismatch
 from .records import EndRecord, MessageRecord, StateRecord
 
-__all__ = ["Trace", "load_trace", "save_trace"]
+__all__ = ["Trace", "load_trace", "save_trace", "validate_trace"]
 
 FORMAT = "ampsim.trace"
 SUPPORTED_VERSIONS = (1,)
@@ -53,17 +54,68 @@ class Trace:
         return {r.msg_id: r.delay for r in self.records if isinstance(r, MessageRecord) and r.event in ("send", "drop") and r.src >= 0}
 
 
+def _reject_constant(token: str) -> float:
+    raise ValueError(f"{token} is not a number a trace may hold")
+
+
 def _parse_line(path: str, lineno: int, line: str) -> dict:
     try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise TraceFormatError(f"{path}:{lineno}: not valid JSON ({exc.msg}); the trace file is corrupt or truncated") from None
+        obj = json.loads(line, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or type(exc).__name__
+        raise TraceFormatError(f"{path}:{lineno}: not valid JSON ({why}); the trace file is corrupt or truncated") from None
     if not isinstance(obj, dict) or "type" not in obj:
         raise TraceFormatError(f"{path}:{lineno}: expected a JSON object with a 'type' field")
     return obj
 
 
-def _build(path: str, lineno: int, cls, names: list[str], obj: dict, extra: dict | None = None):
+# field -> (check, what) for every record kind; numbers are finite, ints are ints (not bools)
+def _int(x) -> bool:
+    return type(x) is int
+
+
+def _num(x) -> bool:
+    return type(x) in (int, float) and math.isfinite(x)
+
+
+def _str(x) -> bool:
+    return type(x) is str
+
+
+def _opt(check):
+    return lambda x: x is None or check(x)
+
+
+def _int_list(x) -> bool:
+    return type(x) is list and all(type(v) is int for v in x)
+
+
+_MSG_TYPES = {
+    "msg_id": (_int, "an integer"), "cause_id": (_int, "an integer"), "src": (_int, "an integer"),
+    "dst": (_int, "an integer"), "t_send": (_num, "a finite number"), "t_deliver": (_num, "a finite number"),
+    "delay": (_num, "a finite number"), "kind": (_str, "a string"), "payload": (_str, "a string"),
+    "reason": (_str, "a string"),
+}
+_STATE_TYPES = {"t": (_num, "a finite number"), "node": (_int, "an integer"), "msg_id": (_int, "an integer"),
+                "state": (_str, "a string")}
+_END_TYPES = {
+    "reason": (_str, "a string"), "time": (_num, "a finite number"), "deliveries": (_int, "an integer"),
+    "sent": (_int, "an integer"), "dropped": (_int, "an integer"), "in_flight": (_int_list, "a list of integers"),
+    "stuck": (_int_list, "a list of integers"), "until": (_opt(_num), "a finite number or null"),
+    "max_deliveries": (_opt(_int), "an integer or null"),
+}
+END_REASONS = ("quiescent", "stalled", "time_limit", "message_budget", "halted")
+
+
+def _build(path: str, lineno: int, cls, names: list[str], obj: dict, types: dict, extra: dict | None = None):
+    unknown = sorted(set(obj) - set(names) - {"type"})
+    if unknown:
+        raise TraceFormatError(f"{path}:{lineno}: {obj.get('type')!r} record has unknown field(s) {unknown}")
+    for name in names:
+        if name in obj and not types[name][0](obj[name]):
+            raise TraceFormatError(
+                f"{path}:{lineno}: {obj.get('type')!r} record field {name!r} must be {types[name][1]}, got {obj[name]!r}"[:300]
+            )
     try:
         kwargs = {name: obj[name] for name in names if name in obj}
         if extra:
@@ -75,28 +127,52 @@ def _build(path: str, lineno: int, cls, names: list[str], obj: dict, extra: dict
 
 
 def load_trace(path: Union[str, os.PathLike]) -> Trace:
-    """Read and validate a trace: JSONL (:class:`~ampsim.trace.tracers.JSONLTracer`) or, by suffix, Parquet."""
+    """Read and validate a trace: JSONL (:class:`~ampsim.trace.tracers.JSONLTracer`) or, by suffix, Parquet.
+
+    Every failure is a :class:`TraceFormatError` naming the file (and the line): bytes
+    that are not UTF-8 JSON, a foreign or unsupported header, a record of the wrong
+    shape or types, records that contradict the header or each other
+    (:func:`validate_trace`: another graph, a tampered delay, a missing record), or a
+    trace cut short. Replay and plotting load traces through here, so they accept
+    and refuse exactly the same files.
+    """
     path = os.fspath(path)
     if path.lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
         from .columnar import load_parquet
 
-        return load_parquet(path)
+        trace = load_parquet(path)
+        validate_trace(trace, path)  # the same checks as JSONL: records against the header and each other
+        return trace
     if not os.path.exists(path):
         raise FileNotFoundError(f"trace file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    if not lines:
+    if os.path.isdir(path):
+        raise TraceFormatError(f"{path}: is a directory, not a trace file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise TraceFormatError(f"{path}: cannot read the trace ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TraceFormatError(f"{path}:{line}: not a text trace (undecodable byte at offset {exc.start})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines or not any(line.strip() for line in lines):
         raise TraceFormatError(f"{path}: empty file, not an ampsim trace")
     header = _parse_line(path, 1, lines[0])
     if header.get("type") != "header" or header.get("format") != FORMAT:
         raise TraceFormatError(f"{path}: not an ampsim trace (the first line must be a header with format {FORMAT!r})")
-    if header.get("version") not in SUPPORTED_VERSIONS:
+    if header.get("version") not in SUPPORTED_VERSIONS or type(header.get("version")) is not int:
         raise TraceFormatError(f"{path}: trace format version {header.get('version')!r} is not supported (this ampsim reads {SUPPORTED_VERSIONS})")
     for key in ("seed", "delay", "fifo", "graph_hash", "graph", "rule"):
         if key not in header:
             raise TraceFormatError(f"{path}:1: header lacks {key!r}")
     records: list = []
     ends: list = []
+    after_end = 0  # records after the last end record
     for lineno, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
@@ -105,17 +181,165 @@ def load_trace(path: Union[str, os.PathLike]) -> Trace:
         if kind in ("send", "deliver", "drop"):
             if any(name not in obj for name in _MSG_FIELDS[:-1]):
                 raise TraceFormatError(f"{path}:{lineno}: {kind} record lacks fields {[n for n in _MSG_FIELDS[:-1] if n not in obj]}")
-            records.append(_build(path, lineno, MessageRecord, _MSG_FIELDS, obj, {"event": kind}))
+            records.append(_build(path, lineno, MessageRecord, _MSG_FIELDS, obj, _MSG_TYPES, {"event": kind}))
+            after_end += 1
         elif kind == "state":
-            records.append(_build(path, lineno, StateRecord, _STATE_FIELDS, obj))
+            records.append(_build(path, lineno, StateRecord, _STATE_FIELDS, obj, _STATE_TYPES))
+            after_end += 1
         elif kind == "end":
-            rec = _build(path, lineno, EndRecord, _END_FIELDS, obj)
+            rec = _build(path, lineno, EndRecord, _END_FIELDS, obj, _END_TYPES)
             ends.append(EndRecord(**{**{f: getattr(rec, f) for f in _END_FIELDS}, "in_flight": tuple(rec.in_flight), "stuck": tuple(rec.stuck)}))
+            after_end = 0
+        elif kind == "header":
+            raise TraceFormatError(f"{path}:{lineno}: a second header: two traces were concatenated")
         else:
-            raise TraceFormatError(f"{path}:{lineno}: unknown record type {kind!r}")
+            raise TraceFormatError(f"{path}:{lineno}: unknown record type {str(kind)[:40]!r}")
     if not ends:
         raise TraceFormatError(f"{path}: no 'end' record: the trace is truncated (its run did not finish)")
-    return Trace(header, tuple(records), tuple(ends))
+    if after_end:
+        raise TraceFormatError(f"{path}: {after_end} record(s) after the last 'end' record: the trace is truncated")
+    trace = Trace(header, tuple(records), tuple(ends))
+    validate_trace(trace, path)
+    return trace
+
+
+def validate_trace(trace: Trace, source: str = "trace") -> None:
+    """Check that a trace's records agree with its header and with each other; :class:`TraceFormatError` if not.
+
+    What a recorded run guarantees (docs/design.md rules 2-8, 10), checked from the records alone:
+
+    * the header's graph is well formed and matches its ``graph_hash``;
+    * copies are numbered 0, 1, 2, ... in send order (a ``send``, or a ``drop`` lost at
+      send time); each goes along an edge of the graph (initial messages: ``src = -1``,
+      delay 0) with a finite delay > 0 and ``t_deliver = t_send + delay`` (FIFO: ``>=``);
+    * a copy is sent at the time its cause was delivered, by that delivery's node;
+    * every ``deliver`` or ``halted`` drop repeats its send exactly, once, in time order;
+    * the end records' counts and in-flight ids are exactly what the records leave.
+
+    Traces without a header (a list of records) are not checked.
+    """
+    header = trace.header
+    if not header:
+        return
+    from ..graphs import Graph
+
+    index = -1
+
+    def fail(msg: str) -> TraceFormatError:
+        return TraceMismatch(f"{source}: {msg}", index)
+
+    if type(header.get("seed")) is not int:
+        raise fail(f"header 'seed' must be an integer, got {header.get('seed')!r}")
+    if type(header.get("fifo")) is not bool:
+        raise fail(f"header 'fifo' must be true or false, got {header.get('fifo')!r}")
+    if not isinstance(header.get("delay"), dict) or type(header["delay"].get("name")) is not str:
+        raise fail("header 'delay' must be an object with a 'name'")
+    rule = header.get("rule")
+    if not isinstance(rule, dict) or type(rule.get("name")) is not str or not isinstance(rule.get("params", {}), dict):
+        raise fail("header 'rule' must be an object with a 'name' and 'params'")
+    try:
+        graph = Graph.from_dict(header["graph"])
+    except GraphError as exc:
+        raise fail(f"header 'graph' is malformed ({exc})") from None
+    if graph.hash() != header["graph_hash"]:
+        raise fail("the header's graph does not match its graph_hash: the header was altered")
+    n = graph.num_nodes
+    start = header.get("start", [])
+    if not _int_list(start) or any(not 0 <= v < n for v in start):
+        raise fail(f"header 'start' must list nodes 0..{n - 1}, got {str(start)[:80]}")
+    features = header.get("features")
+    if features is not None and (type(features) is not list or len(features) != n):
+        raise fail(f"header 'features' must be null or one row per node ({n})")
+    fifo = header["fifo"]
+    nbrs = [set(nb) for nb in graph.neighbors]
+
+    sent: dict[int, MessageRecord] = {}
+    done: set[int] = set()
+    delivered: dict[int, MessageRecord] = {}
+    next_id = 0
+    dropped = 0
+    deliveries = 0
+    clock = 0.0
+    for index, r in enumerate(trace.records):
+        where = f"record {index + 1}"
+        if isinstance(r, StateRecord):
+            if not 0 <= r.node < n:
+                raise fail(f"{where}: state of node {r.node}, not a node of the graph (0..{n - 1})")
+            continue
+        if r.event == "send" or (r.event == "drop" and r.reason == "lost"):
+            if r.msg_id != next_id:
+                raise fail(f"{where}: copy {r.msg_id} where copy {next_id} was due (copies are numbered in send order): "
+                           "a record is missing or was altered")
+            next_id += 1
+            if not 0 <= r.dst < n or not -1 <= r.src < n:
+                raise fail(f"{where}: copy {r.msg_id} goes {r.src} -> {r.dst}, outside the graph's nodes 0..{n - 1}")
+            if r.src == -1:
+                if r.delay != 0 or r.cause_id != -1 or r.t_deliver != r.t_send:
+                    raise fail(f"{where}: initial message {r.msg_id} must have delay 0 and cause -1")
+            else:
+                if r.dst not in nbrs[r.src]:
+                    raise fail(f"{where}: copy {r.msg_id} goes {r.src} -> {r.dst}, which is not an edge of the "
+                               "header's graph: the records belong to another graph")
+                if not 0 < r.delay < math.inf:
+                    raise fail(f"{where}: copy {r.msg_id} has delay {r.delay!r}; delays are finite and > 0")
+                due = r.t_send + r.delay
+                if (r.t_deliver != due) if not fifo else (r.t_deliver < due):
+                    raise fail(f"{where}: copy {r.msg_id} arrives at {r.t_deliver!r}, but t_send + delay = {due!r}: "
+                               "the delay or a time was altered")
+                if r.cause_id >= 0:
+                    cause = delivered.get(r.cause_id)
+                    if cause is None or cause.dst != r.src or cause.t_deliver != r.t_send:
+                        raise fail(f"{where}: copy {r.msg_id} names cause {r.cause_id}, which is not a delivery "
+                                   f"to node {r.src} at t={r.t_send!r}")
+                elif r.cause_id != -1 or r.t_send != 0:
+                    raise fail(f"{where}: copy {r.msg_id} sent at start-up must have cause -1 and t_send 0")
+            if r.t_send < clock:
+                raise fail(f"{where}: copy {r.msg_id} is sent at t={r.t_send!r}, before t={clock!r}: records are out of order")
+            if r.event == "send":
+                sent[r.msg_id] = r
+            else:
+                done.add(r.msg_id)
+                dropped += 1
+            continue
+        # a delivery, or a drop by a halted receiver: it repeats its send
+        s = sent.get(r.msg_id)
+        if s is None:
+            raise fail(f"{where}: {r.event} of copy {r.msg_id}, which was never sent: a record is missing")
+        if r.msg_id in done:
+            raise fail(f"{where}: copy {r.msg_id} is delivered or dropped twice")
+        if (s.cause_id, s.src, s.dst, s.t_send, s.t_deliver, s.delay, s.kind, s.payload) != (
+                r.cause_id, r.src, r.dst, r.t_send, r.t_deliver, r.delay, r.kind, r.payload):
+            raise fail(f"{where}: {r.event} of copy {r.msg_id} does not match its send record: a record was altered")
+        if r.t_deliver < clock:
+            raise fail(f"{where}: copy {r.msg_id} is processed at t={r.t_deliver!r}, after t={clock!r}: "
+                       "records are out of order (a delay was altered)")
+        clock = r.t_deliver
+        done.add(r.msg_id)
+        if r.event == "deliver":
+            delivered[r.msg_id] = r
+            deliveries += 1
+        elif r.event == "drop":
+            dropped += 1
+        else:
+            raise fail(f"{where}: unknown event {r.event!r}")
+    for k, e in enumerate(trace.ends):
+        if e.reason not in END_REASONS:
+            raise fail(f"end record {k + 1}: unknown reason {e.reason!r} (one of {', '.join(END_REASONS)})")
+        if any(not 0 <= v < n for v in e.stuck):
+            raise fail(f"end record {k + 1}: stuck nodes {list(e.stuck)[:10]} are not nodes of the graph")
+    if not trace.ends:  # a run in progress (an in-memory trace): nothing to reconcile yet
+        return
+    last = trace.ends[-1]
+    if sum(e.deliveries for e in trace.ends) != deliveries:
+        raise fail(f"the end records count {sum(e.deliveries for e in trace.ends)} deliveries, the records hold "
+                   f"{deliveries}: a record is missing or was added")
+    if last.sent != next_id or last.dropped != dropped:
+        raise fail(f"the last end record says {last.sent} sent and {last.dropped} dropped, the records hold "
+                   f"{next_id} and {dropped}: a record is missing or was added")
+    pending = sorted(set(sent) - done)
+    if list(last.in_flight) != pending:
+        raise fail(f"the last end record lists {len(last.in_flight)} copies in flight, the records leave "
+                   f"{len(pending)} undelivered: a record is missing or was altered")
 
 
 def save_trace(trace: Trace, path: Union[str, os.PathLike]) -> None:

@@ -17,7 +17,8 @@ from ..engine.errors import ReplayMismatch, TraceFormatError
 from ..engine.messages import Message
 from ..engine.rule import NodeRule
 from ..graphs import Graph
-from .io import Trace, load_trace
+from .. import validate as V
+from .io import Trace, load_trace, validate_trace
 from .records import StateRecord
 from .tracers import ListTracer
 
@@ -41,15 +42,30 @@ def replay(
     from ..engine.simulation import Simulation
     from ..protocols import get_rule
 
-    if not isinstance(trace, Trace):
+    V.boolean("verify", verify)
+    if rule is not None and not isinstance(rule, NodeRule):
+        raise V.ArgumentError(f"rule must implement NodeRule (name, assumes, start, receive) or be None; got {V.show(rule)}")
+    if start_message is not None and not isinstance(start_message, Message):
+        raise V.ArgumentError(f"start_message must be a Message or None, got {V.show(start_message)}")
+    if isinstance(trace, Trace):
+        source = "trace"
+        if not trace.header:
+            raise TraceFormatError("the trace has no header (a list of records): replay needs a recorded run")
+        validate_trace(trace)
+    elif isinstance(trace, (str, os.PathLike)):
+        source = os.fspath(trace)
         trace = load_trace(trace)
+    else:
+        raise V.ArgumentError(f"trace must be a Trace or a trace file path, got {V.show(trace)}")
     header = trace.header
     graph = Graph.from_dict(header["graph"])
-    if graph.hash() != header["graph_hash"]:
-        raise TraceFormatError("the trace's graph does not match its graph_hash: the header was altered")
     if rule is None:
         spec = header["rule"]
-        rule = get_rule(spec["name"], **spec.get("params", {}))
+        try:
+            rule = get_rule(spec["name"], **spec.get("params", {}))
+        except TypeError as exc:
+            raise TraceFormatError(f"{source}: the header's rule {spec['name']!r} does not take the recorded "
+                                   f"params {spec.get('params')} ({exc})") from None
     if start is None:
         per_node = header.get("start_messages") or []
         if any(m.get("payload") for m in per_node):

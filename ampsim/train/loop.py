@@ -43,10 +43,24 @@ training it alone (``tests/train/test_stacked.py``, to 1e-5).
   rank 0 alone evaluates and writes.
 * **Results**: :func:`write_result` (rank 0, :func:`ampsim.fileio.write_json`, NaN -> null).
 
-Returns one :class:`Outcome` per model (history, epochs done, finished, seconds).
-Node classification, for example: ``items = [0]`` (the one graph), ``targets = [y]``, ``train =
-train_mask`` over nodes is *not* this mask (it is per item); put the node mask into ``loss``
-(return 0 for nodes outside the split) or into the readout and targets (only the split's nodes).
+Returns one :class:`Outcome` per model (history, epochs done, finished, seconds of this call).
+
+Example (one model; ``forward`` closes over the graphs and the executor)::
+
+    def forward(model, items, seeds):
+        return torch.cat(model.forward_many([graphs[i] for i in items], executor, budgets, "constant"), dim=-2)
+
+    data = Data([model.targets(g) for g in graphs])                  # every graph trains
+    (out,) = fit_models(model, forward, data, Options(epochs=1000, lr=0.01),
+                        checkpoints=["runs/x/checkpoint.pt"], configs=[config])
+    write_result("runs/x/result.json", {"loss": out.history["loss"], ...})
+
+K models: pass a stack (``AMPModelStack(models)``, ``GraphClassifierStack(models)``), a
+``(K, items)`` mask in ``Data.train`` and K checkpoint paths. A stack needs one schedule for
+all models (always-emit cells, constant delays, the same graphs and budget) and one
+optimiser schedule (lr, StepLR); :func:`ampsim.train.synthetic.stack_groups` decides and says
+why not. A mask over the nodes of one graph (node classification) belongs in ``loss`` or in
+the readout, not in ``Data.train``, which is per item.
 
 Table 2/3 names (``TrainConfig``, ``fit``, ...) still import from here; they live in
 :mod:`ampsim.train.synthetic`.

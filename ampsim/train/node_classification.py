@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -483,8 +484,10 @@ def render_markdown(summary: dict) -> str:
     """The summary as a Markdown table beside the published GCN and GAT figures."""
     datasets = [d for d in DATASETS if d in summary]
     lines = ["# Node classification on the Planetoid public split (test accuracy, %)", "",
-             "Mean ± std over seeds of the test accuracy at the epoch with the best validation accuracy. "
-             "Reproduce: see `docs/node_classification.md`.", "",
+             "Mean ± std over seeds of the test accuracy at the epoch with the best validation accuracy; "
+             "in brackets the difference to our GCN. Minutes: wall-clock training time of all seeds "
+             "(one torch thread each, on a shared machine). Protocol and reproduction: "
+             "`docs/node_classification.md`.", "",
              "| model | delay | " + " | ".join(datasets) + " | seeds | minutes (all seeds) |",
              "|---|---|" + "---|" * len(datasets) + "---|---|"]
     for name, figures in PUBLISHED.items():
@@ -500,7 +503,9 @@ def render_markdown(summary: dict) -> str:
             if row is None:
                 cells.append("—")
                 continue
-            cells.append(f"{row['mean']:.1f} ± {row['std']:.1f}")
+            gcn = summary[d].get("GCN")
+            gap = f" ({row['mean'] - gcn['mean']:+.1f})" if gcn is not None and key != "GCN" else ""
+            cells.append(f"{row['mean']:.1f} ± {row['std']:.1f}{gap}")
             seeds.append(str(row["seeds"]))
             minutes.append(f"{row['minutes']:.1f}")
             delay = row["delay"] or "—"
@@ -584,6 +589,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    try:
+        return _run(args, parser)
+    except (OSError, ValueError) as err:  # a missing or corrupt data file, a foreign checkpoint: one line
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C); finished seeds are kept, the others resume from their checkpoints",
+              file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not args.summarize:
         torch.set_num_threads(args.threads)
         try:

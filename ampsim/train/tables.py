@@ -281,7 +281,8 @@ def render_table2(summary: dict) -> str:
         "Protocol: AMP-RNN, 1000 full-batch Adam steps (lr 0.01), hidden 16/32, message size 3,",
         "start message ones(3), one run per node, budget 5n processed deliveries, constant delays.",
         "",
-        "Regenerate: `python -m ampsim.train.tables run2 --seeds 0-9 && python -m ampsim.train.tables render`",
+        "Regenerate: `python -m ampsim.train.tables run2 --root results/runs --seeds 0-9 && "
+        "python -m ampsim.train.tables render --root results/runs --out results`",
         "",
         *_executor_line(summary),
         "| Set | paper | ours | within 0.05 |",
@@ -304,7 +305,8 @@ def render_table3(summary: dict) -> str:
         "Protocol: 100 training graphs of 10 nodes, 1000 full-batch Adam steps (lr 0.01), hidden 30,",
         "e0 of size 3 at the origin, budget 10n processed deliveries, constant delays, 10 test graphs per size.",
         "",
-        "Regenerate: `python -m ampsim.train.tables run3 --seeds 0-9 && python -m ampsim.train.tables render`",
+        "Regenerate: `python -m ampsim.train.tables run3 --root results/runs --seeds 0-9 && "
+        "python -m ampsim.train.tables render --root results/runs --out results`",
         "",
         *_executor_line(summary),
         f"| Model | {head} |",
@@ -360,7 +362,8 @@ def render_gate(summary: dict) -> str:
         "Same tasks, seeds and protocol; mean test accuracy over the task's test splits",
         "(for the parity task, the mean over its test sizes). Mean ± std (seeds).",
         "",
-        "Regenerate: `python -m ampsim.train.tables run-gate --seeds 0-2 && python -m ampsim.train.tables render`",
+        "Regenerate: `python -m ampsim.train.tables run-gate --root results/runs --seeds 0-2 && "
+        "python -m ampsim.train.tables render --root results/runs --out results`",
         "(the always-emit twins are the run2 / run3 folders of the same seeds).",
         "",
         "Deliveries: processed deliveries per run of the trained models on the first test split (the",
@@ -420,7 +423,8 @@ def render_figure6(single: dict, triple: dict) -> str:
         "Drop: mean accuracy lost from one problem to three (the paper: the larger, the more a method",
         "is exposed to oversquashing).",
         "",
-        "Regenerate: `python -m ampsim.train.tables run6 --seeds 0-9 && python -m ampsim.train.tables render`",
+        "Regenerate: `python -m ampsim.train.tables run6 --root results/runs --seeds 0-9 && "
+        "python -m ampsim.train.tables render --root results/runs --out results`",
         "",
         "| Model | " + " | ".join(str(s) for s in TABLE3_SIZES) + " | mean drop |",
         "|---|" + "---|" * (len(TABLE3_SIZES) + 1),

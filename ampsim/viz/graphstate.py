@@ -28,6 +28,7 @@ from matplotlib.lines import Line2D
 
 from ..graphs import Graph, as_graph
 from ..trace.causality import TraceLike, as_trace, num_nodes
+from ..trace.io import validate_trace
 from ..trace.io import Trace
 from ..trace.records import DELIVER, DROP, SEND, MessageRecord, StateRecord
 from .spacetime import category_colors
@@ -95,6 +96,7 @@ def _is_delivery(r: Any) -> bool:
 def graph_state(trace: TraceLike, t: float) -> GraphState:
     """The :class:`GraphState` of ``trace`` at time ``t`` (see the module doc); ``t`` past the end is the end."""
     trace = as_trace(trace)
+    validate_trace(trace)  # a trace whose records contradict its header is refused, as for replay
     if not np.isfinite(t):
         raise ValueError(f"t must be a finite time, got {t!r}")
     if trace.ends and t > trace.ends[-1].time:
@@ -112,6 +114,7 @@ def graph_state(trace: TraceLike, t: float) -> GraphState:
 def delivery_states(trace: TraceLike) -> list[GraphState]:
     """One :class:`GraphState` per delivery: right after it, with what it sent, at its time (one pass)."""
     trace = as_trace(trace)
+    validate_trace(trace)  # a trace whose records contradict its header is refused, as for replay
     records = trace.records
     replay = _Replay(num_nodes(trace))
     out: list[GraphState] = []
@@ -201,6 +204,7 @@ class _Drawing:
 
 def _setup(trace: TraceLike, ax: Optional[Axes], graph: Any) -> tuple[Trace, Axes, Graph]:
     trace = as_trace(trace)
+    validate_trace(trace)  # a trace whose records contradict its header is refused, as for replay
     g = _graph_of(trace, graph)
     if num_nodes(trace) > g.num_nodes:
         raise ValueError(f"the trace names {num_nodes(trace)} nodes but the graph has {g.num_nodes}")

@@ -27,6 +27,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 
 from ..trace.causality import TraceLike, as_trace, num_nodes
+from ..trace.io import validate_trace
 from ..trace.records import DELIVER, DROP, SEND, MessageRecord
 
 __all__ = ["plot_spacetime", "category_colors"]
@@ -89,6 +90,7 @@ def plot_spacetime(
     messages are drawn only when both ends are among them. Returns the Axes (never shows).
     """
     trace = as_trace(trace)
+    validate_trace(trace)  # a trace whose records contradict its header is refused, as for replay
     key = _color_key(color_by)
     n = num_nodes(trace)
     lanes = list(range(n)) if nodes is None else [int(v) for v in nodes]

@@ -139,7 +139,7 @@ def test_summary_json_and_markdown(tmp_path):
     assert "| GCN (published) | — | 81.5 | 70.3 | — | — |" in md
     assert "| GAT (published) | — | 83.0 | 72.5 | — | — |" in md
     assert "| GCN (ours) | — | 81.0 ± 1.4 | 70.0 ± 0.0 | 2/1 | 1.0 / 0.5 |" in md
-    assert "| AMP-GRU | uniform | 70.0 ± 0.0 | — | 1 | 1.5 |" in md
+    assert "| AMP-GRU | uniform | 70.0 ± 0.0 (-11.0) | — | 1 | 1.5 |" in md
 
 
 def test_cli_rejects_gcn_with_uniform_and_summarizes(tmp_path, capsys):
@@ -150,3 +150,11 @@ def test_cli_rejects_gcn_with_uniform_and_summarizes(tmp_path, capsys):
                   "--md", str(tmp_path / "s.md")])
     assert rc == 0 and json.loads((tmp_path / "s.json").read_text())["Cora"]["GCN"]["mean"] == 80.0
     assert "Cora      GCN" in capsys.readouterr().out
+
+
+def test_cli_missing_data_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AMPSIM_DATA", str(tmp_path))
+    rc = nc.main(["--datasets", "Cora", "--seeds", "0", "--epochs", "1", "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: data file not found:") and "cora/labels.txt" in err
+    assert len(err.strip().splitlines()) == 1

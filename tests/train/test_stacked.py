@@ -114,7 +114,8 @@ def test_run_grid_resumes_folds_grouped_by_checkpoint_epoch(tmp_path):
 
     path0 = str(checkpoint_path(root, "MUTAG", point, 0))
     train_folds(ds, [0], point, epochs=3, checkpoints=[path0], checkpoint_every=1, stop_after=1)
-    written = run_grid(["MUTAG"], [0, 1, 2], points=[point], root=root, epochs=3, max_graphs=30, log=lambda s: None)
+    written = run_grid(["MUTAG"], [0, 1, 2], points=[point], root=root, epochs=3, max_graphs=30, stack=True,
+                       log=lambda s: None)
     assert sorted(p.name for p in written) == ["fold0.json", "fold1.json", "fold2.json"]
     recs = [json.loads(fold_path(root, "MUTAG", point, k).read_text()) for k in range(3)]
     assert [r["stacked_with"] for r in recs] == [1, 2, 2]  # fold 0 resumed alone, 1 and 2 together
