@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+from array import array
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -345,11 +346,13 @@ def _plan_uniform(graph: Graph, model: Uniform, seed: int, pairs, slot_base: int
     nbrs = graph.neighbors
     k = len(pairs)
     heap = [(0.0, j) for j in range(k)]              # (arrival, msg_id); the rest by msg_id below
-    c_dst = [v for v, _ in pairs]
-    c_cause = [-1] * k
+    # per copy and per delivery: typed arrays (8 bytes an entry, no int/float objects)
+    c_dst = array("q", [v for v, _ in pairs])
+    c_cause = array("q", [-1] * k)
     pop, push = heapq.heappop, heapq.heappush
     next_id = k
-    node, mids, prevs, times, levels = [], [], [], [], []
+    node, mids, prevs, levels = array("q"), array("q"), array("q"), array("q")
+    times = array("d")
     last: dict[int, int] = {}
     draws: list[float] = []
     head = 0
@@ -400,14 +403,17 @@ def _plan_uniform(graph: Graph, model: Uniform, seed: int, pairs, slot_base: int
         c_dst.extend(nb)
         c_cause.extend([done] * w)
         done += 1
-    i64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    i64 = lambda x: np.frombuffer(x, dtype=np.int64).copy() if len(x) else np.zeros(0, dtype=np.int64)  # noqa: E731
     mid_a = i64(mids)
-    cause = np.asarray(c_cause, dtype=np.int64)[mid_a]
+    del mids
+    cause = i64(c_cause)[mid_a]
+    del c_cause, c_dst
     node_a = i64(node)
     src = np.where(cause >= 0, node_a[np.maximum(cause, 0)], -1)
     slot = np.where(mid_a < k, slot_base + mid_a, -1)
     cols = {"node": node_a, "msg_id": mid_a, "cause": cause, "prev": i64(prevs), "slot": slot,
-            "src": src, "time": np.asarray(times, dtype=np.float64), "level": i64(levels)}
+            "src": src, "time": np.frombuffer(times, dtype=np.float64).copy() if len(times) else np.zeros(0),
+            "level": i64(levels)}
     return cols, done, next_id
 
 
