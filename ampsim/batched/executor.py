@@ -174,12 +174,19 @@ class _Program:
         return int(self.state_src.shape[0])
 
     def on(self, device: torch.device) -> tuple[Tensor, ...]:
-        """(state_src, msg_src, final_rows, back, msg_index) on ``device`` (copied once per device)."""
+        """(state_src, msg_src, final_rows, msg_index) on ``device`` (copied once per device)."""
         key = str(device)
         if key not in self._device:
-            back = torch.cat([torch.zeros(1 + self.n_init, dtype=torch.long), self.state_src])
-            self._device[key] = tuple(t.to(device) for t in (self.state_src, self.msg_src, self.final_rows, back,
+            self._device[key] = tuple(t.to(device) for t in (self.state_src, self.msg_src, self.final_rows,
                                                              self.msg_index))
+        return self._device[key]
+
+    def back(self, device: torch.device) -> Tensor:
+        """(1 + n_init + D,) the row of each row's previous state (0 past the start state); built on demand."""
+        key = ("back", str(device))
+        if key not in self._device:
+            self._device[key] = torch.cat([torch.zeros(1 + self.n_init, dtype=torch.long),
+                                           self.state_src.long()]).to(device)
         return self._device[key]
 
 
@@ -198,25 +205,40 @@ def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_me
     msg_index = np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)
     slot_off = np.concatenate([[0], np.cumsum([len(m) for m in msg_rows])]).astype(np.int64)
     n_starts = int(len(msg_index))
+    narrow = np.int32 if 1 + n_init + n_starts + D < 2 ** 31 - 1 else np.int64
     if D:
-        cat = lambda name: np.concatenate([getattr(s, name) for s in schedules])  # noqa: E731
-        level, node, prev, cause, slot = cat("level"), cat("node"), cat("prev"), cat("cause"), cat("slot")
-        goff = np.repeat(del_off[:-1], n_del)
-        ioff = np.repeat(init_off[:-1], n_del)
-        soff = np.repeat(slot_off[:-1], n_del)
+        # level order (stable: processing order within a level), then each delivery's source rows,
+        # graph by graph into preallocated arrays (few D-sized temporaries: one large run is ~1e7 rows)
+        level = schedules[0].level if len(schedules) == 1 else np.concatenate([s.level for s in schedules])
         order = np.argsort(level, kind="stable")
+        counts = np.bincount(level)
+        del level
         pos = np.empty(D, dtype=np.int64)
         pos[order] = np.arange(D, dtype=np.int64)
         base = 1 + n_init
-        state_src = np.where(prev >= 0, base + pos[np.where(prev >= 0, prev + goff, 0)], 1 + ioff + node)
-        msg_src = np.where(cause >= 0, n_starts + pos[np.where(cause >= 0, cause + goff, 0)], slot + soff)
-        state_src, msg_src = state_src[order], msg_src[order]
-        counts = np.bincount(level)
+        state_src = np.empty(D, dtype=np.int64)
+        msg_src = np.empty(D, dtype=np.int64)
+        for g, s in enumerate(schedules):
+            lo, hi = int(del_off[g]), int(del_off[g + 1])
+            for out, ref, first, other in ((state_src, s.prev, base, 1 + init_off[g] + s.node),
+                                           (msg_src, s.cause, n_starts, slot_off[g] + s.slot)):
+                has = ref >= 0
+                idx = ref.astype(np.int64)
+                idx[~has] = 0
+                idx += lo
+                part = out[lo:hi]
+                np.take(pos, idx, out=part)
+                del idx
+                part += first
+                part[~has] = other[~has]
+        state_src = state_src[order].astype(narrow)
+        msg_src = msg_src[order].astype(narrow)
+        del order
         edges = np.concatenate([[0], np.cumsum(counts)])
         bounds = tuple((int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a)
     else:
         pos = np.zeros(0, dtype=np.int64)
-        state_src = msg_src = np.zeros(0, dtype=np.int64)
+        state_src = msg_src = np.zeros(0, dtype=narrow)
         bounds = ()
     finals = []
     for g, s in enumerate(schedules):
@@ -229,7 +251,8 @@ def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_me
     per_run = tuple(int(c) for s in schedules for c in np.bincount(s.run, minlength=s.num_runs)) if D else \
         tuple(0 for s in schedules for _ in range(s.num_runs))
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
-    return _Program(n_init, n_starts, bounds, t(state_src), t(msg_src), t(final_rows), reasons, per_run,
+    return _Program(n_init, n_starts, bounds, torch.from_numpy(state_src), torch.from_numpy(msg_src), t(final_rows),
+                    reasons, per_run,
                     tuple(schedules) if keep_schedules else (), t(msg_index), int(n_messages))
 
 
@@ -782,7 +805,7 @@ class BatchedExecutor:
         program = None
         if mode == "levels":
             program = self._program(graphs, gs, runs, message_rows, budget, model, fifo, ties)
-            n_msgs, idx = program.n_messages, program.on(device)[4]
+            n_msgs, idx = program.n_messages, program.on(device)[3]
         else:
             msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
             idx = torch.from_numpy(np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)).to(device)
@@ -808,11 +831,12 @@ class BatchedExecutor:
                 states = _LevelUnroll.apply(kernel, program, seg, device, init_states, start_msgs, *kernel.params)
             else:
                 states = _forward_segments(kernel, program, seg, init_states, start_msgs, device, False)[0]
-            _, _, final_rows, back, _ = program.on(device)
             if seg.compact:
                 compact = True
                 final_rows = 1 + torch.from_numpy(np.searchsorted(seg.out_rows, program.final_rows.numpy())).to(device)
                 back = torch.zeros(states.shape[0], dtype=torch.long, device=device)
+            else:
+                final_rows, back = program.on(device)[2], program.back(device)
             reasons, deliveries, batches = program.reasons, program.deliveries, len(program.bounds)
             if self.record:
                 records = [[("deliver", d.dst, d.msg_id, d.cause_id) for d in s.deliveries(r)]

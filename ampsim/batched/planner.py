@@ -321,15 +321,26 @@ def _plan_waves(csr, model: Constant, pairs, slot_base: int, budget: int, ties: 
         d = deg[w_node]
         total = int(d.sum())
         sent += total
-        rep = np.repeat(np.arange(take, dtype=np.int64), d)
-        within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(d) - d, d)
+        if done >= budget:
+            break   # the copies are sent (counted) but none of them is processed
+        # with msg_id ties the next wave is processed in send order: only its first copies can count
+        keep = total
+        if ties == "msg_id" and total > budget - done:
+            cut = int(np.searchsorted(np.cumsum(d), budget - done))   # deliveries whose copies are needed
+            d = d[: cut + 1]
+            keep = budget - done
+        starts_d = np.cumsum(d) - d
+        rep = np.repeat(np.arange(len(d), dtype=np.int64), d)[:keep]
+        within = np.arange(keep, dtype=np.int64) - starts_d[rep]
         src = w_node
-        w_node = indices[indptr[w_node][rep] + within]
-        w_mid = next_id + np.arange(total, dtype=np.int64)
+        w_node = indices[indptr[w_node[rep]] + within]
+        del within
+        w_mid = next_id + np.arange(keep, dtype=np.int64)
         next_id += total
         w_cause = idx[rep]
         w_src = src[rep]
-        w_slot = np.full(total, -1, dtype=np.int64)
+        del rep
+        w_slot = np.full(keep, -1, dtype=np.int64)
         t = t + value
     return {key: v[:done] for key, v in cols.items()}, done, sent
 
