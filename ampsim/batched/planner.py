@@ -364,26 +364,27 @@ def _plan_uniform(graph: Graph, model: Uniform, seed: int, pairs, slot_base: int
     next_id = k
     node, mids, prevs, levels = array("q"), array("q"), array("q"), array("q")
     times = array("d")
-    last: dict[int, int] = {}
+    last = array("q", [-1]) * graph.num_nodes
     draws: list[float] = []
     head = 0
     done = 0
     # a calendar: the heap holds the copies of the current time bucket, later ones wait in their bucket
-    # (bucket = floor(arrival / width), monotone in the arrival, so the pop order is unchanged)
-    inv = 32.0 / float(model.high)
+    # (bucket = floor(arrival / width), monotone in the arrival, so the pop order is unchanged);
+    # a later bucket keeps (arrival, msg_id) in two typed arrays, 16 bytes a copy in flight
+    inv = 512.0 / float(model.high)   # 512 buckets per unit of the longest delay (measured: 32 -> 512, 4.3 -> 3.1 s per 1e6)
     cur = 0
-    buckets: dict[int, list] = {}
+    buckets: dict[int, tuple] = {}
     while done < budget:
         if not heap:
             if not buckets:
                 break
             cur = min(buckets)
-            heap = buckets.pop(cur)
+            heap = list(zip(*buckets.pop(cur)))
             heapq.heapify(heap)
         t, mid = pop(heap)
         v = c_dst[mid]
         cause = c_cause[mid]
-        p = last.get(v, -1)
+        p = last[v]
         lc = levels[cause] if cause >= 0 else -1
         lp = levels[p] if p >= 0 else -1
         node.append(v)
@@ -405,10 +406,12 @@ def _plan_uniform(graph: Graph, model: Uniform, seed: int, pairs, slot_base: int
             b = int(ta * inv)
             if b <= cur:
                 push(heap, (ta, next_id))
-            elif b in buckets:
-                buckets[b].append((ta, next_id))
             else:
-                buckets[b] = [(ta, next_id)]
+                bk = buckets.get(b)
+                if bk is None:
+                    bk = buckets[b] = (array("d"), array("q"))
+                bk[0].append(ta)
+                bk[1].append(next_id)
             next_id += 1
         head += w
         c_dst.extend(nb)
