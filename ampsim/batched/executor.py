@@ -27,8 +27,8 @@ then one row per delivery, contiguous per batch -- and one message buffer
 batch reads its inputs with ``index_select`` and writes its slice once. Gradients
 (full BPTT, as the authors' code): levels run hand-written step kernels
 (:mod:`ampsim.batched.kernels`) in :class:`_LevelUnroll`; a long program is cut into
-segments whose carried-in rows are kept (checkpoints) and whose work is recomputed in
-the backward pass (see :class:`_Segments`, :func:`segment_plan`, docs/batched.md).
+segments whose work is recomputed in the backward pass from checkpoint stores that
+hold every row carried across a cut once (see :class:`_Segments`, :func:`segment_plan`, docs/batched.md).
 Lock-step batches use :class:`_Unroll`, an autograd function that keeps each batch's
 small graph and, backwards, walks the batches in reverse, scatter-adding input
 gradients into gradient buffers (no O(levels x buffer) copies).
@@ -669,7 +669,8 @@ class _LevelUnroll(torch.autograd.Function):
                 if s == C - 1:
                     gs.index_add_(0, seg.cout_last, g_out[1:])
                 else:   # rows made here and read later: their gradients are complete (later segments are done)
-                    for g, g_st, (a, b, local) in ((gs, g_store[0], seg.put_state[s]), (gm, g_store[1], seg.put_msg[s])):
+                    for g, g_st, (a, b, local) in ((gs, g_store[0], seg.put_state[s]),
+                                                   (gm, g_store[1], seg.put_msg[s])):
                         if b > a:
                             g.index_add_(0, local, g_st[a:b])
             _back_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, gs, gm, grads)

@@ -371,7 +371,7 @@ def _plan_uniform(graph: Graph, model: Uniform, seed: int, pairs, slot_base: int
     # a calendar: the heap holds the copies of the current time bucket, later ones wait in their bucket
     # (bucket = floor(arrival / width), monotone in the arrival, so the pop order is unchanged);
     # a later bucket keeps (arrival, msg_id) in two typed arrays, 16 bytes a copy in flight
-    inv = 512.0 / float(model.high)   # 512 buckets per unit of the longest delay (measured: 32 -> 512, 4.3 -> 3.1 s per 1e6)
+    inv = 512.0 / float(model.high)   # buckets per longest delay (32 -> 512: 4.3 -> 3.1 CPU s per 1e6)
     cur = 0
     buckets: dict[int, tuple] = {}
     while done < budget:
