@@ -300,6 +300,35 @@ def test_checkpointed_long_run_equals_one_segment():
     assert float(grads[0][0].abs().max()) > 0
 
 
+def test_checkpoint_stores_hold_each_carried_row_once():
+    # brute force over the 600-node run's segments: a segment carries in exactly the rows made before it
+    # that it reads (the last one also the final states), and the store holds each such row once
+    G = nx.random_labeled_tree(600, seed=1)
+    G.add_edges_from([(0, 300), (5, 450), (17, 599)])
+    g = graph_data(G, 6)
+    cell = make_cell("gru", False)
+    bx = BatchedExecutor(segment_rows=256)
+    bx.unroll(cell, [g], [[(0,)]], [[4]], torch.ones(1, M, dtype=torch.float64), 3000, "uniform")
+    prog = bx._programs[next(iter(bx._programs))]
+    seg = bx._segments(prog, cell, torch.float64, torch.device("cpu"))
+    assert seg.compact and seg.count > 5
+    base, K, D = 1 + prog.n_init, prog.n_starts, prog.num_deliveries
+    ssrc, msrc, finals = prog.state_src.tolist(), prog.msg_src.tolist(), set(prog.final_rows.tolist())
+    ends = list(seg.starts[1:]) + [D]
+    want_s, want_m = set(range(base)), set(range(K))
+    for s, (lo, hi) in enumerate(zip(seg.starts, ends)):
+        read_s = {r for r in ssrc[lo:hi] if r < base + lo}
+        if s == seg.count - 1:
+            read_s |= {r for r in finals if r < base + lo}
+        read_m = {r for r in msrc[lo:hi] if r < K + lo}
+        assert seg.cin_state(s).tolist() == sorted(read_s)
+        assert seg.cin_msg(s).tolist() == sorted(read_m)
+        want_s |= read_s
+        want_m |= read_m
+    assert seg.store_state.tolist() == sorted(want_s)
+    assert seg.store_msg.tolist() == sorted(want_m)
+
+
 def test_checkpointed_history_needs_every_row():
     g = graphs()[1]
     cell = make_cell("gru", False)
