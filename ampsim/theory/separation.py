@@ -379,8 +379,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learned", choices=["off", "quick", "full"], default="quick",
                         help="route 2: off; quick (default: rook:4,shrikhande only when it is among the pairs, "
                              "2 seeds, 40 epochs, 4 training graphs per class); full (every pair, 10 seeds, 300 epochs, 8 per class)")
-    parser.add_argument("--out", default=os.path.join("results", "separation"),
-                        help="writes OUT.json and OUT.md (default results/separation); '' to skip")
+    parser.add_argument("--out", default=os.path.join("runs", "separation"),
+                        help="writes OUT.json and OUT.md (default runs/separation; the published result: "
+                             "--out results/separation); '' to skip")
 
 
 def _check_args(args: argparse.Namespace) -> list[tuple[str, str]]:
