@@ -35,8 +35,10 @@ def load_checkpoint(
     ``required``: keys the dict must hold; ``format``: the value its ``"format"`` key must have
     (a checkpoint of another kind is refused by name).
     """
-    path = os.fspath(path)
     what = KINDS.get(format or "", "checkpoint")
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"a {what} path must be a str or os.PathLike, got {path!r}")
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: {what} not found")
     if os.path.isdir(path):
@@ -54,9 +56,9 @@ def load_checkpoint(
         with warnings.catch_warnings():  # torch's notes (pickle protocol, ...) would break the one-line error
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location=map_location, weights_only=True)
-    except (KeyboardInterrupt, SystemExit, MemoryError):
+    except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # zip, pickle, unpickler and decoding errors all mean "unreadable"
+    except BaseException as exc:  # zip, pickle, unpickler, decoding errors, absurd sizes: "unreadable"
         raise CheckpointError(f"{path}: not a readable {what} ({_reason(exc, magic)})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: not an ampsim {what} (it holds a {type(obj).__name__}, not a dict)")
@@ -74,8 +76,13 @@ def load_checkpoint(
 def _reason(exc: BaseException, magic: bytes) -> str:
     """Why torch could not read the file, in a few words and without torch's advice to load unsafely."""
     text = " ".join(str(exc).split())
-    if "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text:
-        return "it holds objects other than tensors and plain data; ampsim never loads those"
-    if magic.startswith(b"PK"):
+    refused = "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text
+    if magic.startswith(b"PK"):  # torch's zip format
+        if "Unsupported global" in text:
+            return "it holds objects other than tensors and plain data; ampsim never loads those"
+        return "truncated or corrupt"
+    if magic.startswith(b"\x80"):  # a bare pickle
+        if refused:
+            return "it holds objects other than tensors and plain data; ampsim never loads those"
         return "truncated or corrupt"
     return f"not a torch file: {type(exc).__name__}"

@@ -148,6 +148,8 @@ def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "") -> Gra
         if loops:
             raise GraphError(f"self-loop at node {loops[0][0]!r}: AMP graphs are simple (a node does not message itself)")
         order = _node_order(graph)
+        if num_nodes is not None and num_nodes != len(order):
+            raise GraphError(f"num_nodes={num_nodes!r} contradicts the networkx graph's {len(order)} nodes")
         index = {v: i for i, v in enumerate(order)}
         edges = [(index[u], index[v]) for u, v in graph.edges]
         return _from_edges(len(order), edges, order, name or str(graph.name or ""))
@@ -362,11 +364,17 @@ def estimate_spec(spec: str) -> Optional[SizeEstimate]:
 def check_size(what: str, est: SizeEstimate, max_edges: int) -> None:
     """Refuse (:class:`SizeLimitError`) a graph over ``max_edges``, with the estimate and the way to override."""
     if est.edges > max_edges or est.nodes > max_edges:
+        what_limit = "edges" if est.edges > max_edges else "nodes (nor edges)"
         raise SizeLimitError(
             f"{what} would have {est.nodes:,} nodes and {est.edges:,} edges (a flood holds up to "
             f"{est.in_flight:,} message copies in flight; about {_fmt_bytes(est.bytes)}); the limit is "
-            f"{max_edges:,} edges: raise it with max_edges= (CLI: --max-edges) if you have the memory"
+            f"{max_edges:,} {what_limit}: raise it with max_edges= (CLI: --max-edges) if you have the memory"
         )
+
+
+def _short(line: str, limit: int = 60) -> str:
+    text = repr(line)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
@@ -393,14 +401,14 @@ def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
                 if not line:
                     continue
                 parts = line.replace(",", " ").split()
-                if len(parts) > 2:
+                if not parts or len(parts) > 2:
                     raise EdgeListError(
-                        f"{path}:{lineno}: expected 'u v' (two integer node ids), got {len(parts)} columns: {line!r}"
+                        f"{path}:{lineno}: expected 'u v' (two integer node ids), got {len(parts)} columns: {_short(line)}"
                     )
                 try:
                     ids = [int(x) for x in parts]
                 except ValueError:
-                    raise EdgeListError(f"{path}:{lineno}: expected 'u v' with integer node ids, got {line!r}") from None
+                    raise EdgeListError(f"{path}:{lineno}: expected 'u v' with integer node ids, got {_short(line)}") from None
                 if len(ids) == 1:
                     nodes.add(ids[0])
                     continue
@@ -413,9 +421,17 @@ def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
                         f"{path}: more than {2 * max_edges:,} edge lines; the limit is {max_edges:,} edges: "
                         "raise it with max_edges= (CLI: --max-edges) if you have the memory"
                     )
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
+        with open(path, "rb") as raw:
+            data = raw.read()
+        try:
+            data.decode("utf-8")
+            start = 0
+        except UnicodeDecodeError as exc:  # the position in the whole file, not in a decoder's chunk
+            start = exc.start
+        line = data.count(b"\n", 0, start) + 1
         raise EdgeListError(
-            f"{path}: not a text edge-list file (undecodable byte at position {exc.start} of line {lineno + 1})"
+            f"{path}: not a text edge-list file (undecodable byte at position {start} of line {line})"
         ) from None
     except OSError as exc:
         raise EdgeListError(f"{path}: cannot read the edge-list file ({exc.strerror or exc})") from None

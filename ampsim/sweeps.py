@@ -27,11 +27,20 @@ import contextlib
 from functools import partial
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-__all__ = ["run_map", "dask_executor", "add_executor_arguments", "executor_from_args"]
+__all__ = ["run_map", "starred", "dask_executor", "add_executor_arguments", "executor_from_args"]
 
 
 def _apply_chunk(fn: Callable[[Any], Any], chunk: Sequence[Any]) -> list:
     return [fn(item) for item in chunk]
+
+
+def _apply_star(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+    return fn(*args)
+
+
+def starred(fn: Callable[..., Any]) -> Callable[[Sequence[Any]], Any]:
+    """``fn`` taking one tuple of arguments (picklable when ``fn`` is module-level): for :func:`run_map`."""
+    return partial(_apply_star, fn)
 
 
 def run_map(

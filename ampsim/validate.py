@@ -65,8 +65,13 @@ def _fail(name: str, what: str, value: Any) -> ArgumentError:
     return ArgumentError(f"{name} must be {what}, got {show(value)}")
 
 
+def _is_np_bool(value: Any) -> bool:
+    t = type(value)
+    return t.__module__ == "numpy" and t.__name__ in ("bool_", "bool")
+
+
 def _is_int(value: Any) -> bool:
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or _is_np_bool(value):
         return False
     if isinstance(value, numbers.Integral):
         return True
@@ -111,7 +116,7 @@ def optional_positive_int(name: str, value: Any) -> Optional[int]:
 
 
 def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or _is_np_bool(value):
         return False
     return isinstance(value, numbers.Real)
 
@@ -159,7 +164,7 @@ def probability(name: str, value: Any, allow_one: bool = True) -> float:
 
 def boolean(name: str, value: Any) -> bool:
     """``True`` or ``False`` (NumPy bools too); ``0``, ``1`` and strings are refused."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or _is_np_bool(value):
         return bool(value)
     raise _fail(name, "True or False", value)
 

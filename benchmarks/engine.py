@@ -144,20 +144,20 @@ def scale(sizes: list[int], rounds: int) -> None:
     print(f"throughput ratio complete:{top}/complete:{sizes[0]}: {ratio:.2f} (goal >= 0.80)")
 
 
-def traced_run(spec: str, path: str | None, seed: int) -> tuple[float, int]:
-    """One flooding run with the tracer its path's suffix picks (None: untraced); (seconds, deliveries)."""
+def traced_run(spec: str, path: str | None, seed: int) -> tuple[float, float, int]:
+    """One flooding run with the tracer its path's suffix picks (None: untraced); (seconds, CPU seconds, deliveries)."""
     from ampsim import get_rule, parse_graph_spec
     from ampsim.trace.columnar import open_tracer
 
     tracer = open_tracer(path) if path else None
     sim = Simulation(parse_graph_spec(spec), get_rule("flooding"), delay="uniform", seed=seed, tracer=tracer)
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     result = sim.run()
     if tracer is not None:
         tracer.close()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert result.reason == "quiescent"
-    return elapsed, result.total_deliveries
+    return elapsed, cpu, result.total_deliveries
 
 
 def trace_benchmark(spec: str, rounds: int) -> None:
@@ -169,20 +169,25 @@ def trace_benchmark(spec: str, rounds: int) -> None:
     from ampsim import load_trace
 
     times: dict[str, list[float]] = {"untraced": [], "jsonl": [], "parquet": []}
+    cpus: dict[str, list[float]] = {name: [] for name in times}
     with tempfile.TemporaryDirectory() as tmp:
         paths = {"untraced": None, "jsonl": os.path.join(tmp, "t.jsonl"), "parquet": os.path.join(tmp, "t.parquet")}
         for r in range(rounds):
             for name, path in paths.items():
                 gc.collect()
-                elapsed, messages = traced_run(spec, path, seed=r)
+                elapsed, cpu, messages = traced_run(spec, path, seed=r)
                 times[name].append(elapsed)
+                cpus[name].append(cpu)
         sizes = {name: os.path.getsize(path) for name, path in paths.items() if path}
         same = load_trace(paths["jsonl"]) == load_trace(paths["parquet"])
     base = statistics.median(times["untraced"])
+    cpu_base = statistics.median(cpus["untraced"])
     print(f"flooding on {spec}, uniform delays: {messages:,} messages per run; {rounds} rounds each, alternating")
+    print("(ratio: wall-clock throughput / untraced; cpu: the same in process CPU time, steadier on a shared machine)")
     for name, ts in times.items():
         med = statistics.median(ts)
-        line = f"{name:9s}: {messages / med:10,.0f} messages/s (median {med:.3f} s), ratio to untraced {base / med:.2f}"
+        line = (f"{name:9s}: {messages / med:10,.0f} messages/s (median {med:.3f} s), ratio to untraced {base / med:.2f}"
+                f" (cpu {cpu_base / statistics.median(cpus[name]):.2f})")
         if name in sizes:
             line += f", {sizes[name] / messages:6.1f} bytes/message ({sizes[name] / 1e6:.1f} MB)"
         print(line)

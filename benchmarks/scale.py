@@ -212,8 +212,12 @@ def draw(points: list[dict], path: Path) -> None:
         a.plot(ns, [p["rows_per_s"] for p in pts], mark, label=f"AMP-GRU, {delay} (incl. plan)")
         a.plot(ns, [p["rows_per_s_excl_plan"] for p in pts], mark, alpha=0.5, label=f"AMP-GRU, {delay}, excl. plan")
         b.plot(ns, [p["peak_bytes_per_delivery"] for p in pts], mark, label=delay)
-    gru = sorted((p for p in points if p["graph"] != "PubMed"), key=lambda p: p["n"])
-    a.plot([p["n"] for p in gru], [p["gru_rows_per_s"] for p in gru], "k:", label="plain GRUCell, same rows")
+    by_n: dict = {}
+    for p in points:
+        if p["graph"] != "PubMed":
+            by_n.setdefault(p["n"], []).append(p["gru_rows_per_s"])
+    ns = sorted(by_n)
+    a.plot(ns, [sum(by_n[k]) / len(by_n[k]) for k in ns], "k:", label="plain GRUCell, same rows (mean)")
     for p in points:
         if p["graph"] == "PubMed":
             a.plot([p["n"]], [p["rows_per_s"]], "r*", ms=12, label=f"PubMed, {p['delay']}")
@@ -228,7 +232,7 @@ def draw(points: list[dict], path: Path) -> None:
         ax.set_xlabel("n (tree + n/5 extra edges)")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    a.legend(fontsize=6)
+    a.legend(fontsize=6, loc="center right")
     b.legend(fontsize=7)
     fig.tight_layout()
     with AtomicFile(path, "wb") as f:
@@ -247,6 +251,7 @@ def main() -> None:
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's adaptive mmap threshold (freed work space may stay resident)")
     ap.add_argument("--code", help="run the points with the ampsim package of this checkout (before/after)")
+    ap.add_argument("--replot", action="store_true", help="only redraw the picture from the JSON at --out")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -258,6 +263,10 @@ def main() -> None:
         CODE = str(Path(args.code).resolve())
     from ampsim.fileio import write_json
 
+    if args.replot:
+        out = Path(args.out)
+        draw(json.loads(out.with_suffix(".json").read_text())["points"], out.with_suffix(".png"))
+        return
     sizes = list(args.sizes) + ([1_000_000] if args.large else [])
     todo = [("tree", n, d) for n in sizes for d in args.delays]
     if args.pubmed:

@@ -8,7 +8,7 @@ import pytest
 
 from ampsim.protocols.verify_ids import verify_ids
 from ampsim.protocols.verify_synchronizer import make_cases, sweep
-from ampsim.sweeps import run_map
+from ampsim.sweeps import run_map, starred
 
 
 def _square(x: int) -> int:
@@ -60,6 +60,27 @@ def test_dask_local_cluster_of_two_workers_gives_identical_results(dask_cluster)
     assert ids == verify_ids(["star:4", "petersen"], 6, start="vary")
     assert sync == sweep(cases)
     assert len(sync) == 2 * 2 * 2 * 3 and all(r.outcome == "pass" for r in sync)
+
+
+def _without_seconds(report) -> dict:
+    from dataclasses import asdict
+
+    d = asdict(report)
+    d.pop("seconds")  # wall-clock time of the pair: the only field that may differ
+    return d
+
+
+@pytest.mark.slow
+def test_separation_pairs_on_dask_equal_one_worker(dask_cluster):
+    from ampsim.theory.separation import verify_pair
+
+    tasks = [("rook:4", "shrikhande", 2, 2, None), ("cycle:6", "petersen", 2, 2, None)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spread = run_map(starred(verify_pair), tasks, executor=dask_cluster)
+    alone = [verify_pair(*t) for t in tasks]
+    assert [_without_seconds(r) for r in spread] == [_without_seconds(r) for r in alone]
+    assert all(r.separated for r in spread)
 
 
 @pytest.mark.slow

@@ -3,8 +3,10 @@
 When every processed delivery makes its node broadcast (AMP-RNN/GRU/LSTM without a
 gate, as the authors' code), *which* deliveries happen and in which order does not
 depend on any value: it is fixed by the graph, the start nodes, the delays and the
-budget. The planner replays the engine's event queue in pure Python and records, per
-delivery, ``(run, dst, msg_id, cause, prev)`` in processing order:
+budget. The planner replays the engine's event queue and records, per delivery,
+``(run, dst, msg_id, cause, prev)`` in processing order (constant delays: one *wave* of
+copies per instant, with numpy, :func:`_plan_waves`; uniform delays: one heap with a
+calendar of later buckets, :func:`_plan_uniform`; any other model: :class:`EventQueue`):
 
 * deliveries are processed in increasing ``(arrival time, msg_id)`` order; ``msg_id``
   numbers copies in send order (one copy per receiving edge, neighbours ascending);
@@ -80,7 +82,7 @@ class PlannedDelivery:
 class Schedule:
     """The planned deliveries of ``num_runs`` runs on one graph, runs concatenated in run order.
 
-    Arrays (numpy, length D = total deliveries): ``run``, ``node`` (dst), ``msg_id``,
+    Arrays (numpy, length D = total deliveries; int32, msg_id int64, time float64): ``run``, ``node`` (dst), ``msg_id``,
     ``cause`` / ``prev`` (index into these arrays, -1 for none), ``slot`` (for a start
     delivery: its index into the graph's start slots, see :func:`start_slots`; else -1),
     ``src`` (-1 for a start), ``time`` and ``level``. ``final`` (runs, n) is the index of

@@ -59,8 +59,9 @@ class Constant:
     random: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.value, (int, float)) and math.isfinite(self.value) and self.value > 0):
-            raise DelayError(f"constant delay must be finite and > 0, got {self.value!r}")
+        v = self.value
+        if not (_is_number(v) and math.isfinite(v) and v > 0):
+            raise DelayError(f"constant delay must be finite and > 0, got {v!r}")
 
     def bind(self, rng: random.Random) -> Sampler:
         value = float(self.value)
@@ -80,8 +81,9 @@ class Uniform:
     random: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.low < self.high and math.isfinite(self.high)):
-            raise DelayError(f"uniform delay needs 0 <= low < high < inf, got ({self.low}, {self.high}]")
+        lo, hi = self.low, self.high
+        if not (_is_number(lo) and _is_number(hi) and 0.0 <= lo < hi and math.isfinite(hi)):
+            raise DelayError(f"uniform delay needs numbers 0 <= low < high < inf, got low={lo!r}, high={hi!r}")
 
     def bind(self, rng: random.Random) -> Sampler:
         draw = rng.random
@@ -107,6 +109,12 @@ class FromTrace:
     random: bool = True
     default: Optional[float] = None
     name: str = field(default="from-trace", init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.delays, Mapping):
+            raise DelayError(f"from-trace delays must be a mapping msg_id -> delay, got {type(self.delays).__name__}")
+        if self.default is not None and not (_is_number(self.default) and math.isfinite(self.default) and self.default > 0):
+            raise DelayError(f"from-trace default delay must be finite and > 0 or None, got {self.default!r}")
 
     def bind(self, rng: random.Random) -> Sampler:
         delays = self.delays
@@ -137,12 +145,31 @@ class Custom:
     random: bool = True
     name: str = "custom"
 
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise DelayError(f"a custom delay model needs a function fn(rng, msg_id, src, dst) -> delay, got {self.fn!r}")
+
     def bind(self, rng: random.Random) -> Sampler:
-        fn = self.fn
-        return lambda msg_id, src, dst: fn(rng, msg_id, src, dst)
+        fn, name = self.fn, self.name
+
+        def sample(msg_id: int, src: int, dst: int) -> float:
+            d = fn(rng, msg_id, src, dst)
+            if type(d) is not float and not _is_number(d):
+                raise DelayError(f"delay model {name!r} gave {d!r} for message {msg_id} ({src} -> {dst}); "
+                                 "delays are numbers, finite and > 0")
+            return d
+
+        return sample
 
     def describe(self) -> dict:
         return {"name": self.name, "random": self.random}
+
+
+def _is_number(x: object) -> bool:
+    """A real number that is not a bool (NumPy scalars too)."""
+    import numbers
+
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and type(x).__name__ not in ("bool_",)
 
 
 DELAYS: dict[str, Callable[[], DelayModel]] = {"constant": Constant, "uniform": Uniform}
@@ -157,7 +184,7 @@ def get_delay(delay: Union[str, float, DelayModel]) -> DelayModel:
             raise DelayError(
                 f"unknown delay model {delay!r}; choose one of {sorted(DELAYS)} or pass a DelayModel"
             ) from None
-    if isinstance(delay, (int, float)) and not isinstance(delay, bool):
+    if _is_number(delay):
         return Constant(float(delay))
     if isinstance(delay, DelayModel):
         return delay

@@ -132,19 +132,16 @@ class Take(Event):
     """A node's get on its mailbox: succeeds (URGENT) with the oldest copy, at once or when one is delivered.
 
     ``simpy.Store.get`` with only what a mailbox needs: no put queue to wake, no
-    scan of the get queue (a mailbox has one reader, its node).
+    scan of the get queue (a mailbox has one reader, its node). A node waits on one
+    get at a time, so its mailbox keeps one ``Take`` and re-arms it (:meth:`Mailbox.get`)
+    instead of allocating an event per delivery.
     """
 
-    def __init__(self, box: "Mailbox") -> None:
-        self.env = box._env
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
         self.callbacks = []
-        if box.items:
-            self._ok = True
-            self._value = box.items.pop(0)
-            self.env.schedule(self, URGENT)
-        else:
-            self._value = PENDING
-            box.get_queue.append(self)
+        self._ok = True
+        self._value = PENDING
 
 
 class Mailbox:
@@ -159,12 +156,13 @@ class Mailbox:
     (``__slots__``): with hundreds of nodes the per-node state stays in cache.
     """
 
-    __slots__ = ("_env", "items", "get_queue")
+    __slots__ = ("_env", "items", "get_queue", "_take")
 
     def __init__(self, env: simpy.Environment) -> None:
         self._env = env
         self.items: list[Copy] = []
         self.get_queue: list[Take] = []
+        self._take = Take(env)
 
     def deliver(self, item: Copy) -> None:
         """The copy's timer callback: wake the waiting get with ``item`` (URGENT), or keep it."""
@@ -177,9 +175,17 @@ class Mailbox:
         else:
             self.items.append(item)
 
-    def get(self) -> Take:  # type: ignore[override]
-        """The next copy, as an event (yielded by the node's process)."""
-        return Take(self)
+    def get(self) -> Take:
+        """The next copy, as an event (yielded by the node's process): the mailbox's one ``Take``, re-armed."""
+        take = self._take
+        take.callbacks = []
+        if self.items:
+            take._value = self.items.pop(0)
+            self._env.schedule(take, URGENT)
+        else:
+            take._value = PENDING
+            self.get_queue.append(take)
+        return take
 
 
 @dataclass(frozen=True)

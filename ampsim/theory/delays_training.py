@@ -219,6 +219,7 @@ def verdict(row: dict) -> tuple[str, str]:
         v = "qualified"
     if len(row["seeds"]) < 3:
         why += f"; only {len(row['seeds'])} seed(s)"
+        v += f" ({len(row['seeds'])} seed{'s' if len(row['seeds']) > 1 else ''})"
     return v, why
 
 

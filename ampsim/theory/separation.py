@@ -55,6 +55,7 @@ from ..engine.rng import derive_seed, stream
 from ..engine.simulation import Simulation
 from ..graphs import Graph, as_graph, parse_graph_spec
 from ..protocols.ids import UniqueIds, format_id
+from ..sweeps import add_executor_arguments, executor_from_args, run_map, starred
 
 __all__ = [
     "GatherEdges",
@@ -379,9 +380,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learned", choices=["off", "quick", "full"], default="quick",
                         help="route 2: off; quick (default: rook:4,shrikhande only when it is among the pairs, "
                              "2 seeds, 40 epochs, 4 training graphs per class); full (every pair, 10 seeds, 300 epochs, 8 per class)")
-    parser.add_argument("--out", default=os.path.join("runs", "separation"),
-                        help="writes OUT.json and OUT.md (default runs/separation; the published result: "
-                             "--out results/separation); '' to skip")
+    parser.add_argument("--out", default="",
+                        help="also write OUT.json and OUT.md (the published run: --out results/separation); "
+                             "default: print only")
+    add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
 
 
 def _check_args(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -452,10 +454,10 @@ def main(args: argparse.Namespace) -> int:
     elif args.learned == "full":
         learned = {"seeds": 10, "epochs": 300, "train_per_class": 8, "test_per_class": 25}
     t0 = time.perf_counter()
-    reports = []
-    for a, b in pairs:
-        do_learn = learned if (args.learned == "full" or (a, b) in QUICK_LEARNED_PAIRS) else None
-        reports.append(verify_pair(a, b, args.seeds, args.relabellings, do_learn))
+    tasks = [(a, b, args.seeds, args.relabellings,
+              learned if (args.learned == "full" or (a, b) in QUICK_LEARNED_PAIRS) else None) for a, b in pairs]
+    with executor_from_args(args) as executor:  # --dask (ampsim.sweeps); None: one pair after another, here
+        reports = run_map(starred(verify_pair), tasks, executor=executor)
     wall = time.perf_counter() - t0
     text = format_table(reports)
     print(text)

@@ -32,7 +32,7 @@ stored with byte-stream-split encoding and zstd. See ``benchmarks/engine.py --tr
 for the bytes per message and the speed against JSONL.
 
 The writer (:class:`ParquetTracer`) buffers records and writes a row group every
-``row_group_size`` rows, through :class:`ampsim.fileio.AtomicFile`: the file appears
+``row_group_size`` rows (default 16384), through :class:`ampsim.fileio.AtomicFile`: the file appears
 under its name only when the tracer is closed cleanly.
 """
 from __future__ import annotations
@@ -264,7 +264,7 @@ class ParquetTracer:
     buffer is encoded and written as one row group (zstd, level ``compression_level``).
     """
 
-    def __init__(self, path: Union[str, os.PathLike], states: bool = True, row_group_size: int = 65536,
+    def __init__(self, path: Union[str, os.PathLike], states: bool = True, row_group_size: int = 16384,
                  compression_level: int = 3, max_bytes: Optional[int] = None) -> None:
         _pyarrow()
         if row_group_size < 1:

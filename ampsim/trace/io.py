@@ -136,6 +136,10 @@ def load_trace(path: Union[str, os.PathLike]) -> Trace:
     trace cut short. Replay and plotting load traces through here, so they accept
     and refuse exactly the same files.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        from ..validate import ArgumentError, show
+
+        raise ArgumentError(f"path must be a trace file path (str or os.PathLike), got {show(path)}")
     path = os.fspath(path)
     if path.lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
         from .columnar import load_parquet
@@ -290,7 +294,7 @@ def validate_trace(trace: Trace, source: str = "trace") -> None:
                     cause = delivered.get(r.cause_id)
                     if cause is None or cause.dst != r.src or cause.t_deliver != r.t_send:
                         raise fail(f"{where}: copy {r.msg_id} names cause {r.cause_id}, which is not a delivery "
-                                   f"to node {r.src} at t={r.t_send!r}")
+                                   f"to node {r.src} at t={r.t_send!r}: a record is missing or was altered")
                 elif r.cause_id != -1 or r.t_send != 0:
                     raise fail(f"{where}: copy {r.msg_id} sent at start-up must have cause -1 and t_send 0")
             if r.t_send < clock:

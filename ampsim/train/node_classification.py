@@ -1,30 +1,32 @@
 """Node classification on the Planetoid citation graphs (Cora, CiteSeer): AMP against a two-layer GCN.
 
 Protocol (the standard semi-supervised setting of Kipf & Welling, ICLR 2017, on the public split:
-20 labelled nodes per class, 500 validation and 1000 test nodes; ``data/README.md``):
+20 labelled nodes per class, 500 validation and 1000 test nodes; ``data/README.md``), a definition
+on the one training loop (:class:`Protocol` on :func:`ampsim.train.loop.fit_models`):
 
-* data: row-normalised bag-of-words features (:func:`ampsim.data.planetoid.row_normalize`);
 * **GCN**: ``log_softmax(Â · drop(ReLU(Â · drop(X) W0)) W1)`` with ``Â = D^-1/2 (A + I) D^-1/2``,
-  hidden 16, dropout 0.5, Glorot init; Adam lr 0.01, weight decay 5e-4 on the first layer
-  (as the reference code), 200 epochs;
-* **AMP** (Section 3 cells: AMP-GRU, AMP-ACT, AMP-Iter): *one* run per graph in which **every
-  node starts** -- node v wakes with its encoding ``W_e drop(x_v)`` and receives the start message
-  ``ones(M)`` -- then delivers messages until the budget of ``budget_factor * n`` processed
-  deliveries (or quiescence); every node is decoded from ``drop([h_v^0 ‖ out(s_v)])`` (its
-  encoding beside its final output: the *skip* readout) by one linear layer. Why this start
-  policy: ``docs/node_classification.md``. Adam lr 0.01, weight decay 5e-4, dropout 0.5;
-* loss: NLL over the training nodes; after every epoch the model is evaluated (dropout off,
-  fixed evaluation delays) and **the epoch with the best validation accuracy** (ties: lower
-  validation loss) gives the reported test accuracy: model selection sees the validation split only;
+  row-normalised features, hidden 16, dropout 0.5, Glorot init; Adam lr 0.01, weight decay 5e-4
+  on the first layer (as the reference code), 200 epochs;
+* **AMP** (Section 3 cells: AMP-GRU, AMP-ACT, AMP-Iter, AMP-RNN): *one* run per graph in which
+  **every node starts** -- node v wakes with its encoding ``h_v^0 = W_e drop(x_v)`` and receives
+  the start message ``ones(M)`` -- then delivers messages until the budget of
+  ``budget_factor * n`` processed deliveries (or quiescence); every node is decoded by one linear
+  layer from ``drop([h_v^0 ‖ out(s_v)])`` (readout ``skip``; also ``last``, ``mean``). Why this
+  start policy, and the settings used (binary features, budget 12 n, 50 epochs: the CLI's defaults):
+  ``docs/node_classification.md``. Adam lr 0.01, weight decay 5e-4, dropout 0.5;
+* loss: NLL over the training nodes plus the weight decay as an L2 term; after every epoch the
+  model is evaluated (dropout off, fixed evaluation delays) and **the epoch with the best
+  validation accuracy** (ties: lower validation loss) gives the reported test accuracy: model
+  selection sees the validation split only;
 * 10 seeds; every random draw (initialisation, dropout masks, delays) comes from the seed.
 
 Files: one result JSON per (data set, model, delay, seed) under ``runs/node_classification/``
-(``--out`` to change), a checkpoint beside it while it trains (``--resume`` is the default: a
+(``--out`` to change), the loop's checkpoint beside it while it trains (always resumed: a
 finished seed is skipped, an interrupted one continues from its checkpoint, bit for bit);
 ``--summarize`` writes ``results/node_classification.json`` and ``.md``.
 
-    python -m ampsim.train.node_classification --datasets Cora CiteSeer --models GCN --seeds 0-9
-    python -m ampsim.train.node_classification --models AMP-GRU --delays constant uniform --seeds 0-9
+    python -m ampsim.train.node_classification --models GCN --seeds 0-9
+    python -m ampsim.train.node_classification --models AMP-GRU AMP-ACT --delays constant uniform --seeds 0-9
     python -m ampsim.train.node_classification --summarize --out results/node_classification_runs
 """
 from __future__ import annotations
@@ -36,7 +38,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -80,6 +82,8 @@ READOUTS = ("last", "skip", "mean")
 #: Published test accuracies (%) on the public split: GCN (Kipf & Welling 2017, Table 2), GAT (Veličković et al. 2018).
 PUBLISHED = {"GCN": {"Cora": 81.5, "CiteSeer": 70.3}, "GAT": {"Cora": 83.0, "CiteSeer": 72.5}}
 DEFAULT_RUNS = os.path.join("runs", "node_classification")
+#: CLI defaults: the published protocol (the GCN's 200 epochs; AMP scaled down to 50, budget 12 n).
+GCN_EPOCHS, AMP_EPOCHS, AMP_BUDGET = 200, 50, 12.0
 FORMAT = "ampsim.node_classification"
 
 
@@ -94,7 +98,7 @@ class NodeConfig:
     epochs: int = 200
     hidden: int = 16
     msg_size: int = 16
-    budget_factor: float = 5.0
+    budget_factor: float = 12.0
     lr: float = 0.01
     weight_decay: float = 5e-4
     dropout: float = 0.5
@@ -379,9 +383,19 @@ def _checkpoint_path(path: Path) -> Path:
     return path.with_suffix(".ckpt.pt")
 
 
+#: Settings that do not change what a GCN computes (AMP only), and ones that never change a result.
+_AMP_ONLY = ("msg_size", "budget_factor", "readout", "embed")
+_BOOKKEEPING = ("checkpoint_every",)
+
+
+def _protocol(config: dict) -> dict:
+    """The settings that define a run's result (what a finished file or a checkpoint must match)."""
+    drop = _BOOKKEEPING + (_AMP_ONLY if config.get("model") == "GCN" else ())
+    return {k: v for k, v in config.items() if k not in drop}
+
+
 def _same_protocol(a: dict, b: dict) -> bool:
-    skip = ("checkpoint_every",)
-    return {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}
+    return _protocol(a) == _protocol(b)
 
 
 def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: Optional[NodeTask] = None,
@@ -397,8 +411,13 @@ def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: 
     path = result_path(root, config) if root else None
     if path is not None and path.exists():
         done = json.loads(path.read_text())
-        if done.get("finished") and _same_protocol(done["config"], asdict(config)):
-            return done
+        if done.get("finished"):
+            if _same_protocol(done["config"], asdict(config)):
+                return done
+            mine, saved = _protocol(asdict(config)), _protocol(done["config"])
+            diff = sorted(k for k in set(mine) | set(saved) if mine.get(k) != saved.get(k))
+            raise ValueError(f"{path} holds a finished run of another configuration (differs in {diff}); "
+                             "use another --out folder, or remove the file to retrain")
     task = task if task is not None else load_node_task(config.dataset, normalize=config.normalize)
     proto = Protocol(task, config, executor)
     ckpt = _checkpoint_path(path) if path else None
@@ -413,7 +432,7 @@ def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: 
                       resume=True, stop_after=stop_after)
     (outcome,) = fit_models(proto.model, proto.forward, proto.data, options, loss=proto.loss,
                             evaluate=proto.evaluate, checkpoints=[str(ckpt)] if ckpt else None,
-                            configs=[asdict(config)], delay_rngs=[stream(config.seed, "train-delays")],
+                            configs=[_protocol(asdict(config))], delay_rngs=[stream(config.seed, "train-delays")],
                             on_epoch=progress)
     history = outcome.history
     best = select_epoch(history) if history.get("val_acc") else -1
@@ -551,14 +570,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delays", nargs="+", default=["constant"], choices=DELAYS,
                         help="delay models for the AMP models (the GCN ignores this)")
     parser.add_argument("--seeds", type=_seeds, default=list(range(10)), help="e.g. 0-9 or 0,3")
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--hidden", type=int, default=None, help="default: 16 (GCN), 32 (AMP)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"default: {GCN_EPOCHS} (GCN), {AMP_EPOCHS} (AMP, scaled down: docs/node_classification.md)")
+    parser.add_argument("--hidden", type=int, default=16)
     parser.add_argument("--msg-size", type=int, default=16)
-    parser.add_argument("--budget-factor", type=float, default=5.0, help="AMP budget: deliveries per node")
+    parser.add_argument("--budget-factor", type=float, default=AMP_BUDGET, help="AMP budget: deliveries per node")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--binary-features", action="store_true", help="AMP: binary features (no row normalisation; the GCN keeps it)")
+    parser.add_argument("--amp-features", choices=("binary", "normalized"), default="binary",
+                        help="AMP input: the binary bag of words (default) or row-normalised (the GCN's, always)")
     parser.add_argument("--readout", default="skip", choices=READOUTS, help="AMP readout (default skip)")
     parser.add_argument("--embed", action="store_true", help="AMP: a sparse linear embedding before the cell")
     parser.add_argument("--out", default=DEFAULT_RUNS, help="folder of the per-seed result files")
@@ -574,12 +595,12 @@ def configs(args: argparse.Namespace) -> list[NodeConfig]:
         for model in args.models:
             for delay in (["constant"] if model == "GCN" else args.delays):
                 for seed in args.seeds:
-                    hidden = args.hidden or (16 if model == "GCN" else 32)
-                    out.append(NodeConfig(dataset, model, delay, seed, epochs=args.epochs, hidden=hidden,
+                    epochs = args.epochs or (GCN_EPOCHS if model == "GCN" else AMP_EPOCHS)
+                    out.append(NodeConfig(dataset, model, delay, seed, epochs=epochs, hidden=args.hidden,
                                           msg_size=args.msg_size, budget_factor=args.budget_factor,
                                           readout=args.readout, embed=args.embed, lr=args.lr,
                                           weight_decay=args.weight_decay, dropout=args.dropout,
-                                          normalize=model == "GCN" or not args.binary_features))
+                                          normalize=model == "GCN" or args.amp_features == "normalized"))
     return out
 
 

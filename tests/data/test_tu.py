@@ -96,7 +96,7 @@ def test_folds_partition(name):
 
 
 def test_aliases_and_case():
-    assert load_tu("ptc_mr").name == "PTC"
+    assert load_tu("ptc").name == "PTC" and load_tu("ptc_mr").name == "PTC_MR"  # GIN's file vs the TU original
     assert load_tu("imdbbinary").name == "IMDB-BINARY"
     assert load_tu("IMDBMulti").name == "IMDB-MULTI"
     with pytest.raises(ValueError, match="unknown"):
@@ -130,8 +130,8 @@ def test_sha256sums_cover_vendored_files():
     for line in (DATA / "SHA256SUMS").read_text().splitlines():
         digest, rel = line.split(maxsplit=1)
         listed[rel.strip()] = digest
-    files = {p.relative_to(DATA).as_posix() for p in (DATA / "GIN").rglob("*") if p.is_file()}
-    assert files == set(listed) and len(files) == 105
+    files = {p.relative_to(DATA).as_posix() for d in ("GIN", "TU") for p in (DATA / d).rglob("*") if p.is_file()}
+    assert files == set(listed) and len(files) == 105 + 6  # GIN files + TU/PTC_MR
     for rel, digest in listed.items():
         assert hashlib.sha256((DATA / rel).read_bytes()).hexdigest() == digest, rel
 

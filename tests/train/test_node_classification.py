@@ -1,6 +1,7 @@
 """Node classification on Planetoid (ampsim.train.node_classification): GCN, AMP model, resume, summary."""
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 
@@ -158,3 +159,37 @@ def test_cli_missing_data_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: data file not found:") and "cora/labels.txt" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_finished_result_of_another_configuration_is_refused(tmp_path):
+    task = small_task()
+    cfg = NodeConfig("Cora", "AMP-GRU", seed=0, epochs=2, hidden=4, msg_size=3, budget_factor=3)
+    train_seed(cfg, root=str(tmp_path), task=task)
+    before = result_path(str(tmp_path), cfg).read_text()
+    with pytest.raises(ValueError, match=r"another configuration \(differs in \['epochs'\]\)"):
+        train_seed(NodeConfig("Cora", "AMP-GRU", seed=0, epochs=3, hidden=4, msg_size=3, budget_factor=3),
+                   root=str(tmp_path), task=task)
+    assert result_path(str(tmp_path), cfg).read_text() == before
+
+
+def test_cli_defaults_are_the_published_protocol():
+    args = argparse.Namespace(datasets=["Cora"], models=["GCN", "AMP-GRU"], delays=["uniform"], seeds=[3],
+                              epochs=None, hidden=16, msg_size=16, budget_factor=nc.AMP_BUDGET, readout="skip",
+                              embed=False, lr=0.01, weight_decay=5e-4, dropout=0.5, amp_features="binary")
+    gcn, amp = nc.configs(args)
+    assert (gcn.key, gcn.epochs, gcn.normalize) == ("GCN", 200, True)
+    assert (amp.key, amp.epochs, amp.budget_factor, amp.normalize, amp.hidden) == ("AMP-GRU@uniform", 50, 12.0,
+                                                                                   False, 16)
+    parser = argparse.ArgumentParser()
+    nc.configure(parser)
+    parsed = parser.parse_args(["--models", "GCN", "AMP-GRU", "--delays", "uniform", "--seeds", "3",
+                                "--datasets", "Cora"])
+    assert nc.configs(parsed) == [gcn, amp]
+
+
+def test_amp_only_settings_do_not_change_a_gcn_run():
+    a = NodeConfig("Cora", "GCN", budget_factor=5.0, msg_size=8)
+    b = NodeConfig("Cora", "GCN", budget_factor=12.0, msg_size=16, checkpoint_every=3)
+    assert nc._same_protocol(a.__dict__, b.__dict__)
+    assert not nc._same_protocol(NodeConfig("Cora", "AMP-GRU", budget_factor=5.0).__dict__,
+                                 NodeConfig("Cora", "AMP-GRU", budget_factor=12.0).__dict__)
