@@ -27,6 +27,7 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 
+from ..fileio import save_figure, write_json, write_text
 from .cli import run_folder
 from .synthetic import RESULT, TrainConfig, fit, fit_seeds, get_executor
 
@@ -396,7 +397,7 @@ def plot_figure5(summary: dict, out_dir: str) -> list[str]:
            title=f"Figure 5a: accuracy by distance (all test sizes; buckets with >= {MIN_BUCKET_NODES} nodes)")
     ax.legend(fontsize=8)
     paths.append(os.path.join(out_dir, "figure5a.png"))
-    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    save_figure(fig, paths[-1], dpi=120, bbox_inches="tight")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
     for model, row in summary.items():
@@ -407,7 +408,7 @@ def plot_figure5(summary: dict, out_dir: str) -> list[str]:
            title="Figure 5b: accuracy on distances seen in training")
     ax.legend(fontsize=8)
     paths.append(os.path.join(out_dir, "figure5b.png"))
-    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    save_figure(fig, paths[-1], dpi=120, bbox_inches="tight")
     plt.close(fig)
     return paths
 
@@ -464,20 +465,17 @@ def plot_figure6(single: dict, triple: dict, out_dir: str) -> str:
         ax.legend(fontsize=8)
     axes[0].set_ylabel("accuracy")
     path = os.path.join(out_dir, "figure6.png")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    save_figure(fig, path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
 def _dump(path: str, obj) -> None:
-    tmp = f"{path}.partial-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        if isinstance(obj, str):
-            f.write(obj)
-        else:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-    os.replace(tmp, path)
+    """A table (text) or its figures (JSON, key order kept) through :mod:`ampsim.fileio`."""
+    if isinstance(obj, str):
+        write_text(path, obj)
+    else:
+        write_json(path, obj, sort_keys=False)
 
 
 def write_all(root: str = ROOT, out_dir: str = "results") -> list[str]:
