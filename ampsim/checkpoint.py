@@ -76,8 +76,13 @@ def load_checkpoint(
 def _reason(exc: BaseException, magic: bytes) -> str:
     """Why torch could not read the file, in a few words and without torch's advice to load unsafely."""
     text = " ".join(str(exc).split())
-    if "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text:
-        return "it holds objects other than tensors and plain data; ampsim never loads those"
-    if magic.startswith(b"PK"):
+    refused = "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text
+    if magic.startswith(b"PK"):  # torch's zip format
+        if "Unsupported global" in text:
+            return "it holds objects other than tensors and plain data; ampsim never loads those"
+        return "truncated or corrupt"
+    if magic.startswith(b"\x80"):  # a bare pickle
+        if refused:
+            return "it holds objects other than tensors and plain data; ampsim never loads those"
         return "truncated or corrupt"
     return f"not a torch file: {type(exc).__name__}"

@@ -178,9 +178,10 @@ def write_text(path: "str | os.PathLike[str]", text: str) -> None:
         f.write(text)
 
 
-def write_json(path: "str | os.PathLike[str]", obj: Any, indent: Optional[int] = 1) -> None:
-    """Write ``obj`` as JSON (sorted keys, trailing newline) to ``path`` atomically."""
-    text = json.dumps(obj, indent=indent, sort_keys=True, allow_nan=False)
+def write_json(path: "str | os.PathLike[str]", obj: Any, indent: Optional[int] = 1, sort_keys: bool = True) -> None:
+    """Write ``obj`` as strict JSON (no NaN/Infinity; sorted keys unless ``sort_keys=False``, which keeps
+    the insertion order a table's readers rely on; trailing newline) to ``path`` atomically."""
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, allow_nan=False)
     write_text(path, text + "\n")
 
 

@@ -14,7 +14,6 @@ mismatch or malformed line is :class:`~ampsim.data.tu.DataError`, each naming th
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from ampsim.data.graphdata import GraphData
-from ampsim.data.tu import DataError, _data_root, _missing, _read_sums
+from ampsim.data.tu import DataError, _data_root, read_verified as _read
 
 __all__ = ["DATASETS", "DataError", "Planetoid", "load_planetoid", "row_normalize"]
 
@@ -33,7 +32,6 @@ DATASETS = ("Cora", "CiteSeer", "PubMed")
 _FOLDER = {"CORA": "cora", "CITESEER": "citeseer", "PUBMED": "pubmed"}
 _CANONICAL = {"CORA": "Cora", "CITESEER": "CiteSeer", "PUBMED": "PubMed"}
 _NUM_CLASSES = {"Cora": 7, "CiteSeer": 6, "PubMed": 3}
-_VERIFIED: set[tuple[str, int, int, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -87,28 +85,6 @@ def _canonical(name: str) -> str:
     if key not in _CANONICAL:
         raise ValueError(f"unknown Planetoid data set {name!r}; choose from {', '.join(DATASETS)}")
     return _CANONICAL[key]
-
-
-def _read(root: Path, rel: str, verify: bool) -> bytes:
-    """The bytes of ``root/rel``, checked against ``root/SHA256SUMS`` when ``verify``."""
-    path = root / rel
-    if not path.is_file():
-        raise _missing(path)
-    data = path.read_bytes()
-    if verify:
-        sums = _read_sums(root)
-        if rel not in sums:
-            raise DataError(f"{path}: not listed in {root / 'SHA256SUMS'}")
-        expected, lineno = sums[rel]
-        st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected)
-        if key not in _VERIFIED:
-            got = hashlib.sha256(data).hexdigest()
-            if got != expected:
-                raise DataError(f"{path}: sha256 {got} does not match {expected} "
-                                f"listed at {root / 'SHA256SUMS'}:{lineno}")
-            _VERIFIED.add(key)
-    return data
 
 
 def _int_table(path: Path, data: bytes, cols: int) -> np.ndarray:

@@ -82,8 +82,14 @@ def _read_sums(root: Path) -> dict[str, tuple[str, int]]:
     return sums
 
 
-def _read(root: Path, rel: str, verify: bool) -> str:
-    """Return the text of ``root/rel``, checked against SHA256SUMS when ``verify``."""
+def read_verified(root: Path, rel: str, verify: bool) -> bytes:
+    """The bytes of ``root/rel``, checked against ``root/SHA256SUMS`` when ``verify``.
+
+    The one checksummed reader of vendored data (TU/GIN sets, Planetoid): a missing file
+    is ``FileNotFoundError`` naming it, a file not listed or with another digest a
+    :class:`DataError` naming the file and the SHA256SUMS line. A file is hashed once per
+    (path, size, mtime) and process.
+    """
     path = root / rel
     if not path.is_file():
         raise _missing(path)
@@ -102,11 +108,17 @@ def _read(root: Path, rel: str, verify: bool) -> str:
                 raise DataError(f"{path}: sha256 {got} does not match {expected} "
                                 f"listed at {sums_path}:{lineno}")
             _VERIFIED.add(key)
+    return data
+
+
+def _read(root: Path, rel: str, verify: bool) -> str:
+    """The ASCII text of ``root/rel`` (:func:`read_verified`)."""
+    data = read_verified(root, rel, verify)
     try:
         return data.decode("ascii")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: non-ASCII byte") from None
+        raise DataError(f"{root / rel}:{line}: non-ASCII byte") from None
 
 
 def _ints(path: Path, lineno: int, line: str, what: str) -> list[int]:

@@ -331,6 +331,8 @@ class Simulation:
         self._sent = 0
         self._dropped = 0
         self._deliveries = 0
+        self._t_active = 0.0  # the instant of the last event a node handled (see _time_up)
+        self._t_run_start = 0.0
         self._limit = -1
         self._stop_when: Optional[Callable[["Simulation"], bool]] = None
         self._stop_reason = ""
@@ -530,9 +532,11 @@ class Simulation:
         states = self.states
         halted = self._halted
         tracer = self.tracer
+        env = self.env
         try:
             while True:
                 item = yield get()
+                self._t_active = env._now  # the last instant with work: a time-limited run that went quiet ends here
                 state = states[v]
                 if halted is not None and halted(state):
                     self._dropped += 1
@@ -620,6 +624,7 @@ class Simulation:
         self._limit = start + max_deliveries if max_deliveries is not None else -1
         self._stop_when = stop_when
         self._stop_reason = ""
+        self._t_run_start = self.env.now
         if until is not None:
             ev = Event(self.env)
             ev._ok = True
@@ -642,10 +647,6 @@ class Simulation:
             reason = self._stop_reason
         except EmptySchedule:
             reason = "quiescent"
-            if self._finished is not None:
-                stuck = tuple(v for v, s in enumerate(self.states) if not self._finished(s))
-                if stuck:
-                    reason = "stalled"
         finally:
             if thresholds[0]:
                 gc.set_threshold(*thresholds)
@@ -654,6 +655,10 @@ class Simulation:
             self._discard_control()
         if self._error is not None:
             raise self._error
+        if reason == "quiescent" and self._finished is not None:
+            stuck = tuple(v for v, s in enumerate(self.states) if not self._finished(s))
+            if stuck:
+                reason = "stalled"
         result = RunResult(
             reason, self.env.now, self._deliveries - start, self._deliveries, self._sent,
             self._dropped, len(self.in_flight()), stuck, tuple(self.states),
@@ -666,7 +671,14 @@ class Simulation:
         return result
 
     def _time_up(self, event: Event) -> None:
-        self._stop_reason = "time_limit"
+        """The ``until`` of ``run()``: a run with work left ends on the time limit; one that went quiet
+        before it ends ``quiescent`` at the instant of its last event (the clock goes back there), so
+        ``run(until=10)`` of a flood that ends at t=3 says what happened, not ``time_limit``."""
+        if any(type(entry[3]) is not Event for entry in self.env._queue):
+            self._stop_reason = "time_limit"
+        else:
+            self._stop_reason = "quiescent"
+            self.env._now = max(self._t_active, self._t_run_start)
         raise StopSimulation(None)
 
     def _discard_control(self) -> None:

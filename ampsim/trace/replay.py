@@ -95,8 +95,8 @@ def replay(
         allow_isolated=True,
     )
     for end in trace.ends:
-        if end.reason == "time_limit":
-            sim.run(until=end.until)
+        if end.reason == "time_limit" or (end.until is not None and end.reason in ("quiescent", "stalled")):
+            sim.run(until=end.until)  # a time-limited run that went quiet before its limit ends the same way
         elif end.reason in ("quiescent", "stalled"):
             sim.run(max_deliveries=end.deliveries + 1)
         else:

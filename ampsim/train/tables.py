@@ -27,6 +27,7 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 
+from ..fileio import save_figure, write_json, write_text
 from .cli import run_folder
 from .synthetic import RESULT, TrainConfig, fit, fit_seeds, get_executor
 
@@ -396,7 +397,7 @@ def plot_figure5(summary: dict, out_dir: str) -> list[str]:
            title=f"Figure 5a: accuracy by distance (all test sizes; buckets with >= {MIN_BUCKET_NODES} nodes)")
     ax.legend(fontsize=8)
     paths.append(os.path.join(out_dir, "figure5a.png"))
-    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    save_figure(fig, paths[-1], dpi=120, bbox_inches="tight")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
     for model, row in summary.items():
@@ -407,7 +408,7 @@ def plot_figure5(summary: dict, out_dir: str) -> list[str]:
            title="Figure 5b: accuracy on distances seen in training")
     ax.legend(fontsize=8)
     paths.append(os.path.join(out_dir, "figure5b.png"))
-    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
+    save_figure(fig, paths[-1], dpi=120, bbox_inches="tight")
     plt.close(fig)
     return paths
 
@@ -464,20 +465,17 @@ def plot_figure6(single: dict, triple: dict, out_dir: str) -> str:
         ax.legend(fontsize=8)
     axes[0].set_ylabel("accuracy")
     path = os.path.join(out_dir, "figure6.png")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    save_figure(fig, path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
 def _dump(path: str, obj) -> None:
-    tmp = f"{path}.partial-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        if isinstance(obj, str):
-            f.write(obj)
-        else:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-    os.replace(tmp, path)
+    """A table (text) or its figures (JSON, key order kept) through :mod:`ampsim.fileio`."""
+    if isinstance(obj, str):
+        write_text(path, obj)
+    else:
+        write_json(path, obj, sort_keys=False)
 
 
 def write_all(root: str = ROOT, out_dir: str = "results") -> list[str]:
@@ -509,6 +507,48 @@ def write_all(root: str = ROOT, out_dir: str = "results") -> list[str]:
         _dump(os.path.join(out_dir, "gate.md"), render_gate(gate))
         written += ["gate.json", "gate.md"]
     return [os.path.join(out_dir, w) for w in written]
+
+
+def _train_minutes(results: Sequence[dict]) -> float:
+    """Wall-clock training minutes of runs, a stacked pass counted once (its seeds share its seconds)."""
+    return sum(r.get("seconds_train_this_call", 0.0) / r.get("stacked_with", 1) for r in results) / 60
+
+
+def compare_table2(root: str, published: str = ROOT, model: str = "amp-rnn") -> dict:
+    """Per Table 2 set: the rerun under ``root`` and the published runs, accuracy (mean ± std, seeds) and minutes."""
+    out = {}
+    for paper, task in TABLE2_TASKS.items():
+        new, old = _results(root, task, model), _results(published, task, model)
+        row: dict = {}
+        for key, rs in (("rerun", new), ("published", old)):
+            if rs:
+                row[key] = {**_stats([r["test"]["test"]["acc"] for r in rs]),
+                            "train_minutes": round(_train_minutes(rs), 1),
+                            "stacked": max(r.get("stacked_with", 1) for r in rs)}
+        out[paper] = row
+    return out
+
+
+def render_comparison(comparison: dict, root: str) -> str:
+    lines = ["# Table 2 rerun on the one loop vs the published runs", "",
+             f"Rerun: `python -m ampsim.train.tables run2 --seeds 0-9 --root {root}` (seeds that share their",
+             "graphs trained as one stack); published: `results/runs`. Accuracy: mean ± population std (seeds).",
+             "Minutes: wall-clock training time of the runs, a stacked pass counted once; the rerun ran on the",
+             "shared 2-core machine under load average 14-25 (other sessions' jobs), the published runs earlier,",
+             "with the executor of their day, so minutes compare only roughly.", "",
+             "| Set | rerun | published | rerun minutes (stacked seeds) | published minutes |", "|---|---|---|---|---|"]
+    done_new = done_old = 0.0
+    for paper, row in comparison.items():
+        new, old = row.get("rerun"), row.get("published")
+        new_min = f"{new['train_minutes']:.1f} ({new['stacked']})" if new else "not run"
+        old_min = f"{old['train_minutes']:.1f}" if old else "-"
+        lines.append(f"| {paper} | {_fmt(new)} | {_fmt(old)} | {new_min} | {old_min} |")
+        if new and old and new["seeds"] == old["seeds"]:
+            done_new += new["train_minutes"]
+            done_old += old["train_minutes"]
+    lines += ["", f"Sets the rerun completed: {done_new:.1f} min of training (rerun) against {done_old:.1f} min "
+              "(published)."]
+    return "\n".join(lines) + "\n"
 
 
 def measure_cost(tasks: Sequence[str], executor: str, epochs: int = 3, model: str = "amp-rnn",
@@ -573,7 +613,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = sub.add_parser("render")
     p.add_argument("--root", default=USER_ROOT, help=f"run folders (default {USER_ROOT}; published: {ROOT})")
     p.add_argument("--out", default=USER_ROOT, help=f"tables and figures (default {USER_ROOT}; published: results)")
+    p = sub.add_parser("compare2", help="Table 2 of a rerun next to the published runs (accuracy, wall time)")
+    p.add_argument("--root", required=True, help="the rerun's run folders")
+    p.add_argument("--md", required=True, help="write the comparison (Markdown) here")
+    p.add_argument("--json", default=None, help="and as JSON here")
     args = parser.parse_args(argv)
+    if args.cmd == "compare2":
+        comparison = compare_table2(args.root)
+        from ..fileio import write_text
+        from .loop import write_result
+
+        write_text(args.md, render_comparison(comparison, args.root))
+        if args.json:
+            write_result(args.json, comparison)
+        print(f"wrote {args.md}")
+        return 0
     if args.cmd == "render":
         for path in write_all(args.root, args.out):
             print(f"wrote {path}")

@@ -24,8 +24,9 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Sequence, Union
 
-from ..trace.causality import TraceLike, as_trace, num_nodes
+from ..trace.causality import TraceLike
 from ..trace.records import DELIVER, DROP, SEND, MessageRecord, StateRecord
+from .common import lanes as view_lanes, prepare, title as view_title
 
 __all__ = ["plot_interactive", "write_html"]
 
@@ -66,18 +67,6 @@ def _hover(r: MessageRecord, state: Optional[str]) -> str:
     return "<br>".join(lines)
 
 
-def _title(header: dict, ends: Sequence) -> str:
-    if not header:
-        return "space-time diagram"
-    graph = header.get("graph", {})
-    text = (f"{header.get('rule', {}).get('name', '?')} on {graph.get('name') or 'graph'} (n={graph.get('n', '?')}), "
-            f"{header.get('delay', {}).get('name', '?')} delays{', FIFO' if header.get('fifo') else ''}, "
-            f"seed {header.get('seed')}")
-    if ends:
-        text += f": {ends[-1].reason} at t={ends[-1].time:.4g}"
-    return text
-
-
 def plot_interactive(
     trace: TraceLike,
     nodes: Optional[Sequence[int]] = None,
@@ -91,16 +80,8 @@ def plot_interactive(
     drawn when both ends are among them. Returns a ``plotly.graph_objects.Figure``.
     """
     go = _plotly()
-    trace = as_trace(trace)
-    n = num_nodes(trace)
-    lanes = list(range(n)) if nodes is None else [int(v) for v in nodes]
-    if not lanes:
-        raise ValueError("nothing to draw: the trace has no nodes (or nodes=[] was given)")
-    if len(set(lanes)) != len(lanes):
-        raise ValueError(f"nodes must not repeat a node: {list(nodes)}")
-    bad = [v for v in lanes if not 0 <= v < n]
-    if bad:
-        raise ValueError(f"nodes {bad} are not in the trace (nodes 0..{n - 1})")
+    trace = prepare(trace)  # refused exactly as for replay and the static diagram
+    lanes = view_lanes(trace, nodes)
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
     y = {v: i for i, v in enumerate(lanes)}
@@ -218,7 +199,7 @@ def plot_interactive(
                      ticktext=[str(v) for v in lanes], title="node", showgrid=True, gridcolor="#e5e5e5", zeroline=False)
     fig.update_xaxes(range=[-0.02 * t_max, 1.02 * t_max], title="simulation time", zeroline=False)
     fig.update_layout(
-        title=dict(text=_esc(title if title is not None else _title(trace.header, trace.ends)), font=dict(size=13)),
+        title=dict(text=_esc(title if title is not None else (view_title(trace.header, trace.ends) or "space-time diagram")), font=dict(size=13)),
         height=height or int(min(1400, max(360, 26 * len(lanes) + 220))), template="simple_white",
         hovermode="closest", legend=dict(title="kind"), margin=dict(l=60, r=20, t=80, b=90),
     )

@@ -26,9 +26,9 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 
-from ..trace.causality import TraceLike, as_trace, num_nodes
-from ..trace.io import validate_trace
+from ..trace.causality import TraceLike
 from ..trace.records import DELIVER, DROP, SEND, MessageRecord
+from .common import lanes as view_lanes, prepare, title as view_title
 
 __all__ = ["plot_spacetime", "category_colors"]
 
@@ -59,22 +59,6 @@ def _color_key(color_by: Union[str, Callable[[MessageRecord], str]]) -> Callable
     raise ValueError(f"color_by must be 'kind' or a function record -> str; got {color_by!r}")
 
 
-def _default_title(header: dict, ends: Sequence) -> Optional[str]:
-    if not header:
-        return None
-    graph = header.get("graph", {})
-    name = graph.get("name") or "graph"
-    delay = header.get("delay", {}).get("name", "?")
-    rule = header.get("rule", {}).get("name", "?")
-    text = f"{rule} on {name} (n={graph.get('n', '?')}), {delay} delays"
-    if header.get("fifo"):
-        text += ", FIFO"
-    text += f", seed {header.get('seed')}"
-    if ends:
-        text += f": {ends[-1].reason} at t={ends[-1].time:.4g}"
-    return text
-
-
 def plot_spacetime(
     trace: TraceLike,
     ax: Optional[Axes] = None,
@@ -89,18 +73,9 @@ def plot_spacetime(
     ``nodes`` picks the lanes and their order, top to bottom (default: all, 0 at the top);
     messages are drawn only when both ends are among them. Returns the Axes (never shows).
     """
-    trace = as_trace(trace)
-    validate_trace(trace)  # a trace whose records contradict its header is refused, as for replay
+    trace = prepare(trace)  # a trace whose records contradict its header is refused, as for replay
     key = _color_key(color_by)
-    n = num_nodes(trace)
-    lanes = list(range(n)) if nodes is None else [int(v) for v in nodes]
-    if not lanes:
-        raise ValueError("nothing to draw: the trace has no nodes (or nodes=[] was given)")
-    if len(set(lanes)) != len(lanes):
-        raise ValueError(f"nodes must not repeat a node: {list(nodes)}")
-    bad = [v for v in lanes if not 0 <= v < n]
-    if bad:
-        raise ValueError(f"nodes {bad} are not in the trace (nodes 0..{n - 1})")
+    lanes = view_lanes(trace, nodes)
     y = {v: i for i, v in enumerate(lanes)}
     if ax is None:
         height = float(np.clip(0.3 * len(lanes) + 1.6, 2.8, 14.0))
@@ -192,7 +167,7 @@ def plot_spacetime(
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9,
                   title="kind" if color_by == "kind" else None)
-    title = title if title is not None else _default_title(trace.header, trace.ends)
+    title = title if title is not None else view_title(trace.header, trace.ends)
     if title:
         ax.set_title(title, fontsize=10)
     return ax

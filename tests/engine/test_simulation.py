@@ -404,3 +404,22 @@ def test_from_trace_with_default_scripts_a_few_delays(path3):
     assert [(r.msg_id, r.delay) for r in tr.messages if r.event == "send" and r.src >= 0] == [(1, 0.25), (2, 1.0), (3, 1.0), (4, 1.0)]
     with pytest.raises(DelayError, match="no delay for message 2"):
         Simulation(path3, Flooding(), delay=FromTrace({1: 0.25})).run()
+
+
+def test_a_time_limit_after_the_run_went_quiet_ends_quiescent_at_its_real_time(tmp_path):
+    """run(until=10) of a flood of cycle:5 that is over at t=3: quiescent at t=3, not time_limit at t=10."""
+    from ampsim import Flooding, JSONLTracer, replay
+
+    path = tmp_path / "t.jsonl"
+    with JSONLTracer(path) as tracer:
+        sim = Simulation(nx.cycle_graph(5), Flooding(), tracer=tracer)
+        r = sim.run(until=10.0)
+        assert (r.reason, r.time, r.deliveries, r.in_flight) == ("quiescent", 3.0, 11, 0)
+        assert sim.now == 3.0
+        r2 = sim.run(until=2.5 + sim.now)  # nothing left: quiet again, at the same instant
+        assert (r2.reason, r2.time, r2.deliveries) == ("quiescent", 3.0, 0)
+    ends = replay(path, verify=True).ends  # replays (and verifies) the same way
+    assert [(e.reason, e.time, e.until) for e in ends] == [("quiescent", 3.0, 10.0), ("quiescent", 3.0, 5.5)]
+    # with work left at the limit it is still the time limit
+    r3 = Simulation(nx.cycle_graph(5), Flooding()).run(until=2.0)
+    assert (r3.reason, r3.time, r3.in_flight) == ("time_limit", 2.0, 4)

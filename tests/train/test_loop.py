@@ -213,3 +213,23 @@ def test_figure6_compares_one_problem_with_three(tmp_path):
     assert md.rstrip().endswith("| 0.200 |") and "AMP-Iter" not in md.split("|---|")[-1]
     six = json.loads((tmp_path / "out" / "figure6.json").read_text())
     assert six["triple"]["AMP-ACT"]["10"]["seeds"] == 2 and six["single"]["AMP-ACT"]["10"]["mean"] == 0.85
+
+
+def test_compare_table2_counts_a_stacked_pass_once(tmp_path):
+    from ampsim.train import tables
+    from ampsim.train.tables import protocol_config
+
+    for root, seconds, together in ((tmp_path / "new", 60.0, 2), (tmp_path / "old", 90.0, 1)):
+        for seed in (0, 1):
+            folder = run_folder(str(root), "limits1", "amp-rnn", seed)
+            os.makedirs(folder)
+            with open(os.path.join(folder, RESULT), "w") as f:
+                json.dump({"config": protocol_config("limits1", "amp-rnn", seed).to_dict(), "finished": True,
+                           "test": {"test": {"acc": 1.0}}, "seconds_train_this_call": seconds,
+                           "stacked_with": together}, f)
+    c = tables.compare_table2(str(tmp_path / "new"), str(tmp_path / "old"))
+    assert c["Limits1"]["rerun"] == {"mean": 1.0, "std": 0.0, "seeds": 2, "train_minutes": 1.0, "stacked": 2}
+    assert c["Limits1"]["published"]["train_minutes"] == 3.0 and c["LCC"] == {}
+    md = tables.render_comparison(c, "new")
+    assert "| Limits1 | 1.00 ± 0.00 (2) | 1.00 ± 0.00 (2) | 1.0 (2) | 3.0 |" in md
+    assert "| LCC | not run | not run | not run | - |" in md

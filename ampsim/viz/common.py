@@ -1,0 +1,49 @@
+"""What every space-time view (matplotlib :mod:`~ampsim.viz.spacetime`, plotly :mod:`~ampsim.viz.interactive`)
+shares: the trace it accepts, its lanes and its title.
+
+Rule: a view draws only a trace that loads for replay -- :func:`prepare` runs
+:func:`ampsim.trace.io.validate_trace`, so a trace whose records contradict its header
+(another graph, a tampered delay, a missing record) is refused by every view alike.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from ..trace.causality import TraceLike, as_trace, num_nodes
+from ..trace.io import Trace, validate_trace
+
+__all__ = ["prepare", "lanes", "title"]
+
+
+def prepare(trace: TraceLike) -> Trace:
+    """``trace`` (a Trace, ListTracer, records or a trace file) as a validated :class:`Trace`."""
+    trace = as_trace(trace)
+    validate_trace(trace)
+    return trace
+
+
+def lanes(trace: Trace, nodes: Optional[Sequence[int]]) -> list[int]:
+    """The nodes drawn, top to bottom: ``nodes`` (distinct, each in the trace) or all of them, 0 at the top."""
+    n = num_nodes(trace)
+    chosen = list(range(n)) if nodes is None else [int(v) for v in nodes]
+    if not chosen:
+        raise ValueError("nothing to draw: the trace has no nodes (or nodes=[] was given)")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"nodes must not repeat a node: {list(nodes)}")
+    bad = [v for v in chosen if not 0 <= v < n]
+    if bad:
+        raise ValueError(f"nodes {bad} are not in the trace (nodes 0..{n - 1})")
+    return chosen
+
+
+def title(header: dict, ends: Sequence) -> Optional[str]:
+    """``<rule> on <graph> (n=..), <delay> delays[, FIFO], seed s: <end reason> at t=..``; None without a header."""
+    if not header:
+        return None
+    graph = header.get("graph", {})
+    text = (f"{header.get('rule', {}).get('name', '?')} on {graph.get('name') or 'graph'} (n={graph.get('n', '?')}), "
+            f"{header.get('delay', {}).get('name', '?')} delays{', FIFO' if header.get('fifo') else ''}, "
+            f"seed {header.get('seed')}")
+    if ends:
+        text += f": {ends[-1].reason} at t={ends[-1].time:.4g}"
+    return text
