@@ -195,16 +195,29 @@ def test_atomic_file_paths(tmp_path):
     assert _names(tmp_path) == ["a.json"]
 
 
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_to_a_sweep_with_workers_is_one_line(tmp_path, signum, code):
     """Ctrl-C reaches the whole process group: the workers stay silent, the parent prints one line."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ampsim", "verify", "ids", "--graph", "star:8", "--seeds", "2000", "--workers", "2"],
+        [sys.executable, "-m", "ampsim", "verify", "ids", "--graph", "star:8", "--seeds", "1000000", "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        time.sleep(6)  # workers started and busy (the sweep takes minutes)
+        # wait until both workers run (children of the sweep; a million seeds take far longer than this test)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and len(_children(proc.pid)) < 2:
+            time.sleep(0.2)
+        time.sleep(1.0)  # the workers are in their first chunk
         assert proc.poll() is None, proc.communicate()
         os.killpg(proc.pid, signum)
         out, err = proc.communicate(timeout=60)
