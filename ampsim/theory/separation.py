@@ -387,10 +387,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> list[tuple[str, str]]:
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.relabellings < 1:
-        raise ValueError(f"--relabellings must be >= 1, got {args.relabellings}")
+    from .. import validate as V
+
+    V.positive_int("--seeds", args.seeds)
+    V.positive_int("--relabellings", args.relabellings)
     pairs = []
     for text in args.pair or []:
         parts = [p.strip() for p in text.split(",")]
