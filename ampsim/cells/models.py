@@ -33,6 +33,7 @@ from .execute import Executor, RunSpec
 
 __all__ = [
     "AMPModel",
+    "pool_nodes",
     "READOUTS",
     "POOLS",
     "MODEL_NAMES",
@@ -106,6 +107,15 @@ def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
             p.copy_((2.0 * u - 1.0) * bound)
 
 
+def pool_nodes(own: Tensor, aggr: str, dim: int) -> Tensor:
+    """The graph readout of the node outputs along ``dim`` (kept): ``sum``, ``max`` or ``mean``."""
+    if aggr == "sum":
+        return own.sum(dim, keepdim=True)
+    if aggr == "max":
+        return own.max(dim, keepdim=True).values
+    return own.mean(dim, keepdim=True)
+
+
 class AMPModel(nn.Module):
     """``AMPModel(kind, in_features, hidden, num_classes, readout=..., aggr=..., heads=..., gate=...)``.
 
@@ -164,13 +174,7 @@ class AMPModel(nn.Module):
         own = torch.diagonal(out, dim1=0, dim2=1).t()  # (n, H): node i in its own run i
         if self.readout == "start":
             return nn.functional.log_softmax(self.decoders[0](own), dim=-1)
-        if self.aggr == "sum":
-            pooled = own.sum(0, keepdim=True)
-        elif self.aggr == "max":
-            pooled = own.max(0, keepdim=True).values
-        else:
-            pooled = own.mean(0, keepdim=True)
-        return nn.functional.log_softmax(self.decoders[0](pooled), dim=-1)
+        return nn.functional.log_softmax(self.decoders[0](pool_nodes(own, self.aggr, 0)), dim=-1)
 
     def _data(self, graph: GraphData) -> GraphData:
         x = graph.x.to(self.cell.encoder.weight.dtype)

@@ -30,7 +30,7 @@ from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel
 from .cells import AMPCell
 from .execute import RunSpec
-from .models import AMPModel, origin_runs, start_runs
+from .models import AMPModel, origin_runs, pool_nodes, start_runs
 
 __all__ = ["STACKABLE", "StackedLinear", "StackedCell", "AMPModelStack", "stackable"]
 
@@ -333,13 +333,7 @@ class AMPModelStack(nn.Module):
         own = torch.diagonal(out, dim1=1, dim2=2).transpose(1, 2)  # (K, n, H): node i in its own run i
         if self.readout == "start":
             return nn.functional.log_softmax(self.decoders[0](own), dim=-1)
-        if self.aggr == "sum":
-            pooled = own.sum(1, keepdim=True)
-        elif self.aggr == "max":
-            pooled = own.max(1, keepdim=True).values
-        else:
-            pooled = own.mean(1, keepdim=True)
-        return nn.functional.log_softmax(self.decoders[0](pooled), dim=-1)
+        return nn.functional.log_softmax(self.decoders[0](pool_nodes(own, self.aggr, 1)), dim=-1)
 
     def forward_many(self, graphs: Sequence[GraphData], executor, budgets: Sequence[int],
                      delay: Union[str, DelayModel] = "constant", seeds: Optional[Sequence[int]] = None,

@@ -139,24 +139,29 @@ class AMPGraphClassifier(nn.Module):
         self.messages, self.skip = messages, skip
 
     def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
-        ref = self.decoder.weight
-        sizes = [g.num_nodes for g in graphs]
-        starts = [[(i,) for i in range(n)] for n in sizes]
-        seeds = [[0] * n for n in sizes]
-        total = sum(sizes)
-        msgs = ref.new_ones((total, self.cell.msg_size))
-        u = executor.unroll(self.cell, graphs, starts, seeds, msgs, self.messages)
-        entries = torch.cat([torch.arange(n, device=ref.device) * (n + 1) + u.entry_offsets[g]
-                             for g, n in enumerate(sizes)])
+        u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight)
         if self.skip:
             z = u.history(entries, SKIP_STATES)
-            z = self.cell.output(z.reshape(-1, z.shape[-1])).reshape(total, -1)
+            z = self.cell.output(z.reshape(-1, z.shape[-1])).reshape(len(entries), -1)
         else:
             z = self.cell.output(u.states.index_select(0, u.final_rows.index_select(0, entries)))
-        owner = torch.repeat_interleave(torch.arange(len(graphs), device=ref.device),
-                                        torch.tensor(sizes, device=ref.device))
         pooled = z.new_zeros((len(graphs), z.shape[1])).index_add_(0, owner, z)
         return nn.functional.log_softmax(self.decoder(pooled), dim=-1)
+
+
+def _own_runs(cell, graphs: Sequence[GraphData], executor: BatchedExecutor, messages: int, ref: Tensor):
+    """One run per node, started at that node with ones(M), budget ``messages`` (Section 5.3):
+    the unroll, each node's entry in its own run (graph by graph, node by node) and the graph owning it."""
+    sizes = [g.num_nodes for g in graphs]
+    starts = [[(i,) for i in range(n)] for n in sizes]
+    seeds = [[0] * n for n in sizes]
+    msgs = ref.new_ones((sum(sizes), cell.msg_size))
+    u = executor.unroll(cell, graphs, starts, seeds, msgs, messages)
+    entries = torch.cat([torch.arange(n, device=ref.device) * (n + 1) + u.entry_offsets[g]
+                         for g, n in enumerate(sizes)])
+    owner = torch.repeat_interleave(torch.arange(len(graphs), device=ref.device),
+                                    torch.tensor(sizes, device=ref.device))
+    return u, entries, owner
 
 
 def _labels(graphs: Sequence[GraphData]) -> Tensor:
@@ -185,23 +190,13 @@ class GraphClassifierStack(nn.Module):
         self.messages, self.skip = first.messages, first.skip
 
     def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
-        ref = self.decoder.weight
         K = self.models
-        sizes = [g.num_nodes for g in graphs]
-        starts = [[(i,) for i in range(n)] for n in sizes]
-        seeds = [[0] * n for n in sizes]
-        total = sum(sizes)
-        msgs = ref.new_ones((total, self.cell.msg_size))
-        u = executor.unroll(self.cell, graphs, starts, seeds, msgs, self.messages)
-        entries = torch.cat([torch.arange(n, device=ref.device) * (n + 1) + u.entry_offsets[g]
-                             for g, n in enumerate(sizes)])
+        u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight)
         if self.skip:
             z = self.cell.output(u.history(entries, SKIP_STATES))  # (E, 4, K, H)
-            z = z.permute(2, 0, 1, 3).reshape(K, total, -1)
+            z = z.permute(2, 0, 1, 3).reshape(K, len(entries), -1)
         else:
             z = self.cell.output(u.states.index_select(0, u.final_rows.index_select(0, entries))).transpose(0, 1)
-        owner = torch.repeat_interleave(torch.arange(len(graphs), device=ref.device),
-                                        torch.tensor(sizes, device=ref.device))
         pooled = z.new_zeros((K, len(graphs), z.shape[-1])).index_add_(1, owner, z)
         return nn.functional.log_softmax(self.decoder(pooled), dim=-1)
 

@@ -78,6 +78,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from .. import validate as V
 from ..checkpoint import load_checkpoint as read_checkpoint
 from ..engine.errors import CheckpointError
 from ..fileio import save_torch, write_json
@@ -102,6 +103,14 @@ __all__ = [
 CKPT_FORMAT = "ampsim.train.checkpoint"
 Forward = Callable[[nn.Module, Sequence[int], Sequence[int]], Tensor]
 Evaluate = Callable[[nn.Module, int], Sequence[dict]]
+
+
+def check_run_numbers(epochs: int, lr: float, checkpoint_every: int) -> None:
+    """The numbers every training configuration shares (:mod:`ampsim.validate`): ``epochs >= 0``,
+    ``lr > 0``, ``checkpoint_every >= 1``; an :class:`~ampsim.engine.errors.ArgumentError` otherwise."""
+    V.nonneg_int("epochs", epochs)
+    V.positive_float("lr", lr)
+    V.positive_int("checkpoint_every", checkpoint_every)
 
 
 @dataclass(frozen=True)
@@ -138,14 +147,8 @@ class Options:
     desc: str = ""
 
     def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
-        if self.eval_every < 0:
-            raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+        check_run_numbers(self.epochs, self.lr, self.checkpoint_every)
+        V.nonneg_int("eval_every", self.eval_every)
 
 
 @dataclass

@@ -45,6 +45,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from .. import validate as V
 from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec
 from ..cells.models import cell_kind, init_parameters
@@ -117,10 +118,11 @@ class NodeConfig:
         if self.model == "GCN" and self.delay != "constant":
             raise ValueError("the GCN has no delays: use delay='constant'")
         for name in ("epochs", "hidden", "msg_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.budget_factor > 0 or not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
-            raise ValueError("need budget_factor > 0, lr > 0, weight_decay >= 0 and 0 <= dropout < 1")
+            V.positive_int(name, getattr(self, name))
+        V.positive_float("budget_factor", self.budget_factor)
+        V.positive_float("lr", self.lr)
+        V.nonneg_float("weight_decay", self.weight_decay)
+        V.number("dropout", self.dropout, 0.0, 1.0, hi_open=True)
 
     @property
     def key(self) -> str:

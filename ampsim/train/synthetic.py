@@ -40,7 +40,8 @@ from ..data.graphdata import GraphData
 from ..data.tasks import LONGRANGE_TEST_SIZES, get_task, longrange_split
 from ..engine.rng import derive_seed, stream
 from . import ddp
-from .loop import Data, Options, fit_models, load_checkpoint, write_result
+from .. import validate as V
+from .loop import Data, Options, check_run_numbers, fit_models, load_checkpoint, write_result
 
 __all__ = [
     "TrainConfig",
@@ -94,16 +95,9 @@ class TrainConfig:
         cell_kind(self.model)
         if self.delay not in ("constant", "uniform"):
             raise ValueError(f"delay must be 'constant' or 'uniform', got {self.delay!r}")
-        if self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        check_run_numbers(self.epochs, self.lr, self.checkpoint_every)
         for name in ("hidden", "msg_size", "budget_factor", "train_graphs"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+            V.optional_positive_int(name, getattr(self, name))
         if self.test_sizes is not None:
             object.__setattr__(self, "test_sizes", tuple(int(s) for s in self.test_sizes))
 
