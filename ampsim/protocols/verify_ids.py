@@ -32,7 +32,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 from ..engine.errors import AssumptionError
 from ..engine.rng import stream
 from ..engine.simulation import Simulation
-from ..fileio import process_pool, save_figure, write_text
+from ..fileio import save_figure, write_text
 from ..sweeps import add_executor_arguments, executor_from_args
 from ..graphs import Graph, parse_graph_spec
 from .ids import UniqueIds
@@ -144,14 +144,11 @@ def verify_ids(
         # refuse (AssumptionError) or reject a bad graph before any worker starts
         Simulation(g, UniqueIds(), delay=delay, fifo=fifo, seed=0, start=_start_node(start, 0, g.num_nodes))
     tasks = [(spec, s, delay, start, budget, fifo) for spec in graphs for s in seed_list]
-    if executor is not None:
-        from ..sweeps import run_map
+    from ..sweeps import run_map
 
-        return run_map(_run_task, tasks, workers=workers, executor=executor)
-    if workers == 1:
-        return [_run_task(t) for t in tasks]
-    with process_pool(workers) as pool:
-        return list(pool.map(_run_task, tasks, chunksize=max(1, len(tasks) // (8 * workers))))
+    # a local pool gets few large chunks (about 8 per worker): a huge sweep then holds few pending futures
+    chunksize = None if executor is not None else max(1, len(tasks) // (8 * workers))
+    return run_map(_run_task, tasks, workers=workers, executor=executor, chunksize=chunksize)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -45,7 +45,7 @@ from typing import Any, Optional, Sequence
 from ..engine.messages import Message, NodeView
 from ..engine.rng import derive_seed, stream
 from ..engine.simulation import Simulation
-from ..fileio import process_pool, save_figure, write_text
+from ..fileio import save_figure, write_text
 from ..sweeps import add_executor_arguments, executor_from_args
 from ..graphs import Graph, parse_graph_spec
 from .sgin import SGIN, run_sgin
@@ -652,11 +652,6 @@ def make_cases(
     ]
 
 
-def _run_chunk(args: tuple[list[Case], bool]) -> list[CaseResult]:
-    cases, relu = args
-    return [run_case(c, relu) for c in cases]
-
-
 def _one_torch_thread() -> None:
     """The ReLU check runs many small matmuls: one torch thread is several times faster than two."""
     import torch
@@ -670,28 +665,22 @@ def sweep(cases: Sequence[Case], workers: int = 1, relu: bool = True, executor: 
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     cases = list(cases)
-    if executor is not None:
-        from ..sweeps import run_map
-
-        return run_map(functools.partial(run_case, relu=relu), cases, workers=workers, executor=executor)
-    if workers == 1:
+    case_fn = functools.partial(run_case, relu=relu)
+    if executor is None and workers == 1:
         import torch
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return [run_case(c, relu) for c in cases]
+            return [case_fn(c) for c in cases]
         finally:
             torch.set_num_threads(threads)
-    size = max(1, min(64, len(cases) // (8 * workers) or 1))
-    chunks = [(cases[i:i + size], relu) for i in range(0, len(cases), size)]
-    out: list[CaseResult] = []
+    from ..sweeps import run_map
+
     # spawn, not fork: the parent may hold torch's threads (forking them is unsafe, and deprecated)
-    context = multiprocessing.get_context("spawn")
-    with process_pool(workers, mp_context=context, initializer=_one_torch_thread) as pool:
-        for part in pool.map(_run_chunk, chunks):
-            out.extend(part)
-    return out
+    return run_map(case_fn, cases, workers=workers, executor=executor,
+                   pool_options={"mp_context": multiprocessing.get_context("spawn"),
+                                 "initializer": _one_torch_thread})
 
 
 def _setting(case: Case) -> str:
