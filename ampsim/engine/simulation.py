@@ -332,7 +332,6 @@ class Simulation:
         self._dropped = 0
         self._deliveries = 0
         self._t_active = 0.0  # the instant of the last event a node handled (see _time_up)
-        self._t_run_start = 0.0
         self._limit = -1
         self._stop_when: Optional[Callable[["Simulation"], bool]] = None
         self._stop_reason = ""
@@ -624,7 +623,7 @@ class Simulation:
         self._limit = start + max_deliveries if max_deliveries is not None else -1
         self._stop_when = stop_when
         self._stop_reason = ""
-        self._t_run_start = self.env.now
+        t_start = self.env.now
         if until is not None:
             ev = Event(self.env)
             ev._ok = True
@@ -645,6 +644,8 @@ class Simulation:
                 step()
         except StopSimulation:
             reason = self._stop_reason
+            if reason == "quiescent":  # the time limit found nothing left: the clock goes back to the last event
+                self.env._now = max(self._t_active, t_start)
         except EmptySchedule:
             reason = "quiescent"
         finally:
@@ -678,7 +679,6 @@ class Simulation:
             self._stop_reason = "time_limit"
         else:
             self._stop_reason = "quiescent"
-            self.env._now = max(self._t_active, self._t_run_start)
         raise StopSimulation(None)
 
     def _discard_control(self) -> None:
