@@ -72,52 +72,31 @@ _ERRNO_TEXT = {
 
 
 # ------------------------------------------------------------------ argument types
-def _start(text: str):
-    if text == "all":
-        return "all"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a node index or 'all', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a node index >= 0 or 'all', got {text!r}")
-    return value
+def _arg_type(convert, ok, parse_what: str, range_what: Optional[str] = None):
+    """An argparse ``type``: ``convert(text)`` that also passes ``ok``; otherwise one line saying what was
+    expected (``parse_what`` when the text does not convert, ``range_what`` when the value is out of range)."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {parse_what}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {range_what or parse_what}, got {text!r}")
+        return value
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def _positive_time(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a time > 0, got {text!r}") from None
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"expected a time > 0, got {text!r}")
-    return value
+_start = _arg_type(lambda t: t if t == "all" else int(t), lambda v: v == "all" or v >= 0,
+                   "a node index or 'all'", "a node index >= 0 or 'all'")
+_positive_int = _arg_type(int, lambda v: v >= 1, "a whole number >= 1")
+_positive_time = _arg_type(float, lambda v: v > 0, "a time > 0")  # v > 0 also refuses nan
+_megabytes = _arg_type(float, lambda v: 0 <= v < float("inf"), "a size in MB", "a size in MB >= 0 (0: no limit)")
 
 
 def _file_name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a file name, got an empty one")
     return text
-
-
-def _megabytes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in MB, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a size in MB >= 0 (0: no limit), got {text!r}")
-    return value
 
 
 def _graph(spec: str, max_edges: Optional[int] = None):
@@ -132,8 +111,6 @@ def _graph(spec: str, max_edges: Optional[int] = None):
         raise GraphError(f"--graph {spec}: is a folder, not an edge-list file")
     try:
         return parse_graph_spec(spec, max_edges=DEFAULT_MAX_EDGES if max_edges is None else max_edges)
-    except UnicodeDecodeError as exc:
-        raise GraphError(f"--graph {spec}: not a text edge-list file (undecodable byte at position {exc.start})") from None
     except EdgeListError as exc:  # it names the file; say which flag it came from
         raise EdgeListError(f"--graph {exc}") from None
 
