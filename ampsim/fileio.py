@@ -32,7 +32,7 @@ import threading
 import weakref
 from typing import IO, Any, Iterator, Optional
 
-__all__ = ["AtomicFile", "atomic_write", "write_json", "write_text", "save_torch", "save_figure",
+__all__ = ["AtomicFile", "FinishOnExit", "atomic_write", "write_json", "write_text", "save_torch", "save_figure",
            "cleanup_partials",
            "SignalExit", "on_signal_exit", "process_pool"]
 
@@ -62,6 +62,20 @@ def cleanup_partials() -> None:
 
 
 atexit.register(cleanup_partials)
+
+
+class FinishOnExit:
+    """``with writer: ...`` finishes it (``close()``) when the block completes and discards it
+    (``abort()``) when it raises: the context-manager half of every atomic writer (traces)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class AtomicFile:

@@ -42,6 +42,7 @@ import os
 from typing import Any, Optional, Union
 
 from ..engine.errors import TraceFormatError
+from ..fileio import FinishOnExit
 from .records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord
 
 __all__ = [
@@ -257,7 +258,7 @@ class _Counted:
         return self.written
 
 
-class ParquetTracer:
+class ParquetTracer(FinishOnExit):
     """Writes a Parquet trace to ``path`` in row groups as the run goes; atomically, on :meth:`close`.
 
     The hot hooks only append to a buffer; every ``row_group_size`` records the
@@ -350,14 +351,6 @@ class ParquetTracer:
         if self._file is not None:
             self._file.abort()
 
-    def __enter__(self) -> "ParquetTracer":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def open_tracer(path: Union[str, os.PathLike], states: bool = True, max_bytes: Optional[int] = None):

@@ -20,7 +20,7 @@ import os
 from typing import Optional, Protocol, Sequence, Union, runtime_checkable
 
 from ..engine.errors import AmpsimError
-from ..fileio import AtomicFile
+from ..fileio import AtomicFile, FinishOnExit
 from .records import EndRecord, MessageRecord, StateRecord
 
 __all__ = ["Tracer", "ListTracer", "JSONLTracer", "TeeTracer", "TraceLimitError"]
@@ -85,7 +85,7 @@ class TraceLimitError(AmpsimError):
     """A trace grew past its size limit (``max_bytes``); the partial file has been removed."""
 
 
-class JSONLTracer:
+class JSONLTracer(FinishOnExit):
     """Writes a versioned JSONL trace to ``path``: atomically, on :meth:`close` (or ``with``).
 
     The records go to an :class:`~ampsim.fileio.AtomicFile`: the file appears under
@@ -132,14 +132,6 @@ class JSONLTracer:
         """Discard the partial file (after an error): nothing half-written is left (idempotent)."""
         self._file.abort()
 
-    def __enter__(self) -> "JSONLTracer":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class TeeTracer:
