@@ -90,18 +90,26 @@ def _train(configs: list, executor: Optional[str], outs: list, resume: bool, qui
                      executor_name=name, stack=stack)
 
 
-def _seed_list(text: str) -> list[int]:
+def int_ranges(text: str) -> list[int]:
+    """``0-9``, ``0,3,5`` or both (``0-2,7``) as the list of ints, in order; ``ValueError`` for anything else.
+
+    The one parser of the ``--seeds`` / ``--folds`` flags of every training command."""
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
-        try:
-            if "-" in part:
-                a, b = part.split("-")
-                out += list(range(int(a), int(b) + 1))
-            elif part:
-                out.append(int(part))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected seeds like 0-9 or 0,3,5, got {text!r}") from None
+        if "-" in part:
+            a, b = part.split("-")
+            out += range(int(a), int(b) + 1)
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        out = int_ranges(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0-9 or 0,3,5, got {text!r}") from None
     if not out or min(out) < 0 or len(set(out)) != len(out):
         raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0 like 0-9 or 0,3,5, got {text!r}")
     return out

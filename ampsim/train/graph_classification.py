@@ -48,6 +48,7 @@ from ..data.tu import DATASETS, TUDataset, load_tu
 from ..engine.rng import derive_seed
 from ..fileio import write_text
 from . import ddp
+from .cli import int_ranges
 from .loop import Data, Options, checkpoint_epoch, fit_models, unstack_state, write_result
 
 __all__ = [
@@ -508,13 +509,7 @@ def _worker(threads: int, datasets: list, folds: list, job: dict) -> int:
 
 
 def _folds(text: str) -> list[int]:
-    out = []
-    for part in text.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out.extend(range(int(a), int(b) + 1))
-        elif part.strip():
-            out.append(int(part))
+    out = int_ranges(text)
     if not out or min(out) < 0 or max(out) >= FOLDS:
         raise argparse.ArgumentTypeError(f"folds must be in 0..{FOLDS - 1}, got {text!r}")
     return out

@@ -53,6 +53,7 @@ from ..data.graphdata import GraphData
 from ..data.planetoid import load_planetoid, row_normalize
 from ..engine.rng import derive_seed, stream
 from ..fileio import write_json, write_text
+from .cli import int_ranges
 from .loop import Data, Options, fit_models, nll_terms, write_result
 
 __all__ = [
@@ -553,13 +554,7 @@ def write_summary(root: str, json_path: str = "results/node_classification.json"
 
 # --------------------------------------------------------------------------- command line
 def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out.extend(range(int(a), int(b) + 1))
-        elif part.strip():
-            out.append(int(part))
+    out = int_ranges(text)
     if not out or min(out) < 0:
         raise argparse.ArgumentTypeError(f"seeds must be >= 0, e.g. 0-9 or 0,3; got {text!r}")
     return out

@@ -28,7 +28,7 @@ from typing import Iterable, Optional, Sequence
 import torch
 
 from ..fileio import save_figure, write_json, write_text
-from .cli import run_folder
+from .cli import int_ranges, run_folder
 from .synthetic import RESULT, TrainConfig, fit, fit_seeds, get_executor
 
 __all__ = [
@@ -579,14 +579,7 @@ def measure_cost(tasks: Sequence[str], executor: str, epochs: int = 3, model: st
 
 
 def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out += list(range(int(a), int(b) + 1))
-        elif part.strip():
-            out.append(int(part))
-    return out
+    return int_ranges(text)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
