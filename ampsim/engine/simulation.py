@@ -498,8 +498,8 @@ class Simulation:
             if fifo:
                 d = self._fifo_delay(v, u, now, d)
             heappush(queue, (now + d, NORMAL, next(eid), item))  # = env.schedule(item, NORMAL, d)
-            if tracer is not None:
-                tracer.send(self._record(SEND, item, now + d, "", text))
+            if tracer is not None:  # = self._record(SEND, item, now + d, "", text), inlined: the traced hot path
+                tracer.send(MessageRecord(SEND, mid, cause, v, u, now, now + d, item.delay, message.kind, text, ""))
 
     def _fire_burst(self, burst: Burst) -> None:
         """Timer callback of a burst: deliver its next copy alone; reschedule the rest (same time, same id)."""
@@ -531,6 +531,9 @@ class Simulation:
         states = self.states
         halted = self._halted
         tracer = self.tracer
+        wants_states = self._wants_states
+        summ_state = self._summ_state
+        summ = self._summ
         env = self.env
         try:
             while True:
@@ -547,9 +550,12 @@ class Simulation:
                 self._deliveries += 1
                 self._last = item
                 if tracer is not None:
-                    tracer.deliver(self._record(DELIVER, item, self.env.now))
-                    if self._wants_states:
-                        tracer.state(StateRecord(self.env.now, v, item.msg_id, self._summ_state(state)))
+                    now = env._now
+                    message = item.message  # = self._record(DELIVER, item, now), inlined: the traced hot path
+                    tracer.deliver(MessageRecord(DELIVER, item.msg_id, item.cause, item.src, item.dst, item.t_send, now,
+                                                 item.delay, message.kind, summ(message.payload), ""))
+                    if wants_states:
+                        tracer.state(StateRecord(now, v, item.msg_id, summ_state(state)))
                 if out is not None:
                     self._broadcast(v, out, item.msg_id)
                 if self._deliveries == self._limit:

@@ -24,8 +24,8 @@ __all__ = ["Trace", "load_trace", "save_trace", "validate_trace"]
 
 FORMAT = "ampsim.trace"
 SUPPORTED_VERSIONS = (1,)
-_MSG_FIELDS = [f.name for f in fields(MessageRecord)][1:]
-_STATE_FIELDS = [f.name for f in fields(StateRecord)]
+_MSG_FIELDS = list(MessageRecord._fields[1:])
+_STATE_FIELDS = list(StateRecord._fields)
 _END_FIELDS = [f.name for f in fields(EndRecord)]
 
 
