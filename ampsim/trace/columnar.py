@@ -109,8 +109,11 @@ class _Encoder:
         self.pool: list = [np.empty(0, t) for t in (np.int64, np.int64, np.int64, np.float64, np.float64, np.float64)]
         self.pool_kind = np.empty(0, object)
         self.pool_payload = np.empty(0, object)
+        self.pool_used = np.empty(0, bool)
 
     def table(self, records: list):
+        from itertools import zip_longest
+
         import pyarrow as pa
 
         np = self.np
@@ -119,30 +122,36 @@ class _Encoder:
         if not types <= {MessageRecord, StateRecord}:
             bad = next(r for r in records if type(r) not in (MessageRecord, StateRecord))
             raise TypeError(f"not a trace record: {bad!r}")
-        is_state = np.fromiter(map(len, records), np.int64, n) == len(StateRecord._fields)
+        # Records are named tuples: one C-level transpose of the whole batch gives every column; a state
+        # (t, node, msg_id, state) fills the first four and None the rest. Each pass over a batch touches
+        # every record, cold in memory by now, so there is exactly one (besides the type check).
+        cols = [np.array(c, object) for c in zip_longest(*records)] if n else [np.empty(0, object)] * 11
+        is_state = np.equal(cols[4], None)  # a message record's dst is an int, never None
         st_pos = np.flatnonzero(is_state)
         ms_pos = np.flatnonzero(~is_state)
+        m, k = len(ms_pos), len(st_pos)
 
-        msgs = [records[i] for i in ms_pos.tolist()]
-        states = [records[i] for i in st_pos.tolist()]
-        m = len(msgs)
-        # records are named tuples: one C-level transpose gives every column (no per-record Python work)
-        cols = list(zip(*msgs)) if m else [()] * len(MessageRecord._fields)
-        ev, mid, cause, src, dst = (np.array(cols[0], object), np.array(cols[1], np.int64), np.array(cols[2], np.int64),
-                                    np.array(cols[3], np.int64), np.array(cols[4], np.int64))
-        ts, td, delay = (np.array(c, np.float64) for c in cols[5:8])
-        kind, payload, reason = (np.array(c, object) for c in cols[8:11])
+        def msg(i, dtype):
+            return cols[i][ms_pos].astype(dtype) if k else cols[i].astype(dtype)
+
+        ev = cols[0][ms_pos]
+        mid, cause, src, dst = (msg(i, np.int64) for i in (1, 2, 3, 4))
+        ts, td, delay = (msg(i, np.float64) for i in (5, 6, 7))
+        kind, payload, reason = (msg(i, object) for i in (8, 9, 10))
         is_send = ev == SEND
         code = np.where(is_send, T_SEND, np.where(ev == DELIVER, T_DELIVER, T_DROP)).astype(np.int8)
 
-        # the pool of sends this batch's deliveries and drops may refer to
+        # The pool of sends this batch's deliveries and drops may refer to, by ascending msg_id. A matched
+        # send stays until half the pool is matched (pruning every batch costs a pass over all copies in
+        # flight); matching one twice is harmless: a row is compacted only when it equals the send exactly.
         pool_ids = np.concatenate([self.pool_ids, mid[is_send]])
         pool = [np.concatenate([a, b[is_send]]) for a, b in zip(self.pool, (cause, src, dst, ts, td, delay))]
         pool_kind = np.concatenate([self.pool_kind, kind[is_send]])
         pool_payload = np.concatenate([self.pool_payload, payload[is_send]])
+        used = np.concatenate([self.pool_used, np.zeros(int(is_send.sum()), bool)])
         if len(pool_ids) > 1 and not bool(np.all(pool_ids[1:] > pool_ids[:-1])):  # records not in send order
             order = np.argsort(pool_ids, kind="stable")
-            pool_ids, pool_kind, pool_payload = pool_ids[order], pool_kind[order], pool_payload[order]
+            pool_ids, pool_kind, pool_payload, used = pool_ids[order], pool_kind[order], pool_payload[order], used[order]
             pool = [a[order] for a in pool]
         other = np.flatnonzero(~is_send)
         compact = np.zeros(m, bool)
@@ -156,18 +165,17 @@ class _Encoder:
             same &= pool_kind[j] == kind[other]
             same &= pool_payload[j] == payload[other]
             compact[other] = same
-            keep = np.ones(len(pool_ids), bool)
-            keep[j[found]] = False
-            pool_ids = pool_ids[keep]
-            pool = [a[keep] for a in pool]
-            pool_kind, pool_payload = pool_kind[keep], pool_payload[keep]
-        self.pool_ids, self.pool, self.pool_kind, self.pool_payload = pool_ids, pool, pool_kind, pool_payload
+            used[j[found]] = True
+            if 2 * int(used.sum()) > len(used):
+                keep = ~used
+                pool_ids, pool_kind, pool_payload, used = pool_ids[keep], pool_kind[keep], pool_payload[keep], used[keep]
+                pool = [a[keep] for a in pool]
+        self.pool_ids, self.pool, self.pool_kind, self.pool_payload, self.pool_used = \
+            pool_ids, pool, pool_kind, pool_payload, used
 
         # states that follow the delivery of their msg_id at that node and time keep only msg_id and text
-        k = len(states)
-        st_cols = list(zip(*states)) if k else [()] * len(StateRecord._fields)
-        st_t, st_node, st_mid = np.array(st_cols[0], np.float64), np.array(st_cols[1], np.int64), np.array(st_cols[2], np.int64)
-        st_text = np.array(st_cols[3], object)
+        st_t, st_node, st_mid = (cols[i][st_pos].astype(t) for i, t in ((0, np.float64), (1, np.int64), (2, np.int64)))
+        st_text = cols[3][st_pos]
         row_of = np.full(n + 1, -1, np.int64)
         row_of[ms_pos] = np.arange(m)
         prev = row_of[st_pos - 1] if k else np.empty(0, np.int64)  # st_pos - 1 == -1 maps to row_of[-1] == -1
