@@ -26,7 +26,8 @@ backward on the same number of rows (chunks of 65,536 rows), its rows/s.
     python benchmarks/scale.py --sizes 100000 --delays constant --pubmed
     python benchmarks/scale.py --sizes 100000 --delays constant --code /tmp/old --out /tmp/before
 
-Writes results/scale.json and results/scale.png (rows/s and bytes per delivery against n).
+Writes OUT.json and OUT.png (rows/s and bytes per delivery against n); OUT is ``runs/scale`` (ignored
+by git) unless ``--out`` names another: the published figures are ``--pubmed --out results/scale``.
 The last line: ``single run at n=100000: P% of the GRUCell rate, B bytes per delivery``.
 """
 from __future__ import annotations
@@ -247,7 +248,8 @@ def main() -> None:
     ap.add_argument("--delays", nargs="*", default=["constant", "uniform"])
     ap.add_argument("--pubmed", action="store_true", help="add PubMed's graph (data/planetoid), budget 10n")
     ap.add_argument("--gru-rows", type=int, default=2_000_000, help="cap on the GRUCell comparison's rows")
-    ap.add_argument("--out", default=str(ROOT / "results" / "scale"))
+    ap.add_argument("--out", default=os.path.join("runs", "scale"),
+                    help="OUT.json and OUT.png (default runs/scale, ignored by git; the published figures: --out results/scale)")
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's adaptive mmap threshold (freed work space may stay resident)")
     ap.add_argument("--code", help="run the points with the ampsim package of this checkout (before/after)")
