@@ -40,7 +40,10 @@ from __future__ import annotations
 import gc
 import json
 import os
+from array import array
 from typing import Any, Optional, Union
+
+import numpy as np
 
 from ..engine.errors import TraceFormatError
 from ..fileio import FinishOnExit
@@ -92,11 +95,130 @@ def _schema(pa, header: dict):
     return pa.schema(fields, metadata=meta)
 
 
+class _Batch:
+    """One row group's records: appended as they come, turned into numpy columns a chunk at a time.
+
+    The hooks only append records to ``msgs`` / ``states`` (a state also notes how many message
+    records precede it, so the event order survives). Every ``CHUNK`` records, :meth:`absorb`
+    transposes the chunk with one C-level ``zip(*records)`` while its records are still in the
+    cache, and keeps numpy columns; the records are freed young. :meth:`columns` joins the chunks
+    for the encoder.
+    """
+
+    CHUNK = 2048
+    MSG = (("ev", object), ("mid", np.int64), ("cause", np.int64), ("src", np.int64), ("dst", np.int64),
+           ("t_send", np.float64), ("t_deliver", np.float64), ("delay", np.float64), ("kind", object),
+           ("payload", object), ("reason", object))
+    STATE = (("st_t", np.float64), ("st_node", np.int64), ("st_mid", np.int64), ("st_text", object))
+
+    def __init__(self) -> None:
+        self.msgs: list = []
+        self.states: list = []
+        self.st_at = array("q")
+        self.absorbed = 0  # message records already in ``chunks``
+        self.chunks: dict[str, list] = {name: [] for name, _ in self.MSG + self.STATE}
+
+    def __len__(self) -> int:
+        return self.absorbed + len(self.msgs) + len(self.st_at)
+
+    def absorb(self) -> None:
+        """Move the pending records into numpy column chunks (checking that they are records)."""
+        for records, spec, cls in ((self.msgs, self.MSG, MessageRecord), (self.states, self.STATE, StateRecord)):
+            if not records:
+                continue
+            if set(map(type, records)) != {cls}:
+                bad = next(r for r in records if type(r) is not cls)
+                raise TypeError(f"not a {'message' if cls is MessageRecord else 'state'} record: {bad!r}")
+            collecting = gc.isenabled()  # zip(*records) makes one iterator per record: no collection meanwhile
+            gc.disable()
+            try:
+                for (name, dtype), col in zip(spec, zip(*records)):
+                    self.chunks[name].append(np.array(col, dtype))
+            finally:
+                if collecting:
+                    gc.enable()
+        self.absorbed += len(self.msgs)
+        self.msgs.clear()
+        self.states.clear()
+
+    def columns(self) -> dict:
+        """Every column of the batch, joined (after :meth:`absorb`), and ``st_at``."""
+        out = {}
+        for name, dtype in self.MSG + self.STATE:
+            parts = self.chunks[name]
+            out[name] = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype)
+        out["st_at"] = np.array(self.st_at, np.int64)
+        return out
+
+    def clear(self) -> None:
+        self.msgs.clear()
+        self.states.clear()
+        del self.st_at[:]
+        self.absorbed = 0
+        for parts in self.chunks.values():
+            parts.clear()
+
+
+class _Pool:
+    """The sends a later delivery or drop may repeat, by ascending ``msg_id``, with a ``used`` mark.
+
+    Columns grow by doubling (appending a batch's sends is amortised O(sends), not a copy of
+    every copy in flight); :meth:`prune_if_half_used` drops the used ones once they are half.
+    """
+
+    TYPES = (("msg_id", "i8"), ("cause", "i8"), ("src", "i8"), ("dst", "i8"), ("t_send", "f8"),
+             ("t_deliver", "f8"), ("delay", "f8"), ("kind", "O"), ("payload", "O"), ("seq", "i8"), ("used", "?"))
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.np = np
+        self.n = 0
+        self.data = {name: np.empty(1024, t) for name, t in self.TYPES}
+
+    def columns(self) -> dict:
+        """The first ``n`` entries of every column (views)."""
+        return {name: col[: self.n] for name, col in self.data.items()}
+
+    def extend(self, rows, *values) -> None:
+        """Append the sends ``rows`` (a mask) of one batch; ``values`` in the order of ``TYPES``."""
+        np = self.np
+        k = int(rows.sum())
+        if not k:
+            return
+        n = self.n
+        if n + k > len(self.data["msg_id"]):
+            cap = max(2 * len(self.data["msg_id"]), n + k)
+            for name, col in self.data.items():
+                grown = np.empty(cap, col.dtype)
+                grown[:n] = col[:n]
+                self.data[name] = grown
+        for (name, _), v in zip(self.TYPES, values):
+            self.data[name][n: n + k] = v[rows]
+        self.data["used"][n: n + k] = False
+        self.n = n + k
+        ids = self.data["msg_id"][: self.n]
+        tail = ids[max(n - 1, 0):]  # the new sends and the last old one
+        if not bool(np.all(tail[1:] > tail[:-1])):
+            order = np.argsort(ids, kind="stable")  # records not in send order: sort the pool
+            for name, col in self.data.items():
+                col[: self.n] = col[: self.n][order]
+
+    def prune_if_half_used(self) -> None:
+        if 2 * int(self.data["used"][: self.n].sum()) <= self.n:
+            return
+        keep = ~self.data["used"][: self.n]
+        k = int(keep.sum())
+        for col in self.data.values():
+            col[:k] = col[: self.n][keep]
+        self.n = k
+
+
 class _Encoder:
     """Turns a batch of message and state records into one Arrow table (see the module doc).
 
-    The work per record is done by C-level ``zip(*records)`` and numpy, not a Python
-    loop: a run of 100k messages writes three times that many records. Sends not yet
+    Its input is a :class:`_Batch` (typed arrays), so the work here is numpy and Arrow on
+    whole columns: a run of 100k messages writes three times that many records. Sends not yet
     delivered stay in ``pool_*`` (ascending ``msg_id``) so later batches can refer to them.
     """
 
@@ -105,77 +227,67 @@ class _Encoder:
 
         self.np = np
         self.schema = schema
-        self.pool_ids = np.empty(0, np.int64)
-        self.pool: list = [np.empty(0, t) for t in (np.int64, np.int64, np.int64, np.float64, np.float64, np.float64)]
-        self.pool_kind = np.empty(0, object)
-        self.pool_payload = np.empty(0, object)
-        self.pool_used = np.empty(0, bool)
+        self.pool = _Pool()
+        self.rows = 0  # message rows encoded so far
 
-    def table(self, records: list):
-        from itertools import zip_longest
-
+    def table(self, batch: _Batch):
         import pyarrow as pa
 
         np = self.np
-        n = len(records)
-        types = set(map(type, records))
-        if not types <= {MessageRecord, StateRecord}:
-            bad = next(r for r in records if type(r) not in (MessageRecord, StateRecord))
-            raise TypeError(f"not a trace record: {bad!r}")
-        # Records are named tuples: one C-level transpose of the whole batch gives every column; a state
-        # (t, node, msg_id, state) fills the first four and None the rest. Each pass over a batch touches
-        # every record, cold in memory by now, so there is exactly one (besides the type check).
-        cols = [np.array(c, object) for c in zip_longest(*records)] if n else [np.empty(0, object)] * 11
-        is_state = np.equal(cols[4], None)  # a message record's dst is an int, never None
-        st_pos = np.flatnonzero(is_state)
+        batch.absorb()
+        c = batch.columns()
+        m, k = len(c["mid"]), len(c["st_mid"])
+        n = m + k
+        # the event order: state i comes after the first st_at[i] message records
+        st_pos = c["st_at"] + np.arange(k)
+        is_state = np.zeros(n, bool)
+        is_state[st_pos] = True
         ms_pos = np.flatnonzero(~is_state)
-        m, k = len(ms_pos), len(st_pos)
+        ev = c["ev"]
+        code = np.full(m, -1, np.int8)
+        for name, value in _EVENTS.items():
+            code[ev == name] = value
+        if m and int(code.min()) < 0:
+            raise ValueError(f"unknown event {ev[np.argmin(code)]!r} in a message record")
+        mid, cause, src, dst = c["mid"], c["cause"], c["src"], c["dst"]
+        ts, td, delay = c["t_send"], c["t_deliver"], c["delay"]
+        kind, payload, reason = c["kind"], c["payload"], c["reason"]
+        is_send = code == T_SEND
 
-        def msg(i, dtype):
-            return cols[i][ms_pos].astype(dtype) if k else cols[i].astype(dtype)
-
-        ev = cols[0][ms_pos]
-        mid, cause, src, dst = (msg(i, np.int64) for i in (1, 2, 3, 4))
-        ts, td, delay = (msg(i, np.float64) for i in (5, 6, 7))
-        kind, payload, reason = (msg(i, object) for i in (8, 9, 10))
-        is_send = ev == SEND
-        code = np.where(is_send, T_SEND, np.where(ev == DELIVER, T_DELIVER, T_DROP)).astype(np.int8)
-
-        # The pool of sends this batch's deliveries and drops may refer to, by ascending msg_id. A matched
-        # send stays until half the pool is matched (pruning every batch costs a pass over all copies in
-        # flight); matching one twice is harmless: a row is compacted only when it equals the send exactly.
-        pool_ids = np.concatenate([self.pool_ids, mid[is_send]])
-        pool = [np.concatenate([a, b[is_send]]) for a, b in zip(self.pool, (cause, src, dst, ts, td, delay))]
-        pool_kind = np.concatenate([self.pool_kind, kind[is_send]])
-        pool_payload = np.concatenate([self.pool_payload, payload[is_send]])
-        used = np.concatenate([self.pool_used, np.zeros(int(is_send.sum()), bool)])
-        if len(pool_ids) > 1 and not bool(np.all(pool_ids[1:] > pool_ids[:-1])):  # records not in send order
-            order = np.argsort(pool_ids, kind="stable")
-            pool_ids, pool_kind, pool_payload, used = pool_ids[order], pool_kind[order], pool_payload[order], used[order]
-            pool = [a[order] for a in pool]
+        # A delivery or drop is stored compact when the reader will rebuild it from its copy's send: the
+        # reader keeps the latest send of each msg_id until a delivery or drop of that msg_id takes it
+        # (load_parquet). So: the send precedes the row, no other send has its msg_id, no earlier row took
+        # it, and every field equals. The engine's traces always qualify; shuffled or edited ones are
+        # stored as they are, compacting only what the reader can rebuild.
+        pool = self.pool
+        seq = self.rows + np.arange(m)  # the message rows' positions in the whole trace
+        self.rows += m
+        pool.extend(is_send, mid, cause, src, dst, ts, td, delay, kind, payload, seq)
         other = np.flatnonzero(~is_send)
         compact = np.zeros(m, bool)
-        if len(other) and len(pool_ids):
-            j = np.searchsorted(pool_ids, mid[other])
-            j = np.minimum(j, len(pool_ids) - 1)
-            found = pool_ids[j] == mid[other]
-            same = found.copy()
-            for a, b in zip(pool, (cause, src, dst, ts, td, delay)):
-                same &= a[j] == b[other]
-            same &= pool_kind[j] == kind[other]
-            same &= pool_payload[j] == payload[other]
+        if len(other) and pool.n:
+            p = pool.columns()
+            ids = p["msg_id"]
+            j = np.minimum(np.searchsorted(ids, mid[other]), pool.n - 1)
+            found = (ids[j] == mid[other]) & (p["seq"][j] < seq[other]) & ~p["used"][j]
+            unique = (ids[np.maximum(j - 1, 0)] != ids[j]) | (j == 0)
+            unique &= (ids[np.minimum(j + 1, pool.n - 1)] != ids[j]) | (j == pool.n - 1)
+            first = np.zeros(len(other), bool)  # the first row of this batch that takes each send
+            hit = np.flatnonzero(found)
+            first[hit[np.unique(j[hit], return_index=True)[1]]] = True
+            found &= first
+            same = found & unique
+            for name, b in (("cause", cause), ("src", src), ("dst", dst), ("t_send", ts), ("t_deliver", td),
+                            ("delay", delay), ("kind", kind), ("payload", payload)):
+                same &= p[name][j] == b[other]
             compact[other] = same
-            used[j[found]] = True
-            if 2 * int(used.sum()) > len(used):
-                keep = ~used
-                pool_ids, pool_kind, pool_payload, used = pool_ids[keep], pool_kind[keep], pool_payload[keep], used[keep]
-                pool = [a[keep] for a in pool]
-        self.pool_ids, self.pool, self.pool_kind, self.pool_payload, self.pool_used = \
-            pool_ids, pool, pool_kind, pool_payload, used
+            p["used"][j[found]] = True
+            for r in np.flatnonzero(found & ~unique):  # a reused msg_id (never in the engine's traces): the
+                p["used"][(ids == mid[other[r]]) & (p["seq"] < seq[other[r]])] = True  # row takes every earlier send
+            pool.prune_if_half_used()
 
         # states that follow the delivery of their msg_id at that node and time keep only msg_id and text
-        st_t, st_node, st_mid = (cols[i][st_pos].astype(t) for i, t in ((0, np.float64), (1, np.int64), (2, np.int64)))
-        st_text = cols[3][st_pos]
+        st_t, st_node, st_mid, st_text = c["st_t"], c["st_node"], c["st_mid"], c["st_text"]
         row_of = np.full(n + 1, -1, np.int64)
         row_of[ms_pos] = np.arange(m)
         prev = row_of[st_pos - 1] if k else np.empty(0, np.int64)  # st_pos - 1 == -1 maps to row_of[-1] == -1
@@ -215,11 +327,14 @@ class _Encoder:
         ):
             vals, null = full(dtype, fill, mv, mn, sv, sn)
             columns[name] = pa.array(vals, typ, mask=null)
-        dict_str = pa.dictionary(pa.int32(), pa.string())
         for name, mv, mn in (("kind", kind, compact), ("payload", payload, compact), ("reason", reason, reason == "")):
-            vals, null = full(object, None, mv, mn)
-            vals[null] = None
-            columns[name] = pa.array(vals, pa.string()).dictionary_encode().cast(dict_str)
+            keep = ~mn  # dictionary-encode only the rows that hold a value (a send's; a drop's reason)
+            enc = pa.array(mv[keep], pa.string()).dictionary_encode()
+            indices = np.zeros(n, np.int32)
+            indices[ms_pos[keep]] = enc.indices.to_numpy(zero_copy_only=False)
+            null = np.ones(n, bool)
+            null[ms_pos[keep]] = False
+            columns[name] = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32(), mask=null), enc.dictionary)
         text = np.full(n, None, object)
         text[st_pos] = st_text
         columns["text"] = pa.array(text, pa.string())
@@ -259,8 +374,9 @@ class _Counted:
 class ParquetTracer(FinishOnExit):
     """Writes a Parquet trace to ``path`` in row groups as the run goes; atomically, on :meth:`close`.
 
-    The hot hooks only append to a buffer; every ``row_group_size`` records the
-    buffer is encoded and written as one row group (zstd, level ``compression_level``).
+    The hot hooks unpack each record into typed arrays (:class:`_Batch`); every
+    ``row_group_size`` records the batch is encoded and written as one row group (zstd,
+    level ``compression_level``).
     """
 
     def __init__(self, path: Union[str, os.PathLike], states: bool = True, row_group_size: int = 16384,
@@ -273,8 +389,24 @@ class ParquetTracer(FinishOnExit):
         self.row_group_size = row_group_size
         self.compression_level = compression_level
         self.max_bytes = max_bytes
-        self._buf: list = []
-        self.send = self.drop = self.state = self._buf.append  # hot path: one list append
+        batch = self._batch = _Batch()
+        msgs, states, st_at, size, chunk = batch.msgs, batch.states, batch.st_at.append, row_group_size, batch.CHUNK
+        self.send = self.drop = msgs.append  # hot path: one list append
+
+        def state(record: StateRecord) -> None:
+            states.append(record)
+            st_at(batch.absorbed + len(msgs))
+
+        def deliver(record: MessageRecord) -> None:
+            pending = len(msgs) + len(states)
+            if pending >= chunk or batch.absorbed + pending >= size:
+                if batch.absorbed + pending >= size:  # before the delivery: its state joins it in the next group
+                    self.flush()
+                else:
+                    batch.absorb()
+            msgs.append(record)
+
+        self.state, self.deliver = state, deliver
         self._encoder = None
         self._file = None
         self._writer = None
@@ -300,12 +432,6 @@ class ParquetTracer(FinishOnExit):
         )
         self._writer.add_key_value_metadata(self._schema.metadata)
 
-    def deliver(self, record: MessageRecord) -> None:
-        buf = self._buf
-        if len(buf) >= self.row_group_size:  # before the delivery: its state record joins it in the next group
-            self.flush()
-        buf.append(record)
-
     def run_end(self, record: EndRecord) -> None:
         self.flush()
         if self._writer is not None:
@@ -313,16 +439,15 @@ class ParquetTracer(FinishOnExit):
 
     def flush(self) -> None:
         """Encode the buffered records and write them as one row group."""
-        if not self._buf or self._writer is None:
+        if not len(self._batch) or self._writer is None:
             return
-        # The encoder makes no reference cycles, but its C-level transposes allocate one
-        # iterator per record while the batch is young: with the collector on, every
-        # young collection rescans the whole batch (40% of the encoding time).
+        # The encoder makes no reference cycles; its object arrays (kind, payload, texts)
+        # would only make the collector rescan them.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            table = self._encoder.table(self._buf)
-            self._buf.clear()
+            table = self._encoder.table(self._batch)
+            self._batch.clear()
         finally:
             if collecting:
                 gc.enable()
@@ -377,10 +502,12 @@ def save_parquet(trace: Any, path: Union[str, os.PathLike]) -> None:
     with ParquetTracer(path) as out:
         out.run_start(trace.header)
         for r in trace.records:
-            if type(r) is MessageRecord and r.event == DELIVER:
+            if type(r) is StateRecord:
+                out.state(r)
+            elif type(r) is MessageRecord and r.event == DELIVER:
                 out.deliver(r)
             else:
-                out._buf.append(r)
+                out.send(r)
         for e in trace.ends:
             out.run_end(e)
 
