@@ -26,7 +26,7 @@ from __future__ import annotations
 import gc
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import simpy
 from simpy.core import EmptySchedule, StopSimulation
@@ -55,6 +55,11 @@ DEFAULT_BUDGET = 1_000_000
 INF = math.inf
 _NO_FULL_GC = 1 << 30  # gen-2 threshold during run(): no full collection (see run)
 _new = tuple.__new__
+_UNSET = object()
+_ATOMS = frozenset({int, float, str, bool, bytes, type(None)})
+"""Immutable values whose trace text a node may reuse when the next payload or state *is* the same
+object (flooding's hop counts, a protocol's unchanged state): text of an object that could change in
+place (a list, a tensor) is always made anew."""
 """The traced hot path builds records as ``_new(MessageRecord, (fields...))``: the same named tuple as
 ``MessageRecord(...)`` without the Python-level ``__new__`` (a third of the cost of building one)."""
 
@@ -538,6 +543,8 @@ class Simulation:
         summ_state = self._summ_state
         summ = self._summ
         env = self.env
+        last_payload = last_state = _UNSET  # this node's last summarised payload and state (if immutable atoms)
+        payload_text = state_text = ""
         try:
             while True:
                 item = yield get()
@@ -555,10 +562,17 @@ class Simulation:
                 if tracer is not None:
                     now = env._now
                     message = item.message  # = self._record(DELIVER, item, now), inlined: the traced hot path
+                    payload = message.payload
+                    if payload is not last_payload:  # texts of immutable atoms are reused (see _ATOMS)
+                        payload_text = summ(payload)
+                        last_payload = payload if type(payload) in _ATOMS else _UNSET
                     tracer.deliver(_new(MessageRecord, (DELIVER, item.msg_id, item.cause, item.src, item.dst, item.t_send,
-                                                        now, item.delay, message.kind, summ(message.payload), "")))
+                                                        now, item.delay, message.kind, payload_text, "")))
                     if wants_states:
-                        tracer.state(_new(StateRecord, (now, v, item.msg_id, summ_state(state))))
+                        if state is not last_state:
+                            state_text = summ_state(state)
+                            last_state = state if type(state) in _ATOMS else _UNSET
+                        tracer.state(_new(StateRecord, (now, v, item.msg_id, state_text)))
                 if out is not None:
                     self._broadcast(v, out, item.msg_id)
                 if self._deliveries == self._limit:

@@ -390,23 +390,24 @@ class ParquetTracer(FinishOnExit):
         self.compression_level = compression_level
         self.max_bytes = max_bytes
         batch = self._batch = _Batch()
-        msgs, states, st_at, size, chunk = batch.msgs, batch.states, batch.st_at.append, row_group_size, batch.CHUNK
-        self.send = self.drop = msgs.append  # hot path: one list append
+        msgs, states, st_at, size = batch.msgs, batch.states, batch.st_at.append, row_group_size
+        chunk = min(batch.CHUNK, row_group_size)
+        self.send = msgs.append  # hot path: one list append (a broadcast's sends follow a delivery, which checks)
 
         def state(record: StateRecord) -> None:
             states.append(record)
             st_at(batch.absorbed + len(msgs))
 
         def deliver(record: MessageRecord) -> None:
-            pending = len(msgs) + len(states)
-            if pending >= chunk or batch.absorbed + pending >= size:
-                if batch.absorbed + pending >= size:  # before the delivery: its state joins it in the next group
+            if len(msgs) + len(states) >= chunk:
+                if len(batch) >= size:  # before the delivery: its state joins it in the next group
                     self.flush()
                 else:
                     batch.absorb()
             msgs.append(record)
 
         self.state, self.deliver = state, deliver
+        self.drop = deliver  # a run of drops (halted nodes) also fills row groups
         self._encoder = None
         self._file = None
         self._writer = None
