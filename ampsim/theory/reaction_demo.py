@@ -234,7 +234,7 @@ def _parity_spacetime(model, g, path: str, title: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Write results/reaction/{figure3,parity_iter}.json and the figures in docs/reaction/."""
+    """Write OUT/{figure3,parity_iter}.json and the figures (published: ``--out results/reaction --figures docs/reaction``)."""
     import argparse
     import collections
 
@@ -249,10 +249,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ampsim.theory.reaction_demo")
     p.add_argument("--graphs", type=int, default=16, help="test graphs per question (default 16)")
     p.add_argument("--parity-run", default=os.path.join("results", "runs", "parity", "amp-iter", "seed0"))
+    p.add_argument("--out", default=os.path.join("runs", "reaction"),
+                   help="folder of figure3.json and parity_iter.json (default runs/reaction, ignored by git; "
+                        "the published ones: --out results/reaction)")
+    p.add_argument("--figures", default=None,
+                   help="folder of the pictures (default: --out; the published ones: --figures docs/reaction)")
     args = p.parse_args(argv)
+    figures = args.figures or args.out
     torch.set_num_threads(1)
-    os.makedirs(os.path.join("docs", "reaction"), exist_ok=True)
-    os.makedirs(os.path.join("results", "reaction"), exist_ok=True)
+    os.makedirs(figures, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
     # Figure 3
     model, task = load_figure3_model()
     graphs = task.tests["test"][: args.graphs]
@@ -267,10 +273,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     by_len = collections.defaultdict(list)
     for r in v_rows:
         by_len[r["node"] - 1].append(r["answer_gap"])
-    write_json(os.path.join("results", "reaction", "figure3.json"), {
+    write_json(os.path.join(args.out, "figure3.json"), {
         "run": FIGURE3_RUN, "graphs": len(graphs), "by_role": summary,
         "v_answer_gap_by_relays": {k: sum(v) / len(v) for k, v in sorted(by_len.items())}, "rows": rows})
-    g = figure3_graph([BLUE, WHITE, BLUE, WHITE], True)
     fig, axes = plt.subplots(1, 2, figsize=(13, 3.2))
     for ax, red in zip(axes, (True, False)):
         gg = figure3_graph([BLUE, WHITE, BLUE, WHITE], red)
@@ -278,22 +283,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         plot_reactions(rr.reactions, gg.num_nodes, lane_key=list(range(gg.num_nodes)), ax=ax,
                        title=f"Figure 3 path, s {'red' if red else 'white'}: reaction per delivery")
     fig.tight_layout()
-    save_figure(fig, os.path.join("docs", "reaction", "figure3_spacetime.png"), dpi=110)
+    save_figure(fig, os.path.join(figures, "figure3_spacetime.png"), dpi=110)
     plt.close(fig)
     # parity / AMP-Iter
     pmodel, ptask, _ = load_parity_model(args.parity_run, test_sizes=(25, 50))
     out = {}
     for size in ("25", "50"):
         out[size] = halting_drops(pmodel, ptask.tests[size][: args.graphs])
-    write_json(os.path.join("results", "reaction", "parity_iter.json"), {"run": args.parity_run, "graphs": args.graphs,
+    write_json(os.path.join(args.out, "parity_iter.json"), {"run": args.parity_run, "graphs": args.graphs,
                                                                         "by_size": out})
-    _parity_spacetime(pmodel, ptask.tests["25"][0], os.path.join("docs", "reaction", "parity_iter_spacetime.png"),
+    _parity_spacetime(pmodel, ptask.tests["25"][0], os.path.join(figures, "parity_iter_spacetime.png"),
                       "Parity, AMP-Iter (seed 0), 25 nodes: reaction per delivery; x = dropped by a halted node")
     print(json.dumps({"figure3": summary, "parity_iter": out}, indent=1))
     return 0
 
 
 if __name__ == "__main__":
-    import json
-
     raise SystemExit(main())

@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 
 from . import ddp
-from .synthetic import PARITY_TASKS, TrainConfig, fit_seeds, get_executor
+from .synthetic import PARITY_TASKS, TrainConfig, finished_result, fit_seeds, get_executor
 
 __all__ = ["configure", "main", "run_folder", "USER_RUNS"]
 
@@ -146,6 +146,7 @@ def main(args: argparse.Namespace) -> int:
         outs = [args.out]
     else:
         outs = [run_folder(USER_RUNS, args.task, args.model, seed, args.gate, args.delay) for seed in seeds]
+    finished = [bool(args.resume) and finished_result(out, c) is not None for c, out in zip(configs, outs)]
     job = ([c.to_dict() for c in configs], args.executor, outs, args.resume, args.quiet, args.threads, args.stack)
     if args.nproc > 1:
         results = ddp.launch(args.nproc, _train, *job)[0]
@@ -154,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
             _train(*job)
             return 0
         results = _train(*job)
-    for config, out, result in zip(configs, outs, results):
+    for config, out, result, was_done in zip(configs, outs, results, finished):
         loss = result["loss"][-1] if result["loss"] else float("nan")
         procs = result.get("processes", 1)
         together = result.get("stacked_with", 1)
@@ -165,5 +166,6 @@ def main(args: argparse.Namespace) -> int:
               f"{result['train_acc'][-1] if result['train_acc'] else float('nan'):.3f}")
         for split, metrics in result.get("test", {}).items():
             print(f"  test {split}: accuracy {metrics['acc']:.4f} ({metrics['correct']}/{metrics['total']})")
-        print(f"result written to {os.path.join(out, 'result.json')}")
+        print(f"{'already finished, nothing to do; result in' if was_done else 'result written to'} "
+              f"{os.path.join(out, 'result.json')}")
     return 0

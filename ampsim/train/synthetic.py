@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import platform
 import time
@@ -324,6 +325,19 @@ def _finish(result: dict, model: AMPModel, task: TaskSpec, config: TrainConfig, 
     return result
 
 
+def finished_result(out_dir: str, config: TrainConfig) -> Optional[dict]:
+    """The result in ``out_dir`` when it is a finished run of ``config`` (``checkpoint_every`` aside), else None."""
+    path = os.path.join(out_dir, RESULT)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        result = json.load(f)
+    got, want = dict(result.get("config", {})), config.to_dict()
+    got.pop("checkpoint_every", None)
+    want.pop("checkpoint_every", None)
+    return result if result.get("finished") and got == want else None
+
+
 def _resolve(executor: Optional[Executor], executor_name: Optional[str]) -> tuple[str, Executor]:
     if executor is None:
         return get_executor(executor_name)
@@ -346,12 +360,16 @@ def fit(
     ``executor`` defaults to :func:`get_executor` (batched if available). With
     ``out_dir`` a checkpoint is written every ``config.checkpoint_every`` epochs and
     at the end; ``resume=True`` continues from it (an absent checkpoint starts
-    afresh). Inside a process group (``ampsim train --nproc N``, see :mod:`ampsim.train.ddp`)
+    afresh), and returns a finished run's stored result without training or writing. Inside a process group (``ampsim train --nproc N``, see :mod:`ampsim.train.ddp`)
     each rank trains on its shard under DDP, rank 0 alone writes and evaluates, and the
     other ranks return the unevaluated result. ``stop_after`` ends the call after that many epochs *of this call*
     without evaluating (a simulated interruption); the result then has
     ``"finished": False``. Progress: tqdm on stderr unless ``quiet`` or not a TTY.
     """
+    if resume and out_dir and stop_after is None:
+        done = finished_result(out_dir, config)
+        if done is not None:  # nothing to train: the stored result, and no file is touched
+            return done
     executor_name, executor = _resolve(executor, executor_name)
     task = task if task is not None else load_task(
         config.task, config.seed, train_graphs=config.train_graphs, test_sizes=config.test_sizes,
@@ -439,11 +457,17 @@ def fit_seeds(configs: Sequence[TrainConfig], executor: Optional[Executor] = Non
 
     executor_name, executor = _resolve(executor, executor_name)
     out_dirs = list(out_dirs) if out_dirs is not None else [None] * len(configs)
-    tasks = [load_task(c.task, c.seed, train_graphs=c.train_graphs, test_sizes=c.test_sizes, sources=c.sources)
-             for c in configs]
     results: list[Optional[dict]] = [None] * len(configs)
+    if resume:  # finished runs: their stored results, nothing trained or written
+        results = [finished_result(d, c) if d else None for c, d in zip(configs, out_dirs)]
+    todo = [i for i, r in enumerate(results) if r is None]
+    tasks: list = [None] * len(configs)
+    for i in todo:
+        c = configs[i]
+        tasks[i] = load_task(c.task, c.seed, train_graphs=c.train_graphs, test_sizes=c.test_sizes, sources=c.sources)
     groups = []
-    for idx, why in stack_groups(configs, tasks, executor, stack):
+    for sub, why in stack_groups([configs[i] for i in todo], [tasks[i] for i in todo], executor, stack):
+        idx = [todo[k] for k in sub]
         by_epoch: dict[int, list[int]] = {}
         for i in idx:  # a stack resumes together only from checkpoints at the same epoch
             ckpt = os.path.join(out_dirs[i], CHECKPOINT) if out_dirs[i] else None

@@ -19,7 +19,6 @@ seeds; std is the population std (ddof 0, ``np.std``'s default, as DropGNN's scr
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -29,7 +28,7 @@ import torch
 
 from ..fileio import save_figure, write_json, write_text
 from .cli import int_ranges, run_folder
-from .synthetic import RESULT, TrainConfig, fit, fit_seeds, get_executor
+from .synthetic import TrainConfig, finished_result, fit, fit_seeds, get_executor
 
 __all__ = [
     "PAPER_TABLE2",
@@ -84,21 +83,6 @@ def protocol_config(task: str, model: str, seed: int, gate: bool = False, delay:
     return TrainConfig(task=task, model=model, delay=delay, seed=seed, epochs=epochs, lr=0.01, gate=gate)
 
 
-def _matches(result: dict, config: TrainConfig) -> bool:
-    got = dict(result.get("config", {}))
-    want = config.to_dict()
-    got.pop("checkpoint_every", None)
-    want.pop("checkpoint_every", None)
-    return bool(result.get("finished")) and got == want
-
-
-def _load(path: str) -> Optional[dict]:
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[int], root: str = ROOT,
                  executor: Optional[str] = None, gate: bool = False, delay: str = "constant",
                  epochs: int = 1000, quiet: bool = False, log=print, stack: bool = True) -> list[str]:
@@ -117,8 +101,7 @@ def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[in
             for seed in seeds:
                 config = protocol_config(task, model, seed, gate, delay, epochs)
                 folder = run_folder(root, task, model, seed, gate, delay)
-                result = _load(os.path.join(folder, RESULT))
-                if result is not None and _matches(result, config):
+                if finished_result(folder, config) is not None:
                     done.append(folder)
                 else:
                     todo.append((config, folder))
@@ -154,8 +137,8 @@ def _results(root: str, task: str, model: str, gate: bool = False, delay: str = 
     for entry in sorted(os.listdir(base)):
         if not entry.startswith("seed") or not entry[4:].isdigit():
             continue
-        result = _load(os.path.join(base, entry, RESULT))
-        if result is not None and _matches(result, protocol_config(task, model, int(entry[4:]), gate, delay, epochs)):
+        result = finished_result(os.path.join(base, entry), protocol_config(task, model, int(entry[4:]), gate, delay, epochs))
+        if result is not None:
             out.append(result)
     return sorted(out, key=lambda r: r["config"]["seed"])
 
