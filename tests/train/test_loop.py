@@ -61,6 +61,21 @@ def test_resume_ends_bit_for_bit_like_an_uninterrupted_run(tmp_path):
         fit(other, EngineExecutor(), out_dir=str(tmp_path / "cut"), resume=True)
 
 
+def test_resume_of_a_finished_run_trains_nothing_and_writes_nothing(tmp_path):
+    config = TrainConfig(task="limits1", model="amp-rnn", epochs=2, hidden=4, seed=3)
+    out = tmp_path / "run"
+    first = fit(config, EngineExecutor(), out_dir=str(out))
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    ex = ZeroExecutor()
+    again = fit(config, ex, out_dir=str(out), resume=True)
+    assert ex.seeds == []  # not even evaluated
+    assert again == json.loads((out / RESULT).read_text()) and again["params_sha256"] == first["params_sha256"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    longer = fit(TrainConfig(task="limits1", model="amp-rnn", epochs=3, hidden=4, seed=3), EngineExecutor(),
+                 out_dir=str(out), resume=True)  # more epochs: the run goes on from its checkpoint
+    assert longer["epochs_done"] == 3 and longer["loss"][:2] == first["loss"]
+
+
 def test_uniform_delays_draw_new_seeds_every_epoch_from_the_stream():
     ex = ZeroExecutor()
     fit(TrainConfig(task="limits1", delay="uniform", epochs=2, hidden=4, seed=9), ex)
