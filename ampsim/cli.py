@@ -234,6 +234,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     """Convert a trace: ``shiviz`` (a file ShiViz's upload accepts as is), ``jsonl`` or ``parquet``."""
     from .trace.export import export_trace
 
+    if args.output == "-":  # standard output: the ShiViz log (text) only
+        if args.format != "shiviz":
+            raise ValueError(f"-o -: a {args.format} trace cannot go to standard output; name a file")
+        from .trace.causality import shiviz_file
+
+        sys.stdout.write(shiviz_file(args.trace))
+        return 0
     info = export_trace(args.trace, args.output, args.format)
     print(f"{info} written to {args.output}")
     return 0
@@ -367,7 +374,8 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p = sub.add_parser("export", help="convert a trace for other tools (ShiViz) or to another trace format")
     p.add_argument("trace")
     p.add_argument("--format", required=True, choices=["shiviz", "jsonl", "parquet"])
-    p.add_argument("-o", "--output", required=True, type=_file_name)
+    p.add_argument("-o", "--output", required=True, type=_file_name,
+                   help="the file to write (atomically); - writes the ShiViz log to standard output")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("verify", help="verify the paper's theory by execution")

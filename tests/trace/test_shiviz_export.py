@@ -56,6 +56,17 @@ def test_export_cli_writes_the_upload_file(tmp_path, capsys):
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def test_export_cli_dash_is_standard_output_for_shiviz_only(tmp_path, capsys, monkeypatch):
+    tracer = _run("path:3", "flooding")
+    save_trace(tracer.trace(), tmp_path / "p.jsonl")
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "p.jsonl", "--format", "shiviz", "-o", "-"]) == 0
+    assert capsys.readouterr().out == shiviz_file(tracer)
+    assert main(["export", "p.jsonl", "--format", "jsonl", "-o", "-"]) == 2
+    assert "cannot go to standard output" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl"]  # no file named "-"
+
+
 def test_export_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing.jsonl"), "--format", "shiviz", "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
