@@ -96,7 +96,14 @@ _megabytes = _arg_type(float, lambda v: 0 <= v < float("inf"), "a size in MB", "
 def _file_name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a file name, got an empty one")
+    if text == "-":
+        raise argparse.ArgumentTypeError("expected a file name; - (standard output) only works for ampsim export "
+                                         "--format shiviz")
     return text
+
+
+def _file_or_stdout(text: str) -> str:
+    return text if text == "-" else _file_name(text)
 
 
 def _graph(spec: str, max_edges: Optional[int] = None):
@@ -374,7 +381,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
     p = sub.add_parser("export", help="convert a trace for other tools (ShiViz) or to another trace format")
     p.add_argument("trace")
     p.add_argument("--format", required=True, choices=["shiviz", "jsonl", "parquet"])
-    p.add_argument("-o", "--output", required=True, type=_file_name,
+    p.add_argument("-o", "--output", required=True, type=_file_or_stdout,
                    help="the file to write (atomically); - writes the ShiViz log to standard output")
     p.set_defaults(func=_cmd_export)
 

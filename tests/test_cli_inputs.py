@@ -210,3 +210,16 @@ def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
     assert tty.out == plain.out and "deliveries" in tty.err
     assert main(["run", "--graph", "petersen", "--rule", "echo", "--max-deliveries", "5000", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("argv", [["run", "--graph", "cycle:5", "--trace", "-"], ["plot", "t.jsonl", "-o", "-"],
+                                  ["demo", "--out", "-"]])
+def test_dash_is_not_a_file_name(argv, tmp_path, capsys, monkeypatch):
+    """- would become a file named "-": refused, except ``export --format shiviz -o -`` (standard output)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:  # argparse's usage error: exit 2
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "expected a file name; - (standard output) only works for ampsim export --format shiviz" in err
+    assert err.count("\n") == 1 and os.listdir(tmp_path) == []
