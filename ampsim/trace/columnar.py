@@ -20,13 +20,15 @@ delay      f64    MessageRecord.delay
 kind       dict   MessageRecord.kind
 payload    dict   MessageRecord.payload
 reason     dict   MessageRecord.reason (null for "")
-text       str    a state's ``state``; an end record as JSON
+text       str    a state's ``state`` (on a state row, or on the delivery row it follows); an end record as JSON
 =========  =====  =======================================================================
 
 Rows repeat nothing the reader can recover exactly: a ``deliver`` (or a ``halted``
 drop) whose fields equal its copy's ``send`` row stores only ``type``, ``msg_id`` and
-``reason``; a ``state`` that follows the delivery of its ``msg_id`` at that node and
-time stores only ``type``, ``msg_id`` and ``text``. Null cells cost almost nothing
+``reason``; a ``state`` that directly follows the delivery of its ``msg_id`` at that
+node and time has no row of its own: its text is that delivery row's ``text``. (Files
+of the first layout gave such a state a row with ``type``, ``msg_id`` and ``text``
+only; the reader still reads them.) Null cells cost almost nothing
 in Parquet, and the one column that carries information per copy (``delay``) is
 stored with byte-stream-split encoding and zstd. See ``benchmarks/engine.py --trace``
 for the bytes per message and the speed against JSONL.
@@ -286,25 +288,33 @@ class _Encoder:
                 p["used"][(ids == mid[other[r]]) & (p["seq"] < seq[other[r]])] = True  # row takes every earlier send
             pool.prune_if_half_used()
 
-        # states that follow the delivery of their msg_id at that node and time keep only msg_id and text
+        # A state that directly follows the delivery of its msg_id, at that node and time (every state the
+        # engine records after a delivery), rides in that delivery's row: its text in ``text``. Other states
+        # (start-up, or odd streams) keep a row of their own with every field.
         st_t, st_node, st_mid, st_text = c["st_t"], c["st_node"], c["st_mid"], c["st_text"]
         row_of = np.full(n + 1, -1, np.int64)
         row_of[ms_pos] = np.arange(m)
         prev = row_of[st_pos - 1] if k else np.empty(0, np.int64)  # st_pos - 1 == -1 maps to row_of[-1] == -1
         ok = prev >= 0
         pk = np.where(ok, prev, 0)
-        st_compact = ok & (code[pk] == T_DELIVER) if m else np.zeros(k, bool)
+        merged = ok & (code[pk] == T_DELIVER) if m else np.zeros(k, bool)
         if m:
-            st_compact &= (mid[pk] == st_mid) & (dst[pk] == st_node) & (td[pk] == st_t)
+            merged &= (mid[pk] == st_mid) & (dst[pk] == st_node) & (td[pk] == st_t)
+        own = ~merged
+        gone = np.zeros(n, bool)
+        gone[st_pos[merged]] = True
+        new_index = np.cumsum(~gone) - 1
+        n = n - int(merged.sum())
+        ms_pos, st_pos = new_index[ms_pos], new_index[st_pos[own]]
 
-        def full(dtype, fill, msg_vals, msg_null, st_vals=None, st_null=None):
+        def full(dtype, fill, msg_vals, msg_null, st_vals=None):
             vals = np.full(n, fill, dtype)
             null = np.ones(n, bool)
             vals[ms_pos] = msg_vals
             null[ms_pos] = msg_null
             if st_vals is not None:
-                vals[st_pos] = st_vals
-                null[st_pos] = st_null
+                vals[st_pos] = st_vals[own]
+                null[st_pos] = False
             return vals, null
 
         td_null = compact | (ts + delay == td)
@@ -312,20 +322,20 @@ class _Encoder:
         ev_type[ms_pos] = code
         mid_all = np.empty(n, np.int64)
         mid_all[ms_pos] = mid
-        mid_all[st_pos] = st_mid
+        mid_all[st_pos] = st_mid[own]
         columns = {
             "type": pa.array(ev_type, pa.int8()),
             "msg_id": pa.array(mid_all, pa.int64()),
         }
-        for name, dtype, fill, mv, mn, sv, sn, typ in (
-            ("cause_id", np.int64, 0, cause, compact, None, None, pa.int64()),
-            ("src", np.int32, 0, src, compact, None, None, pa.int32()),
-            ("dst", np.int32, 0, dst, compact, st_node, st_compact, pa.int32()),
-            ("t_send", np.float64, 0.0, ts, compact, st_t, st_compact, pa.float64()),
-            ("t_deliver", np.float64, 0.0, td, td_null, None, None, pa.float64()),
-            ("delay", np.float64, 0.0, delay, compact, None, None, pa.float64()),
+        for name, dtype, fill, mv, mn, sv, typ in (
+            ("cause_id", np.int64, 0, cause, compact, None, pa.int64()),
+            ("src", np.int32, 0, src, compact, None, pa.int32()),
+            ("dst", np.int32, 0, dst, compact, st_node, pa.int32()),
+            ("t_send", np.float64, 0.0, ts, compact, st_t, pa.float64()),
+            ("t_deliver", np.float64, 0.0, td, td_null, None, pa.float64()),
+            ("delay", np.float64, 0.0, delay, compact, None, pa.float64()),
         ):
-            vals, null = full(dtype, fill, mv, mn, sv, sn)
+            vals, null = full(dtype, fill, mv, mn, sv)
             columns[name] = pa.array(vals, typ, mask=null)
         for name, mv, mn in (("kind", kind, compact), ("payload", payload, compact), ("reason", reason, reason == "")):
             keep = ~mn  # dictionary-encode only the rows that hold a value (a send's; a drop's reason)
@@ -336,7 +346,8 @@ class _Encoder:
             null[ms_pos[keep]] = False
             columns[name] = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32(), mask=null), enc.dictionary)
         text = np.full(n, None, object)
-        text[st_pos] = st_text
+        text[ms_pos[pk[merged]]] = st_text[merged]
+        text[st_pos] = st_text[own]
         columns["text"] = pa.array(text, pa.string())
         return pa.table(columns, schema=self.schema)
 
@@ -581,6 +592,10 @@ def load_parquet(path: Union[str, os.PathLike]):
                 if typ == T_DELIVER:
                     last = r
                 records.append(r)
+                if text is not None:  # the state after this delivery rides in its row
+                    if typ != T_DELIVER:
+                        raise ValueError(f"a {event} row holds a state")
+                    records.append(StateRecord(r.t_deliver, r.dst, mid, text))
             elif typ == T_STATE:
                 if dst is None:
                     if last is None or last.msg_id != mid:

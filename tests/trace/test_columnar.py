@@ -100,6 +100,22 @@ def test_hooks_refuse_what_is_not_a_record(tmp_path):
         assert os.listdir(folder) == []
 
 
+def test_states_ride_in_their_delivery_rows_and_older_files_still_read(tmp_path):
+    """A state right after its delivery is that row's ``text``; files of the first layout (a row per
+    state) read back the same (``data/layout1_petersen.*``: written by the first layout, kept as is)."""
+    data = os.path.join(os.path.dirname(__file__), "data")
+    old_pq, old_js = os.path.join(data, "layout1_petersen.parquet"), os.path.join(data, "layout1_petersen.jsonl")
+    trace = load_trace(old_js)
+    assert load_trace(old_pq) == trace
+    assert pq.read_table(old_pq).column("type").to_pylist().count(3) == len(trace.states)  # a row per state
+    new = tmp_path / "new.parquet"
+    save_trace(trace, new)
+    assert load_trace(new) == trace
+    types = pq.read_table(new).column("type").to_pylist()
+    startup = [s for s in trace.states if s.msg_id == -1]
+    assert types.count(3) == len(startup) and len(types) == len(trace.records) - len(trace.states) + len(startup) + 1
+
+
 def test_replay_plot_and_export_read_parquet(tmp_path, capsys):
     path = tmp_path / "run.parquet"
     assert main(["run", "--graph", "grid:3x4", "--delay", "uniform", "--seed", "3", "--trace", str(path)]) == 0
