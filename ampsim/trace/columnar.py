@@ -172,8 +172,6 @@ class _Pool:
              ("t_deliver", "f8"), ("delay", "f8"), ("kind", "O"), ("payload", "O"), ("seq", "i8"), ("used", "?"))
 
     def __init__(self) -> None:
-        import numpy as np
-
         self.np = np
         self.n = 0
         self.data = {name: np.empty(1024, t) for name, t in self.TYPES}
@@ -225,8 +223,6 @@ class _Encoder:
     """
 
     def __init__(self, schema) -> None:
-        import numpy as np
-
         self.np = np
         self.schema = schema
         self.pool = _Pool()
