@@ -55,13 +55,13 @@ DEFAULT_BUDGET = 1_000_000
 INF = math.inf
 _NO_FULL_GC = 1 << 30  # gen-2 threshold during run(): no full collection (see run)
 _new = tuple.__new__
+"""The traced hot path builds records as ``_new(MessageRecord, (fields...))``: the same named tuple as
+``MessageRecord(...)`` without the Python-level ``__new__`` (a third of the cost of building one)."""
 _UNSET = object()
 _ATOMS = frozenset({int, float, str, bool, bytes, type(None)})
 """Immutable values whose trace text a node may reuse when the next payload or state *is* the same
 object (flooding's hop counts, a protocol's unchanged state): text of an object that could change in
 place (a list, a tensor) is always made anew."""
-"""The traced hot path builds records as ``_new(MessageRecord, (fields...))``: the same named tuple as
-``MessageRecord(...)`` without the Python-level ``__new__`` (a third of the cost of building one)."""
 
 
 class Copy:

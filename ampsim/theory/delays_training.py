@@ -55,24 +55,17 @@ def plan(full_seeds: int = FULL_SEEDS, short_seeds: int = SHORT_SEEDS, full_epoc
     return out
 
 
-def finished(folder: str) -> bool:
-    path = os.path.join(folder, "result.json")
-    if not os.path.exists(path):
-        return False
-    with open(path, encoding="utf-8") as f:
-        return bool(json.load(f).get("finished"))
-
-
 def run_plan(items, log=sys.stderr, root: str = RUNS) -> None:
     """Run every unfinished item of ``items`` (resuming from its checkpoint)."""
     import torch
 
     from ..train import TrainConfig, fit
+    from ..train.synthetic import finished_result
 
     torch.set_num_threads(1)
     for task, delay, epochs, seed in items:
         folder = run_dir(task, delay, epochs, seed, root)
-        if finished(folder):
+        if finished_result(folder) is not None:
             continue
         t0 = time.time()
         fit(TrainConfig(task=task, model="amp-rnn", delay=delay, seed=seed, epochs=epochs),
@@ -127,6 +120,7 @@ def gradient_variance(task_name: str, draws: int = 8, seed: int = 0) -> dict:
 
     from ..engine.rng import stream
     from ..train import TrainConfig, build_model, get_executor, load_model, load_task
+    from ..train.synthetic import finished_result
 
     torch.set_num_threads(1)
     _, executor = get_executor(None)
@@ -138,7 +132,7 @@ def gradient_variance(task_name: str, draws: int = 8, seed: int = 0) -> dict:
         points["trained-constant"] = load_model(trained)[0]
     epochs = FULL_EPOCHS if task_name in FULL_TASKS else SHORT_EPOCHS
     trained_u = run_dir(task_name, "uniform", epochs, seed)
-    if finished(trained_u):
+    if finished_result(trained_u) is not None:
         points[f"trained-uniform-e{epochs}"] = load_model(trained_u)[0]
     rng = stream(seed, "gradient-variance")
     epoch_seeds = [rng.getrandbits(63) for _ in range(draws)]
@@ -168,15 +162,6 @@ def gradient_variance(task_name: str, draws: int = 8, seed: int = 0) -> dict:
 
 
 # ------------------------------------------------------------------ summary
-def _load(folder: str) -> Optional[dict]:
-    path = os.path.join(folder, "result.json")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        d = json.load(f)
-    return d if d.get("finished") else None
-
-
 def _test_acc(result: dict) -> float:
     """Test accuracy: Table 2's test set; parity: the mean over its test sizes up to 100 nodes."""
     test = result["test"]
@@ -229,6 +214,7 @@ def summarize(out: str = os.path.join("runs", "delays_training"), root: str = RU
     """Pair every finished uniform run with its constant twin (same task, seed, epochs) and write
     ``out``.json, ``out``.md and ``out``_curves.png."""
     from ..fileio import write_json, write_text
+    from ..train.synthetic import finished_result
 
     rows = {}
     curves = {}
@@ -236,8 +222,8 @@ def summarize(out: str = os.path.join("runs", "delays_training"), root: str = RU
         epochs = FULL_EPOCHS if task in FULL_TASKS else SHORT_EPOCHS
         seeds, per = [], {"constant": [], "uniform": []}
         for seed in range(FULL_SEEDS):
-            c = _load(run_dir(task, "constant", epochs, seed, root))
-            u = _load(run_dir(task, "uniform", epochs, seed, root))
+            c = finished_result(run_dir(task, "constant", epochs, seed, root))
+            u = finished_result(run_dir(task, "uniform", epochs, seed, root))
             if c is None or u is None:
                 continue
             seeds.append(seed)

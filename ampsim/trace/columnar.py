@@ -172,7 +172,6 @@ class _Pool:
              ("t_deliver", "f8"), ("delay", "f8"), ("kind", "O"), ("payload", "O"), ("seq", "i8"), ("used", "?"))
 
     def __init__(self) -> None:
-        self.np = np
         self.n = 0
         self.data = {name: np.empty(1024, t) for name, t in self.TYPES}
 
@@ -182,7 +181,6 @@ class _Pool:
 
     def extend(self, rows, *values) -> None:
         """Append the sends ``rows`` (a mask) of one batch; ``values`` in the order of ``TYPES``."""
-        np = self.np
         k = int(rows.sum())
         if not k:
             return
@@ -217,13 +215,12 @@ class _Pool:
 class _Encoder:
     """Turns a batch of message and state records into one Arrow table (see the module doc).
 
-    Its input is a :class:`_Batch` (typed arrays), so the work here is numpy and Arrow on
+    Its input is a :class:`_Batch` (numpy columns), so the work here is numpy and Arrow on
     whole columns: a run of 100k messages writes three times that many records. Sends not yet
-    delivered stay in ``pool_*`` (ascending ``msg_id``) so later batches can refer to them.
+    delivered stay in ``pool`` (a :class:`_Pool`) so later batches can refer to them.
     """
 
     def __init__(self, schema) -> None:
-        self.np = np
         self.schema = schema
         self.pool = _Pool()
         self.rows = 0  # message rows encoded so far
@@ -231,7 +228,6 @@ class _Encoder:
     def table(self, batch: _Batch):
         import pyarrow as pa
 
-        np = self.np
         batch.absorb()
         c = batch.columns()
         m, k = len(c["mid"]), len(c["st_mid"])
@@ -381,7 +377,8 @@ class _Counted:
 class ParquetTracer(FinishOnExit):
     """Writes a Parquet trace to ``path`` in row groups as the run goes; atomically, on :meth:`close`.
 
-    The hot hooks unpack each record into typed arrays (:class:`_Batch`); every
+    The hot hooks append each record to a :class:`_Batch` (which turns them into numpy columns a
+    chunk at a time); every
     ``row_group_size`` records the batch is encoded and written as one row group (zstd,
     level ``compression_level``).
     """

@@ -325,17 +325,22 @@ def _finish(result: dict, model: AMPModel, task: TaskSpec, config: TrainConfig, 
     return result
 
 
-def finished_result(out_dir: str, config: TrainConfig) -> Optional[dict]:
-    """The result in ``out_dir`` when it is a finished run of ``config`` (``checkpoint_every`` aside), else None."""
+def finished_result(out_dir: str, config: Optional[TrainConfig] = None) -> Optional[dict]:
+    """The result in ``out_dir`` when it is a finished run (of ``config``, ``checkpoint_every`` aside,
+    when one is given), else None."""
     path = os.path.join(out_dir, RESULT)
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:
         result = json.load(f)
+    if not result.get("finished"):
+        return None
+    if config is None:
+        return result
     got, want = dict(result.get("config", {})), config.to_dict()
     got.pop("checkpoint_every", None)
     want.pop("checkpoint_every", None)
-    return result if result.get("finished") and got == want else None
+    return result if got == want else None
 
 
 def _resolve(executor: Optional[Executor], executor_name: Optional[str]) -> tuple[str, Executor]:
