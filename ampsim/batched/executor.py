@@ -768,17 +768,24 @@ class BatchedExecutor:
                starts: Sequence[Sequence[Sequence[int]]], seeds: Sequence[Sequence[int]], messages: Tensor,
                budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False,
                message_rows: Optional[Sequence[Sequence[int]]] = None,
-               features: Optional[Sequence[Tensor]] = None) -> Unrolled:
+               features: Optional[Sequence[Tensor]] = None, history: bool = False) -> Unrolled:
         """Run ``starts[g][r]`` (start nodes of run r of graph g, delay seed ``seeds[g][r]``) on every graph.
 
         ``messages`` holds the start messages row after row: run r's j-th start node
         receives the row ``offset(r) + j``, where ``offset`` advances by ``message_rows[g][r]``
         rows per run (default: the number of start nodes). Features are ``graph.x``
         (or ``features[g]``). Returns an :class:`Unrolled`; gradients flow to the cell's
-        parameters and to ``messages``.
+        parameters and to ``messages``. ``history``: keep every state row, so that
+        :meth:`Unrolled.history` can go back more than one state (the skip readout of
+        Table 4); the automatic segment plan otherwise checkpoints a large run and keeps
+        only its final states.
         """
         V.positive_int("budget", budget)  # argument checks: ampsim.validate (issue 12)
         V.boolean("fifo", fifo)
+        V.boolean("history", history)
+        if history and self.segment_rows:
+            raise ValueError(f"history=True keeps every state row, but this executor cuts runs into segments of "
+                             f"{self.segment_rows} rows: use BatchedExecutor(segment_rows=None or 0)")
         V.finite_values("start messages", messages)
         if features is not None:
             for g, f in enumerate(features):
@@ -827,7 +834,7 @@ class BatchedExecutor:
         compact = False
         if program is not None:
             kernel = kernel_for(cell)
-            seg = self._segments(program, cell, dtype, device)
+            seg = self._segments(program, cell, dtype, device, whole=history)
             if build:
                 states = _LevelUnroll.apply(kernel, program, seg, device, init_states, start_msgs, *kernel.params)
             else:
@@ -865,10 +872,14 @@ class BatchedExecutor:
         self.last = result
         return result
 
-    def _segments(self, program: _Program, cell: AMPCell, dtype: torch.dtype, device: torch.device) -> _Segments:
-        """The program's segments for this cell (cached on the program per device and segment size)."""
+    def _segments(self, program: _Program, cell: AMPCell, dtype: torch.dtype, device: torch.device,
+                  whole: bool = False) -> _Segments:
+        """The program's segments for this cell (cached on the program per device and segment size);
+        ``whole``: one segment, every state row kept."""
         D = program.num_deliveries
-        if self.segment_rows is None:
+        if whole:
+            rows = (D,)
+        elif self.segment_rows is None:
             rows = segment_plan(program, cell, dtype)
         else:
             rows = (D if self.segment_rows <= 0 else self.segment_rows,)

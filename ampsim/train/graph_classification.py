@@ -140,7 +140,7 @@ class AMPGraphClassifier(nn.Module):
         self.messages, self.skip = messages, skip
 
     def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
-        u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight)
+        u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight, self.skip)
         if self.skip:
             z = u.history(entries, SKIP_STATES)
             z = self.cell.output(z.reshape(-1, z.shape[-1])).reshape(len(entries), -1)
@@ -150,14 +150,16 @@ class AMPGraphClassifier(nn.Module):
         return nn.functional.log_softmax(self.decoder(pooled), dim=-1)
 
 
-def _own_runs(cell, graphs: Sequence[GraphData], executor: BatchedExecutor, messages: int, ref: Tensor):
+def _own_runs(cell, graphs: Sequence[GraphData], executor: BatchedExecutor, messages: int, ref: Tensor,
+              history: bool):
     """One run per node, started at that node with ones(M), budget ``messages`` (Section 5.3):
-    the unroll, each node's entry in its own run (graph by graph, node by node) and the graph owning it."""
+    the unroll, each node's entry in its own run (graph by graph, node by node) and the graph owning it.
+    ``history``: keep every state row (the skip readout reads the last 4 states of each entry)."""
     sizes = [g.num_nodes for g in graphs]
     starts = [[(i,) for i in range(n)] for n in sizes]
     seeds = [[0] * n for n in sizes]
     msgs = ref.new_ones((sum(sizes), cell.msg_size))
-    u = executor.unroll(cell, graphs, starts, seeds, msgs, messages)
+    u = executor.unroll(cell, graphs, starts, seeds, msgs, messages, history=history)
     entries = torch.cat([torch.arange(n, device=ref.device) * (n + 1) + u.entry_offsets[g]
                          for g, n in enumerate(sizes)])
     owner = torch.repeat_interleave(torch.arange(len(graphs), device=ref.device),
@@ -192,7 +194,7 @@ class GraphClassifierStack(nn.Module):
 
     def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
         K = self.models
-        u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight)
+        u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight, self.skip)
         if self.skip:
             z = self.cell.output(u.history(entries, SKIP_STATES))  # (E, 4, K, H)
             z = z.permute(2, 0, 1, 3).reshape(K, len(entries), -1)

@@ -70,6 +70,25 @@ def test_skip_readout_concatenates_the_last_four_states():
     torch.testing.assert_close(out.exp().sum(1), torch.ones(2))
 
 
+def test_skip_readout_keeps_every_state_when_the_auto_plan_would_checkpoint(monkeypatch):
+    # PROTEINS h32 skip is over SEGMENT_BYTES: the auto plan cut it and the skip readout failed
+    import ampsim.batched.executor as bx
+
+    ds = load_dataset("MUTAG")[:20]  # over 4096 deliveries: the smallest segment the auto plan cuts
+    model = build_model(ds, GridPoint(16, 15, True))
+    graphs = [ds[i] for i in range(20)]
+    whole = model(graphs, BatchedExecutor(segment_rows=0))
+    monkeypatch.setattr(bx, "SEGMENT_BYTES", 1024)
+    auto = BatchedExecutor()
+    torch.testing.assert_close(model(graphs, auto), whole)
+    assert not auto.last.compact
+    noskip = build_model(ds, GridPoint(16, 15, False))
+    noskip(graphs, auto)
+    assert auto.last.compact  # without skip the same plan still checkpoints
+    with pytest.raises(ValueError, match="history=True keeps every state row"):
+        model(graphs, BatchedExecutor(segment_rows=64))
+
+
 def test_smoke_run_files_and_resume(tmp_path):
     points = [GridPoint(16, 15, False), GridPoint(16, 15, True)]
     root = str(tmp_path / "runs")
