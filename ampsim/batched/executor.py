@@ -763,6 +763,27 @@ class BatchedExecutor:
             [m.shape[0] for m in (r.messages for r in runs)] for runs in runs_per_graph])
         return out.per_graph()
 
+    def level_sizes(self, graphs: Sequence[Union[GraphData, Graph]], runs_per_graph: Sequence[Sequence[RunSpec]],
+                    budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False) -> tuple[int, ...]:
+        """Rows per level of the level program that :meth:`execute_many` would run for these runs.
+
+        The program depends on the graphs, start nodes, budget and delays only, not on a cell
+        (always-emit cells); it comes from (and stays in) the program cache, so asking costs
+        one planning pass at most. :func:`ampsim.train.synthetic.stack_groups` weighs it:
+        a stacked level is K times larger, and from about 512 rows per model on, K stacked
+        models cost a CPU more than K single ones (docs/learned_amp.md).
+        """
+        V.positive_int("budget", budget)
+        if len(graphs) != len(runs_per_graph):
+            raise ValueError(f"{len(graphs)} graphs but {len(runs_per_graph)} run lists")
+        gs = [_graph(g) for g in graphs]
+        runs = [[(tuple(int(v) for v in r.starts), V.integer("RunSpec.seed", r.seed)) for r in rr]
+                for rr in runs_per_graph]
+        widths = [[r.messages.shape[0] for r in rr] for rr in runs_per_graph]
+        program = self._program(graphs, gs, runs, widths, budget, get_delay(delay), bool(fifo),
+                                self.ties or engine_ties())
+        return tuple(b - a for a, b in program.bounds)
+
     # ------------------------------------------------------------- core
     def unroll(self, cell: AMPCell, graphs: Sequence[Union[GraphData, Graph]],
                starts: Sequence[Sequence[Sequence[int]]], seeds: Sequence[Sequence[int]], messages: Tensor,

@@ -33,6 +33,7 @@ from .execute import Executor, RunSpec
 
 __all__ = [
     "AMPModel",
+    "budget_groups",
     "pool_nodes",
     "READOUTS",
     "POOLS",
@@ -114,6 +115,15 @@ def pool_nodes(own: Tensor, aggr: str, dim: int) -> Tensor:
     if aggr == "max":
         return own.max(dim, keepdim=True).values
     return own.mean(dim, keepdim=True)
+
+
+def budget_groups(budgets: Sequence[int]) -> dict[int, list[int]]:
+    """Graph indices by budget, in first-seen order: :meth:`AMPModel.forward_many` runs each group
+    in one ``execute_many`` call."""
+    groups: dict[int, list[int]] = {}
+    for i, b in enumerate(budgets):
+        groups.setdefault(int(b), []).append(i)
+    return groups
 
 
 class AMPModel(nn.Module):
@@ -199,10 +209,7 @@ class AMPModel(nn.Module):
         if many is None:
             return [self(g, executor, b, delay, s, fifo) for g, b, s in zip(graphs, budgets, seeds)]
         out: list[Optional[Tensor]] = [None] * len(graphs)
-        groups: dict[int, list[int]] = {}
-        for i, b in enumerate(budgets):
-            groups.setdefault(int(b), []).append(i)
-        for budget, idx in groups.items():
+        for budget, idx in budget_groups(budgets).items():
             states = many(self.cell, [self._data(graphs[i]) for i in idx],
                           [self.runs(graphs[i], seeds[i]) for i in idx], budget, delay, fifo)
             for i, st in zip(idx, states):

@@ -30,7 +30,7 @@ from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel
 from .cells import AMPCell
 from .execute import RunSpec
-from .models import AMPModel, origin_runs, pool_nodes, start_runs
+from .models import AMPModel, budget_groups, origin_runs, pool_nodes, start_runs
 
 __all__ = ["STACKABLE", "StackedLinear", "StackedCell", "AMPModelStack", "stackable"]
 
@@ -344,10 +344,7 @@ class AMPModelStack(nn.Module):
             raise ValueError("graphs, budgets and seeds must have the same length")
         dtype = self.cell.encoder.weight.dtype
         out: list[Optional[Tensor]] = [None] * len(graphs)
-        groups: dict[int, list[int]] = {}
-        for i, b in enumerate(budgets):
-            groups.setdefault(int(b), []).append(i)
-        for budget, idx in groups.items():
+        for budget, idx in budget_groups(budgets).items():
             data = [graphs[i] if graphs[i].x.dtype == dtype else
                     GraphData(graphs[i].edge_index, graphs[i].x.to(dtype), graphs[i].y, graphs[i].num_nodes,
                               graphs[i].level, graphs[i].starts, graphs[i].meta) for i in idx]

@@ -57,12 +57,11 @@ def plan(full_seeds: int = FULL_SEEDS, short_seeds: int = SHORT_SEEDS, full_epoc
 
 def run_plan(items, log=sys.stderr, root: str = RUNS) -> None:
     """Run every unfinished item of ``items`` (resuming from its checkpoint)."""
-    import torch
-
     from ..train import TrainConfig, fit
+    from ..train.loop import training_process
     from ..train.synthetic import finished_result
 
-    torch.set_num_threads(1)
+    training_process(1)
     for task, delay, epochs, seed in items:
         folder = run_dir(task, delay, epochs, seed, root)
         if finished_result(folder) is not None:

@@ -18,10 +18,9 @@ import argparse
 import os
 from typing import Optional
 
-import torch
-
 from . import ddp
 from .synthetic import PARITY_TASKS, TrainConfig, finished_result, fit_seeds, get_executor
+from .loop import training_process
 
 __all__ = ["configure", "main", "run_folder", "USER_RUNS"]
 
@@ -84,7 +83,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _train(configs: list, executor: Optional[str], outs: list, resume: bool, quiet: bool, threads: int,
            stack: bool = True) -> list:
     """One process of ``--nproc N`` (and the whole run for N = 1): the result dicts of :func:`fit_seeds`."""
-    torch.set_num_threads(threads)
+    training_process(threads)
     name, executor_obj = get_executor(executor)
     return fit_seeds([TrainConfig.from_dict(c) for c in configs], executor_obj, outs, resume=resume, quiet=quiet,
                      executor_name=name, stack=stack)

@@ -39,7 +39,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ..batched import BatchedExecutor, retain_freed_memory
+from ..batched import BatchedExecutor
 from ..cells.cells import AMPCell
 from ..cells.models import init_parameters
 from ..cells.stacked import StackedCell, StackedLinear
@@ -49,7 +49,7 @@ from ..engine.rng import derive_seed
 from ..fileio import write_text
 from . import ddp
 from .cli import int_ranges
-from .loop import Data, Options, checkpoint_epoch, fit_models, unstack_state, write_result
+from .loop import Data, Options, checkpoint_epoch, fit_models, training_process, unstack_state, write_result
 
 __all__ = [
     "PAPER_AMP_RNN",
@@ -502,10 +502,9 @@ def _log(text: str) -> None:
 
 def _worker(threads: int, datasets: list, folds: list, job: dict) -> int:
     """One process of ``--nproc N`` (run inside :func:`ampsim.train.ddp.launch`)."""
-    torch.set_num_threads(threads)
+    training_process(threads)
     if str(job.get("device", "cpu")).startswith("cuda"):
         job = {**job, "device": f"cuda:{torch.cuda.current_device()}"}
-    retain_freed_memory()
     run_grid(datasets, folds, log=_log, **job)
     return 0
 
@@ -553,8 +552,7 @@ def main(args: argparse.Namespace) -> int:
         if args.nproc > 1:
             ddp.launch(args.nproc, _worker, args.threads, list(args.datasets), list(args.folds), job)
         else:
-            torch.set_num_threads(args.threads)
-            retain_freed_memory()
+            training_process(args.threads)
             ddp.init_from_env()  # started by torchrun: join its process group
             written = run_grid(args.datasets, args.folds, log=_log, **job)
             if not written:

@@ -97,12 +97,25 @@ __all__ = [
     "load_checkpoint",
     "checkpoint_epoch",
     "write_result",
+    "training_process",
     "CKPT_FORMAT",
 ]
 
 CKPT_FORMAT = "ampsim.train.checkpoint"
 Forward = Callable[[nn.Module, Sequence[int], Sequence[int]], Tensor]
 Evaluate = Callable[[nn.Module, int], Sequence[dict]]
+
+
+def training_process(threads: int = 1) -> None:
+    """Set up this process to train: ``threads`` torch threads, and glibc keeping freed memory
+    (:func:`ampsim.batched.retain_freed_memory`; a Skip-Cycles epoch 53 -> 41 ms, 4-cycles 30 -> 27 ms,
+    a PROTEINS step about 40%). Every training entry point calls it once per process; the
+    library never does on import."""
+    from ..batched import retain_freed_memory
+
+    V.positive_int("threads", threads)
+    torch.set_num_threads(threads)
+    retain_freed_memory()
 
 
 def check_run_numbers(epochs: int, lr: float, checkpoint_every: int) -> None:

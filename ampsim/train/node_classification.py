@@ -54,7 +54,7 @@ from ..data.planetoid import load_planetoid, row_normalize
 from ..engine.rng import derive_seed, stream
 from ..fileio import write_json, write_text
 from .cli import int_ranges
-from .loop import Data, Options, fit_models, nll_terms, write_result
+from .loop import Data, Options, fit_models, nll_terms, training_process, write_result
 
 __all__ = [
     "DATASETS",
@@ -620,7 +620,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not args.summarize:
-        torch.set_num_threads(args.threads)
+        training_process(args.threads)
         try:
             todo = configs(args)
         except ValueError as err:

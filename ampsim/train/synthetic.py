@@ -36,7 +36,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from ..cells.execute import EngineExecutor, Executor
-from ..cells.models import AMPModel, cell_kind, init_parameters
+from ..cells.models import AMPModel, budget_groups, cell_kind, init_parameters
 from ..data.graphdata import GraphData
 from ..data.tasks import LONGRANGE_TEST_SIZES, get_task, longrange_split
 from ..engine.rng import derive_seed, stream
@@ -54,6 +54,8 @@ __all__ = [
     "fit",
     "fit_seeds",
     "stack_groups",
+    "level_rows",
+    "work_per_epoch",
     "evaluate",
     "load_model",
     "distance_bucket",
@@ -406,14 +408,42 @@ def _same_data(a: TaskSpec, b: TaskSpec) -> bool:
                for x, y in zip(a.train, b.train))
 
 
+#: Rows per level (of one model) from which a stack of models costs the CPU more than the models one
+#: after another: a stacked level is K times larger and its batched products no longer sit in cache.
+#: Measured with the RNN level kernels (h32, K = 10; stacked vs ten single levels): 2.4x at 32 rows,
+#: 1.2x at 256, 0.97x at 512, 0.55x at 4096 (docs/learned_amp.md). Tables 2 and 3 train on the CPU.
+STACK_MAX_LEVEL_ROWS = 512
+
+
+def work_per_epoch(task: TaskSpec, config: TrainConfig) -> int:
+    """Cell calls of one training epoch at most: runs x budget summed over the training graphs."""
+    model_runs = (lambda g: 1) if task.readout == "all" else (lambda g: g.num_nodes)
+    return sum(model_runs(g) * budget_of(task, config, g) for g in task.train)
+
+
+def level_rows(task: TaskSpec, config: TrainConfig, executor: Executor) -> float:
+    """Mean rows per level of one model's training pass (constant delays; deliveries / levels over the
+    budget groups that :meth:`~ampsim.cells.models.AMPModel.forward_many` runs)."""
+    model = build_model(task, config)
+    budgets = [budget_of(task, config, g) for g in task.train]
+    rows = levels = 0
+    for budget, idx in budget_groups(budgets).items():
+        sizes = executor.level_sizes([task.train[i] for i in idx], [model.runs(task.train[i]) for i in idx], budget,
+                                     config.delay)
+        rows, levels = rows + sum(sizes), levels + len(sizes)
+    return rows / max(levels, 1)
+
+
 def stack_groups(configs: Sequence[TrainConfig], tasks: Sequence[TaskSpec], executor: Executor,
                  stack: bool = True) -> list[tuple[list[int], str]]:
     """Which configs train together: ``[(indices, reason), ...]``, one pass per group.
 
     A group shares one schedule (one :class:`~ampsim.cells.stacked.AMPModelStack`) when its
     configs differ only in the seed, the cell is always-emit (RNN, GRU, LSTM, no gate), delays
-    are constant, the executor batches (``execute_many``) and the seeds train on the same graphs.
-    Otherwise each config is its own group; ``reason`` says why.
+    are constant, the executor batches (``execute_many``), the seeds train on the same graphs
+    and the levels are small: at most :data:`STACK_MAX_LEVEL_ROWS` rows per model on average
+    (beyond, stacking costs the CPU more than it saves). Otherwise each config is its own
+    group; ``reason`` says why.
     """
     def key(c: TrainConfig) -> tuple:
         d = c.to_dict()
@@ -443,7 +473,16 @@ def stack_groups(configs: Sequence[TrainConfig], tasks: Sequence[TaskSpec], exec
         else:
             groups.append(([i], "its training graphs differ from the other seeds' (a shared pass would run every "
                                 "model on every seed's graphs)"))
-    return [(idx, "stacked" if len(idx) > 1 else why) for idx, why in groups]
+    out: list[tuple[list[int], str]] = []
+    for idx, why in groups:
+        rows = level_rows(tasks[idx[0]], configs[idx[0]], executor) if len(idx) > 1 else 0.0
+        if rows > STACK_MAX_LEVEL_ROWS:
+            why = (f"its levels hold {rows:.0f} rows per model on average (over {STACK_MAX_LEVEL_ROWS}, a stack "
+                   "costs the CPU more than the seeds one after another)")
+            out += [([i], why) for i in idx]
+        else:
+            out.append((idx, "stacked" if len(idx) > 1 else why))
+    return out
 
 
 def fit_seeds(configs: Sequence[TrainConfig], executor: Optional[Executor] = None,

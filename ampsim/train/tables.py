@@ -28,7 +28,11 @@ import torch
 
 from ..fileio import save_figure, write_json, write_text
 from .cli import int_ranges, run_folder
-from .synthetic import TrainConfig, finished_result, fit, fit_seeds, get_executor
+from .. import validate as V
+from ..cells.models import cell_kind
+from .loop import training_process
+from .synthetic import (TrainConfig, finished_result, fit, fit_seeds, get_executor, load_task, stack_groups,
+                        work_per_epoch)
 
 __all__ = [
     "PAPER_TABLE2",
@@ -83,18 +87,32 @@ def protocol_config(task: str, model: str, seed: int, gate: bool = False, delay:
     return TrainConfig(task=task, model=model, delay=delay, seed=seed, epochs=epochs, lr=0.01, gate=gate)
 
 
+#: Cost of one cell call per cell kind, relative to RNN (parity protocol, batched executor, one thread:
+#: 18, 28, 36, 50 and 78 ms per epoch): how the scheduler of ``--workers`` weighs its units.
+CELL_COST = {"rnn": 1.0, "gru": 1.5, "lstm": 2.0, "act": 2.8, "iter": 4.3}
+
+
 def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[int], root: str = ROOT,
                  executor: Optional[str] = None, gate: bool = False, delay: str = "constant",
-                 epochs: int = 1000, quiet: bool = False, log=print, stack: bool = True) -> list[str]:
+                 epochs: int = 1000, quiet: bool = False, log=print, stack: bool = True, workers: int = 1,
+                 threads: int = 1) -> list[str]:
     """Train every missing (task, model, seed) of the protocol; skip finished ones, resume the rest.
 
-    The missing seeds of one (task, model) train in one process with :func:`ampsim.train.synthetic.fit_seeds`:
-    as one stack where they share graphs and schedule (``stack``), else one after another.
+    The missing seeds of one (task, model) train with :func:`ampsim.train.synthetic.fit_seeds`:
+    as one stack where they share graphs and schedule and the levels are small (``stack``,
+    :func:`~ampsim.train.synthetic.stack_groups`), else one after another. With ``workers > 1``
+    the work is cut into units (a stack, or a seed that trains alone) that ``workers`` processes
+    (``threads`` torch threads each) take largest first, each the next one when it is done
+    (longest-processing-time list scheduling; a unit's cost: cell calls per epoch x epochs x
+    models x :data:`CELL_COST`). Every seed writes its own run folder either way.
     Returns every run folder of the protocol (finished before or now).
     """
+    from ..sweeps import run_map, starred
+
+    V.positive_int("workers", workers)
     name, ex = get_executor(executor)
     seeds = list(seeds)
-    done = []
+    done, pending = [], []
     for task in tasks:
         for model in models:
             todo = []
@@ -105,19 +123,50 @@ def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[in
                     done.append(folder)
                 else:
                     todo.append((config, folder))
-            if not todo:
-                continue
-            results = fit_seeds([c for c, _ in todo], ex, [f for _, f in todo], resume=True, quiet=quiet,
-                                executor_name=name, stack=stack, log=log)
-            for (config, folder), result in zip(todo, results):
-                tests = ", ".join(f"{k}: {v['acc']:.3f}" for k, v in result["test"].items())
-                together = result.get("stacked_with", 1)
-                log(f"{result['task']} {result['model']} seed {config.seed}: {tests} "
-                    f"({result['seconds_train_this_call']:.0f} s training"
-                    f"{f' for {together} seeds together' if together > 1 else ''}, "
-                    f"{result['seconds_eval']:.0f} s eval, {name})")
-                done.append(folder)
+            if todo:
+                pending.append(todo)
+    if workers == 1 or not pending:
+        for todo in pending:
+            done += train_unit(todo, name, stack, quiet, log, ex)
+        return done
+    units = []
+    for todo in pending:
+        configs = [c for c, _ in todo]
+        specs = [load_task(c.task, c.seed, train_graphs=c.train_graphs, test_sizes=c.test_sizes, sources=c.sources)
+                 for c in configs]
+        for idx, _ in stack_groups(configs, specs, ex, stack):
+            c = configs[idx[0]]
+            cost = work_per_epoch(specs[idx[0]], c) * c.epochs * len(idx) * CELL_COST[cell_kind(c.model)]
+            units.append((cost, [todo[i] for i in idx]))
+    units.sort(key=lambda u: -u[0])
+    log(f"{sum(len(u) for _, u in units)} runs in {len(units)} units over {workers} processes, largest first")
+    jobs = [(unit, name, stack, quiet) for _, unit in units]
+    for folders in run_map(starred(train_unit), jobs, workers=workers, chunksize=1,
+                           pool_options={"initializer": training_process, "initargs": (threads,)}):
+        done += folders
     return done
+
+
+def train_unit(todo: Sequence[tuple], executor_name: Optional[str], stack: bool = True, quiet: bool = True,
+               log=None, executor=None) -> list[str]:
+    """Train ``todo`` (``(config, folder)`` pairs of one task and model) with ``fit_seeds``; log a line per seed.
+
+    Module-level, so that a process of :func:`run_protocol` (``workers > 1``) can take it; there
+    the lines are printed as each unit finishes."""
+    if log is None:
+        log = lambda line: print(line, flush=True)  # noqa: E731
+    if executor is None:
+        executor_name, executor = get_executor(executor_name)
+    results = fit_seeds([c for c, _ in todo], executor, [f for _, f in todo], resume=True, quiet=quiet,
+                        executor_name=executor_name, stack=stack, log=log)
+    for (config, _), result in zip(todo, results):
+        tests = ", ".join(f"{k}: {v['acc']:.3f}" for k, v in result["test"].items())
+        together = result.get("stacked_with", 1)
+        log(f"{result['task']} {result['model']} seed {config.seed}: {tests} "
+            f"({result['seconds_train_this_call']:.0f} s training"
+            f"{f' for {together} seeds together' if together > 1 else ''}, "
+            f"{result['seconds_eval']:.0f} s eval, {executor_name})")
+    return [f for _, f in todo]
 
 
 def _stats(values: Sequence[float]) -> dict:
@@ -551,8 +600,7 @@ def measure_cost(tasks: Sequence[str], executor: str, epochs: int = 3, model: st
         fit(config, ex, executor_name=name, task=task, stop_after=epochs + 1,  # no evaluation
             on_epoch=lambda e, loss, acc: stamps.append(time.perf_counter()))
         per_epoch = (stamps[-1] - stamps[0]) / epochs
-        runs_per_graph = (lambda g: 1) if task.readout == "all" else (lambda g: g.num_nodes)
-        calls = sum(runs_per_graph(g) * task.budget_factor * g.num_nodes for g in task.train)
+        calls = work_per_epoch(task, config)
         out[task.name] = {"seconds_per_epoch": round(per_epoch, 4), "cell_calls_per_epoch": calls,
                           "cell_calls_per_second": round(calls / per_epoch), "projected_seconds_1000_epochs":
                           round(1000 * per_epoch), "executor": name, "threads": torch.get_num_threads()}
@@ -580,6 +628,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.add_argument("--epochs", type=int, default=1000, help="1000 is the protocol; render counts only those")
         p.add_argument("--no-stack", dest="stack", action="store_false",
                        help="train the seeds one after another (default: seeds sharing graphs in one pass)")
+        p.add_argument("--workers", type=int, default=1,
+                       help="processes that share the runs, largest first (default 1; e.g. the number of cores)")
     p = sub.add_parser("cost", help="seconds per epoch of each task's protocol model")
     p.add_argument("--executor", choices=["engine", "batched"], default="engine")
     p.add_argument("--tasks", default=None)
@@ -608,7 +658,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for path in write_all(args.root, args.out):
             print(f"wrote {path}")
         return 0
-    torch.set_num_threads(args.threads)
+    training_process(args.threads)
     if args.cmd == "cost":
         tasks = args.tasks.split(",") if args.tasks else list(TABLE2_TASKS.values()) + ["parity"]
         cost = measure_cost(tasks, args.executor, args.epochs, log=lambda line: print(line, flush=True))
@@ -627,10 +677,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # only the gated runs: their always-emit twins are the run2 / run3 folders (same protocol);
         # running both here could race a run2 / run3 process on the same folder
         done = run_protocol(tasks, models, args.seeds, args.root, args.executor, gate=True, epochs=args.epochs,
-                            quiet=args.quiet, log=log, stack=args.stack)
+                            quiet=args.quiet, log=log, stack=args.stack, workers=args.workers, threads=args.threads)
     else:
         done = run_protocol(tasks, models, args.seeds, args.root, args.executor, epochs=args.epochs,
-                            quiet=args.quiet, log=log, stack=args.stack)
+                            quiet=args.quiet, log=log, stack=args.stack, workers=args.workers, threads=args.threads)
     if not trained:
         print(f"{args.cmd}: all {len(done)} runs already finished under {args.root}; nothing to do")
     return 0

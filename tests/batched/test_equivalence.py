@@ -339,3 +339,18 @@ def test_checkpointed_history_needs_every_row():
         u.history(torch.tensor([3]), 2)
     with pytest.raises(ValueError, match="segment_rows"):
         BatchedExecutor(segment_rows=-1)
+
+
+def test_level_sizes_are_the_levels_execute_many_runs():
+    gs = graphs()
+    cell = make_cell("rnn", False)
+    runs = run_sets(gs, torch.ones(1, M, dtype=torch.float64))
+    bx = BatchedExecutor()
+    sizes = bx.level_sizes(gs, runs, 25)
+    assert len(bx._programs) == 1  # planned once, and kept for the run
+    bx.execute_many(cell, gs, runs, 25)
+    assert len(bx._programs) == 1
+    assert len(sizes) == bx.last.batches and sum(sizes) == sum(bx.last.deliveries)
+    assert all(s > 0 for s in sizes)
+    with pytest.raises(ValueError, match="budget"):
+        bx.level_sizes(gs, runs, 0)

@@ -248,3 +248,25 @@ def test_compare_table2_counts_a_stacked_pass_once(tmp_path):
     md = tables.render_comparison(c, "new")
     assert "| Limits1 | 1.00 ± 0.00 (2) | 1.00 ± 0.00 (2) | 1.0 (2) | 3.0 |" in md
     assert "| LCC | not run | not run | not run | - |" in md
+
+
+def test_workers_share_the_runs_and_each_seed_gets_its_own_numbers(tmp_path, capsys):
+    """``run2 --workers 2``: the same run folders and numbers as one process (stacks stay stacks)."""
+    from ampsim.train import tables
+
+    args = ["--seeds", "0-1", "--tasks", "limits1,lcc", "--epochs", "2", "--quiet"]
+    assert tables.main(["run2", "--root", str(tmp_path / "one"), *args]) == 0
+    capsys.readouterr()
+    assert tables.main(["run2", "--root", str(tmp_path / "two"), "--workers", "2", *args]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs in 3 units over 2 processes, largest first" in out  # limits1's two seeds are one stack
+    for task in ("limits1", "lcc"):
+        for seed in (0, 1):
+            one, two = (json.loads((tmp_path / r / task / "amp-rnn" / f"seed{seed}" / RESULT).read_text())
+                        for r in ("one", "two"))
+            assert one["loss"] == two["loss"] and one["test"] == two["test"]
+            assert one.get("stacked_with", 1) == two.get("stacked_with", 1) == (2 if task == "limits1" else 1)
+    assert tables.main(["run2", "--root", str(tmp_path / "two"), "--workers", "2", *args]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    with pytest.raises(Exception, match="workers"):
+        tables.run_protocol(["limits1"], ["amp-rnn"], [0], str(tmp_path / "three"), workers=0)
