@@ -16,6 +16,11 @@ checks that the two give the same per-fold losses (to 1e-4).
 
     python benchmarks/sweep.py [--folds 10] [--epochs 3] [--rounds 2] [--point h16_m25_noskip] [--threads 1]
     python benchmarks/sweep.py --seeds-task max [--folds 10] [--epochs 20]   # K seeds of a Table 2 set instead
+    python benchmarks/sweep.py --level-rows [--folds 10]   # one level: K stacked vs K single RNN steps, by rows
+
+``--level-rows`` times one level (forward, backward, parameter gradients) of the hand-written
+RNN kernels (hidden 32, messages 3) for K models stacked against K single models, at 32 to 4096
+rows per model: where the ratio crosses 1 is ``ampsim.train.synthetic.STACK_MAX_LEVEL_ROWS``.
 
 The last line is ``speedup: N.Nx`` (one after another / at once, same work).
 """
@@ -46,7 +51,10 @@ def main(argv=None) -> int:
     p.add_argument("--seeds-task", default=None,
                    help="a Table 2 set whose seeds share graphs (limits1, limits2, max, mean, skipcycles): K seeds "
                         "in one pass (ampsim.train.synthetic.fit_seeds) vs one after another (fit), evaluation included")
+    p.add_argument("--level-rows", action="store_true", help="time one stacked level against K single ones")
     args = p.parse_args(argv)
+    if args.level_rows:
+        return _level_rows(args)
     if args.seeds_task:
         return _seeds(args)
     torch.set_num_threads(args.threads)
@@ -101,6 +109,37 @@ def _seeds(args) -> int:
     at, seq = statistics.median(times["at once"]), statistics.median(times["one after another"])
     print(f"at once: {at:.2f} s, one after another: {seq:.2f} s (medians of {args.rounds} rounds)")
     print(f"speedup: {seq / at:.1f}x")
+    return 0
+
+
+def _level_rows(args) -> int:
+    from ampsim.batched.kernels import kernel_for
+    from ampsim.cells.cells import AMPCell
+    from ampsim.cells.stacked import StackedCell
+
+    torch.set_num_threads(args.threads)
+    retain_freed_memory()
+    K, H, M = args.folds, 32, 3
+    cells = [AMPCell("rnn", 4, H, M) for _ in range(K)]
+    single, stacked = kernel_for(cells[0]), kernel_for(StackedCell(cells))
+
+    def level(kernel, rows: int, S: int, W: int, reps: int) -> float:
+        h, m, g_new, g_out = torch.randn(rows, S), torch.randn(rows, W), torch.randn(rows, S), torch.randn(rows, W)
+        new, out, act = torch.empty(rows, S), torch.empty(rows, W), torch.empty(rows, kernel.act_size)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            kernel.forward(h, m, new, out, act)
+            kernel.backward(h, m, new, act, g_new, g_out)
+            kernel.param_grads(h, m, new, act, g_out, {})
+        return (time.perf_counter() - t0) / reps
+
+    print(f"one level, RNN h{H} m{M}, K = {K}: {K} single levels / one stacked level (best of 3)")
+    for rows in (32, 64, 128, 256, 512, 1024, 2048, 4096):
+        reps = max(20, 20000 // rows)
+        level(single, rows, H, M, 3), level(stacked, rows, K * H, K * M, 3)
+        a = K * min(level(single, rows, H, M, reps) for _ in range(3))
+        b = min(level(stacked, rows, K * H, K * M, reps) for _ in range(3))
+        print(f"{rows:5d} rows per model: {K} single {a * 1e6:7.0f} us, stacked {b * 1e6:7.0f} us, ratio {a / b:.2f}")
     return 0
 
 

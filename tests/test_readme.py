@@ -53,14 +53,14 @@ PLAN: dict[str, tuple[str, str]] = {
         (SMALL, "ampsim train --task parity --model amp-iter --delay uniform --seed 3 --resume --epochs 2 "
                 "--train-graphs 8 --test-sizes 10"),
     "ampsim train --task 4cycles --nproc 2": (SMALL, "ampsim train --task 4cycles --nproc 2 --epochs 2"),
-    "python -m ampsim.train.tables run2 --seeds 0-9":
-        (SMALL, "python -m ampsim.train.tables run2 --seeds 0 --tasks limits1 --epochs 2"),
-    "python -m ampsim.train.tables run3 --seeds 0-9":
-        (SMALL, "python -m ampsim.train.tables run3 --seeds 0 --models amp-rnn --epochs 1"),
+    "python -m ampsim.train.tables run2 --seeds 0-9 --workers 2":
+        (SMALL, "python -m ampsim.train.tables run2 --seeds 0-1 --tasks limits1,lcc --epochs 2 --workers 2"),
+    "python -m ampsim.train.tables run3 --seeds 0-9 --workers 2":
+        (SMALL, "python -m ampsim.train.tables run3 --seeds 0 --models amp-rnn --epochs 1 --workers 2"),
     "python -m ampsim.train.tables render": (QUICK, ""),
-    "python -m ampsim.train.graph_classification --datasets MUTAG --folds 0-9":
+    "python -m ampsim.train.graph_classification --datasets MUTAG --folds 0-9 --workers 2":
         (SMALL, "python -m ampsim.train.graph_classification --datasets MUTAG --folds 0 --epochs 2 "
-                "--points h16_m15_noskip"),
+                "--points h16_m15_noskip h16_m15_skip --workers 2"),
 }
 
 #: commands that train, sweep or draw every published figure (slow: > 10 s CPU each); the rest is the quick test

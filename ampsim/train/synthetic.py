@@ -452,7 +452,9 @@ def stack_groups(configs: Sequence[TrainConfig], tasks: Sequence[TaskSpec], exec
 
     alone = None
     first = configs[0] if configs else None
-    if not stack:
+    if len(configs) == 1:
+        alone = "one seed"
+    elif not stack:
         alone = "stacking is off"
     elif first is not None and (cell_kind(first.model) not in ("rnn", "gru", "lstm") or first.gate):
         alone = (f"{first.model}{'+gate' if first.gate else ''} has a value-dependent schedule (halting or gate), "

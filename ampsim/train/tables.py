@@ -134,10 +134,15 @@ def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[in
         configs = [c for c, _ in todo]
         specs = [load_task(c.task, c.seed, train_graphs=c.train_graphs, test_sizes=c.test_sizes, sources=c.sources)
                  for c in configs]
-        for idx, _ in stack_groups(configs, specs, ex, stack):
+        alone: dict[str, list[int]] = {}
+        for idx, why in stack_groups(configs, specs, ex, stack):
             c = configs[idx[0]]
             cost = work_per_epoch(specs[idx[0]], c) * c.epochs * len(idx) * CELL_COST[cell_kind(c.model)]
             units.append((cost, [todo[i] for i in idx]))
+            if len(idx) == 1:
+                alone.setdefault(why, []).append(c.seed)
+        for why, alone_seeds in alone.items():
+            log(f"{specs[0].name} {configs[0].model} seed(s) {', '.join(map(str, alone_seeds))}: one unit each ({why})")
     units.sort(key=lambda u: -u[0])
     log(f"{sum(len(u) for _, u in units)} runs in {len(units)} units over {workers} processes, largest first")
     jobs = [(unit, name, stack, quiet) for _, unit in units]
@@ -561,14 +566,17 @@ def compare_table2(root: str, published: str = ROOT, model: str = "amp-rnn") -> 
     return out
 
 
-def render_comparison(comparison: dict, root: str) -> str:
-    lines = ["# Table 2 rerun on the one loop vs the published runs", "",
-             f"Rerun: `python -m ampsim.train.tables run2 --seeds 0-9 --root {root}` (seeds that share their",
-             "graphs trained as one stack); published: `results/runs`. Accuracy: mean ± population std (seeds).",
-             "Minutes: wall-clock training time of the runs, a stacked pass counted once; the rerun ran on the",
-             "shared 2-core machine under load average 14-25 (other sessions' jobs), the published runs earlier,",
-             "with the executor of their day, so minutes compare only roughly.", "",
-             "| Set | rerun | published | rerun minutes (stacked seeds) | published minutes |", "|---|---|---|---|---|"]
+def render_comparison(comparison: dict, root: str, note: str = "") -> str:
+    """Markdown of :func:`compare_table2`; ``note`` (how the rerun ran: command, machine, wall time) goes first."""
+    lines = ["# Table 2 rerun on the one loop vs the published runs", ""]
+    if note:
+        lines += [note, ""]
+    lines += [f"Rerun: run folders under `{root}` (seeds that share their graphs and have small levels train as",
+              "one stack); published: `results/runs`. Accuracy: mean ± population std (seeds).",
+              "Minutes: wall-clock training time of the runs, a stacked pass counted once. The published runs",
+              "ran earlier, with the executor of their day and under other loads, so minutes compare only roughly.",
+              "", "| Set | rerun | published | rerun minutes (stacked seeds) | published minutes |",
+              "|---|---|---|---|---|"]
     done_new = done_old = 0.0
     for paper, row in comparison.items():
         new, old = row.get("rerun"), row.get("published")
@@ -643,13 +651,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--root", required=True, help="the rerun's run folders")
     p.add_argument("--md", required=True, help="write the comparison (Markdown) here")
     p.add_argument("--json", default=None, help="and as JSON here")
+    p.add_argument("--note", default="", help="a paragraph on how the rerun ran (command, machine, wall time)")
     args = parser.parse_args(argv)
     if args.cmd == "compare2":
         comparison = compare_table2(args.root)
         from ..fileio import write_text
         from .loop import write_result
 
-        write_text(args.md, render_comparison(comparison, args.root))
+        write_text(args.md, render_comparison(comparison, args.root, args.note))
         if args.json:
             write_result(args.json, comparison)
         print(f"wrote {args.md}")

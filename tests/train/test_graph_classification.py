@@ -1,6 +1,7 @@
 """Table 4 pipeline: model readout, a 2-fold x 2-epoch smoke run on a MUTAG subset, result files, resume."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 
@@ -113,6 +114,28 @@ def test_smoke_run_files_and_resume(tmp_path):
     assert (before["stacked_with"], after["stacked_with"]) == (1, 1)  # CPU: one after another by default
     # subset runs never count toward the table
     assert summarize(root, ["MUTAG"], epochs=2)["MUTAG"]["grid"]["h16_m15_noskip"]["folds"] == 0
+
+
+def test_workers_share_the_grid_points_with_the_same_numbers(tmp_path, capsys):
+    from ampsim.train.graph_classification import configure, main
+
+    points = ["h16_m15_noskip", "h16_m15_skip", "h32_m15_noskip"]
+    runs = {}
+    for workers in (1, 2):
+        parser = argparse.ArgumentParser()
+        configure(parser)
+        root = tmp_path / f"w{workers}"
+        assert main(parser.parse_args(["--datasets", "MUTAG", "--folds", "0-1", "--points", *points, "--epochs", "2",
+                                       "--max-graphs", "30", "--out", str(root), "--workers", str(workers)])) == 0
+        runs[workers] = {(t, f): json.loads(fold_path(str(root), "MUTAG", GridPoint.from_tag(t), f).read_text())
+                         for t in points for f in (0, 1)}
+    assert "3 grid points over 2 processes, largest first" in capsys.readouterr().out
+    for key, one in runs[1].items():
+        assert runs[2][key]["train_loss"] == one["train_loss"] and runs[2][key]["test_acc"] == one["test_acc"]
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    with pytest.raises(ValueError, match="do not combine"):
+        main(parser.parse_args(["--datasets", "MUTAG", "--nproc", "2", "--workers", "2", "--max-graphs", "10"]))
 
 
 def test_summarize_takes_the_best_fold_averaged_epoch(tmp_path):
