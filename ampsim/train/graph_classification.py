@@ -502,8 +502,10 @@ def summarize(root: str = DEFAULT_RUNS, datasets: Sequence[str] = DATASETS, epoc
     return out
 
 
-def write_tables(summary: dict, json_path: str = "results/table4.json", md_path: str = "results/table4.md") -> None:
-    """``results/table4.json`` and ``results/table4.md`` (ours beside the paper's AMP-RNN row)."""
+def write_tables(summary: dict, json_path: str = "results/table4.json", md_path: str = "results/table4.md",
+                 root: str = DEFAULT_RUNS, note: str = "") -> None:
+    """``results/table4.json`` and ``results/table4.md`` (ours beside the paper's AMP-RNN row), summarising the
+    fold files under ``root``; ``note`` (how the runs ran: command, machine, wall time) opens the Markdown."""
     write_result(json_path, summary)
     names = list(summary)
     head = "| Model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
@@ -516,13 +518,12 @@ def write_tables(summary: dict, json_path: str = "results/table4.json", md_path:
         return f"{s['mean']:.1f} ± {s['std']:.1f}{part}"
 
     ours = "| AMP-RNN (ampsim, batched) | " + " | ".join(cell(n) for n in names) + " |\n"
-    lines = ["# Table 4: graph classification accuracy (%)\n\n",
+    files = f"--out {root} --json {json_path} --md {md_path}"
+    lines = ["# Table 4: graph classification accuracy (%)\n\n", *([note + "\n\n"] if note else []),
              "Protocol: reference notes section 4 (10 GIN folds, 350 epochs of one full-batch Adam step, lr 0.01, "
              "StepLR(50, 0.5), best epoch of the fold-averaged test curve, mean ± std over folds, best grid point). "
-             "Regenerate: `python -m ampsim.train.graph_classification --summarize --out results/table4_runs "
-             "--json results/table4.json --md results/table4.md` (runs: `python -m ampsim.train.graph_classification "
-             "--datasets NAME --folds 0-9 --out results/table4_runs --json results/table4.json --md results/table4.md`)."
-             "\n\n",
+             f"Regenerate: `python -m ampsim.train.graph_classification --summarize {files}` (runs: "
+             f"`python -m ampsim.train.graph_classification --datasets NAME --folds 0-9 {files}`).\n\n",
              head + paper + ours,
              "\n## Grid points\n\n",
              "| data set | grid point | folds | best epoch | mean ± std | final epoch | minutes (10 folds) |\n"
@@ -590,6 +591,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-stack", dest="stack", action="store_false",
                         help="train the folds one after another (default on CPU, where it measured faster)")
     parser.add_argument("--summarize", action="store_true", help="only write the table (--json, --md)")
+    parser.add_argument("--note", default="", help="a paragraph for the table's head (how the runs ran, wall time)")
     parser.add_argument("--json", default=os.path.join("runs", "table4.json"), help="default runs/table4.json "
                         "(published: results/table4.json)")
     parser.add_argument("--md", default=os.path.join("runs", "table4.md"), help="default runs/table4.md "
@@ -624,7 +626,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"every result of {', '.join(args.datasets)} (folds {_fold_text(args.folds)}) already exists "
                   f"under {args.out}; nothing to train", flush=True)
     if args.max_graphs is None and ddp.is_main():
-        write_tables(summarize(args.out, epochs=args.epochs), args.json, args.md)
+        write_tables(summarize(args.out, epochs=args.epochs), args.json, args.md, args.out, args.note)
     return 0
 
 

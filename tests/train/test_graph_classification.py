@@ -154,8 +154,10 @@ def test_summarize_takes_the_best_fold_averaged_epoch(tmp_path):
     assert m["minutes"] == 1.0
     assert m["within_paper_std"] == (abs(84.5 - 90.4) <= 4.1)
     assert "mean" not in s["PTC"] and s["PTC"]["complete_points"] == 0
-    write_tables(s, str(tmp_path / "t4.json"), str(tmp_path / "t4.md"))
+    write_tables(s, str(tmp_path / "t4.json"), str(tmp_path / "t4.md"), str(root), "Timed: 3 min of wall time.")
     md = (tmp_path / "t4.md").read_text()
+    assert md.splitlines()[2] == "Timed: 3 min of wall time."
+    assert f"--summarize --out {root} --json {tmp_path / 't4.json'} --md {tmp_path / 't4.md'}`" in md
     assert "| AMP-RNN (paper) | 90.4 ± 4.1 | 63.7 ± 9.1 |" in md
     assert "| AMP-RNN (ampsim, batched) | 84.5 ± 3.0 (1/8 grid points) | not run |" in md
     assert json.loads((tmp_path / "t4.json").read_text())["MUTAG"]["paper"] == {"mean": 90.4, "std": 4.1}

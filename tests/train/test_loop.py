@@ -245,7 +245,8 @@ def test_compare_table2_counts_a_stacked_pass_once(tmp_path):
     c = tables.compare_table2(str(tmp_path / "new"), str(tmp_path / "old"))
     assert c["Limits1"]["rerun"] == {"mean": 1.0, "std": 0.0, "seeds": 2, "train_minutes": 1.0, "stacked": 2}
     assert c["Limits1"]["published"]["train_minutes"] == 3.0 and c["LCC"] == {}
-    md = tables.render_comparison(c, "new")
+    md = tables.render_comparison(c, "new", "Timed on an idle machine: 9 min.")
+    assert md.splitlines()[2] == "Timed on an idle machine: 9 min."
     assert "| Limits1 | 1.00 ± 0.00 (2) | 1.00 ± 0.00 (2) | 1.0 (2) | 3.0 |" in md
     assert "| LCC | not run | not run | not run | - |" in md
 
