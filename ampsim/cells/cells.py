@@ -20,8 +20,6 @@ For a node in state h receiving message m (reference notes 1.1-1.3):
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor, nn
 

@@ -12,7 +12,7 @@ same states (to 1e-5) and gradients for the same :class:`RunSpec` list and seeds
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence, Union
+from typing import Protocol, Sequence, Union
 
 import torch
 from torch import Tensor

@@ -13,7 +13,6 @@ from ampsim.cells.execute import EngineExecutor, RunSpec
 from ampsim.data.graphdata import GraphData
 from ampsim.train.graph_classification import (
     PAPER_AMP_RNN,
-    AMPGraphClassifier,
     GridPoint,
     build_model,
     fold_path,
