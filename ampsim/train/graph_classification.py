@@ -50,7 +50,8 @@ from ..fileio import write_text
 from .. import validate as V
 from . import ddp
 from .cli import int_ranges
-from .loop import Data, Options, checkpoint_epoch, fit_models, training_process, unstack_state, write_result
+from .loop import (Data, Options, checkpoint_epoch, fit_models, run_largest_first, training_process, unstack_state,
+                   write_result)
 
 __all__ = [
     "PAPER_AMP_RNN",
@@ -428,20 +429,15 @@ def run_grid_parallel(datasets: Sequence[str], folds: Sequence[int], workers: in
     :func:`grid_cost` x folds), with ``threads`` torch threads; every unit writes its folds'
     files exactly as :func:`run_grid` does, so a stopped sweep resumes either way.
     """
-    from ..sweeps import run_map, starred
-
     V.positive_int("workers", workers)
     units = []
     for name in datasets:
         ds = load_dataset(name, job.get("data_root"))
         for point in (points if points is not None else grid(ds.name)):
-            units.append((grid_cost(ds, point) * len(folds), name, point))
-    units.sort(key=lambda u: -u[0])
+            units.append((grid_cost(ds, point) * len(folds), ([name], list(folds), {**job, "points": [point]})))
     log(f"{len(units)} grid points over {workers} processes, largest first")
-    jobs = [([name], list(folds), {**job, "points": [point]}) for _, name, point in units]
     written: list[Path] = []
-    for paths in run_map(starred(_grid_unit), jobs, workers=workers, chunksize=1,
-                         pool_options={"initializer": training_process, "initargs": (threads,)}):
+    for paths in run_largest_first(_grid_unit, units, workers, threads):
         written += paths
     return written
 
@@ -614,14 +610,14 @@ def main(args: argparse.Namespace) -> int:
         written = None
         if args.nproc > 1:
             ddp.launch(args.nproc, _worker, args.threads, list(args.datasets), list(args.folds), job)
-        elif args.workers > 1:
-            training_process(args.threads)
-            written = run_grid_parallel(args.datasets, args.folds, args.workers, threads=args.threads, log=_log,
-                                        **job)
         else:
             training_process(args.threads)
-            ddp.init_from_env()  # started by torchrun: join its process group
-            written = run_grid(args.datasets, args.folds, log=_log, **job)
+            if args.workers > 1:
+                written = run_grid_parallel(args.datasets, args.folds, args.workers, threads=args.threads,
+                                            log=_log, **job)
+            else:
+                ddp.init_from_env()  # started by torchrun: join its process group
+                written = run_grid(args.datasets, args.folds, log=_log, **job)
         if written == [] and ddp.is_main():
             print(f"every result of {', '.join(args.datasets)} (folds {_fold_text(args.folds)}) already exists "
                   f"under {args.out}; nothing to train", flush=True)

@@ -98,6 +98,7 @@ __all__ = [
     "checkpoint_epoch",
     "write_result",
     "training_process",
+    "run_largest_first",
     "CKPT_FORMAT",
 ]
 
@@ -116,6 +117,20 @@ def training_process(threads: int = 1) -> None:
     V.positive_int("threads", threads)
     torch.set_num_threads(threads)
     retain_freed_memory()
+
+
+def run_largest_first(fn: Callable[..., Any], units: Sequence[tuple[float, tuple]], workers: int,
+                      threads: int = 1) -> list:
+    """``fn(*args)`` for every ``(cost, args)`` of ``units``, over ``workers`` training processes
+    (:func:`training_process` with ``threads`` each), largest cost first: each process takes the next
+    unit when it is done (longest-processing-time list scheduling). Results in that order.
+
+    ``fn`` must be module-level (it is pickled); the Table 2/3 and Table 4 runners' ``--workers``."""
+    from ..sweeps import run_map, starred
+
+    ordered = sorted(units, key=lambda u: -u[0])
+    return run_map(starred(fn), [args for _, args in ordered], workers=workers, chunksize=1,
+                   pool_options={"initializer": training_process, "initargs": (threads,)})
 
 
 def check_run_numbers(epochs: int, lr: float, checkpoint_every: int) -> None:

@@ -30,7 +30,7 @@ from ..fileio import save_figure, write_json, write_text
 from .cli import int_ranges, run_folder
 from .. import validate as V
 from ..cells.models import cell_kind
-from .loop import training_process
+from .loop import run_largest_first, training_process
 from .synthetic import (TrainConfig, finished_result, fit, fit_seeds, get_executor, load_task, stack_groups,
                         work_per_epoch)
 
@@ -107,8 +107,6 @@ def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[in
     models x :data:`CELL_COST`). Every seed writes its own run folder either way.
     Returns every run folder of the protocol (finished before or now).
     """
-    from ..sweeps import run_map, starred
-
     V.positive_int("workers", workers)
     name, ex = get_executor(executor)
     seeds = list(seeds)
@@ -138,16 +136,13 @@ def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[in
         for idx, why in stack_groups(configs, specs, ex, stack):
             c = configs[idx[0]]
             cost = work_per_epoch(specs[idx[0]], c) * c.epochs * len(idx) * CELL_COST[cell_kind(c.model)]
-            units.append((cost, [todo[i] for i in idx]))
+            units.append((cost, ([todo[i] for i in idx], name, stack, quiet)))
             if len(idx) == 1:
                 alone.setdefault(why, []).append(c.seed)
         for why, alone_seeds in alone.items():
             log(f"{specs[0].name} {configs[0].model} seed(s) {', '.join(map(str, alone_seeds))}: one unit each ({why})")
-    units.sort(key=lambda u: -u[0])
-    log(f"{sum(len(u) for _, u in units)} runs in {len(units)} units over {workers} processes, largest first")
-    jobs = [(unit, name, stack, quiet) for _, unit in units]
-    for folders in run_map(starred(train_unit), jobs, workers=workers, chunksize=1,
-                           pool_options={"initializer": training_process, "initargs": (threads,)}):
+    log(f"{sum(len(u[0]) for _, u in units)} runs in {len(units)} units over {workers} processes, largest first")
+    for folders in run_largest_first(train_unit, units, workers, threads):
         done += folders
     return done
 
@@ -160,8 +155,6 @@ def train_unit(todo: Sequence[tuple], executor_name: Optional[str], stack: bool 
     the lines are printed as each unit finishes."""
     if log is None:
         log = lambda line: print(line, flush=True)  # noqa: E731
-    if executor is None:
-        executor_name, executor = get_executor(executor_name)
     results = fit_seeds([c for c, _ in todo], executor, [f for _, f in todo], resume=True, quiet=quiet,
                         executor_name=executor_name, stack=stack, log=log)
     for (config, _), result in zip(todo, results):
@@ -170,7 +163,7 @@ def train_unit(todo: Sequence[tuple], executor_name: Optional[str], stack: bool 
         log(f"{result['task']} {result['model']} seed {config.seed}: {tests} "
             f"({result['seconds_train_this_call']:.0f} s training"
             f"{f' for {together} seeds together' if together > 1 else ''}, "
-            f"{result['seconds_eval']:.0f} s eval, {executor_name})")
+            f"{result['seconds_eval']:.0f} s eval, {result['executor']})")
     return [f for _, f in todo]
 
 
