@@ -100,6 +100,8 @@ class Unrolled:
     previous state (0 past the start state). ``entry_offsets[g]`` is the first entry of
     graph g; ``shapes[g] = (runs, n)``. ``reasons`` / ``deliveries`` per run (graphs
     concatenated). ``records`` (when asked for) per run: ``(event, dst, msg_id, cause_id)``.
+    ``final_rows`` is -1 for an entry whose final state ``unroll(keep=...)`` did not compute
+    (:meth:`final`, :meth:`final_of` and :meth:`history` refuse to read it).
     ``compact``: the run was checkpointed and ``states`` holds a zero row and the final
     states only (``back`` is all zeros; :meth:`history` with k > 1 refuses).
     """
@@ -117,7 +119,21 @@ class Unrolled:
 
     def final(self) -> Tensor:
         """(E, S): the final packed state of every (graph, run, node)."""
-        return self.states.index_select(0, self.final_rows)
+        return self.states.index_select(0, self._rows(self.final_rows, None))
+
+    def final_of(self, entries: Tensor) -> Tensor:
+        """(len(entries), S): the final packed states of these entries (see :meth:`entry`)."""
+        return self.states.index_select(0, self._rows(self.final_rows.index_select(0, entries), entries))
+
+    def _rows(self, rows: Tensor, entries: Optional[Tensor]) -> Tensor:
+        """``rows``, after checking that none is an entry left out by ``unroll(keep=...)`` (row -1)."""
+        bad = rows < 0
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            e = i if entries is None else int(entries[i])
+            raise ValueError(f"the final state of entry {e} was not computed: this run was unrolled with "
+                             f"keep=..., which computes only the deliveries that the kept entries depend on")
+        return rows
 
     def per_graph(self) -> list[Tensor]:
         """Final states as one ``(runs, n, S)`` tensor per graph (the :class:`Executor` layout)."""
@@ -144,7 +160,7 @@ class Unrolled:
         if self.compact and k > 1:
             raise ValueError("history(k > 1) needs every state row; this run was checkpointed "
                              "(BatchedExecutor(segment_rows=0) keeps them all)")
-        rows = [self.final_rows.index_select(0, entries)]
+        rows = [self._rows(self.final_rows.index_select(0, entries), entries)]
         for _ in range(k - 1):
             rows.append(self.back.index_select(0, rows[-1]))
         idx = torch.stack(rows[::-1], dim=1)
@@ -154,7 +170,11 @@ class Unrolled:
 # --------------------------------------------------------------------------- static programs
 @dataclass(frozen=True, eq=False)
 class _Program:
-    """A compiled level schedule for a batch of graphs (CPU tensors; moved per device on demand)."""
+    """A compiled level schedule for a batch of graphs (CPU tensors; moved per device on demand).
+
+    ``missing``: the entries (indices into ``final_rows``) whose final state a pruned
+    program does not compute (:func:`_prune`; their ``final_rows`` point at row 0).
+    """
 
     n_init: int
     n_starts: int
@@ -167,6 +187,7 @@ class _Program:
     schedules: tuple[Schedule, ...]
     msg_index: Tensor
     n_messages: int
+    missing: Optional[Tensor] = None
     _device: dict = field(default_factory=dict)
 
     @property
@@ -254,6 +275,62 @@ def _compile(schedules: Sequence[Schedule], msg_rows: Sequence[np.ndarray], n_me
     return _Program(n_init, n_starts, bounds, torch.from_numpy(state_src), torch.from_numpy(msg_src), t(final_rows),
                     reasons, per_run,
                     tuple(schedules) if keep_schedules else (), t(msg_index), int(n_messages))
+
+
+def _live(program: _Program, keep: np.ndarray) -> np.ndarray:
+    """(D,) bool: the deliveries in the causal past of the final states of the ``keep`` entries.
+
+    A delivery's state is read by the next delivery at its node (``state_src``) and its
+    outgoing message by the deliveries it causes (``msg_src``), both at lower levels, so
+    one sweep over the levels in reverse order closes the set.
+    """
+    base, K = 1 + program.n_init, program.n_starts
+    ssrc, msrc = program.state_src.numpy(), program.msg_src.numpy()
+    live = np.zeros(program.num_deliveries, dtype=bool)
+    rows = program.final_rows.numpy()[keep]
+    live[rows[rows >= base] - base] = True
+    for a, b in reversed(program.bounds):
+        idx = np.flatnonzero(live[a:b]) + a
+        p, c = ssrc[idx], msrc[idx]
+        live[p[p >= base] - base] = True
+        live[c[c >= K] - K] = True
+    return live
+
+
+def _prune(program: _Program, keep: np.ndarray) -> _Program:
+    """The program restricted to the deliveries that the final states of ``keep`` depend on.
+
+    The schedule is the same (budget, reasons and per-run delivery counts count every
+    delivery); only the rows nobody reads are not computed. Each kept row has the same
+    inputs as in the full program, so its values -- and the gradients, to which a row that
+    reaches no kept state adds exactly zero -- are the same. Entries whose final state is
+    dropped are listed in ``missing``; their ``final_rows`` point at row 0.
+    """
+    base, K = 1 + program.n_init, program.n_starts
+    live = _live(program, keep)
+    D = int(live.sum())
+    new = np.cumsum(live) - 1                       # new position of each live row
+    ssrc = program.state_src.numpy()[live].astype(np.int64)
+    msrc = program.msg_src.numpy()[live].astype(np.int64)
+    own = ssrc >= base
+    ssrc[own] = base + new[ssrc[own] - base]
+    own = msrc >= K
+    msrc[own] = K + new[msrc[own] - K]
+    counts = [int(live[a:b].sum()) for a, b in program.bounds]
+    edges = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    bounds = tuple((int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a)
+    finals = program.final_rows.numpy().copy()
+    delivered = finals >= base
+    kept = np.zeros(finals.shape, dtype=bool)
+    kept[delivered] = live[finals[delivered] - base]
+    finals[kept] = base + new[finals[kept] - base]
+    missing = np.flatnonzero(delivered & ~kept)
+    finals[missing] = 0
+    narrow = program.state_src.dtype
+    return _Program(program.n_init, program.n_starts, bounds, torch.from_numpy(ssrc).to(narrow),
+                    torch.from_numpy(msrc).to(narrow), torch.from_numpy(finals), program.reasons, program.deliveries,
+                    program.schedules, program.msg_index, program.n_messages,
+                    torch.from_numpy(missing) if D < program.num_deliveries else None)
 
 
 # --------------------------------------------------------------------------- lock-step driver
@@ -691,6 +768,29 @@ class _LevelUnroll(torch.autograd.Function):
 
 
 # --------------------------------------------------------------------------- the executor
+def _entries(name: str, value: Union[Tensor, Sequence[int]], count: int) -> np.ndarray:
+    """``value`` as a sorted array of distinct entry indices in ``0..count-1`` (or one clear error)."""
+    a = value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(list(value))
+    if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a 1-D sequence of integer entries, got {V.show(value)}")
+    a = a.astype(np.int64)
+    if a.size and (a.min() < 0 or a.max() >= count):
+        raise ValueError(f"{name}: entries must be in 0..{count - 1} (one per graph, run and node), "
+                         f"got {int(a.min())}..{int(a.max())}")
+    return np.unique(a)
+
+
+def _pruned(program: _Program, keep: np.ndarray) -> _Program:
+    """:func:`_prune` of ``program``, kept with it (one per ``keep`` set; a training loop asks for the same sets)."""
+    key = ("keep", hashlib.sha256(keep.tobytes()).hexdigest())
+    if key not in program._device:
+        pruned = [k for k in program._device if isinstance(k, tuple) and k[0] == "keep"]
+        for k in pruned[: max(0, len(pruned) - 3)]:
+            del program._device[k]
+        program._device[key] = _prune(program, keep)
+    return program._device[key]
+
+
 def _graph(g: Union[GraphData, Graph]) -> Graph:
     return g if isinstance(g, Graph) else graph_of(g)
 
@@ -764,8 +864,10 @@ class BatchedExecutor:
         return out.per_graph()
 
     def level_sizes(self, graphs: Sequence[Union[GraphData, Graph]], runs_per_graph: Sequence[Sequence[RunSpec]],
-                    budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False) -> tuple[int, ...]:
-        """Rows per level of the level program that :meth:`execute_many` would run for these runs.
+                    budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False,
+                    keep: Optional[Union[Tensor, Sequence[int]]] = None) -> tuple[int, ...]:
+        """Rows per level of the level program that :meth:`execute_many` would run for these runs
+        (with ``keep``: that :meth:`unroll` computes for those entries; empty levels left out).
 
         The program depends on the graphs, start nodes, budget and delays only, not on a cell
         (always-emit cells); it comes from (and stays in) the program cache, so asking costs
@@ -782,6 +884,9 @@ class BatchedExecutor:
         widths = [[r.messages.shape[0] for r in rr] for rr in runs_per_graph]
         program = self._program(graphs, gs, runs, widths, budget, get_delay(delay), bool(fifo),
                                 self.ties or engine_ties())
+        if keep is not None:
+            program = _pruned(program, _entries("keep", keep, sum(len(rr) * g.num_nodes
+                                                                  for rr, g in zip(runs, gs))))
         return tuple(b - a for a, b in program.bounds)
 
     # ------------------------------------------------------------- core
@@ -789,7 +894,8 @@ class BatchedExecutor:
                starts: Sequence[Sequence[Sequence[int]]], seeds: Sequence[Sequence[int]], messages: Tensor,
                budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False,
                message_rows: Optional[Sequence[Sequence[int]]] = None,
-               features: Optional[Sequence[Tensor]] = None, history: bool = False) -> Unrolled:
+               features: Optional[Sequence[Tensor]] = None, history: bool = False,
+               keep: Optional[Union[Tensor, Sequence[int]]] = None) -> Unrolled:
         """Run ``starts[g][r]`` (start nodes of run r of graph g, delay seed ``seeds[g][r]``) on every graph.
 
         ``messages`` holds the start messages row after row: run r's j-th start node
@@ -800,6 +906,13 @@ class BatchedExecutor:
         :meth:`Unrolled.history` can go back more than one state (the skip readout of
         Table 4); the automatic segment plan otherwise checkpoints a large run and keeps
         only its final states.
+
+        ``keep``: the entries (indices into the ``(graph, run, node)`` order of
+        :attr:`Unrolled.final_rows`) whose states the caller reads. The levels driver then
+        computes only the deliveries in their causal past (same schedule, same values,
+        same gradients; the Table 4 readout reads 18-39% of the rows, docs/batched.md);
+        reading the final state of an entry that was left out raises. The lock-step
+        driver computes every row whatever ``keep`` says.
         """
         V.positive_int("budget", budget)  # argument checks: ampsim.validate (issue 12)
         V.boolean("fifo", fifo)
@@ -813,6 +926,8 @@ class BatchedExecutor:
                 V.finite_values(f"features[{g}]", f)
         if not (len(graphs) == len(starts) == len(seeds)):
             raise ValueError(f"{len(graphs)} graphs, {len(starts)} start lists, {len(seeds)} seed lists")
+        if keep is not None:
+            keep = _entries("keep", keep, sum(len(st) * _graph(g).num_nodes for g, st in zip(graphs, starts)))
         model = get_delay(delay)
         ties = self.ties or engine_ties()
         gs = [_graph(g) for g in graphs]
@@ -834,6 +949,8 @@ class BatchedExecutor:
         program = None
         if mode == "levels":
             program = self._program(graphs, gs, runs, message_rows, budget, model, fifo, ties)
+            if keep is not None:
+                program = _pruned(program, keep)
             n_msgs, idx = program.n_messages, program.on(device)[3]
         else:
             msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
@@ -866,6 +983,8 @@ class BatchedExecutor:
                 back = torch.zeros(states.shape[0], dtype=torch.long, device=device)
             else:
                 final_rows, back = program.on(device)[2], program.back(device)
+            if program.missing is not None and len(program.missing):
+                final_rows = final_rows.index_fill(0, program.missing.to(device), -1)
             reasons, deliveries, batches = program.reasons, program.deliveries, len(program.bounds)
             if self.record:
                 records = [[("deliver", d.dst, d.msg_id, d.cause_id) for d in s.deliveries(r)]

@@ -354,3 +354,83 @@ def test_level_sizes_are_the_levels_execute_many_runs():
     assert all(s > 0 for s in sizes)
     with pytest.raises(ValueError, match="budget"):
         bx.level_sizes(gs, runs, 0)
+
+
+def own_runs(gs):
+    """One run per node, started there (Table 4), and each run's start node's entry (``keep``)."""
+    starts = [[(i,) for i in range(g.num_nodes)] for g in gs]
+    seeds = [[100 * i + 3 for i in range(g.num_nodes)] for g in gs]
+    keep, off = [], 0
+    for g in gs:
+        keep += [off + i * (g.num_nodes + 1) for i in range(g.num_nodes)]
+        off += g.num_nodes ** 2
+    return starts, seeds, torch.tensor(keep)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("delay,segment_rows", [("constant", 0), ("uniform", 0), ("constant", 8)])
+def test_keep_computes_only_the_causal_past_with_the_same_values_and_gradients(kind, delay, segment_rows):
+    gs = graphs()
+    cell = make_cell(kind, False)
+    starts, seeds, keep = own_runs(gs)
+    msgs = torch.ones(sum(g.num_nodes for g in gs), M, dtype=torch.float64, requires_grad=True)
+    params = list(cell.parameters()) + [msgs]
+    outs = []
+    for k in (None, keep):
+        u = BatchedExecutor(segment_rows=segment_rows).unroll(cell, gs, starts, seeds, msgs, 9, delay, keep=k)
+        z = u.final_of(keep)
+        hist = u.history(keep, 4) if segment_rows == 0 else z
+        outs.append((u, z, hist, torch.autograd.grad((z * z).sum() + z.sum() + hist.sum(), params)))
+    (full, z0, h0, g0), (kept, z1, h1, g1) = outs
+    assert kept.reasons == full.reasons and kept.deliveries == full.deliveries  # the same schedule
+    assert kept.states.shape[0] < full.states.shape[0]
+    torch.testing.assert_close(z1, z0, atol=1e-12, rtol=0.0)
+    torch.testing.assert_close(h1, h0, atol=1e-12, rtol=0.0)
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, atol=1e-12, rtol=0.0)
+    left_out = torch.nonzero(kept.final_rows < 0)[:, 0]
+    assert len(left_out) > 0
+    with pytest.raises(ValueError, match=f"entry {int(left_out[0])} was not computed"):
+        kept.final_of(left_out[:1])
+    with pytest.raises(ValueError, match="was not computed"):
+        kept.final()
+    readable = torch.nonzero(kept.final_rows >= 0)[:, 0]
+    torch.testing.assert_close(kept.final_of(readable), full.final_of(readable), atol=1e-12, rtol=0.0)
+
+
+def test_keep_on_a_path_drops_the_delivery_no_kept_state_reads():
+    # path 0-1-2 (+ isolated 3), one run from node 0, budget 4: deliveries d0 = node 0 (start),
+    # d1 = node 1 (from d0), d2 = node 0 (from d1), d3 = node 2 (from d1). Node 0's final state
+    # (d2) reads d0 and d1; nothing reads d3.
+    g = graphs()[3]
+    cell = make_cell("gru", False)
+    one = torch.ones(1, M, dtype=torch.float64)
+    full = BatchedExecutor().unroll(cell, [g], [[(0,)]], [[3]], one, 4)
+    kept = BatchedExecutor().unroll(cell, [g], [[(0,)]], [[3]], one, 4, keep=[0])
+    assert full.states.shape[0] == 1 + 4 + 4 and kept.states.shape[0] == 1 + 4 + 3
+    assert full.final_rows.tolist() == [7, 6, 8, 4]
+    assert kept.final_rows.tolist() == [7, 6, -1, 4]  # node 2's only delivery is not computed
+    assert kept.deliveries == (4,) and kept.reasons == ("message_budget",)
+    torch.testing.assert_close(kept.final_of(torch.tensor([0, 1, 3])), full.final_of(torch.tensor([0, 1, 3])),
+                               atol=1e-12, rtol=0.0)  # a level of 1 row, not 2: the last bit may differ
+
+
+@pytest.mark.parametrize("keep,match", [([[0]], "1-D sequence of integer entries"), ([0.5], "integer entries"),
+                                        ([4], r"entries must be in 0\.\.3"), ([-1], r"entries must be in 0\.\.3")])
+def test_bad_keep_is_refused(keep, match):
+    g = graphs()[3]
+    with pytest.raises(ValueError, match=match):
+        BatchedExecutor().unroll(make_cell("rnn", False), [g], [[(0,)]], [[3]], torch.ones(1, M, dtype=torch.float64),
+                                 4, keep=keep)
+
+
+def test_keep_with_a_value_dependent_schedule_computes_every_row():
+    gs = graphs()
+    cell = make_cell("act", False)
+    starts, seeds, keep = own_runs(gs)
+    msgs = torch.ones(sum(g.num_nodes for g in gs), M, dtype=torch.float64)
+    with torch.no_grad():
+        full = BatchedExecutor().unroll(cell, gs, starts, seeds, msgs, 9)
+        kept = BatchedExecutor().unroll(cell, gs, starts, seeds, msgs, 9, keep=keep)
+    assert kept.states.shape == full.states.shape
+    torch.testing.assert_close(kept.final(), full.final(), atol=0.0, rtol=0.0)
