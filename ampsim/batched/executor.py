@@ -780,6 +780,22 @@ def _entries(name: str, value: Union[Tensor, Sequence[int]], count: int) -> np.n
     return np.unique(a)
 
 
+def _flat_keep(graphs: Sequence[Union[GraphData, Graph]], runs_per_graph: Sequence[Sequence[RunSpec]],
+               keep: Sequence[Union[Tensor, Sequence[int]]]) -> tuple[Tensor, list[int]]:
+    """Per-graph entries ``run * n + node`` -> one CPU tensor of :meth:`BatchedExecutor.unroll` entries, and the
+    count per graph (one clear error for a bad list)."""
+    if len(keep) != len(graphs):
+        raise ValueError(f"{len(graphs)} graphs but {len(keep)} keep lists")
+    entries, off = [], 0
+    for g, (graph, runs, k) in enumerate(zip(graphs, runs_per_graph, keep)):
+        count = len(runs) * _graph(graph).num_nodes
+        _entries(f"keep[{g}]", k, count)
+        entries.append(torch.as_tensor(k, dtype=torch.long).cpu().reshape(-1) + off)
+        off += count
+    flat = torch.cat(entries) if entries else torch.zeros(0, dtype=torch.long)
+    return flat, [len(e) for e in entries]
+
+
 def _pruned(program: _Program, keep: np.ndarray) -> _Program:
     """:func:`_prune` of ``program``, kept with it (one per ``keep`` set; a training loop asks for the same sets)."""
     key = ("keep", hashlib.sha256(keep.tobytes()).hexdigest())
@@ -843,8 +859,14 @@ class BatchedExecutor:
         return self.execute_many(cell, [graph], [runs], budget, delay, fifo)[0]
 
     def execute_many(self, cell: AMPCell, graphs: Sequence[GraphData], runs_per_graph: Sequence[Sequence[RunSpec]],
-                     budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False) -> list[Tensor]:
-        """One ``(runs_g, n_g, S)`` tensor per graph; all runs of all graphs go through the cell together."""
+                     budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False,
+                     keep: Optional[Sequence[Union[Tensor, Sequence[int]]]] = None) -> list[Tensor]:
+        """One ``(runs_g, n_g, S)`` tensor per graph; all runs of all graphs go through the cell together.
+
+        ``keep[g]``: the entries ``run * n_g + node`` of graph g that the caller reads. Then only
+        the deliveries they depend on are computed (:meth:`unroll`) and graph g's tensor is
+        ``(len(keep[g]), S)``: those entries' final states, in the order given.
+        """
         if len(graphs) != len(runs_per_graph):
             raise ValueError(f"{len(graphs)} graphs but {len(runs_per_graph)} run lists")
         starts, seeds, messages = [], [], []
@@ -859,15 +881,18 @@ class BatchedExecutor:
                 messages.append(m)
         ref = next(cell.parameters())
         msgs = torch.cat(messages).to(ref.device) if messages else ref.new_zeros((0, cell.msg_size))
-        out = self.unroll(cell, graphs, starts, seeds, msgs, budget, delay, fifo, message_rows=[
-            [m.shape[0] for m in (r.messages for r in runs)] for runs in runs_per_graph])
-        return out.per_graph()
+        widths = [[m.shape[0] for m in (r.messages for r in runs)] for runs in runs_per_graph]
+        if keep is None:
+            return self.unroll(cell, graphs, starts, seeds, msgs, budget, delay, fifo, message_rows=widths).per_graph()
+        flat, sizes = _flat_keep(graphs, runs_per_graph, keep)
+        out = self.unroll(cell, graphs, starts, seeds, msgs, budget, delay, fifo, message_rows=widths, keep=flat)
+        return list(out.final_of(flat.to(out.final_rows.device)).split(sizes))
 
     def level_sizes(self, graphs: Sequence[Union[GraphData, Graph]], runs_per_graph: Sequence[Sequence[RunSpec]],
                     budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False,
-                    keep: Optional[Union[Tensor, Sequence[int]]] = None) -> tuple[int, ...]:
+                    keep: Optional[Sequence[Union[Tensor, Sequence[int]]]] = None) -> tuple[int, ...]:
         """Rows per level of the level program that :meth:`execute_many` would run for these runs
-        (with ``keep``: that :meth:`unroll` computes for those entries; empty levels left out).
+        (with ``keep``, per graph as there: the rows it computes for those entries; empty levels left out).
 
         The program depends on the graphs, start nodes, budget and delays only, not on a cell
         (always-emit cells); it comes from (and stays in) the program cache, so asking costs
@@ -885,8 +910,7 @@ class BatchedExecutor:
         program = self._program(graphs, gs, runs, widths, budget, get_delay(delay), bool(fifo),
                                 self.ties or engine_ties())
         if keep is not None:
-            program = _pruned(program, _entries("keep", keep, sum(len(rr) * g.num_nodes
-                                                                  for rr, g in zip(runs, gs))))
+            program = _pruned(program, np.unique(_flat_keep(graphs, runs_per_graph, keep)[0].numpy()))
         return tuple(b - a for a, b in program.bounds)
 
     # ------------------------------------------------------------- core

@@ -34,6 +34,7 @@ from .execute import Executor, RunSpec
 __all__ = [
     "AMPModel",
     "budget_groups",
+    "readout_entries",
     "pool_nodes",
     "READOUTS",
     "POOLS",
@@ -126,6 +127,13 @@ def budget_groups(budgets: Sequence[int]) -> dict[int, list[int]]:
     return groups
 
 
+def readout_entries(readout: str, n: int) -> Tensor:
+    """The final states a readout reads, as entries ``run * n + node`` of a graph of n nodes (reference
+    notes 1.4): node i in its own run i (``"start"``, ``"pool"``: ``i (n + 1)``), or every node of the
+    single run (``"all"``). The batched executor computes only the deliveries these depend on (``keep``)."""
+    return torch.arange(n) if readout == "all" else torch.arange(n) * (n + 1)
+
+
 class AMPModel(nn.Module):
     """``AMPModel(kind, in_features, hidden, num_classes, readout=..., aggr=..., heads=..., gate=...)``.
 
@@ -175,16 +183,23 @@ class AMPModel(nn.Module):
             return origin_runs(starts, self.msg_size, seed, dtype)
         return start_runs(graph.num_nodes, torch.ones(1, self.msg_size, dtype=dtype), seed)
 
-    def readout_states(self, states: Tensor) -> Tensor:
-        """Final packed states ``(runs, n, S)`` -> log-probabilities (see the class docstring)."""
-        out = self.cell.output(states.reshape(-1, states.shape[-1])).reshape(states.shape[0], states.shape[1], -1)
+    def entries(self, n: int) -> Tensor:
+        """:func:`readout_entries` of this model's readout."""
+        return readout_entries(self.readout, n)
+
+    def decode(self, read: Tensor) -> Tensor:
+        """The final packed states of :meth:`entries` ``(n, S)`` -> log-probabilities (see the class docstring)."""
+        z = self.cell.output(read)
         if self.readout == "all":
-            z = out[0]
             return torch.stack([nn.functional.log_softmax(dec(z), dim=-1) for dec in self.decoders])
-        own = torch.diagonal(out, dim1=0, dim2=1).t()  # (n, H): node i in its own run i
         if self.readout == "start":
-            return nn.functional.log_softmax(self.decoders[0](own), dim=-1)
-        return nn.functional.log_softmax(self.decoders[0](pool_nodes(own, self.aggr, 0)), dim=-1)
+            return nn.functional.log_softmax(self.decoders[0](z), dim=-1)
+        return nn.functional.log_softmax(self.decoders[0](pool_nodes(z, self.aggr, 0)), dim=-1)
+
+    def readout_states(self, states: Tensor) -> Tensor:
+        """Every final packed state ``(runs, n, S)`` -> log-probabilities (:meth:`decode` of :meth:`entries`)."""
+        read = states.reshape(-1, states.shape[-1]).index_select(0, self.entries(states.shape[1]).to(states.device))
+        return self.decode(read)
 
     def _data(self, graph: GraphData) -> GraphData:
         x = graph.x.to(self.cell.encoder.weight.dtype)
@@ -201,7 +216,8 @@ class AMPModel(nn.Module):
         seeds: Optional[Sequence[int]] = None,
         fifo: bool = False,
     ) -> list[Tensor]:
-        """:meth:`forward` for many graphs; executors with ``execute_many`` run graphs of equal budget together."""
+        """:meth:`forward` for many graphs; executors with ``execute_many`` run graphs of equal budget together
+        and compute only the deliveries that the states of :meth:`entries` depend on."""
         seeds = list(seeds) if seeds is not None else [0] * len(graphs)
         if len(budgets) != len(graphs) or len(seeds) != len(graphs):
             raise ValueError("graphs, budgets and seeds must have the same length")
@@ -210,10 +226,10 @@ class AMPModel(nn.Module):
             return [self(g, executor, b, delay, s, fifo) for g, b, s in zip(graphs, budgets, seeds)]
         out: list[Optional[Tensor]] = [None] * len(graphs)
         for budget, idx in budget_groups(budgets).items():
-            states = many(self.cell, [self._data(graphs[i]) for i in idx],
-                          [self.runs(graphs[i], seeds[i]) for i in idx], budget, delay, fifo)
-            for i, st in zip(idx, states):
-                out[i] = self.readout_states(st)
+            read = many(self.cell, [self._data(graphs[i]) for i in idx], [self.runs(graphs[i], seeds[i]) for i in idx],
+                        budget, delay, fifo, keep=[self.entries(graphs[i].num_nodes) for i in idx])
+            for i, st in zip(idx, read):
+                out[i] = self.decode(st)
         return out  # type: ignore[return-value]
 
     def forward(

@@ -30,7 +30,7 @@ from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel
 from .cells import AMPCell
 from .execute import RunSpec
-from .models import AMPModel, budget_groups, origin_runs, pool_nodes, start_runs
+from .models import AMPModel, budget_groups, origin_runs, pool_nodes, readout_entries, start_runs
 
 __all__ = ["STACKABLE", "StackedLinear", "StackedCell", "AMPModelStack", "stackable"]
 
@@ -324,16 +324,24 @@ class AMPModelStack(nn.Module):
                     for r in origin_runs(starts, M, seed, dtype)]
         return start_runs(graph.num_nodes, torch.ones(1, self.cell.msg_size, dtype=dtype), seed)
 
-    def readout_states(self, states: Tensor) -> Tensor:
-        """Packed final states ``(runs, n, K * S)`` -> ``(K, ...)`` log-probabilities (:meth:`AMPModel.readout_states`)."""
-        out = self.cell.output(states).permute(2, 0, 1, 3)  # (K, runs, n, H)
+    def entries(self, n: int) -> Tensor:
+        """:func:`~ampsim.cells.models.readout_entries` of the models' readout."""
+        return readout_entries(self.readout, n)
+
+    def decode(self, read: Tensor) -> Tensor:
+        """Packed final states of :meth:`entries` ``(n, K * S)`` -> ``(K, ...)`` log-probabilities
+        (:meth:`AMPModel.decode`)."""
+        z = self.cell.output(read).transpose(0, 1)  # (K, n, H)
         if self.readout == "all":
-            z = out[:, 0]
             return torch.stack([nn.functional.log_softmax(dec(z), dim=-1) for dec in self.decoders], dim=1)
-        own = torch.diagonal(out, dim1=1, dim2=2).transpose(1, 2)  # (K, n, H): node i in its own run i
         if self.readout == "start":
-            return nn.functional.log_softmax(self.decoders[0](own), dim=-1)
-        return nn.functional.log_softmax(self.decoders[0](pool_nodes(own, self.aggr, 1)), dim=-1)
+            return nn.functional.log_softmax(self.decoders[0](z), dim=-1)
+        return nn.functional.log_softmax(self.decoders[0](pool_nodes(z, self.aggr, 1)), dim=-1)
+
+    def readout_states(self, states: Tensor) -> Tensor:
+        """Every packed final state ``(runs, n, K * S)`` -> ``(K, ...)`` log-probabilities (:meth:`decode`)."""
+        read = states.reshape(-1, states.shape[-1]).index_select(0, self.entries(states.shape[1]).to(states.device))
+        return self.decode(read)
 
     def forward_many(self, graphs: Sequence[GraphData], executor, budgets: Sequence[int],
                      delay: Union[str, DelayModel] = "constant", seeds: Optional[Sequence[int]] = None,
@@ -348,10 +356,10 @@ class AMPModelStack(nn.Module):
             data = [graphs[i] if graphs[i].x.dtype == dtype else
                     GraphData(graphs[i].edge_index, graphs[i].x.to(dtype), graphs[i].y, graphs[i].num_nodes,
                               graphs[i].level, graphs[i].starts, graphs[i].meta) for i in idx]
-            states = executor.execute_many(self.cell, data, [self.runs(graphs[i], seeds[i]) for i in idx], budget,
-                                           delay, fifo)
-            for i, st in zip(idx, states):
-                out[i] = self.readout_states(st)
+            read = executor.execute_many(self.cell, data, [self.runs(graphs[i], seeds[i]) for i in idx], budget,
+                                         delay, fifo, keep=[self.entries(graphs[i].num_nodes) for i in idx])
+            for i, st in zip(idx, read):
+                out[i] = self.decode(st)
         return out  # type: ignore[return-value]
 
     def targets(self, graph: GraphData) -> Tensor:

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from ..batched import BatchedExecutor
 from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec
-from ..cells.models import init_parameters
+from ..cells.models import init_parameters, readout_entries
 from ..cells.stacked import StackedCell, StackedLinear
 from ..data.graphdata import GraphData
 from ..data.tu import DATASETS, TUDataset, load_tu
@@ -176,8 +176,8 @@ def _own_runs(cell, graphs: Sequence[GraphData], executor: BatchedExecutor, mess
 
 def own_entries(sizes: Sequence[int]) -> Tensor:
     """The entry (:meth:`Unrolled.entry` order) of node i in its own run i, graph after graph."""
-    return torch.cat([torch.arange(n) * (n + 1) + off for n, off in zip(sizes, accumulate((n * n for n in sizes),
-                                                                                        initial=0))])
+    offsets = accumulate((n * n for n in sizes), initial=0)
+    return torch.cat([readout_entries("start", n) + off for n, off in zip(sizes, offsets)])
 
 
 def _labels(graphs: Sequence[GraphData]) -> Tensor:
@@ -427,8 +427,8 @@ def computed_rows(ds: TUDataset, messages: int) -> int:
     ``messages`` share it."""
     graphs = [ds[i] for i in range(len(ds))]
     runs = [[RunSpec((i,), torch.ones(1, 1), 0) for i in range(g.num_nodes)] for g in graphs]
-    return sum(BatchedExecutor().level_sizes(graphs, runs, messages,
-                                             keep=own_entries([g.num_nodes for g in graphs])))
+    own = [readout_entries("start", g.num_nodes) for g in graphs]
+    return sum(BatchedExecutor().level_sizes(graphs, runs, messages, keep=own))
 
 
 def grid_cost(ds: TUDataset, point: GridPoint, rows: Optional[int] = None) -> float:

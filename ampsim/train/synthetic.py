@@ -422,14 +422,14 @@ def work_per_epoch(task: TaskSpec, config: TrainConfig) -> int:
 
 
 def level_rows(task: TaskSpec, config: TrainConfig, executor: Executor) -> float:
-    """Mean rows per level of one model's training pass (constant delays; deliveries / levels over the
-    budget groups that :meth:`~ampsim.cells.models.AMPModel.forward_many` runs)."""
+    """Mean rows per level of one model's training pass (constant delays; computed deliveries / levels
+    over the budget groups that :meth:`~ampsim.cells.models.AMPModel.forward_many` runs)."""
     model = build_model(task, config)
     budgets = [budget_of(task, config, g) for g in task.train]
     rows = levels = 0
     for budget, idx in budget_groups(budgets).items():
         sizes = executor.level_sizes([task.train[i] for i in idx], [model.runs(task.train[i]) for i in idx], budget,
-                                     config.delay)
+                                     config.delay, keep=[model.entries(task.train[i].num_nodes) for i in idx])
         rows, levels = rows + sum(sizes), levels + len(sizes)
     return rows / max(levels, 1)
 
