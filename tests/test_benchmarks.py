@@ -1,0 +1,19 @@
+"""The benchmark scripts run and end with their ratio line (their figures are not asserted: the machine is shared)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_table4_step_compares_keep_with_every_row_on_the_same_loss():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "table4_step.py"), "--points",
+                          "MUTAG:h16_m15_noskip", "--rounds", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert re.fullmatch(r"speedup: \d+\.\dx", lines[-1])
+    assert "MUTAG h16_m15_noskip fold 0 (170 graphs)" in lines[0] and "19,595 state rows" in lines[0]
+    assert "(48,337 rows)" in lines[0]  # the pruned step computes 19,595 of 48,337 rows
