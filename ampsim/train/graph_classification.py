@@ -33,6 +33,7 @@ import math
 import os
 import platform
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
@@ -175,7 +176,14 @@ def _own_runs(cell, graphs: Sequence[GraphData], executor: BatchedExecutor, mess
 
 
 def own_entries(sizes: Sequence[int]) -> Tensor:
-    """The entry (:meth:`Unrolled.entry` order) of node i in its own run i, graph after graph."""
+    """The entry (:meth:`Unrolled.entry` order) of node i in its own run i, graph after graph.
+
+    Built once per graph-size sequence (every epoch asks for the same ones); do not modify it."""
+    return _own_entries(tuple(int(n) for n in sizes))
+
+
+@lru_cache(maxsize=16)
+def _own_entries(sizes: tuple[int, ...]) -> Tensor:
     offsets = accumulate((n * n for n in sizes), initial=0)
     return torch.cat([readout_entries("start", n) + off for n, off in zip(sizes, offsets)])
 
