@@ -439,16 +439,13 @@ def computed_rows(ds: TUDataset, messages: int) -> int:
     return sum(BatchedExecutor().level_sizes(graphs, runs, messages, keep=own))
 
 
-def grid_cost(ds: TUDataset, point: GridPoint, rows: Optional[int] = None) -> float:
+def grid_cost(point: GridPoint, rows: int) -> float:
     """Relative cost of one fold-epoch of ``point`` (for scheduling): computed rows x a row's products.
 
     A row multiplies its state and message by the ``(h + h/2) x h`` RNN weights and the
-    ``(h + h/2) x h/2`` message map: about ``2.25 h^2``. ``rows``: :func:`computed_rows`
-    (computed when not given)."""
-    h = point.hidden
-    if rows is None:
-        rows = computed_rows(ds, point.messages)
-    return rows * 2.25 * h * h
+    ``(h + h/2) x h/2`` message map: about ``2.25 h^2``. ``rows``: :func:`computed_rows` of the
+    point's data set and budget (the grid points that share them share it)."""
+    return rows * 2.25 * point.hidden * point.hidden
 
 
 def run_grid_parallel(datasets: Sequence[str], folds: Sequence[int], workers: int, *, threads: int = 1,
@@ -468,7 +465,7 @@ def run_grid_parallel(datasets: Sequence[str], folds: Sequence[int], workers: in
         for point in (points if points is not None else grid(ds.name)):
             if point.messages not in rows:
                 rows[point.messages] = computed_rows(ds, point.messages)
-            units.append((grid_cost(ds, point, rows[point.messages]) * len(folds),
+            units.append((grid_cost(point, rows[point.messages]) * len(folds),
                           ([name], list(folds), {**job, "points": [point]})))
     log(f"{len(units)} grid points over {workers} processes, largest first")
     written: list[Path] = []
