@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from itertools import accumulate
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence, Union
 
@@ -51,7 +52,7 @@ from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel, get_delay
 from ..graphs import Graph
 from .kernels import StepKernel, kernel_for
-from .planner import (TIES, EventQueue, PlanCache, Schedule, delay_key, engine_ties, neighbour_hash, runs_key,
+from .planner import (TIES, EventQueue, PlanCache, Schedule, delay_key, engine_ties, neighbour_hash,
                       seeded, start_slots)
 
 __all__ = ["BatchedExecutor", "Unrolled", "MODES", "needs_lockstep", "retain_freed_memory"]
@@ -313,31 +314,83 @@ def _prune(program: _Program, keep: np.ndarray) -> _Program:
     reaches no kept state adds exactly zero -- are the same. Entries whose final state is
     dropped are listed in ``missing``; their ``final_rows`` point at row 0.
     """
-    base, K = 1 + program.n_init, program.n_starts
     live = _live(program, keep)
-    D = int(live.sum())
-    new = np.cumsum(live) - 1                       # new position of each live row
-    ssrc = program.state_src.numpy()[live].astype(np.int64)
-    msrc = program.msg_src.numpy()[live].astype(np.int64)
+    return _remap(program, live, np.where(live, np.cumsum(live) - 1, -1))
+
+
+def _dedup(program: _Program, init_class: np.ndarray, start_class: np.ndarray) -> _Program:
+    """The program with each level's equal deliveries computed once (exact common subexpressions).
+
+    A delivery's new state and outgoing message are a function of its two inputs only, the
+    receiver's state row and the message row, so two deliveries of a level whose inputs are
+    equal have equal outputs: value numbering, leaves first. ``init_class`` numbers the
+    start states (rows ``1..n_init``), ``start_class`` the start messages (slots), equal
+    numbers for equal rows; a delivery's number is that of its pair (state number,
+    message number) within its level. The first delivery of each number is kept and every
+    reader of the others reads it instead, so the backward pass adds their gradients into
+    it: the parameter gradient ``J^T (g_1 + g_2) = J^T g_1 + J^T g_2`` is the same, up to
+    float summation order (the Table 4 readout: 0.2-3% of the rows, docs/batched.md).
+    Leaves whose own gradient is wanted (start messages that require grad) must be given
+    distinct numbers.
+    """
+    base, K, D = 1 + program.n_init, program.n_starts, program.num_deliveries
+    ssrc, msrc = program.state_src.numpy(), program.msg_src.numpy()
+    state_cls = np.empty(base + D, dtype=np.int64)
+    state_cls[0] = 0
+    state_cls[1:base] = 1 + init_class
+    msg_cls = np.empty(K + D, dtype=np.int64)
+    msg_cls[:K] = start_class
+    nxt = 2 + max(int(init_class.max(initial=-1)), int(start_class.max(initial=-1)))  # above every leaf number
+    rep = np.zeros(D, dtype=bool)
+    first_of = np.empty(D, dtype=np.int64)     # the kept delivery that computes each delivery's values
+    for a, b in program.bounds:
+        sc, mc = state_cls[ssrc[a:b]], msg_cls[msrc[a:b]]
+        if nxt < 1 << 31:   # both numbers < nxt: one int64 per pair
+            _, first, inverse = np.unique(sc * nxt + mc, return_index=True, return_inverse=True)
+        else:
+            _, first, inverse = np.unique(np.stack([sc, mc], 1), axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        state_cls[base + a:base + b] = msg_cls[K + a:K + b] = nxt + inverse
+        nxt += len(first)
+        rep[a + first] = True
+        first_of[a:b] = a + first[inverse]
+    if rep.all():
+        return program
+    new = np.cumsum(rep) - 1
+    return _remap(program, rep, new[first_of])
+
+
+def _remap(program: _Program, kept: np.ndarray, new: np.ndarray) -> _Program:
+    """The program that computes only the ``kept`` deliveries; a read of delivery d reads row
+    ``new[d]`` of the kept ones (its own, or one with equal values); ``final_rows`` of
+    entries whose row is not kept and not redirected (``new < 0`` or unread) become ``missing``."""
+    base, K = 1 + program.n_init, program.n_starts
+    D = int(kept.sum())
+    ssrc = program.state_src.numpy()[kept].astype(np.int64)
+    msrc = program.msg_src.numpy()[kept].astype(np.int64)
     own = ssrc >= base
     ssrc[own] = base + new[ssrc[own] - base]
     own = msrc >= K
     msrc[own] = K + new[msrc[own] - K]
-    counts = [int(live[a:b].sum()) for a, b in program.bounds]
+    counts = [int(kept[a:b].sum()) for a, b in program.bounds]
     edges = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     bounds = tuple((int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a)
     finals = program.final_rows.numpy().copy()
     delivered = finals >= base
-    kept = np.zeros(finals.shape, dtype=bool)
-    kept[delivered] = live[finals[delivered] - base]
-    finals[kept] = base + new[finals[kept] - base]
-    missing = np.flatnonzero(delivered & ~kept)
+    moved = np.zeros(finals.shape, dtype=bool)
+    target = np.full(finals.shape, -1, dtype=np.int64)
+    target[delivered] = new[finals[delivered] - base]
+    moved[delivered] = target[delivered] >= 0
+    finals[moved] = base + target[moved]
+    missing = np.flatnonzero(delivered & ~moved)
+    if program.missing is not None:
+        missing = np.union1d(missing, program.missing.numpy())
     finals[missing] = 0
     narrow = program.state_src.dtype
     return _Program(program.n_init, program.n_starts, bounds, torch.from_numpy(ssrc).to(narrow),
                     torch.from_numpy(msrc).to(narrow), torch.from_numpy(finals), program.reasons, program.deliveries,
                     program.schedules, program.msg_index, program.n_messages,
-                    torch.from_numpy(missing) if D < program.num_deliveries else None)
+                    torch.from_numpy(missing) if len(missing) else None)
 
 
 # --------------------------------------------------------------------------- lock-step driver
@@ -822,6 +875,52 @@ def _pruned(program: _Program, keep: np.ndarray) -> _Program:
     return program._device[key]
 
 
+def _deduped(program: _Program, init_class: np.ndarray, start_class: np.ndarray) -> _Program:
+    """:func:`_dedup` of ``program``, kept with it (one per pair of leaf numberings, by their bytes)."""
+    h = hashlib.sha256(init_class.tobytes())
+    h.update(b"|")
+    h.update(start_class.tobytes())
+    key = ("dedup", h.hexdigest())
+    if key not in program._device:
+        old = [k for k in program._device if isinstance(k, tuple) and k[0] == "dedup"]
+        for k in old[: max(0, len(old) - 3)]:
+            del program._device[k]
+        program._device[key] = _dedup(program, init_class, start_class)
+    return program._device[key]
+
+
+def _row_classes(rows: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a 2-D tensor (as one opaque byte string each, sorted) and each row's
+    index among them: byte-equal rows get the same index."""
+    a = np.ascontiguousarray(rows.detach().cpu().contiguous().view(torch.uint8).numpy())
+    v = a.view(np.dtype((np.void, max(1, a.shape[1])))).reshape(-1) if a.shape[1] else np.zeros(len(a), "V1")
+    uniq, inverse = np.unique(v, return_inverse=True)
+    return uniq, inverse.reshape(-1).astype(np.int64)
+
+
+def _init_classes(graphs: Sequence[Union[GraphData, Graph]], features: Optional[Sequence[Tensor]],
+                  x: Tensor) -> np.ndarray:
+    """Equal numbers for start states that are equal because their feature rows are (the cell's
+    ``init_state`` is a function of each row); every row its own number when ``x`` needs gradients.
+
+    For ``GraphData`` features each graph's distinct rows are memoised on its ``meta``
+    (valid while ``data.x`` is the same tensor at the same version)."""
+    if x.requires_grad or not graphs:
+        return np.arange(x.shape[0], dtype=np.int64)
+    if features is not None or not all(isinstance(g, GraphData) for g in graphs):
+        return _row_classes(x)[1]
+    parts = []
+    for data in graphs:
+        memo = data.meta.get("_batched_rows")
+        if memo is None or memo[0] is not data.x or memo[1] != data.x._version or memo[2] != x.dtype:
+            memo = (data.x, data.x._version, x.dtype) + _row_classes(data.x.to(dtype=x.dtype))
+            data.meta["_batched_rows"] = memo
+        parts.append(memo[3:])
+    _, joint = np.unique(np.concatenate([u for u, _ in parts]), return_inverse=True)
+    offsets = accumulate((len(u) for u, _ in parts), initial=0)
+    return np.concatenate([joint.reshape(-1)[off + inv] for (_, inv), off in zip(parts, offsets)])
+
+
 def _graph(g: Union[GraphData, Graph]) -> Graph:
     return g if isinstance(g, Graph) else graph_of(g)
 
@@ -847,10 +946,14 @@ class BatchedExecutor:
     ``mode``: ``"auto"`` (levels for always-emit cells, lock-step otherwise), ``"levels"``
     or ``"lockstep"``. ``ties``: the same-instant order, ``None`` = the installed engine's.
     Plans are cached (``plan_cache``: per graph; compiled batches: ``program_cache`` entries).
+    ``dedup``: the levels driver computes each level's deliveries with equal inputs once
+    (equal start states from equal feature rows, equal start messages; :func:`_dedup`);
+    ``False`` computes every row (the same values and gradients, slower).
     """
 
     def __init__(self, mode: str = "auto", ties: Optional[str] = None, plan_cache: Optional[PlanCache] = None,
-                 program_cache: int = 8, record: bool = False, segment_rows: Optional[int] = None) -> None:
+                 program_cache: int = 8, record: bool = False, segment_rows: Optional[int] = None,
+                 dedup: bool = True) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if ties is not None and ties not in TIES:
@@ -859,12 +962,13 @@ class BatchedExecutor:
         self.ties = ties
         self.plans = plan_cache if plan_cache is not None else PlanCache()
         self.program_cache = program_cache
-        self._programs: OrderedDict[str, _Program] = OrderedDict()
+        self._programs: OrderedDict[tuple, _Program] = OrderedDict()
         self.record = record
         if segment_rows is not None and (isinstance(segment_rows, bool) or not isinstance(segment_rows, int)
                                          or segment_rows < 0):
             raise ValueError(f"segment_rows must be None (auto), 0 (never cut) or a positive int, got {segment_rows!r}")
         self.segment_rows = segment_rows
+        self.dedup = V.boolean("dedup", dedup)
         self.last: Optional[Unrolled] = None
 
     # ------------------------------------------------------------- protocol
@@ -907,7 +1011,8 @@ class BatchedExecutor:
                     budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False,
                     keep: Optional[Sequence[Union[Tensor, Sequence[int]]]] = None) -> tuple[int, ...]:
         """Rows per level of the level program that :meth:`execute_many` would run for these runs
-        (with ``keep``, per graph as there: the rows it computes for those entries; empty levels left out).
+        (with ``keep``, per graph as there: the rows it computes for those entries; with ``dedup``
+        and ``GraphData`` graphs, each level's distinct rows; empty levels left out).
 
         The program depends on the graphs, start nodes, budget and delays only, not on a cell
         (always-emit cells); it comes from (and stays in) the program cache, so asking costs
@@ -919,13 +1024,19 @@ class BatchedExecutor:
         if len(graphs) != len(runs_per_graph):
             raise ValueError(f"{len(graphs)} graphs but {len(runs_per_graph)} run lists")
         gs = [_graph(g) for g in graphs]
-        runs = [[(tuple(int(v) for v in r.starts), V.integer("RunSpec.seed", r.seed)) for r in rr]
-                for rr in runs_per_graph]
+        starts = [[tuple(int(v) for v in r.starts) for r in rr] for rr in runs_per_graph]
+        seeds = [[V.integer("RunSpec.seed", r.seed) for r in rr] for rr in runs_per_graph]
         widths = [[r.messages.shape[0] for r in rr] for rr in runs_per_graph]
-        program = self._program(graphs, gs, runs, widths, budget, get_delay(delay), bool(fifo),
+        program = self._program(graphs, gs, starts, seeds, widths, budget, get_delay(delay), bool(fifo),
                                 self.ties or engine_ties())
         if keep is not None:
             program = _pruned(program, _flat_keep(graphs, runs_per_graph, keep)[0].numpy())
+        if self.dedup and program.num_deliveries and all(isinstance(g, GraphData) for g in graphs):
+            msgs = [r.messages for rr in runs_per_graph for r in rr]
+            x = torch.cat([g.x for g in graphs])
+            start_class = (np.arange(program.n_starts, dtype=np.int64) if any(m.requires_grad for m in msgs)
+                           else _row_classes(torch.cat(msgs))[1][program.msg_index.numpy()])
+            program = _deduped(program, _init_classes(graphs, None, x), start_class)
         return tuple(b - a for a, b in program.bounds)
 
     # ------------------------------------------------------------- core
@@ -973,10 +1084,10 @@ class BatchedExecutor:
         params = list(cell.parameters())
         ref = params[0]
         device, dtype = ref.device, ref.dtype
-        runs = [list(zip((tuple(s) for s in st), sd)) for st, sd in zip(starts, seeds)]
         for g, (st, sd) in enumerate(zip(starts, seeds)):
             if len(st) != len(sd):
                 raise ValueError(f"graph {g}: {len(st)} runs but {len(sd)} seeds")
+        num_runs = [len(st) for st in starts]
         mode = self.mode
         if mode == "auto":
             mode = "lockstep" if needs_lockstep(cell) else "levels"
@@ -985,17 +1096,7 @@ class BatchedExecutor:
                              "has a value-dependent schedule: use mode 'lockstep' or 'auto'")
         if mode == "levels" and kernel_for(cell) is None:
             mode = "lockstep"  # no hand-written kernel for this cell: the generic (autograd) driver, same schedule
-        program = None
-        if mode == "levels":
-            program = self._program(graphs, gs, runs, message_rows, budget, model, fifo, ties)
-            if keep is not None:
-                program = _pruned(program, keep)
-            n_msgs, idx = program.n_messages, program.on(device)[3]
-        else:
-            msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
-            idx = torch.from_numpy(np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)).to(device)
-        if messages.dim() != 2 or messages.shape[0] != n_msgs or messages.shape[1] != cell.msg_size:
-            raise ValueError(f"messages must be ({n_msgs}, {cell.msg_size}), got {tuple(messages.shape)}")
+        own_features = features
         if features is None:
             if not all(isinstance(g, GraphData) for g in graphs):
                 raise ValueError("pass features= when graphs are not GraphData")
@@ -1003,6 +1104,22 @@ class BatchedExecutor:
         x = torch.cat([f.to(device=device, dtype=dtype) for f in features]) if features else ref.new_zeros((0, cell.in_features))
         if x.shape[0] != sum(g.num_nodes for g in gs):
             raise ValueError("features do not have one row per node")
+        program = None
+        if mode == "levels":
+            program = self._program(graphs, gs, starts, seeds, message_rows, budget, model, fifo, ties)
+            if keep is not None:
+                program = _pruned(program, keep)
+            n_msgs, idx = program.n_messages, program.on(device)[3]
+        else:
+            runs = _runs(starts, seeds)
+            msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
+            idx = torch.from_numpy(np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)).to(device)
+        if messages.dim() != 2 or messages.shape[0] != n_msgs or messages.shape[1] != cell.msg_size:
+            raise ValueError(f"messages must be ({n_msgs}, {cell.msg_size}), got {tuple(messages.shape)}")
+        if program is not None and self.dedup and program.num_deliveries:
+            start_class = (np.arange(program.n_starts, dtype=np.int64) if messages.requires_grad
+                           else _row_classes(messages)[1][program.msg_index.numpy()])
+            program = _deduped(program, _init_classes(graphs, own_features, x), start_class)
         init_states = cell.init_state(x)
         start_msgs = messages.to(device=device, dtype=dtype).index_select(0, idx)
         build = torch.is_grad_enabled() and (init_states.requires_grad or start_msgs.requires_grad
@@ -1046,9 +1163,9 @@ class BatchedExecutor:
             reasons, deliveries, batches = tuple(driver.reasons), tuple(driver.deliveries), driver.batches
             if self.record:
                 records = [run[4] for run in driver.runs]
-        entry = np.concatenate([[0], np.cumsum([len(r) * g.num_nodes for r, g in zip(runs, gs)])])
+        entry = np.concatenate([[0], np.cumsum([r * g.num_nodes for r, g in zip(num_runs, gs)])])
         result = Unrolled(states, final_rows, back, tuple(int(e) for e in entry),
-                          tuple((len(r), g.num_nodes) for r, g in zip(runs, gs)), reasons, deliveries,
+                          tuple((r, g.num_nodes) for r, g in zip(num_runs, gs)), reasons, deliveries,
                           batches, records, compact)
         self.last = result
         return result
@@ -1069,22 +1186,29 @@ class BatchedExecutor:
             program._device[key] = _cut(program, rows, device)
         return program._device[key]
 
-    def _program(self, graphs, gs: Sequence[Graph], runs, message_rows, budget: int, model: DelayModel,
+    def _program(self, graphs, gs: Sequence[Graph], starts, seeds, message_rows, budget: int, model: DelayModel,
                  fifo: bool, ties: str) -> _Program:
-        """The compiled level program of this batch, from the cache when the same batch comes again."""
+        """The compiled level program of this batch, from the cache when the same batch comes again.
+
+        The cache key is the batch itself as nested tuples (graph hashes, start nodes, the
+        seeds where the delay model reads them): an exact dict key, compared element by
+        element on a hit, and built at C speed (a Table 4 PROTEINS step starts ~37k runs).
+        """
         dk = delay_key(model)
         hashes = [_graph_hash(g) for g in graphs]
         key = None
         if dk is not None and self.program_cache:
-            h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{message_rows!r}|".encode())
-            with_seeds = seeded(model)
-            for gh, gruns in zip(hashes, runs):
-                h.update(gh.encode())
-                h.update(runs_key(gruns, with_seeds).encode())
-            key = h.hexdigest()
-            if key in self._programs:
+            key = (budget, dk, bool(fifo), ties, tuple(hashes), _nested(starts),
+                   _nested(seeds, 1) if seeded(model) else None,
+                   None if message_rows is None else _nested(message_rows, 1))
+            try:
+                program = self._programs.get(key)
+            except TypeError:  # an unhashable start node (e.g. a list): no caching for this batch
+                key, program = None, None
+            if program is not None:
                 self._programs.move_to_end(key)
-                return self._programs[key]
+                return program
+        runs = _runs(starts, seeds)
         msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
         schedules = [self.plans.get(g, gruns, budget, model, fifo, ties, gh) for g, gh, gruns in zip(gs, hashes, runs)]
         program = _compile(schedules, msg_rows, n_msgs, keep_schedules=self.record)
@@ -1093,6 +1217,18 @@ class BatchedExecutor:
             while len(self._programs) > self.program_cache:
                 self._programs.popitem(last=False)
         return program
+
+
+def _runs(starts, seeds) -> list[list[tuple[tuple, int]]]:
+    """Per graph, the runs ``[(start nodes, seed), ...]`` (the planner's form)."""
+    return [list(zip((tuple(s) for s in st), sd)) for st, sd in zip(starts, seeds)]
+
+
+def _nested(value, depth: int = 2) -> tuple:
+    """``value`` (lists of lists of ...) as nested tuples, ``depth`` levels below the outer one."""
+    if depth == 1:
+        return tuple(map(tuple, value))
+    return tuple(_nested(v, depth - 1) for v in value)
 
 
 #: Above this many bytes of per-delivery work space a level program is cut into segments.

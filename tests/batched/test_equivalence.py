@@ -345,13 +345,19 @@ def test_level_sizes_are_the_levels_execute_many_runs():
     gs = graphs()
     cell = make_cell("rnn", False)
     runs = run_sets(gs, torch.ones(1, M, dtype=torch.float64))
-    bx = BatchedExecutor()
-    sizes = bx.level_sizes(gs, runs, 25)
-    assert len(bx._programs) == 1  # planned once, and kept for the run
-    bx.execute_many(cell, gs, runs, 25)
-    assert len(bx._programs) == 1
-    assert len(sizes) == bx.last.batches and sum(sizes) == sum(bx.last.deliveries)
-    assert all(s > 0 for s in sizes)
+    n_init = sum(g.num_nodes for g in gs)
+    for dedup in (False, True):
+        bx = BatchedExecutor(dedup=dedup)
+        sizes = bx.level_sizes(gs, runs, 25)
+        assert len(bx._programs) == 1  # planned once, and kept for the run
+        bx.execute_many(cell, gs, runs, 25)
+        assert len(bx._programs) == 1
+        assert len(sizes) == bx.last.batches and sum(sizes) == bx.last.states.shape[0] - 1 - n_init
+        assert all(s > 0 for s in sizes)
+        if not dedup:
+            assert sum(sizes) == sum(bx.last.deliveries)
+            every = sum(sizes)
+    assert sum(sizes) < every  # equal start messages: some deliveries of a level are equal
     with pytest.raises(ValueError, match="budget"):
         bx.level_sizes(gs, runs, 0)
 
@@ -434,3 +440,99 @@ def test_keep_with_a_value_dependent_schedule_computes_every_row():
         kept = BatchedExecutor().unroll(cell, gs, starts, seeds, msgs, 9, keep=keep)
     assert kept.states.shape == full.states.shape
     torch.testing.assert_close(kept.final(), full.final(), atol=0.0, rtol=0.0)
+
+
+def labelled_graphs() -> list[GraphData]:
+    """The test graphs with one-hot features of 2 labels (as the TU data sets): many start states are equal."""
+    out = []
+    for g in graphs():
+        x = torch.nn.functional.one_hot(torch.arange(g.num_nodes) % 2, F).double()
+        out.append(GraphData(g.edge_index, x, g.y, g.num_nodes, g.level))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("delay,segment_rows,pruned", [("constant", 0, False), ("constant", 0, True),
+                                                       ("uniform", 0, True), ("constant", 8, True)])
+def test_dedup_computes_equal_rows_once_with_the_same_values_and_gradients(kind, delay, segment_rows, pruned):
+    gs = labelled_graphs()
+    cell = make_cell(kind, False)
+    starts, seeds, keep = own_runs(gs)
+    msgs = torch.ones(sum(g.num_nodes for g in gs), M, dtype=torch.float64)  # no gradient: equal rows share a number
+    params = list(cell.parameters())
+    outs = []
+    for dedup in (False, True):
+        u = BatchedExecutor(segment_rows=segment_rows, dedup=dedup).unroll(
+            cell, gs, starts, seeds, msgs, 9, delay, keep=keep if pruned else None)
+        z = u.final_of(keep)
+        hist = u.history(keep, 4) if segment_rows == 0 else z
+        outs.append((u, z, hist, torch.autograd.grad((z * z).sum() + z.sum() + hist.sum(), params)))
+    (plain, z0, h0, g0), (dedup, z1, h1, g1) = outs
+    assert dedup.reasons == plain.reasons and dedup.deliveries == plain.deliveries  # the same schedule
+    assert dedup.states.shape[0] < plain.states.shape[0]
+    torch.testing.assert_close(z1, z0, atol=1e-12, rtol=0.0)
+    torch.testing.assert_close(h1, h0, atol=1e-12, rtol=0.0)
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, atol=1e-12, rtol=0.0)
+    if not pruned:
+        torch.testing.assert_close(dedup.final(), plain.final(), atol=1e-12, rtol=0.0)
+
+
+def test_dedup_keeps_rows_apart_whose_own_gradient_is_wanted():
+    gs = labelled_graphs()
+    cell = make_cell("gru", False)
+    starts, seeds, keep = own_runs(gs)
+    outs = []
+    for dedup in (False, True):
+        msgs = torch.ones(sum(g.num_nodes for g in gs), M, dtype=torch.float64, requires_grad=True)
+        u = BatchedExecutor(dedup=dedup).unroll(cell, gs, starts, seeds, msgs, 9, keep=keep)
+        z = u.final_of(keep)
+        outs.append((u.states.shape[0], torch.autograd.grad((z * z).sum(), [msgs] + list(cell.parameters()))))
+    (rows0, g0), (rows1, g1) = outs
+    assert rows1 < rows0  # within a run, equal nodes reached by the same message still merge (the star's leaves)
+    assert g1[0].abs().sum() > 0 and bool((g1[0] != 0).any(dim=1).all())  # every start message gets its own gradient
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(b, a, atol=1e-12, rtol=0.0)
+
+
+def test_dedup_on_a_mirrored_path_computes_each_pair_of_runs_once():
+    # path 0-1-2 (+ isolated 3), equal features, runs from 0 and from 2, budget 4: run 0 delivers
+    # to 0 (start), 1, 0, 2 and run 1 to 2 (start), 1, 2, 0 -- the mirror image, level by level the
+    # same (state, message) pairs. 8 deliveries, 4 computed rows.
+    g = graphs()[3]
+    g = GraphData(g.edge_index, torch.ones(4, F, dtype=torch.float64), g.y, 4, g.level)
+    cell = make_cell("gru", False)
+    one = torch.ones(2, M, dtype=torch.float64)
+    plain = BatchedExecutor(dedup=False).unroll(cell, [g], [[(0,), (2,)]], [[3, 3]], one, 4)
+    dedup = BatchedExecutor().unroll(cell, [g], [[(0,), (2,)]], [[3, 3]], one, 4)
+    assert plain.states.shape[0] == 1 + 4 + 8 and dedup.states.shape[0] == 1 + 4 + 4
+    assert dedup.deliveries == plain.deliveries == (4, 4)
+    run0, run1 = dedup.final_rows.tolist()[:4], dedup.final_rows.tolist()[4:]
+    assert run1 == [run0[2], run0[1], run0[0], 4]  # the mirror reads the same rows; node 3 keeps its start state
+    torch.testing.assert_close(dedup.final(), plain.final(), atol=1e-12, rtol=0.0)
+    with pytest.raises(ValueError, match="dedup"):
+        BatchedExecutor(dedup=1)
+
+
+def test_dedup_sees_features_change_in_place_or_replaced():
+    gs = labelled_graphs()
+    cell = make_cell("rnn", False)
+    starts, seeds, keep = own_runs(gs)
+    msgs = torch.ones(sum(g.num_nodes for g in gs), M, dtype=torch.float64)
+    bx, plain = BatchedExecutor(), BatchedExecutor(dedup=False)
+
+    def same():
+        with torch.no_grad():
+            a = bx.unroll(cell, gs, starts, seeds, msgs, 9, keep=keep).final_of(keep)
+            b = plain.unroll(cell, gs, starts, seeds, msgs, 9, keep=keep).final_of(keep)
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0.0)
+        return bx.last.states.shape[0]
+
+    merged = same()
+    gs[0].x[0, 2] = 5.0  # in place: node 0 of the cycle now differs from every other node
+    assert same() > merged
+    g = gs[1]  # a new GraphData sharing the old one's meta (where the rows are memoised), other features
+    gs[1] = GraphData(g.edge_index, torch.randn(g.num_nodes, F, dtype=torch.float64,
+                                                generator=torch.Generator().manual_seed(4)), g.y, g.num_nodes,
+                      g.level, meta=g.meta)
+    assert same() > merged

@@ -185,7 +185,12 @@ def test_forward_many_computes_what_the_readout_reads_with_the_engine_numbers(ki
     for a, b in zip(g_ref, g_got):
         torch.testing.assert_close(b, a, atol=1e-10, rtol=0.0)
     n_init = sum(g.num_nodes for g in graphs)
+    assert computed < 1 + n_init + sum(every)  # pruned (not "all") and equal rows computed once (all features 0)
+    plain = BatchedExecutor(dedup=False)
+    again = model.forward_many(graphs, plain, [budget] * len(graphs))
+    for a, b in zip(ref, again):
+        torch.testing.assert_close(b, a, atol=1e-10, rtol=0.0)
     if readout == "all":
-        assert computed == 1 + n_init + sum(every)  # every node's final state is read: nothing to leave out
+        assert plain.last.states.shape[0] == 1 + n_init + sum(every)  # every final state is read: no pruning
     else:
-        assert computed < 1 + n_init + sum(every)
+        assert plain.last.states.shape[0] < 1 + n_init + sum(every)

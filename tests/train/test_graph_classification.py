@@ -74,12 +74,12 @@ def test_skip_readout_keeps_every_state_when_the_auto_plan_would_checkpoint(monk
     # PROTEINS h32 skip is over SEGMENT_BYTES: the auto plan cut it and the skip readout failed
     import ampsim.batched.executor as bx
 
-    ds = load_dataset("MUTAG")[:60]  # over 4096 computed deliveries: the smallest segment the auto plan cuts
+    ds = load_dataset("MUTAG")[:60]  # over 4096 computed deliveries (no dedup): the smallest segment the auto plan cuts
     model = build_model(ds, GridPoint(16, 15, True))
     graphs = [ds[i] for i in range(60)]
     whole = model(graphs, BatchedExecutor(segment_rows=0))
     monkeypatch.setattr(bx, "SEGMENT_BYTES", 1024)
-    auto = BatchedExecutor()
+    auto = BatchedExecutor(dedup=False)  # every distinct row too: over the smallest segment
     torch.testing.assert_close(model(graphs, auto), whole)
     assert not auto.last.compact
     noskip = build_model(ds, GridPoint(16, 15, False))

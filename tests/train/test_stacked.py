@@ -150,12 +150,16 @@ def test_stack_groups_say_why_a_seed_trains_alone():
     same = [TrainConfig(task="limits2", seed=s) for s in (0, 1, 2)]
     assert stack_groups(same, [load_task("limits2", s) for s in (0, 1, 2)], ex) == [([0, 1, 2], "stacked")]
     # Skip-Cycles: one batch of 84,050 deliveries in 30 levels, of which the pooled readout reads the
-    # causal past of 20,707; stacked it costs the CPU more than alone
+    # causal past of 20,707; computed one by one, stacked it costs the CPU more than alone ...
     big = [TrainConfig(task="skipcycles", seed=s) for s in (0, 1)]
     big_tasks = [load_task("skipcycles", s) for s in (0, 1)]
-    assert level_rows(big_tasks[0], big[0], ex) == pytest.approx(20707 / 30)
-    groups = stack_groups(big, big_tasks, ex)
+    every = BatchedExecutor(dedup=False)
+    assert level_rows(big_tasks[0], big[0], every) == pytest.approx(20707 / 30)
+    groups = stack_groups(big, big_tasks, every)
     assert [g for g, _ in groups] == [[0], [1]] and "690 rows per model" in groups[0][1]
+    # ... but its nodes' features are equal, and only 575 of those rows differ: the seeds stack
+    assert level_rows(big_tasks[0], big[0], ex) == pytest.approx(575 / 30)
+    assert stack_groups(big, big_tasks, ex) == [([0, 1], "stacked")]
     assert level_rows(load_task("limits2", 0), same[0], ex) < STACK_MAX_LEVEL_ROWS
 
 
