@@ -110,7 +110,7 @@ def test_smoke_run_files_and_resume(tmp_path):
     # the same numbers again (up to float summation order, were the folds stacked)
     assert after["train_loss"] == pytest.approx(before["train_loss"], rel=1e-5, abs=1e-6)
     assert after["test_acc"] == before["test_acc"]
-    assert (before["stacked_with"], after["stacked_with"]) == (1, 1)  # CPU: one after another by default
+    assert (before["stacked_with"], after["stacked_with"]) == (2, 1)  # folds stacked by default; the missing one alone
     # subset runs never count toward the table
     assert summarize(root, ["MUTAG"], epochs=2)["MUTAG"]["grid"]["h16_m15_noskip"]["folds"] == 0
 
