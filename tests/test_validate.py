@@ -67,15 +67,17 @@ def test_checkers_return_plain_values():
 
 @pytest.mark.parametrize("value", [
     [1.0, math.nan], (0, math.inf), {"a": [math.nan]}, np.array([1.0, np.nan]), torch.tensor([[0.0, -math.inf]]),
-    [[1, 2], [3, np.float64("nan")]], complex(1, math.inf),
+    [[1, 2], [3, np.float64("nan")]], complex(1, math.inf), torch.tensor([math.inf, -math.inf]),
+    torch.tensor([1.0, math.nan, 2.0], dtype=torch.float16),
 ])
 def test_nonfinite_found_anywhere(value):
     assert V.nonfinite_at(value)
 
 
-@pytest.mark.parametrize("value", [[1, 2], "nan", None, torch.ones(3, dtype=torch.long), np.zeros(3), {"a": 1}])
+@pytest.mark.parametrize("value", [[1, 2], "nan", None, torch.ones(3, dtype=torch.long), np.zeros(3), {"a": 1},
+                                   torch.full((4,), 3e38), torch.full((8,), 6e4, dtype=torch.float16), torch.zeros(0)])
 def test_finite_values_pass(value):
-    assert not V.nonfinite_at(value)
+    assert not V.nonfinite_at(value)  # finite values whose sum overflows too (the fast path's sum is inf)
 
 
 # ----------------------------------------------------------------- Simulation(...)

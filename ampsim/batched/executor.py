@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from itertools import accumulate
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence, Union
 
@@ -95,8 +96,8 @@ def needs_lockstep(cell: AMPCell) -> bool:
 class Unrolled:
     """The states of a batch of runs: buffer rows plus the indices to read them.
 
-    ``states`` (rows, S): row 0 zeros, rows ``1..n_init`` the start states, then one row
-    per processed delivery. ``final_rows`` (E,) gives, for every (graph, run, node) in
+    ``states`` (rows, S): row 0 zeros, rows ``1..n_init`` the start states (one per node, or
+    one per distinct start state with ``dedup``), then one row per computed delivery. ``final_rows`` (E,) gives, for every (graph, run, node) in
     that order, the row of its final state; ``back`` (rows,) the row of each row's
     previous state (0 past the start state). ``entry_offsets[g]`` is the first entry of
     graph g; ``shapes[g] = (runs, n)``. ``reasons`` / ``deliveries`` per run (graphs
@@ -175,6 +176,8 @@ class _Program:
 
     ``missing``: the entries (indices into ``final_rows``) whose final state a pruned
     program does not compute (:func:`_prune`; their ``final_rows`` point at row 0).
+    ``init_nodes``: the node (row of the features) that each start-state row encodes, when
+    :func:`_dedup` kept one row per distinct start state; ``None``: one row per node.
     """
 
     n_init: int
@@ -189,6 +192,7 @@ class _Program:
     msg_index: Tensor
     n_messages: int
     missing: Optional[Tensor] = None
+    init_nodes: Optional[Tensor] = None
     _device: dict = field(default_factory=dict)
 
     @property
@@ -354,18 +358,36 @@ def _dedup(program: _Program, init_class: np.ndarray, start_class: np.ndarray) -
         nxt += len(first)
         rep[a + first] = True
         first_of[a:b] = a + first[inverse]
-    if rep.all():
+    if not rep.all():
+        program = _remap(program, rep, (np.cumsum(rep) - 1)[first_of])
+    return _merge_starts(program, init_class)
+
+
+def _merge_starts(program: _Program, init_class: np.ndarray) -> _Program:
+    """The program with one start-state row per number of ``init_class`` (the row of its first
+    node), every reader of the others reading it, and the delivery rows moved up to follow;
+    ``init_nodes`` lists the node each start row encodes (the executor encodes only those)."""
+    n = program.n_init
+    _, first, inverse = np.unique(init_class, return_index=True, return_inverse=True)
+    if len(first) == n:
         return program
-    new = np.cumsum(rep) - 1
-    return _remap(program, rep, new[first_of])
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[order] = np.arange(len(first))
+    row_of = np.arange(1 + n + program.num_deliveries, dtype=np.int64)  # old row -> new row
+    row_of[1:1 + n] = 1 + rank[inverse.reshape(-1)]
+    row_of[1 + n:] -= n - len(first)
+    ssrc = torch.from_numpy(row_of[program.state_src.numpy()]).to(program.state_src.dtype)
+    finals = torch.from_numpy(row_of[program.final_rows.numpy()])
+    return dataclasses.replace(program, n_init=len(first), state_src=ssrc, final_rows=finals,
+                               init_nodes=torch.from_numpy(first[order].astype(np.int64)), _device={})
 
 
 def _remap(program: _Program, kept: np.ndarray, new: np.ndarray) -> _Program:
     """The program that computes only the ``kept`` deliveries; a read of delivery d reads row
     ``new[d]`` of the kept ones (its own, or one with equal values); ``final_rows`` of
-    entries whose row is not kept and not redirected (``new < 0`` or unread) become ``missing``."""
+    entries whose row is not kept and not redirected (``new < 0``) become ``missing``."""
     base, K = 1 + program.n_init, program.n_starts
-    D = int(kept.sum())
     ssrc = program.state_src.numpy()[kept].astype(np.int64)
     msrc = program.msg_src.numpy()[kept].astype(np.int64)
     own = ssrc >= base
@@ -390,7 +412,7 @@ def _remap(program: _Program, kept: np.ndarray, new: np.ndarray) -> _Program:
     return _Program(program.n_init, program.n_starts, bounds, torch.from_numpy(ssrc).to(narrow),
                     torch.from_numpy(msrc).to(narrow), torch.from_numpy(finals), program.reasons, program.deliveries,
                     program.schedules, program.msg_index, program.n_messages,
-                    torch.from_numpy(missing) if len(missing) else None)
+                    torch.from_numpy(missing) if len(missing) else None, program.init_nodes)
 
 
 # --------------------------------------------------------------------------- lock-step driver
@@ -898,6 +920,18 @@ def _row_classes(rows: Tensor) -> tuple[np.ndarray, np.ndarray]:
     return uniq, inverse.reshape(-1).astype(np.int64)
 
 
+def _start_classes(messages: Tensor, msg_index: Tensor) -> np.ndarray:
+    """Numbers of the start-message slots (rows ``msg_index`` of ``messages``): equal for equal rows,
+    one each when the messages need their own gradients. All rows equal (``ones(M)`` in Tables 2
+    and 4) is checked first, in one tensor op."""
+    n = len(msg_index)
+    if messages.requires_grad:
+        return np.arange(n, dtype=np.int64)
+    if messages.shape[0] == 0 or bool((messages == messages[:1]).all()):
+        return np.zeros(n, dtype=np.int64)
+    return _row_classes(messages)[1][msg_index.numpy()]
+
+
 def _init_classes(graphs: Sequence[Union[GraphData, Graph]], features: Optional[Sequence[Tensor]],
                   x: Tensor) -> np.ndarray:
     """Equal numbers for start states that are equal because their feature rows are (the cell's
@@ -969,6 +1003,7 @@ class BatchedExecutor:
             raise ValueError(f"segment_rows must be None (auto), 0 (never cut) or a positive int, got {segment_rows!r}")
         self.segment_rows = segment_rows
         self.dedup = V.boolean("dedup", dedup)
+        self._classes: OrderedDict[tuple, tuple] = OrderedDict()
         self.last: Optional[Unrolled] = None
 
     # ------------------------------------------------------------- protocol
@@ -1032,11 +1067,9 @@ class BatchedExecutor:
         if keep is not None:
             program = _pruned(program, _flat_keep(graphs, runs_per_graph, keep)[0].numpy())
         if self.dedup and program.num_deliveries and all(isinstance(g, GraphData) for g in graphs):
-            msgs = [r.messages for rr in runs_per_graph for r in rr]
-            x = torch.cat([g.x for g in graphs])
-            start_class = (np.arange(program.n_starts, dtype=np.int64) if any(m.requires_grad for m in msgs)
-                           else _row_classes(torch.cat(msgs))[1][program.msg_index.numpy()])
-            program = _deduped(program, _init_classes(graphs, None, x), start_class)
+            msgs = torch.cat([r.messages for rr in runs_per_graph for r in rr])
+            program = _deduped(program, self._init_classes(graphs, None, torch.cat([g.x for g in graphs])),
+                               _start_classes(msgs, program.msg_index))
         return tuple(b - a for a, b in program.bounds)
 
     # ------------------------------------------------------------- core
@@ -1117,10 +1150,10 @@ class BatchedExecutor:
         if messages.dim() != 2 or messages.shape[0] != n_msgs or messages.shape[1] != cell.msg_size:
             raise ValueError(f"messages must be ({n_msgs}, {cell.msg_size}), got {tuple(messages.shape)}")
         if program is not None and self.dedup and program.num_deliveries:
-            start_class = (np.arange(program.n_starts, dtype=np.int64) if messages.requires_grad
-                           else _row_classes(messages)[1][program.msg_index.numpy()])
-            program = _deduped(program, _init_classes(graphs, own_features, x), start_class)
-        init_states = cell.init_state(x)
+            program = _deduped(program, self._init_classes(graphs, own_features, x),
+                               _start_classes(messages, program.msg_index))
+        init_nodes = None if program is None else program.init_nodes
+        init_states = cell.init_state(x if init_nodes is None else x.index_select(0, init_nodes.to(device)))
         start_msgs = messages.to(device=device, dtype=dtype).index_select(0, idx)
         build = torch.is_grad_enabled() and (init_states.requires_grad or start_msgs.requires_grad
                                              or any(p.requires_grad for p in params))
@@ -1169,6 +1202,23 @@ class BatchedExecutor:
                           batches, records, compact)
         self.last = result
         return result
+
+    def _init_classes(self, graphs, features, x: Tensor) -> np.ndarray:
+        """:func:`_init_classes`, remembered for the last few batches of ``GraphData`` (a training loop
+        passes the same graphs every epoch). The key is each graph's feature tensor by identity and
+        version; the entry holds those tensors, so an identity cannot be reused while it is kept."""
+        if features is not None or x.requires_grad or not all(isinstance(g, GraphData) for g in graphs):
+            return _init_classes(graphs, features, x)
+        key = (x.dtype, tuple((id(g.x), g.x._version) for g in graphs))
+        hit = self._classes.get(key)
+        if hit is None:
+            hit = ([g.x for g in graphs], _init_classes(graphs, None, x))
+            self._classes[key] = hit
+            while len(self._classes) > max(4, self.program_cache):
+                self._classes.popitem(last=False)
+        else:
+            self._classes.move_to_end(key)
+        return hit[1]
 
     def _segments(self, program: _Program, cell: AMPCell, dtype: torch.dtype, device: torch.device,
                   whole: bool = False) -> _Segments:

@@ -163,9 +163,8 @@ def _own_runs(cell, graphs: Sequence[GraphData], executor: BatchedExecutor, mess
     the unroll, each node's entry in its own run (graph by graph, node by node) and the graph owning it.
     Only the deliveries those entries depend on are computed (``keep``: 18-39% of the rows).
     ``history``: keep every state row (the skip readout reads the last 4 states of each entry)."""
-    sizes = [g.num_nodes for g in graphs]
-    starts = [[(i,) for i in range(n)] for n in sizes]
-    seeds = [[0] * n for n in sizes]
+    sizes = tuple(g.num_nodes for g in graphs)
+    starts, seeds = _own_starts(sizes)
     msgs = ref.new_ones((sum(sizes), cell.msg_size))
     entries = own_entries(sizes)
     u = executor.unroll(cell, graphs, starts, seeds, msgs, messages, history=history, keep=entries)
@@ -180,6 +179,12 @@ def own_entries(sizes: Sequence[int]) -> Tensor:
 
     Built once per graph-size sequence (every epoch asks for the same ones); do not modify it."""
     return _own_entries(tuple(int(n) for n in sizes))
+
+
+@lru_cache(maxsize=16)
+def _own_starts(sizes: tuple[int, ...]) -> tuple[tuple, tuple]:
+    """Start nodes and seeds of one run per node, graph after graph (immutable: built once per size sequence)."""
+    return (tuple(tuple((i,) for i in range(n)) for n in sizes), tuple((0,) * n for n in sizes))
 
 
 @lru_cache(maxsize=16)
@@ -216,12 +221,14 @@ class GraphClassifierStack(nn.Module):
     def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
         K = self.models
         u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight, self.skip)
+        # sum over each graph's nodes in the executor's row layout (contiguous rows), then to (K, G, ...)
         if self.skip:
             z = self.cell.output(u.history(entries, SKIP_STATES))  # (E, 4, K, H)
-            z = z.permute(2, 0, 1, 3).reshape(K, len(entries), -1)
+            pooled = z.new_zeros((len(graphs),) + z.shape[1:]).index_add_(0, owner, z)
+            pooled = pooled.permute(2, 0, 1, 3).reshape(K, len(graphs), -1)
         else:
-            z = self.cell.output(u.final_of(entries)).transpose(0, 1)
-        pooled = z.new_zeros((K, len(graphs), z.shape[-1])).index_add_(1, owner, z)
+            z = self.cell.output(u.final_of(entries))  # (E, K, H)
+            pooled = z.new_zeros((len(graphs),) + z.shape[1:]).index_add_(0, owner, z).transpose(0, 1)
         return nn.functional.log_softmax(self.decoder(pooled), dim=-1)
 
 

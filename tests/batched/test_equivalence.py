@@ -498,17 +498,18 @@ def test_dedup_keeps_rows_apart_whose_own_gradient_is_wanted():
 def test_dedup_on_a_mirrored_path_computes_each_pair_of_runs_once():
     # path 0-1-2 (+ isolated 3), equal features, runs from 0 and from 2, budget 4: run 0 delivers
     # to 0 (start), 1, 0, 2 and run 1 to 2 (start), 1, 2, 0 -- the mirror image, level by level the
-    # same (state, message) pairs. 8 deliveries, 4 computed rows.
+    # same (state, message) pairs. 8 deliveries, 4 computed rows
     g = graphs()[3]
     g = GraphData(g.edge_index, torch.ones(4, F, dtype=torch.float64), g.y, 4, g.level)
     cell = make_cell("gru", False)
     one = torch.ones(2, M, dtype=torch.float64)
     plain = BatchedExecutor(dedup=False).unroll(cell, [g], [[(0,), (2,)]], [[3, 3]], one, 4)
     dedup = BatchedExecutor().unroll(cell, [g], [[(0,), (2,)]], [[3, 3]], one, 4)
-    assert plain.states.shape[0] == 1 + 4 + 8 and dedup.states.shape[0] == 1 + 4 + 4
+    # and the 4 equal start states are one row: row 0, 1 start state, 4 deliveries
+    assert plain.states.shape[0] == 1 + 4 + 8 and dedup.states.shape[0] == 1 + 1 + 4
     assert dedup.deliveries == plain.deliveries == (4, 4)
     run0, run1 = dedup.final_rows.tolist()[:4], dedup.final_rows.tolist()[4:]
-    assert run1 == [run0[2], run0[1], run0[0], 4]  # the mirror reads the same rows; node 3 keeps its start state
+    assert run1 == [run0[2], run0[1], run0[0], 1] and run0[3] == 1  # the mirror; node 3 keeps its start state
     torch.testing.assert_close(dedup.final(), plain.final(), atol=1e-12, rtol=0.0)
     with pytest.raises(ValueError, match="dedup"):
         BatchedExecutor(dedup=1)
