@@ -360,7 +360,32 @@ def _dedup(program: _Program, init_class: np.ndarray, start_class: np.ndarray) -
         first_of[a:b] = a + first[inverse]
     if not rep.all():
         program = _remap(program, rep, (np.cumsum(rep) - 1)[first_of])
-    return _merge_starts(program, init_class)
+    return _merge_messages(_merge_starts(program, init_class), start_class)
+
+
+def _merge_messages(program: _Program, start_class: np.ndarray) -> _Program:
+    """The program with one start-message slot per number of ``start_class`` that a delivery reads
+    (its first slot; slots nobody reads are dropped), and the delivery messages moved up to follow;
+    ``msg_index`` keeps the caller's row of each slot left."""
+    K = program.n_starts
+    msrc = program.msg_src.numpy()
+    read = np.zeros(K, dtype=bool)
+    read[msrc[msrc < K]] = True
+    cls = np.where(read, start_class, -1)
+    _, first = np.unique(cls, return_index=True)
+    first = np.sort(first[cls[first] >= 0])             # the first read slot of each number, in slot order
+    if len(first) == K:
+        return program
+    slot_of = np.zeros(K, dtype=np.int64)                # a read slot -> the kept slot of its number
+    nums = cls[first]
+    order = np.argsort(nums, kind="stable")
+    slot_of[read] = order[np.searchsorted(nums[order], cls[read])]
+    msrc = msrc.astype(np.int64)
+    start = msrc < K
+    msrc[start] = slot_of[msrc[start]]
+    msrc[~start] -= K - len(first)
+    return dataclasses.replace(program, n_starts=len(first), msg_src=torch.from_numpy(msrc).to(program.msg_src.dtype),
+                               msg_index=program.msg_index[torch.from_numpy(first)], _device={})
 
 
 def _merge_starts(program: _Program, init_class: np.ndarray) -> _Program:
@@ -1142,7 +1167,7 @@ class BatchedExecutor:
             program = self._program(graphs, gs, starts, seeds, message_rows, budget, model, fifo, ties)
             if keep is not None:
                 program = _pruned(program, keep)
-            n_msgs, idx = program.n_messages, program.on(device)[3]
+            n_msgs = program.n_messages
         else:
             runs = _runs(starts, seeds)
             msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
@@ -1152,6 +1177,8 @@ class BatchedExecutor:
         if program is not None and self.dedup and program.num_deliveries:
             program = _deduped(program, self._init_classes(graphs, own_features, x),
                                _start_classes(messages, program.msg_index))
+        if program is not None:
+            idx = program.on(device)[3]  # the caller's row of each start-message slot
         init_nodes = None if program is None else program.init_nodes
         init_states = cell.init_state(x if init_nodes is None else x.index_select(0, init_nodes.to(device)))
         start_msgs = messages.to(device=device, dtype=dtype).index_select(0, idx)
