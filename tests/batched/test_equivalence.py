@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import networkx as nx
+import numpy as np
 import pytest
 import torch
 
@@ -537,3 +538,21 @@ def test_dedup_sees_features_change_in_place_or_replaced():
                                                 generator=torch.Generator().manual_seed(4)), g.y, g.num_nodes,
                       g.level, meta=g.meta)
     assert same() > merged
+
+
+def test_dedup_with_distinct_leaves_leaves_the_program_alone():
+    # distinct features and start messages that need their own gradients: no two rows can be equal
+    from ampsim.batched.executor import _dedup
+
+    gs = graphs()
+    cell = make_cell("rnn", False)
+    starts, seeds, keep = own_runs(gs)
+    msgs = torch.randn(sum(g.num_nodes for g in gs), M, dtype=torch.float64, requires_grad=True)
+    bx = BatchedExecutor()
+    u = bx.unroll(cell, gs, starts, seeds, msgs, 9)
+    plain = BatchedExecutor(dedup=False).unroll(cell, gs, starts, seeds, msgs, 9)
+    assert u.states.shape == plain.states.shape
+    torch.testing.assert_close(u.final(), plain.final(), atol=0.0, rtol=0.0)
+    program = next(iter(bx._programs.values()))
+    n_init = sum(g.num_nodes for g in gs)
+    assert _dedup(program, np.arange(n_init), np.arange(program.n_starts)) is program
