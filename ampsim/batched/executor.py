@@ -953,12 +953,12 @@ def _row_classes(rows: Tensor) -> tuple[np.ndarray, np.ndarray]:
 def _start_classes(messages: Tensor, msg_index: Tensor) -> np.ndarray:
     """Numbers of the start-message slots (rows ``msg_index`` of ``messages``): equal for equal rows,
     one each when the messages need their own gradients. All rows equal (``ones(M)`` in Tables 2
-    and 4) is checked first, in one tensor op."""
+    and 4) is checked first: free for one broadcast row (stride 0), else one tensor op."""
     n = len(msg_index)
     if messages.requires_grad:
         return np.arange(n, dtype=np.int64)
-    if messages.shape[0] == 0 or bool((messages == messages[:1]).all()):
-        return np.zeros(n, dtype=np.int64)
+    if messages.shape[0] == 0 or messages.stride(0) == 0 or bool((messages == messages[:1]).all()):
+        return np.zeros(n, dtype=np.int64)  # stride 0: one row broadcast (``row.expand(n, -1)``)
     return _row_classes(messages)[1][msg_index.numpy()]
 
 

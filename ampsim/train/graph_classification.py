@@ -153,8 +153,7 @@ class AMPGraphClassifier(nn.Module):
             z = self.cell.output(z.reshape(-1, z.shape[-1])).reshape(len(entries), -1)
         else:
             z = self.cell.output(u.final_of(entries))
-        pooled = z.new_zeros((len(graphs), z.shape[1])).index_add_(0, owner, z)
-        return nn.functional.log_softmax(self.decoder(pooled), dim=-1)
+        return nn.functional.log_softmax(self.decoder(_pool(z, owner, len(graphs))), dim=-1)
 
 
 def _own_runs(cell, graphs: Sequence[GraphData], executor: BatchedExecutor, messages: int, ref: Tensor,
@@ -165,7 +164,7 @@ def _own_runs(cell, graphs: Sequence[GraphData], executor: BatchedExecutor, mess
     ``history``: keep every state row (the skip readout reads the last 4 states of each entry)."""
     sizes = tuple(g.num_nodes for g in graphs)
     starts, seeds = _own_starts(sizes)
-    msgs = ref.new_ones((sum(sizes), cell.msg_size))
+    msgs = ref.new_ones((1, cell.msg_size)).expand(sum(sizes), -1)  # one row, broadcast: one start class
     entries = own_entries(sizes)
     u = executor.unroll(cell, graphs, starts, seeds, msgs, messages, history=history, keep=entries)
     entries = entries.to(ref.device)
@@ -221,15 +220,21 @@ class GraphClassifierStack(nn.Module):
     def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
         K = self.models
         u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight, self.skip)
-        # sum over each graph's nodes in the executor's row layout (contiguous rows), then to (K, G, ...)
+        # sum over each graph's nodes on 2-D rows (index_add_'s backward, an index_select, is several
+        # times slower on a 3-D tensor), then to (K, G, ...)
         if self.skip:
             z = self.cell.output(u.history(entries, SKIP_STATES))  # (E, 4, K, H)
-            pooled = z.new_zeros((len(graphs),) + z.shape[1:]).index_add_(0, owner, z)
-            pooled = pooled.permute(2, 0, 1, 3).reshape(K, len(graphs), -1)
+            pooled = _pool(z, owner, len(graphs)).permute(2, 0, 1, 3).reshape(K, len(graphs), -1)
         else:
             z = self.cell.output(u.final_of(entries))  # (E, K, H)
-            pooled = z.new_zeros((len(graphs),) + z.shape[1:]).index_add_(0, owner, z).transpose(0, 1)
+            pooled = _pool(z, owner, len(graphs)).transpose(0, 1)
         return nn.functional.log_softmax(self.decoder(pooled), dim=-1)
+
+
+def _pool(z: Tensor, owner: Tensor, groups: int) -> Tensor:
+    """``(E, ...)`` -> ``(groups, ...)``: the sum of the rows of each group (``owner[e]``), on a 2-D view."""
+    flat = z.reshape(z.shape[0], -1)
+    return flat.new_zeros((groups, flat.shape[1])).index_add_(0, owner, flat).reshape((groups,) + z.shape[1:])
 
 
 def build_model(ds: TUDataset, point: GridPoint, seed: int = 0) -> AMPGraphClassifier:
@@ -252,19 +257,18 @@ def _evaluate(graphs: Sequence[GraphData], test: Tensor, executor: BatchedExecut
     A stack runs the union of its folds' test graphs once, all models together (one executor
     pass; with ``dedup`` the extra graphs cost little), and model k is scored on its own.
     """
-    items = [[int(i) for i in torch.nonzero(test[k]).reshape(-1)] for k in range(test.shape[0])]
-    labels = [_labels([graphs[i] for i in its]) if its else None for its in items]
-    union = sorted(set().union(*items))
-    where = {i: j for j, i in enumerate(union)}
-    rows = [torch.tensor([where[i] for i in its], dtype=torch.long) for its in items]
+    union = torch.nonzero(test.any(0)).reshape(-1).tolist()
+    batch = [graphs[i] for i in union]
+    share = test[:, union].to(torch.float64)
+    share = share / share.sum(1, keepdim=True)      # (K, union): 1 / |test_k| on model k's test graphs
+    y = _labels(batch) if batch else None
 
     def evaluate(model: nn.Module, epoch: int) -> list[dict]:
-        if not union:
-            return [{"test_acc": float("nan")} for _ in items]
-        pred = model([graphs[i] for i in union], executor).argmax(-1)
-        pred = pred.reshape(-1, len(union))  # (K, union): one row per model (a single model: K = 1)
-        return [{"test_acc": float((pred[k, r.to(pred.device)] == y.to(pred.device)).float().mean())}
-                if len(its) else {"test_acc": float("nan")} for k, (its, r, y) in enumerate(zip(items, rows, labels))]
+        if not batch:
+            return [{"test_acc": float("nan")} for _ in range(test.shape[0])]
+        pred = model(batch, executor).argmax(-1).reshape(-1, len(batch))  # (K, union); one model: K = 1
+        hits = (pred == y.to(pred.device)).to(torch.float64).cpu()
+        return [{"test_acc": acc} for acc in (hits * share).sum(1).tolist()]  # NaN where a model has no test graph
 
     return evaluate
 
