@@ -150,7 +150,7 @@ def test_signal_during_run_one_line_exit_code_no_partial_file(tmp_path, signum, 
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == code
+    assert proc.returncode == code, err  # the one line says what happened when the code is wrong
     assert err == line and out == ""
     assert _names(tmp_path) == []
 
