@@ -374,6 +374,24 @@ def own_runs(gs):
     return starts, seeds, torch.tensor(keep)
 
 
+def reads(u, keep, history: bool, params) -> tuple:
+    """``(u, final states of keep, their 4-state histories (or the finals again), gradients of a loss of both)``."""
+    z = u.final_of(keep)
+    hist = u.history(keep, 4) if history else z
+    return u, z, hist, torch.autograd.grad((z * z).sum() + z.sum() + hist.sum(), params)
+
+
+def assert_fewer_rows_same_reads(ref, got) -> None:
+    """``got`` (a :func:`reads`) ran the same schedule as ``ref`` on fewer rows, with the same reads to 1e-12."""
+    (a, z0, h0, g0), (b, z1, h1, g1) = ref, got
+    assert b.reasons == a.reasons and b.deliveries == a.deliveries  # the same schedule
+    assert b.states.shape[0] < a.states.shape[0]
+    torch.testing.assert_close(z1, z0, atol=1e-12, rtol=0.0)
+    torch.testing.assert_close(h1, h0, atol=1e-12, rtol=0.0)
+    for x, y in zip(g0, g1):
+        torch.testing.assert_close(y, x, atol=1e-12, rtol=0.0)
+
+
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("delay,segment_rows", [("constant", 0), ("uniform", 0), ("constant", 8)])
 def test_keep_computes_only_the_causal_past_with_the_same_values_and_gradients(kind, delay, segment_rows):
@@ -382,19 +400,11 @@ def test_keep_computes_only_the_causal_past_with_the_same_values_and_gradients(k
     starts, seeds, keep = own_runs(gs)
     msgs = torch.ones(sum(g.num_nodes for g in gs), M, dtype=torch.float64, requires_grad=True)
     params = list(cell.parameters()) + [msgs]
-    outs = []
-    for k in (None, keep):
-        u = BatchedExecutor(segment_rows=segment_rows).unroll(cell, gs, starts, seeds, msgs, 9, delay, keep=k)
-        z = u.final_of(keep)
-        hist = u.history(keep, 4) if segment_rows == 0 else z
-        outs.append((u, z, hist, torch.autograd.grad((z * z).sum() + z.sum() + hist.sum(), params)))
-    (full, z0, h0, g0), (kept, z1, h1, g1) = outs
-    assert kept.reasons == full.reasons and kept.deliveries == full.deliveries  # the same schedule
-    assert kept.states.shape[0] < full.states.shape[0]
-    torch.testing.assert_close(z1, z0, atol=1e-12, rtol=0.0)
-    torch.testing.assert_close(h1, h0, atol=1e-12, rtol=0.0)
-    for a, b in zip(g0, g1):
-        torch.testing.assert_close(b, a, atol=1e-12, rtol=0.0)
+    full, kept = [reads(BatchedExecutor(segment_rows=segment_rows).unroll(cell, gs, starts, seeds, msgs, 9, delay,
+                                                                          keep=k), keep, segment_rows == 0, params)
+                  for k in (None, keep)]
+    assert_fewer_rows_same_reads(full, kept)
+    full, kept = full[0], kept[0]
     left_out = torch.nonzero(kept.final_rows < 0)[:, 0]
     assert len(left_out) > 0
     with pytest.raises(ValueError, match=f"entry {int(left_out[0])} was not computed"):
@@ -461,22 +471,12 @@ def test_dedup_computes_equal_rows_once_with_the_same_values_and_gradients(kind,
     starts, seeds, keep = own_runs(gs)
     msgs = torch.ones(sum(g.num_nodes for g in gs), M, dtype=torch.float64)  # no gradient: equal rows share a number
     params = list(cell.parameters())
-    outs = []
-    for dedup in (False, True):
-        u = BatchedExecutor(segment_rows=segment_rows, dedup=dedup).unroll(
-            cell, gs, starts, seeds, msgs, 9, delay, keep=keep if pruned else None)
-        z = u.final_of(keep)
-        hist = u.history(keep, 4) if segment_rows == 0 else z
-        outs.append((u, z, hist, torch.autograd.grad((z * z).sum() + z.sum() + hist.sum(), params)))
-    (plain, z0, h0, g0), (dedup, z1, h1, g1) = outs
-    assert dedup.reasons == plain.reasons and dedup.deliveries == plain.deliveries  # the same schedule
-    assert dedup.states.shape[0] < plain.states.shape[0]
-    torch.testing.assert_close(z1, z0, atol=1e-12, rtol=0.0)
-    torch.testing.assert_close(h1, h0, atol=1e-12, rtol=0.0)
-    for a, b in zip(g0, g1):
-        torch.testing.assert_close(b, a, atol=1e-12, rtol=0.0)
+    plain, dedup = [reads(BatchedExecutor(segment_rows=segment_rows, dedup=d).unroll(
+        cell, gs, starts, seeds, msgs, 9, delay, keep=keep if pruned else None), keep, segment_rows == 0, params)
+        for d in (False, True)]
+    assert_fewer_rows_same_reads(plain, dedup)
     if not pruned:
-        torch.testing.assert_close(dedup.final(), plain.final(), atol=1e-12, rtol=0.0)
+        torch.testing.assert_close(dedup[0].final(), plain[0].final(), atol=1e-12, rtol=0.0)
 
 
 def test_dedup_keeps_rows_apart_whose_own_gradient_is_wanted():
