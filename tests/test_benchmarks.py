@@ -20,3 +20,12 @@ def test_table4_step_compares_the_protocol_with_every_row_on_the_same_loss():
     # MUTAG's 7 distinct start states and 116 deliveries)
     assert "protocol" in lines[0] and "(124 state rows)" in lines[0]
     assert "keep" in lines[0] and "(19,595 state rows)" in lines[0] and "(48,337 state rows)" in lines[0]
+
+
+def test_sweep_trains_the_folds_both_ways_with_the_same_losses():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--folds", "2", "--epochs", "1",
+                          "--rounds", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr + out.stdout  # 1: the stacked losses differ from the one-by-one ones
+    lines = out.stdout.strip().splitlines()
+    assert re.fullmatch(r"speedup: \d+\.\dx", lines[-1])
+    assert "MUTAG h16_m25_noskip, K = 2 folds x 1 epochs" in lines[-3]
