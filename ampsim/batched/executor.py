@@ -35,10 +35,9 @@ gradients into gradient buffers (no O(levels x buffer) copies).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import OrderedDict
-from itertools import accumulate
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence, Union
 
@@ -439,10 +438,9 @@ def _remap(program: _Program, kept: np.ndarray, new: np.ndarray) -> _Program:
         missing = np.union1d(missing, program.missing.numpy())
     finals[missing] = 0
     narrow = program.state_src.dtype
-    return _Program(program.n_init, program.n_starts, bounds, torch.from_numpy(ssrc).to(narrow),
-                    torch.from_numpy(msrc).to(narrow), torch.from_numpy(finals), program.reasons, program.deliveries,
-                    program.schedules, program.msg_index, program.n_messages,
-                    torch.from_numpy(missing) if len(missing) else None, program.init_nodes)
+    return dataclasses.replace(program, bounds=bounds, state_src=torch.from_numpy(ssrc).to(narrow),
+                               msg_src=torch.from_numpy(msrc).to(narrow), final_rows=torch.from_numpy(finals),
+                               missing=torch.from_numpy(missing) if len(missing) else None, _device={})
 
 
 # --------------------------------------------------------------------------- lock-step driver
@@ -915,39 +913,37 @@ def _flat_keep(graphs: Sequence[Union[GraphData, Graph]], runs_per_graph: Sequen
     return flat, [len(e) for e in entries]
 
 
-def _pruned(program: _Program, keep: np.ndarray) -> _Program:
-    """:func:`_prune` of ``program``, kept with it (one per ``keep`` array, by its bytes: a training loop
-    passes the same entries every epoch)."""
-    key = ("keep", hashlib.sha256(keep.tobytes()).hexdigest())
+def _cached_on(program: _Program, kind: str, arrays: Sequence[np.ndarray], build) -> _Program:
+    """``build()``, kept with ``program`` under ``(kind, digest of arrays)`` (the last few of a kind: a
+    training loop passes the same arrays every epoch)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(a.tobytes())
+        h.update(b"|")
+    key = (kind, h.hexdigest())
     if key not in program._device:
-        pruned = [k for k in program._device if isinstance(k, tuple) and k[0] == "keep"]
-        for k in pruned[: max(0, len(pruned) - 3)]:
+        old = [k for k in program._device if isinstance(k, tuple) and k[0] == kind]
+        for k in old[: max(0, len(old) - 3)]:
             del program._device[k]
-        program._device[key] = _prune(program, keep)
+        program._device[key] = build()
     return program._device[key]
+
+
+def _pruned(program: _Program, keep: np.ndarray) -> _Program:
+    """:func:`_prune` of ``program``, kept with it (one per ``keep`` array, by its bytes)."""
+    return _cached_on(program, "keep", [keep], lambda: _prune(program, keep))
 
 
 def _deduped(program: _Program, init_class: np.ndarray, start_class: np.ndarray) -> _Program:
     """:func:`_dedup` of ``program``, kept with it (one per pair of leaf numberings, by their bytes)."""
-    h = hashlib.sha256(init_class.tobytes())
-    h.update(b"|")
-    h.update(start_class.tobytes())
-    key = ("dedup", h.hexdigest())
-    if key not in program._device:
-        old = [k for k in program._device if isinstance(k, tuple) and k[0] == "dedup"]
-        for k in old[: max(0, len(old) - 3)]:
-            del program._device[k]
-        program._device[key] = _dedup(program, init_class, start_class)
-    return program._device[key]
+    return _cached_on(program, "dedup", [init_class, start_class], lambda: _dedup(program, init_class, start_class))
 
 
-def _row_classes(rows: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of a 2-D tensor (as one opaque byte string each, sorted) and each row's
-    index among them: byte-equal rows get the same index."""
+def _row_classes(rows: Tensor) -> np.ndarray:
+    """Each row's index among the distinct rows of a 2-D tensor: byte-equal rows get the same index."""
     a = np.ascontiguousarray(rows.detach().cpu().contiguous().view(torch.uint8).numpy())
     v = a.view(np.dtype((np.void, max(1, a.shape[1])))).reshape(-1) if a.shape[1] else np.zeros(len(a), "V1")
-    uniq, inverse = np.unique(v, return_inverse=True)
-    return uniq, inverse.reshape(-1).astype(np.int64)
+    return np.unique(v, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def _start_classes(messages: Tensor, msg_index: Tensor) -> np.ndarray:
@@ -959,30 +955,15 @@ def _start_classes(messages: Tensor, msg_index: Tensor) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
     if messages.shape[0] == 0 or messages.stride(0) == 0 or bool((messages == messages[:1]).all()):
         return np.zeros(n, dtype=np.int64)  # stride 0: one row broadcast (``row.expand(n, -1)``)
-    return _row_classes(messages)[1][msg_index.numpy()]
+    return _row_classes(messages)[msg_index.numpy()]
 
 
-def _init_classes(graphs: Sequence[Union[GraphData, Graph]], features: Optional[Sequence[Tensor]],
-                  x: Tensor) -> np.ndarray:
+def _init_classes(x: Tensor) -> np.ndarray:
     """Equal numbers for start states that are equal because their feature rows are (the cell's
-    ``init_state`` is a function of each row); every row its own number when ``x`` needs gradients.
-
-    For ``GraphData`` features each graph's distinct rows are memoised on its ``meta``
-    (valid while ``data.x`` is the same tensor at the same version)."""
-    if x.requires_grad or not graphs:
+    ``init_state`` is a function of each row); every row its own number when ``x`` needs gradients."""
+    if x.requires_grad or x.shape[0] == 0:
         return np.arange(x.shape[0], dtype=np.int64)
-    if features is not None or not all(isinstance(g, GraphData) for g in graphs):
-        return _row_classes(x)[1]
-    parts = []
-    for data in graphs:
-        memo = data.meta.get("_batched_rows")
-        if memo is None or memo[0] is not data.x or memo[1] != data.x._version or memo[2] != x.dtype:
-            memo = (data.x, data.x._version, x.dtype) + _row_classes(data.x.to(dtype=x.dtype))
-            data.meta["_batched_rows"] = memo
-        parts.append(memo[3:])
-    _, joint = np.unique(np.concatenate([u for u, _ in parts]), return_inverse=True)
-    offsets = accumulate((len(u) for u, _ in parts), initial=0)
-    return np.concatenate([joint.reshape(-1)[off + inv] for (_, inv), off in zip(parts, offsets)])
+    return _row_classes(x)
 
 
 def _graph(g: Union[GraphData, Graph]) -> Graph:
@@ -1096,10 +1077,9 @@ class BatchedExecutor:
                                 self.ties or engine_ties())
         if keep is not None:
             program = _pruned(program, _flat_keep(graphs, runs_per_graph, keep)[0].numpy())
-        if self.dedup and program.num_deliveries and all(isinstance(g, GraphData) for g in graphs):
-            msgs = torch.cat([r.messages for rr in runs_per_graph for r in rr])
-            program = _deduped(program, self._init_classes(graphs, None, torch.cat([g.x for g in graphs])),
-                               _start_classes(msgs, program.msg_index))
+        if all(isinstance(g, GraphData) for g in graphs):
+            program = self._dedup_for(program, graphs, None, torch.cat([g.x for g in graphs]),
+                                      torch.cat([r.messages for rr in runs_per_graph for r in rr]))
         return tuple(b - a for a, b in program.bounds)
 
     # ------------------------------------------------------------- core
@@ -1179,10 +1159,8 @@ class BatchedExecutor:
             idx = torch.from_numpy(np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)).to(device)
         if messages.dim() != 2 or messages.shape[0] != n_msgs or messages.shape[1] != cell.msg_size:
             raise ValueError(f"messages must be ({n_msgs}, {cell.msg_size}), got {tuple(messages.shape)}")
-        if program is not None and self.dedup and program.num_deliveries:
-            program = _deduped(program, self._init_classes(graphs, own_features, x),
-                               _start_classes(messages, program.msg_index))
         if program is not None:
+            program = self._dedup_for(program, graphs, own_features, x, messages)
             idx = program.on(device)[3]  # the caller's row of each start-message slot
         init_nodes = None if program is None else program.init_nodes
         init_states = cell.init_state(x if init_nodes is None else x.index_select(0, init_nodes.to(device)))
@@ -1235,22 +1213,28 @@ class BatchedExecutor:
         self.last = result
         return result
 
-    def _init_classes(self, graphs, features, x: Tensor) -> np.ndarray:
-        """:func:`_init_classes`, remembered for the last few batches of ``GraphData`` (a training loop
-        passes the same graphs every epoch). The key is each graph's feature tensor by identity and
-        version; the entry holds those tensors, so an identity cannot be reused while it is kept."""
+    def _dedup_for(self, program: _Program, graphs, features, x: Tensor, messages: Tensor) -> _Program:
+        """:func:`_deduped` of ``program`` for these leaves (``program`` itself with ``dedup=False``).
+
+        The start-state numbers of a batch of ``GraphData`` (``features`` not given) are remembered
+        for the last few batches (a training loop passes the same graphs every epoch), keyed by
+        each graph's feature tensor by identity and version; the entry holds those tensors, so an
+        identity cannot be reused while it is kept."""
+        if not self.dedup or not program.num_deliveries:
+            return program
         if features is not None or x.requires_grad or not all(isinstance(g, GraphData) for g in graphs):
-            return _init_classes(graphs, features, x)
-        key = (x.dtype, tuple((id(g.x), g.x._version) for g in graphs))
-        hit = self._classes.get(key)
-        if hit is None:
-            hit = ([g.x for g in graphs], _init_classes(graphs, None, x))
-            self._classes[key] = hit
-            while len(self._classes) > max(4, self.program_cache):
-                self._classes.popitem(last=False)
+            init_class = _init_classes(x)
         else:
-            self._classes.move_to_end(key)
-        return hit[1]
+            key = (x.dtype, tuple((id(g.x), g.x._version) for g in graphs))
+            hit = self._classes.get(key)
+            if hit is None:
+                hit = self._classes[key] = ([g.x for g in graphs], _init_classes(x))
+                while len(self._classes) > max(4, self.program_cache):
+                    self._classes.popitem(last=False)
+            else:
+                self._classes.move_to_end(key)
+            init_class = hit[1]
+        return _deduped(program, init_class, _start_classes(messages, program.msg_index))
 
     def _segments(self, program: _Program, cell: AMPCell, dtype: torch.dtype, device: torch.device,
                   whole: bool = False) -> _Segments:

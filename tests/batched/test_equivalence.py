@@ -533,7 +533,7 @@ def test_dedup_sees_features_change_in_place_or_replaced():
     merged = same()
     gs[0].x[0, 2] = 5.0  # in place: node 0 of the cycle now differs from every other node
     assert same() > merged
-    g = gs[1]  # a new GraphData sharing the old one's meta (where the rows are memoised), other features
+    g = gs[1]  # a new GraphData for the same graph (sharing its meta), other features
     gs[1] = GraphData(g.edge_index, torch.randn(g.num_nodes, F, dtype=torch.float64,
                                                 generator=torch.Generator().manual_seed(4)), g.y, g.num_nodes,
                       g.level, meta=g.meta)
