@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -105,6 +106,9 @@ class Unrolled:
     (:meth:`final`, :meth:`final_of` and :meth:`history` refuse to read it).
     ``compact``: the run was checkpointed and ``states`` holds a zero row and the final
     states only (``back`` is all zeros; :meth:`history` with k > 1 refuses).
+    ``program``: the compiled level program whose fixed rows ``final_rows`` and ``back`` are
+    (``None`` for lock-step and checkpointed runs); readouts keep what they derive from those
+    rows with it (:meth:`sum_by`).
     """
 
     states: Tensor
@@ -117,6 +121,7 @@ class Unrolled:
     batches: int
     records: Optional[list] = None
     compact: bool = False
+    program: Optional["_Program"] = field(default=None, repr=False)
 
     def final(self) -> Tensor:
         """(E, S): the final packed state of every (graph, run, node)."""
@@ -156,6 +161,11 @@ class Unrolled:
         The start state (encoding) counts as a state, as in the authors' skip readout
         (reference notes 1.4: the last 4 states of a start node, left-padded with zeros).
         """
+        idx = self._history_rows(entries, k)
+        return self.states.index_select(0, idx.reshape(-1)).reshape(idx.shape[0], k, -1)
+
+    def _history_rows(self, entries: Tensor, k: int) -> Tensor:
+        """(len(entries), k): the rows of the last k states of each entry, oldest first (see :meth:`history`)."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if self.compact and k > 1:
@@ -164,8 +174,58 @@ class Unrolled:
         rows = [self._rows(self.final_rows.index_select(0, entries), entries)]
         for _ in range(k - 1):
             rows.append(self.back.index_select(0, rows[-1]))
-        idx = torch.stack(rows[::-1], dim=1)
-        return self.states.index_select(0, idx.reshape(-1)).reshape(idx.shape[0], k, -1)
+        return torch.stack(rows[::-1], dim=1)
+
+    def sum_by(self, entries: Tensor, group: Tensor, groups: int, k: Optional[int] = None) -> Tensor:
+        """``out[g] = sum of final_of(entries)[i] over i with group[i] == g``: ``(groups, S)``; with ``k``,
+        the same over :meth:`history` ``(entries, k)``: ``(groups, k, S)``.
+
+        The sum readout of a batch (a graph's node states, Section 5.3), equal to
+        ``zeros(groups, S).index_add_(0, group, final_of(entries))`` up to float summation
+        order, computed as one sparse count matrix times ``states``: entries of a group that
+        read the same row (with ``dedup``, most do) add it once, times their number, and the
+        backward pass is the transposed product. A cell's ``output`` selects columns of a
+        state, so ``output(sum_by(...)) == sum of output(...)``.
+        """
+        idx = self._history_rows(entries, 1 if k is None else k)  # (E, k)
+        group = group.to(idx.device)
+        if group.shape != (idx.shape[0],):
+            raise ValueError(f"group has shape {tuple(group.shape)}, expected ({idx.shape[0]},): one per entry")
+        if idx.shape[0] and not bool(((group >= 0) & (group < groups)).all()):
+            raise ValueError(f"group values must lie in 0..{groups - 1}")
+        kk, R = idx.shape[1], self.states.shape[0]
+
+        def build() -> tuple[Tensor, Tensor]:
+            out_rows = (group.unsqueeze(1) * kk + torch.arange(kk, device=idx.device)).reshape(-1)  # g * k + j
+            keys, counts = torch.unique(out_rows * R + idx.reshape(-1), return_counts=True)  # sorted: coalesced
+            coo = torch.sparse_coo_tensor(torch.stack([keys // R, keys % R]), counts.to(self.states.dtype),
+                                          (groups * kk, R), is_coalesced=True, check_invariants=False)
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR times dense is what we use
+                warnings.simplefilter("ignore", UserWarning)
+                return coo.to_sparse_csr(), coo.t().coalesce().to_sparse_csr()
+
+        if self.program is None:
+            matrix, transposed = build()
+        else:  # a training loop reads the same entries every epoch: one matrix per program and readout
+            matrix, transposed = _cached_on(self.program, "sum_by", [
+                idx.cpu().numpy(), group.cpu().numpy(), f"{groups} {R} {self.states.dtype} {idx.device}"], build)
+        out = _CountSum.apply(self.states, matrix, transposed)
+        return out if k is None else out.reshape(groups, kk, -1)
+
+
+class _CountSum(torch.autograd.Function):
+    """``matrix @ states`` for a sparse CSR ``matrix`` whose transpose is given (also CSR): the backward
+    pass is ``transposed @ grad``, one row-parallel product like the forward (torch's own sparse
+    backward transposes and converts the matrix on every call, 2-8x slower here)."""
+
+    @staticmethod
+    def forward(ctx, states: Tensor, matrix: Tensor, transposed: Tensor) -> Tensor:  # noqa: D102
+        ctx.transposed = transposed
+        return matrix @ states
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        return ctx.transposed @ grad.contiguous(), None, None
 
 
 # --------------------------------------------------------------------------- static programs
@@ -913,12 +973,12 @@ def _flat_keep(graphs: Sequence[Union[GraphData, Graph]], runs_per_graph: Sequen
     return flat, [len(e) for e in entries]
 
 
-def _cached_on(program: _Program, kind: str, arrays: Sequence[np.ndarray], build) -> _Program:
+def _cached_on(program: _Program, kind: str, arrays: Sequence[Union[np.ndarray, str]], build) -> Any:
     """``build()``, kept with ``program`` under ``(kind, digest of arrays)`` (the last few of a kind: a
     training loop passes the same arrays every epoch)."""
     h = hashlib.sha256()
     for a in arrays:
-        h.update(a.tobytes())
+        h.update(a.encode() if isinstance(a, str) else a.tobytes())
         h.update(b"|")
     key = (kind, h.hexdigest())
     if key not in program._device:
@@ -1209,7 +1269,7 @@ class BatchedExecutor:
         entry = np.concatenate([[0], np.cumsum([r * g.num_nodes for r, g in zip(num_runs, gs)])])
         result = Unrolled(states, final_rows, back, tuple(int(e) for e in entry),
                           tuple((r, g.num_nodes) for r, g in zip(num_runs, gs)), reasons, deliveries,
-                          batches, records, compact)
+                          batches, records, compact, None if compact else program)
         self.last = result
         return result
 

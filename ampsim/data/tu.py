@@ -40,6 +40,7 @@ _NUM_FOLDS = 10
 
 # (resolved path, size, mtime_ns, expected sha256) of files already verified in this process
 _VERIFIED: set[tuple[str, int, int, str]] = set()
+_SUMS: dict[str, dict[str, tuple[str, int]]] = {}  # parsed SHA256SUMS files by their text
 
 
 class DataError(ValueError):
@@ -66,12 +67,21 @@ def _missing(path: Path) -> FileNotFoundError:
 
 
 def _read_sums(root: Path) -> dict[str, tuple[str, int]]:
-    """Parse ``root/SHA256SUMS`` into {relative path: (hex digest, line number)}."""
+    """Parse ``root/SHA256SUMS`` into {relative path: (hex digest, line number)}.
+
+    Parsed once per content and process (the file is re-read every call); do not modify the result."""
     path = root / "SHA256SUMS"
     if not path.is_file():
         raise _missing(path)
+    text = path.read_text()
+    if text not in _SUMS:
+        _SUMS[text] = _parse_sums(path, text)
+    return _SUMS[text]
+
+
+def _parse_sums(path: Path, text: str) -> dict[str, tuple[str, int]]:
     sums: dict[str, tuple[str, int]] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
@@ -208,6 +218,7 @@ class TUDataset(Sequence):
         self._total = len(graphs) if total is None else total
         self._index = torch.arange(len(graphs)) if index is None else index
         self.labels = torch.tensor([int(g.y[0]) for g in graphs], dtype=torch.long)
+        self._folds: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # parsed GIN folds of this snapshot
 
     def __len__(self) -> int:
         return len(self._graphs)
@@ -233,12 +244,21 @@ class TUDataset(Sequence):
                 f"features={self.num_features})")
 
     def folds(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(train_idx, test_idx) of GIN fold ``k`` in 0..9 (files ``*_idx-{k+1}.txt``)."""
+        """(train_idx, test_idx) of GIN fold ``k`` in 0..9 (files ``*_idx-{k+1}.txt``).
+
+        The files are read, verified and checked once per data set object, like its graphs;
+        each call returns new tensors."""
         if self.name not in _GIN_NAME:
             raise ValueError(f"{self.name} is in TU order and has no GIN fold files; split it yourself "
                              "(e.g. sklearn's StratifiedKFold)")
         if not 0 <= k < _NUM_FOLDS:
             raise IndexError(f"fold {k} out of range 0..{_NUM_FOLDS - 1}")
+        if k not in self._folds:
+            self._folds[k] = self._read_fold(k)
+        train, test = self._folds[k]
+        return train.clone(), test.clone()
+
+    def _read_fold(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         stem = _GIN_NAME[self.name]
         split = []
         for part in ("train", "test"):

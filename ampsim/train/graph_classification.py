@@ -148,12 +148,12 @@ class AMPGraphClassifier(nn.Module):
 
     def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
         u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight, self.skip)
-        if self.skip:
-            z = u.history(entries, SKIP_STATES)
-            z = self.cell.output(z.reshape(-1, z.shape[-1])).reshape(len(entries), -1)
+        G = len(graphs)
+        if self.skip:  # (G, 4, S): each graph's sum of its nodes' last 4 states
+            z = self.cell.output(u.sum_by(entries, owner, G, SKIP_STATES).reshape(G * SKIP_STATES, -1)).reshape(G, -1)
         else:
-            z = self.cell.output(u.final_of(entries))
-        return nn.functional.log_softmax(self.decoder(_pool(z, owner, len(graphs))), dim=-1)
+            z = self.cell.output(u.sum_by(entries, owner, G))
+        return nn.functional.log_softmax(self.decoder(z), dim=-1)
 
 
 def _own_runs(cell, graphs: Sequence[GraphData], executor: BatchedExecutor, messages: int, ref: Tensor,
@@ -220,21 +220,13 @@ class GraphClassifierStack(nn.Module):
     def forward(self, graphs: Sequence[GraphData], executor: BatchedExecutor) -> Tensor:
         K = self.models
         u, entries, owner = _own_runs(self.cell, graphs, executor, self.messages, self.decoder.weight, self.skip)
-        # sum over each graph's nodes on 2-D rows (index_add_'s backward, an index_select, is several
-        # times slower on a 3-D tensor), then to (K, G, ...)
+        G = len(graphs)
         if self.skip:
-            z = self.cell.output(u.history(entries, SKIP_STATES))  # (E, 4, K, H)
-            pooled = _pool(z, owner, len(graphs)).permute(2, 0, 1, 3).reshape(K, len(graphs), -1)
+            z = self.cell.output(u.sum_by(entries, owner, G, SKIP_STATES))  # (G, 4, K, H)
+            pooled = z.permute(2, 0, 1, 3).reshape(K, G, -1)
         else:
-            z = self.cell.output(u.final_of(entries))  # (E, K, H)
-            pooled = _pool(z, owner, len(graphs)).transpose(0, 1)
+            pooled = self.cell.output(u.sum_by(entries, owner, G)).transpose(0, 1)  # (K, G, H)
         return nn.functional.log_softmax(self.decoder(pooled), dim=-1)
-
-
-def _pool(z: Tensor, owner: Tensor, groups: int) -> Tensor:
-    """``(E, ...)`` -> ``(groups, ...)``: the sum of the rows of each group (``owner[e]``), on a 2-D view."""
-    flat = z.reshape(z.shape[0], -1)
-    return flat.new_zeros((groups, flat.shape[1])).index_add_(0, owner, flat).reshape((groups,) + z.shape[1:])
 
 
 def build_model(ds: TUDataset, point: GridPoint, seed: int = 0) -> AMPGraphClassifier:
@@ -322,8 +314,8 @@ def train_folds(ds: TUDataset, folds: Sequence[int], point: GridPoint, *, epochs
     executor = executor or table4_executor()
     # the training batch and each fold's test batch are compiled programs: keep them all cached
     executor.program_cache = max(executor.program_cache, K + 2)
-    singles = [build_model(ds, point, seed).to(device) for _ in folds]
-    model = GraphClassifierStack(singles).to(device) if K > 1 else singles[0]
+    single = build_model(ds, point, seed).to(device)  # every fold starts from the same weights
+    model = GraphClassifierStack([single] * K).to(device) if K > 1 else single
     options = Options(epochs=epochs, lr=lr, lr_steps=(STEP, GAMMA), eval_every=1, checkpoint_every=checkpoint_every,
                       resume=resume, stop_after=stop_after)
     outcomes = fit_models(model, _forward(graphs, executor), Data([g.y.reshape(1) for g in graphs], train), options,

@@ -556,3 +556,43 @@ def test_dedup_with_distinct_leaves_leaves_the_program_alone():
     program = next(iter(bx._programs.values()))
     n_init = sum(g.num_nodes for g in gs)
     assert _dedup(program, np.arange(n_init), np.arange(program.n_starts)) is program
+
+
+@pytest.mark.parametrize("kind,segment_rows,k", [("gru", 0, None), ("gru", 0, 4), ("lstm", 8, None),
+                                                 ("act", 0, None)])
+def test_sum_by_equals_index_add_of_the_reads_with_the_same_gradients(kind, segment_rows, k):
+    gs = labelled_graphs()
+    cell = make_cell(kind, False)
+    starts, seeds, keep = own_runs(gs)
+    msgs = torch.ones(sum(g.num_nodes for g in gs), M, dtype=torch.float64)
+    owner = torch.repeat_interleave(torch.arange(len(gs)), torch.tensor([g.num_nodes for g in gs]))
+    u = BatchedExecutor(segment_rows=segment_rows).unroll(cell, gs, starts, seeds, msgs, 9, keep=keep,
+                                                          history=k is not None)
+    assert (u.program is None) == (kind == "act" or segment_rows > 0)  # lock-step / checkpointed: no program
+    rows = u.final_of(keep) if k is None else u.history(keep, k)
+    ref = torch.zeros((len(gs),) + rows.shape[1:], dtype=rows.dtype).index_add_(0, owner, rows)
+    for again in range(2):  # the second call reads the matrix kept with the program
+        got = u.sum_by(keep, owner, len(gs), k)
+        torch.testing.assert_close(got, ref, atol=1e-12, rtol=0.0)
+        g_ref, = torch.autograd.grad((ref * ref).sum(), [u.states], retain_graph=True)  # the readout's part
+        g_got, = torch.autograd.grad((got * got).sum(), [u.states], retain_graph=True)
+        torch.testing.assert_close(g_got, g_ref, atol=1e-12, rtol=0.0)
+    if u.program is not None:
+        assert sum(1 for key in u.program._device if key[0] == "sum_by") == 1
+        # other groups (all entries in one group, one graph left empty): another matrix, not the kept one
+        one = torch.zeros_like(owner)
+        torch.testing.assert_close(u.sum_by(keep, one, 2, k)[0], ref.sum(0), atol=1e-12, rtol=0.0)
+        assert float(u.sum_by(keep, one, 2, k)[1].abs().sum()) == 0.0
+
+
+def test_sum_by_refuses_bad_groups():
+    gs = labelled_graphs()
+    starts, seeds, keep = own_runs(gs)
+    u = BatchedExecutor().unroll(make_cell("rnn", False), gs, starts, seeds,
+                                 torch.ones(sum(g.num_nodes for g in gs), M, dtype=torch.float64), 9, keep=keep)
+    with pytest.raises(ValueError, match="one per entry"):
+        u.sum_by(keep, torch.zeros(len(keep) - 1, dtype=torch.long), 1)
+    with pytest.raises(ValueError, match=r"group values must lie in 0\.\.1"):
+        u.sum_by(keep, torch.full((len(keep),), 2, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        u.sum_by(keep, torch.zeros(len(keep), dtype=torch.long), 1, 0)

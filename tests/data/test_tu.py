@@ -95,6 +95,29 @@ def test_folds_partition(name):
         ds.folds(10)
 
 
+def test_folds_read_once_and_returned_fresh(tmp_path):
+    root = _copy_mutag(tmp_path)
+    ds = load_tu("MUTAG", root=root)
+    train, test = ds.folds(4)
+    expected = (train.tolist(), test.tolist())
+    train[:] = -1  # the caller's copy
+    for path in (root / "GIN/MUTAG/10fold_idx").iterdir():
+        path.unlink()  # fold 4 was read, verified and kept on first use
+    again = ds.folds(4)
+    assert (again[0].tolist(), again[1].tolist()) == expected
+    with pytest.raises(FileNotFoundError, match="test_idx-6.txt|train_idx-6.txt"):
+        ds.folds(5)  # ... once per fold, on first use
+
+
+def test_checksum_list_parsed_per_content(tmp_path):
+    root = _copy_mutag(tmp_path)
+    load_tu("MUTAG", root=root)
+    sums = root / "SHA256SUMS"
+    sums.write_text(sums.read_text().replace("GIN/MUTAG/MUTAG.txt", "GIN/MUTAG/other.txt"))
+    with pytest.raises(DataError, match="not listed"):
+        load_tu("MUTAG", root=root)  # the edited list is parsed again, whatever the file's mtime
+
+
 def test_aliases_and_case():
     assert load_tu("ptc").name == "PTC" and load_tu("ptc_mr").name == "PTC_MR"  # GIN's file vs the TU original
     assert load_tu("imdbbinary").name == "IMDB-BINARY"
