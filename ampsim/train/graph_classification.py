@@ -386,7 +386,7 @@ def run_grid(datasets: Sequence[str], folds: Sequence[int], *, points: Optional[
     train together (``stack``, default; ``False``: one after another), grouped by the epoch
     of their checkpoints (a run that was stopped resumes from them). Since the executor
     computes each level's distinct rows once (``dedup``), a step is mostly per-pass overhead,
-    and one pass for all folds is faster on a CPU too (benchmarks/sweep.py: 4.3-5.2x for the 10
+    and one pass for all folds is faster on a CPU too (benchmarks/sweep.py: 5.4-6.7x for the 10
     MUTAG folds; before ``dedup`` it measured 0.8-1.5x). ``max_graphs`` (smoke tests only)
     keeps the first graphs of the data set; such files are marked ``"subset": true``.
     """
