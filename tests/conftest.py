@@ -8,8 +8,8 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from ampsim import ListTracer, Message
-from ampsim.protocols import Echo, HaltingFlooding
+from ampsim import ListTracer
+from ampsim.protocols import Echo
 
 
 class Silent:

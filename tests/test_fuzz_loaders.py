@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ampsim import Flooding, JSONLTracer, Simulation, TraceFormatError, load_trace, parse_graph_spec
+from ampsim import JSONLTracer, Simulation, TraceFormatError, load_trace, parse_graph_spec
 from ampsim.checkpoint import load_checkpoint
 from ampsim.engine.errors import CheckpointError, GraphError
 from ampsim.protocols import HaltingFlooding

@@ -72,7 +72,7 @@ def _tamper(path, how: str) -> None:
         h["graph"]["edges"][0] = [0, 9]
         lines[0] = json.dumps(h)
     elif how == "graph+hash":  # another graph with a consistent header: the records no longer fit it
-        from ampsim.graphs import Graph, parse_graph_spec
+        from ampsim.graphs import parse_graph_spec
 
         h = json.loads(lines[0])
         g = parse_graph_spec("cycle:10")

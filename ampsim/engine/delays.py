@@ -17,7 +17,7 @@ name            delay                                       random
 from __future__ import annotations
 
 import math
-import random
+from random import Random
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Protocol, Union, runtime_checkable
 
@@ -45,7 +45,7 @@ class DelayModel(Protocol):
     name: str
     random: bool
 
-    def bind(self, rng: random.Random) -> Sampler: ...
+    def bind(self, rng: Random) -> Sampler: ...
 
     def describe(self) -> dict: ...
 
@@ -63,7 +63,7 @@ class Constant:
         if not (_is_number(v) and math.isfinite(v) and v > 0):
             raise DelayError(f"constant delay must be finite and > 0, got {v!r}")
 
-    def bind(self, rng: random.Random) -> Sampler:
+    def bind(self, rng: Random) -> Sampler:
         value = float(self.value)
         return lambda msg_id, src, dst: value
 
@@ -85,7 +85,7 @@ class Uniform:
         if not (_is_number(lo) and _is_number(hi) and 0.0 <= lo < hi and math.isfinite(hi)):
             raise DelayError(f"uniform delay needs numbers 0 <= low < high < inf, got low={lo!r}, high={hi!r}")
 
-    def bind(self, rng: random.Random) -> Sampler:
+    def bind(self, rng: Random) -> Sampler:
         draw = rng.random
         low, high = float(self.low), float(self.high)
         if low == 0.0 and high == 1.0:
@@ -116,7 +116,7 @@ class FromTrace:
         if self.default is not None and not (_is_number(self.default) and math.isfinite(self.default) and self.default > 0):
             raise DelayError(f"from-trace default delay must be finite and > 0 or None, got {self.default!r}")
 
-    def bind(self, rng: random.Random) -> Sampler:
+    def bind(self, rng: Random) -> Sampler:
         delays = self.delays
         if self.default is not None:
             default = float(self.default)
@@ -141,7 +141,7 @@ class FromTrace:
 class Custom:
     """Any user function ``fn(rng, msg_id, src, dst) -> delay``; say whether it is ``random``."""
 
-    fn: Callable[[random.Random, int, int, int], float]
+    fn: Callable[[Random, int, int, int], float]
     random: bool = True
     name: str = "custom"
 
@@ -149,7 +149,7 @@ class Custom:
         if not callable(self.fn):
             raise DelayError(f"a custom delay model needs a function fn(rng, msg_id, src, dst) -> delay, got {self.fn!r}")
 
-    def bind(self, rng: random.Random) -> Sampler:
+    def bind(self, rng: Random) -> Sampler:
         fn, name = self.fn, self.name
 
         def sample(msg_id: int, src: int, dst: int) -> float:

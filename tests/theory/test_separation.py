@@ -1,9 +1,6 @@
 """Theorem 4.4 by execution (ampsim.theory.separation): IDs -> gathered edge list -> an invariant."""
 from __future__ import annotations
 
-import networkx as nx
-import pytest
-
 from ampsim.cli import main as cli_main
 from ampsim.engine.simulation import Simulation
 from ampsim.graphs import parse_graph_spec

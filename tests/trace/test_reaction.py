@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 import torch
 
-from ampsim.cells.execute import EngineExecutor, RunSpec
+from ampsim.cells.execute import EngineExecutor
 from ampsim.cells.models import origin_runs
 from ampsim.data.graphdata import GraphData
 from ampsim.trace.reaction import aggregate, hop_distances, trace_reactions
