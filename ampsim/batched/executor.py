@@ -187,10 +187,14 @@ class Unrolled:
         backward pass is the transposed product. A cell's ``output`` selects columns of a
         state, so ``output(sum_by(...)) == sum of output(...)``.
         """
-        idx = self._history_rows(entries, 1 if k is None else k)  # (E, k)
-        group = group.to(idx.device)
+        V.positive_int("groups", groups)
+        idx = self._history_rows(entries, 1 if k is None else V.positive_int("k", k))  # (E, k)
+        group = torch.as_tensor(group, device=idx.device)
+        if group.is_floating_point() or group.is_complex() or group.dtype == torch.bool:
+            raise ValueError(f"group must hold integer group numbers, got dtype {group.dtype}")
         if group.shape != (idx.shape[0],):
             raise ValueError(f"group has shape {tuple(group.shape)}, expected ({idx.shape[0]},): one per entry")
+        group = group.long()
         if idx.shape[0] and not bool(((group >= 0) & (group < groups)).all()):
             raise ValueError(f"group values must lie in 0..{groups - 1}")
         kk, R = idx.shape[1], self.states.shape[0]

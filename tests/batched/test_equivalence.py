@@ -594,5 +594,11 @@ def test_sum_by_refuses_bad_groups():
         u.sum_by(keep, torch.zeros(len(keep) - 1, dtype=torch.long), 1)
     with pytest.raises(ValueError, match=r"group values must lie in 0\.\.1"):
         u.sum_by(keep, torch.full((len(keep),), 2, dtype=torch.long), 2)
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be"):
         u.sum_by(keep, torch.zeros(len(keep), dtype=torch.long), 1, 0)
+    with pytest.raises(ValueError, match="groups must be"):
+        u.sum_by(keep, torch.zeros(len(keep), dtype=torch.long), 0)
+    with pytest.raises(ValueError, match="integer group numbers"):
+        u.sum_by(keep, torch.zeros(len(keep)), 1)
+    one = u.sum_by(keep, torch.zeros(len(keep), dtype=torch.int32), 1)  # any integer dtype
+    torch.testing.assert_close(one[0], u.final_of(keep).sum(0), atol=1e-12, rtol=0.0)
