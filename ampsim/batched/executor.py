@@ -1183,11 +1183,11 @@ class BatchedExecutor:
                 V.finite_values(f"features[{g}]", f)
         if not (len(graphs) == len(starts) == len(seeds)):
             raise ValueError(f"{len(graphs)} graphs, {len(starts)} start lists, {len(seeds)} seed lists")
+        gs = [_graph(g) for g in graphs]
         if keep is not None:
-            keep = _entries("keep", keep, sum(len(st) * _graph(g).num_nodes for g, st in zip(graphs, starts)))
+            keep = _entries("keep", keep, sum(len(st) * g.num_nodes for g, st in zip(gs, starts)))
         model = get_delay(delay)
         ties = self.ties or engine_ties()
-        gs = [_graph(g) for g in graphs]
         params = list(cell.parameters())
         ref = params[0]
         device, dtype = ref.device, ref.dtype

@@ -47,12 +47,14 @@ class Executor(Protocol):
 
 
 def graph_of(data: GraphData) -> Graph:
-    """The engine's :class:`Graph` of a :class:`GraphData` (cached on ``meta``)."""
-    g = data.meta.get("_graph")
-    if g is None:
-        g = as_graph(data.edge_index, num_nodes=data.num_nodes)
-        data.meta["_graph"] = g
-    return g
+    """The engine's :class:`Graph` of a :class:`GraphData` (cached on ``meta`` while ``edge_index`` is the
+    same tensor at the same version: an in-place edit builds it again)."""
+    ei = data.edge_index
+    stamp = (ei.data_ptr(), tuple(ei.shape), ei._version, data.num_nodes)
+    memo = data.meta.get("_graph")
+    if memo is None or memo[0] != stamp:
+        memo = data.meta["_graph"] = (stamp, as_graph(ei, num_nodes=data.num_nodes))
+    return memo[1]
 
 
 class EngineExecutor:

@@ -540,6 +540,23 @@ def test_dedup_sees_features_change_in_place_or_replaced():
     assert same() > merged
 
 
+def test_edges_changed_in_place_are_seen():
+    g = graphs()[3]  # path 0-1-2 and an isolated node 3
+    cell = make_cell("gru", False)
+    one = torch.ones(1, M, dtype=torch.float64)
+    bx = BatchedExecutor()
+    with torch.no_grad():
+        before = bx.unroll(cell, [g], [[(0,)]], [[3]], one, 6).final()
+        g.edge_index[1, g.edge_index[1] == 2] = 3  # in place: the edge 1-2 becomes 1-3
+        g.edge_index[0, g.edge_index[0] == 2] = 3
+        fresh = GraphData(g.edge_index.clone(), g.x, g.y, g.num_nodes, g.level)
+        after = bx.unroll(cell, [g], [[(0,)]], [[3]], one, 6).final()
+        expected = BatchedExecutor().unroll(cell, [fresh], [[(0,)]], [[3]], one, 6).final()
+    assert graph_of(g).neighbors == graph_of(fresh).neighbors == ((1,), (0, 3), (), (1,))
+    torch.testing.assert_close(after, expected, atol=0.0, rtol=0.0)
+    assert not torch.equal(after, before)
+
+
 def test_dedup_with_distinct_leaves_leaves_the_program_alone():
     # distinct features and start messages that need their own gradients: no two rows can be equal
     from ampsim.batched.executor import _dedup
