@@ -243,26 +243,55 @@ def _forward(graphs: Sequence[GraphData], executor: BatchedExecutor) -> Callable
     return forward
 
 
+def _test_scores(graphs: Sequence[GraphData], test: Tensor) -> tuple[list[int], Callable]:
+    """``(union, score)``: the graphs that any model tests on, and ``score(pred)`` for predictions ``(K, union)``
+    -> per model ``{"test_acc": a}``, its accuracy on its own test graphs (``test``: (K, items) bool)."""
+    union = torch.nonzero(test.any(0)).reshape(-1).tolist()
+    share = test[:, union].to(torch.float64)
+    share = share / share.sum(1, keepdim=True)      # (K, union): 1 / |test_k| on model k's test graphs
+    y = _labels([graphs[i] for i in union]) if union else None
+
+    def score(pred: Tensor) -> list[dict]:
+        hits = (pred == y.to(pred.device)).to(torch.float64).cpu()
+        return [{"test_acc": acc} for acc in (hits * share).sum(1).tolist()]  # NaN where a model has no test graph
+
+    return union, score
+
+
 def _evaluate(graphs: Sequence[GraphData], test: Tensor, executor: BatchedExecutor) -> Callable:
     """Per model, the accuracy on its own test graphs (``test``: (K, items) bool) -> ``[{"test_acc": a}]``.
 
     A stack runs the union of its folds' test graphs once, all models together (one executor
     pass; with ``dedup`` the extra graphs cost little), and model k is scored on its own.
     """
-    union = torch.nonzero(test.any(0)).reshape(-1).tolist()
+    union, score = _test_scores(graphs, test)
     batch = [graphs[i] for i in union]
-    share = test[:, union].to(torch.float64)
-    share = share / share.sum(1, keepdim=True)      # (K, union): 1 / |test_k| on model k's test graphs
-    y = _labels(batch) if batch else None
 
     def evaluate(model: nn.Module, epoch: int) -> list[dict]:
         if not batch:
             return [{"test_acc": float("nan")} for _ in range(test.shape[0])]
-        pred = model(batch, executor).argmax(-1).reshape(-1, len(batch))  # (K, union); one model: K = 1
-        hits = (pred == y.to(pred.device)).to(torch.float64).cpu()
-        return [{"test_acc": acc} for acc in (hits * share).sum(1).tolist()]  # NaN where a model has no test graph
+        return score(model(batch, executor).argmax(-1).reshape(-1, len(batch)))  # (K, union); one model: K = 1
 
     return evaluate
+
+
+def _evaluate_forward(graphs: Sequence[GraphData], test: Tensor) -> Callable:
+    """:func:`_evaluate`'s accuracies from a training forward's log-probabilities ``(K, items, C)``
+    (:func:`ampsim.train.loop.fit_models`' ``evaluate_forward``); ``None`` unless every test graph is in ``items``.
+
+    The classifiers compute the same values in train and eval mode (no dropout, no batch
+    statistics) and the executor the same with and without a graph, so the predictions are
+    the evaluation's to the bit (``tests/train/test_graph_classification.py``)."""
+    union, score = _test_scores(graphs, test)
+
+    def evaluate_forward(logp: Tensor, items: Sequence[int]) -> Optional[list[dict]]:
+        where = {int(item): j for j, item in enumerate(items)}
+        if not union or any(i not in where for i in union):
+            return None
+        cols = torch.tensor([where[i] for i in union], device=logp.device)
+        return score(logp.argmax(-1).reshape(-1, len(where)).index_select(1, cols))
+
+    return evaluate_forward
 
 
 def _fold_config(ds: TUDataset, fold: int, point: GridPoint, epochs: int, lr: float, seed: int) -> dict:
@@ -318,8 +347,11 @@ def train_folds(ds: TUDataset, folds: Sequence[int], point: GridPoint, *, epochs
     model = GraphClassifierStack([single] * K).to(device) if K > 1 else single
     options = Options(epochs=epochs, lr=lr, lr_steps=(STEP, GAMMA), eval_every=1, checkpoint_every=checkpoint_every,
                       resume=resume, stop_after=stop_after)
+    # a stack's test graphs are its other folds' training graphs: evaluate from the next training forward
+    covered = bool(test.any(0).sum()) and not bool((test.any(0) & ~train.any(0)).any())
     outcomes = fit_models(model, _forward(graphs, executor), Data([g.y.reshape(1) for g in graphs], train), options,
-                          evaluate=_evaluate(graphs, test, executor), checkpoints=checkpoints,
+                          evaluate=_evaluate(graphs, test, executor),
+                          evaluate_forward=_evaluate_forward(graphs, test) if covered else None, checkpoints=checkpoints,
                           configs=[_fold_config(ds, f, point, epochs, lr, seed) for f in folds], on_epoch=progress)
     records = []
     for k, o in enumerate(outcomes):

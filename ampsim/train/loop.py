@@ -30,7 +30,16 @@ training it alone (``tests/train/test_stacked.py``, to 1e-5).
 
 * **Evaluation**: ``evaluate(model, epoch) -> [dict per model]`` every ``eval_every`` epochs;
   each value is appended to that model's history under its key (Table 4's ``test_acc``).
-  A final evaluation is the protocol's business (it has the trained model).
+  A final evaluation is the protocol's business (it has the trained model). Optionally
+  ``evaluate_forward(logp, items) -> [dict per model]`` gives the same metrics from a training
+  forward's output (``(K, ..., P, C)``, detached, over ``items``), for a protocol whose
+  training batch holds every evaluated item and whose model computes the same values in
+  train and eval mode (Table 4's stacked folds: each fold's test graphs are other folds'
+  training graphs). Then, in one process, the evaluation of epoch e waits for epoch e + 1's
+  training forward, which runs the weights of epoch e (the step comes after it), instead of a
+  pass of its own; ``on_epoch(e)`` waits with it. Checkpoint epochs and the last epoch
+  evaluate at once, so a checkpoint always holds its epoch's metrics; ``None`` from
+  ``evaluate_forward`` falls back to ``evaluate``.
 * **Checkpoints**: ``checkpoints[k]`` is model k's file (:func:`save_checkpoint`, via
   :func:`ampsim.fileio.save_torch`): its parameters, its slice of the optimiser state, the
   scheduler, its delay stream, the epoch and its history, plus the protocol's ``configs[k]``
@@ -105,6 +114,7 @@ __all__ = [
 CKPT_FORMAT = "ampsim.train.checkpoint"
 Forward = Callable[[nn.Module, Sequence[int], Sequence[int]], Tensor]
 Evaluate = Callable[[nn.Module, int], Sequence[dict]]
+EvaluateForward = Callable[[Tensor, Sequence[int]], Optional[Sequence[dict]]]
 
 
 def training_process(threads: int = 1) -> None:
@@ -302,6 +312,7 @@ def _check_config(path: str, saved: Any, mine: Any) -> None:
 
 def fit_models(model: nn.Module, forward: Forward, data: Data, options: Options, *,
                loss: Callable[[Tensor, Tensor], Tensor] = nll_terms, evaluate: Optional[Evaluate] = None,
+               evaluate_forward: Optional[EvaluateForward] = None,
                checkpoints: Optional[Sequence[str]] = None, configs: Optional[Sequence[Any]] = None,
                delay_rngs: Optional[Sequence[random.Random]] = None,
                on_epoch: Optional[Callable[[int, list], None]] = None) -> list[Outcome]:
@@ -391,6 +402,26 @@ def fit_models(model: nn.Module, forward: Forward, data: Data, options: Options,
 
     show = not options.quiet and writer and sys.stderr.isatty()
     bar = tqdm(total=options.epochs, initial=epoch, disable=not show, desc=options.desc, leave=False)
+    defer = evaluate_forward is not None and world == 1
+    pending: Optional[int] = None  # an epoch whose evaluation waits for the next training forward
+
+    def end_epoch(ep: int, metrics: Optional[Sequence[dict]], due: bool) -> None:
+        """Epoch ``ep`` is done: its evaluation (``metrics``, else a pass of its own when due), the bar, ``on_epoch``."""
+        if due:
+            if metrics is None:
+                was = model.training
+                model.eval()
+                with torch.no_grad():
+                    metrics = evaluate(model, ep)
+                model.train(was)
+            for k, m in enumerate(metrics):
+                for key, value in m.items():
+                    outcomes[k].history.setdefault(key, []).append(value)
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(values.mean()):.4f}")
+        if on_epoch is not None:
+            on_epoch(ep, outcomes)
+
     t0 = time.perf_counter()
     done_now = 0
     try:
@@ -402,6 +433,11 @@ def fit_models(model: nn.Module, forward: Forward, data: Data, options: Options,
             logp = net(mine, seeds)
             if not stacked:
                 logp = logp.unsqueeze(0)
+            if pending is not None:  # this forward ran epoch `pending`'s weights
+                with torch.no_grad():
+                    metrics = evaluate_forward(logp.detach(), mine)
+                end_epoch(pending, metrics, True)
+                pending = None
             terms = loss(logp, target.expand(logp.shape[:-1]) if target.dim() < logp.dim() - 1 else target)
             w = weight.to(device=terms.device, dtype=terms.dtype)
             w = w.reshape(K, *([1] * (terms.dim() - 2)), -1)
@@ -425,20 +461,19 @@ def fit_models(model: nn.Module, forward: Forward, data: Data, options: Options,
             for k in range(K):
                 outcomes[k].history["loss"].append(float(values[k]))
                 outcomes[k].history["train_acc"].append(float(accs[k]))
-            if evaluate is not None and writer and options.eval_every and (
-                    epoch % options.eval_every == 0 or epoch == options.epochs):
-                model.eval()
-                with torch.no_grad():
-                    for k, metrics in enumerate(evaluate(model, epoch)):
-                        for key, value in metrics.items():
-                            outcomes[k].history.setdefault(key, []).append(value)
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(values.mean()):.4f}")
-            if on_epoch is not None:
-                on_epoch(epoch, outcomes)
-            if checkpoints is not None and writer and (epoch % options.checkpoint_every == 0 or
-                                                       epoch == options.epochs):
+            due = evaluate is not None and writer and bool(options.eval_every) and (
+                epoch % options.eval_every == 0 or epoch == options.epochs)
+            save = checkpoints is not None and writer and (epoch % options.checkpoint_every == 0 or
+                                                           epoch == options.epochs)
+            if due and defer and not save and epoch < options.epochs and (
+                    options.stop_after is None or done_now < options.stop_after):
+                pending = epoch  # the next forward runs these weights: evaluate from it
+                continue
+            end_epoch(epoch, None, due)
+            if save:
                 _save_all(checkpoints, configs, epoch, model, opt, sched, rngs, outcomes, stacked)
+        if pending is not None:  # not reached: every deferred epoch has a next forward
+            end_epoch(pending, None, True)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0

@@ -20,6 +20,7 @@ from ampsim.train.graph_classification import (
     load_dataset,
     run_grid,
     summarize,
+    train_folds,
     write_tables,
 )
 
@@ -161,3 +162,36 @@ def test_summarize_takes_the_best_fold_averaged_epoch(tmp_path):
     assert "| AMP-RNN (ampsim, batched) | 84.5 ± 3.0 (1/8 grid points) | not run |" in md
     assert json.loads((tmp_path / "t4.json").read_text())["MUTAG"]["paper"] == {"mean": 90.4, "std": 4.1}
     assert PAPER_AMP_RNN["IMDB-MULTI"] == (52.1, 3.6)
+
+
+def test_a_stack_evaluates_from_the_next_training_forward_to_the_bit(monkeypatch):
+    import ampsim.train.graph_classification as gc
+
+    ds = load_dataset("MUTAG")[:40]
+    point = GridPoint(8, 5, True)
+    from_forward = train_folds(ds, [0, 1, 2], point, epochs=5)
+    asked, real = [], gc._evaluate_forward
+
+    def own_pass(graphs, test):  # every evaluation runs a pass of its own (one forward later)
+        asked.append(len(graphs))
+        return lambda logp, items: None
+
+    monkeypatch.setattr(gc, "_evaluate_forward", own_pass)
+    own = train_folds(ds, [0, 1, 2], point, epochs=5)
+    assert asked == [40]
+    for a, b in zip(from_forward, own):
+        assert a["test_acc"] == b["test_acc"] and a["train_loss"] == b["train_loss"] and len(a["test_acc"]) == 5
+    # one fold alone: its test graphs are not in its training batch, so nothing is asked of the forward
+    asked.clear()
+    train_folds(ds, [0], point, epochs=2)
+    assert asked == []
+    # model k's accuracy on its own test graphs, read from the forward's columns (items in any order)
+    graphs = [ds[i] for i in range(6)]
+    test = torch.tensor([[1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.bool)
+    items = [5, 3, 0, 1, 4, 2]
+    logp = torch.log_softmax(torch.randn(2, 6, 2, generator=torch.Generator().manual_seed(3)), -1)
+    hit = [[float(logp[k, items.index(i)].argmax() == graphs[i].y.reshape(())) for i in range(6)] for k in (0, 1)]
+    expected = [sum(hit[0][:2]) / 2, sum(hit[1][3:]) / 3]
+    assert [m["test_acc"] for m in real(graphs, test)(logp, items)] == pytest.approx(expected, abs=1e-15)
+    assert len(set(hit[0] + hit[1])) == 2  # this draw has right and wrong predictions
+    assert real(graphs, test)(logp[:, 1:], items[1:]) is None  # graph 5 (model 1 tests on it) is not among them

@@ -271,3 +271,48 @@ def test_workers_share_the_runs_and_each_seed_gets_its_own_numbers(tmp_path, cap
     assert "nothing to do" in capsys.readouterr().out
     with pytest.raises(Exception, match="workers"):
         tables.run_protocol(["limits1"], ["amp-rnn"], [0], str(tmp_path / "three"), workers=0)
+
+
+def _deferral_run(tmp_path, name: str, evaluate_forward, **options):
+    """A linear classifier on 12 points, every point evaluated; ``(history, evaluate calls, on_epoch calls)``."""
+    from ampsim.train.loop import Data, Options, fit_models
+
+    X = torch.randn(12, 3, generator=torch.Generator().manual_seed(0))
+    y = (X[:, 0] > 0).long()
+    calls, seen = [], []
+
+    def forward(model, items, seeds):
+        return torch.log_softmax(model(X[list(items)]), -1)
+
+    def evaluate(model, epoch):
+        calls.append(epoch)
+        assert not model.training and not torch.is_grad_enabled()
+        return [{"acc": float((model(X).argmax(-1) == y).double().mean())}]
+
+    torch.manual_seed(1)
+    model = torch.nn.Linear(3, 2)
+    (out,) = fit_models(model, forward, Data([t.reshape(1) for t in y]),
+                        Options(epochs=7, lr=0.3, eval_every=1, checkpoint_every=3, **options), evaluate=evaluate,
+                        evaluate_forward=evaluate_forward, checkpoints=[str(tmp_path / name / "ckpt.pt")],
+                        on_epoch=lambda e, o: seen.append((e, len(o[0].history["acc"]))))
+    return out.history, calls, seen
+
+
+def test_evaluation_from_the_next_training_forward_equals_a_pass_of_its_own(tmp_path):
+    def from_forward(logp, items):
+        assert not logp.requires_grad and logp.shape == (1, 12, 2)
+        y = (torch.randn(12, 3, generator=torch.Generator().manual_seed(0))[:, 0] > 0).long()
+        return [{"acc": float((logp[0].argmax(-1) == y[list(items)]).double().mean())}]
+
+    own, own_calls, own_seen = _deferral_run(tmp_path, "own", None)
+    assert own_calls == [1, 2, 3, 4, 5, 6, 7]
+    got, calls, seen = _deferral_run(tmp_path, "deferred", from_forward)
+    assert got == own and len(set(own["acc"])) > 1  # the same history, and the accuracy moved
+    assert calls == [3, 6, 7]  # checkpoint epochs and the last one evaluate at once
+    assert seen == own_seen == [(e, e) for e in range(1, 8)]  # on_epoch(e) sees epoch e's metrics
+    # stopped after 2 epochs: epoch 1 waits for epoch 2's forward, epoch 2 (the last of this call) does not wait
+    cut, cut_calls, _ = _deferral_run(tmp_path, "cut", from_forward, stop_after=2)
+    assert cut_calls == [2] and cut["acc"] == own["acc"][:2]
+    # no answer from the forward: the evaluation's own pass, late but the same
+    late, late_calls, _ = _deferral_run(tmp_path, "late", lambda logp, items: None)
+    assert late == own and late_calls == own_calls
