@@ -319,8 +319,10 @@ def train_folds(ds: TUDataset, folds: Sequence[int], point: GridPoint, *, epochs
 
     With ``stack`` (default) the folds train together as one :class:`GraphClassifierStack`
     (one executor pass over every graph a fold trains on; fold k's loss is masked to its
-    training graphs, its test accuracy to its test graphs), else one after another. Either
-    way each fold's numbers are those of training it alone (``tests/train/test_stacked.py``).
+    training graphs, its test accuracy to its test graphs; each epoch's accuracies come from
+    the next epoch's training forward, which runs the same weights over every graph:
+    ``evaluate_forward`` of :func:`ampsim.train.loop.fit_models`), else one after another.
+    Either way each fold's numbers are those of training it alone (``tests/train/test_stacked.py``).
     ``checkpoints[j]`` is fold ``folds[j]``'s checkpoint (resumed when present). Inside a
     process group the loop shards the graphs (:mod:`ampsim.train.loop`).
     """
@@ -418,7 +420,7 @@ def run_grid(datasets: Sequence[str], folds: Sequence[int], *, points: Optional[
     train together (``stack``, default; ``False``: one after another), grouped by the epoch
     of their checkpoints (a run that was stopped resumes from them). Since the executor
     computes each level's distinct rows once (``dedup``), a step is mostly per-pass overhead,
-    and one pass for all folds is faster on a CPU too (benchmarks/sweep.py: 5.4-6.7x for the 10
+    and one pass for all folds is faster on a CPU too (benchmarks/sweep.py: 6.3-6.8x for the 10
     MUTAG folds; before ``dedup`` it measured 0.8-1.5x). ``max_graphs`` (smoke tests only)
     keeps the first graphs of the data set; such files are marked ``"subset": true``.
     """
