@@ -322,7 +322,8 @@ def train_folds(ds: TUDataset, folds: Sequence[int], point: GridPoint, *, epochs
     training graphs, its test accuracy to its test graphs; each epoch's accuracies come from
     the next epoch's training forward, which runs the same weights over every graph:
     ``evaluate_forward`` of :func:`ampsim.train.loop.fit_models`), else one after another.
-    Either way each fold's numbers are those of training it alone (``tests/train/test_stacked.py``).
+    Either way each fold's numbers are those of training it alone, up to float summation order
+    (``tests/train/test_stacked.py``: losses to 1e-5).
     ``checkpoints[j]`` is fold ``folds[j]``'s checkpoint (resumed when present). Inside a
     process group the loop shards the graphs (:mod:`ampsim.train.loop`).
     """
@@ -353,7 +354,8 @@ def train_folds(ds: TUDataset, folds: Sequence[int], point: GridPoint, *, epochs
     covered = bool(test.any(0).sum()) and not bool((test.any(0) & ~train.any(0)).any())
     outcomes = fit_models(model, _forward(graphs, executor), Data([g.y.reshape(1) for g in graphs], train), options,
                           evaluate=_evaluate(graphs, test, executor),
-                          evaluate_forward=_evaluate_forward(graphs, test) if covered else None, checkpoints=checkpoints,
+                          evaluate_forward=_evaluate_forward(graphs, test) if covered else None,
+                          checkpoints=checkpoints,
                           configs=[_fold_config(ds, f, point, epochs, lr, seed) for f in folds], on_epoch=progress)
     records = []
     for k, o in enumerate(outcomes):
@@ -647,7 +649,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", dest="stack", action="store_true", default=True,
                         help="train the folds of a grid point in one pass (the default)")
     parser.add_argument("--no-stack", dest="stack", action="store_false",
-                        help="train the folds one after another (same numbers, slower)")
+                        help="train the folds one after another (the same numbers up to float summation order; slower)")
     parser.add_argument("--summarize", action="store_true", help="only write the table (--json, --md)")
     parser.add_argument("--note", default="", help="a paragraph for the table's head (how the runs ran, wall time)")
     parser.add_argument("--json", default=os.path.join("runs", "table4.json"), help="default runs/table4.json "

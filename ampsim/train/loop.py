@@ -406,7 +406,7 @@ def fit_models(model: nn.Module, forward: Forward, data: Data, options: Options,
     pending: Optional[int] = None  # an epoch whose evaluation waits for the next training forward
 
     def end_epoch(ep: int, metrics: Optional[Sequence[dict]], due: bool) -> None:
-        """Epoch ``ep`` is done: its evaluation (``metrics``, else a pass of its own when due), the bar, ``on_epoch``."""
+        """Epoch ``ep`` is done: its evaluation (``metrics``, else a pass of its own) when due, the bar, ``on_epoch``."""
         if due:
             if metrics is None:
                 was = model.training
