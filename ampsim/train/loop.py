@@ -37,7 +37,8 @@ training it alone (``tests/train/test_stacked.py``, to 1e-5).
   train and eval mode (Table 4's stacked folds: each fold's test graphs are other folds'
   training graphs). Then, in one process, the evaluation of epoch e waits for epoch e + 1's
   training forward, which runs the weights of epoch e (the step comes after it), instead of a
-  pass of its own; ``on_epoch(e)`` waits with it. Checkpoint epochs and the last epoch
+  pass of its own; ``on_epoch(e)`` waits with it (not with ``delay_rngs``: each epoch draws new
+  delays). Checkpoint epochs and the last epoch
   evaluate at once, so a checkpoint always holds its epoch's metrics; ``None`` from
   ``evaluate_forward`` falls back to ``evaluate``.
 * **Checkpoints**: ``checkpoints[k]`` is model k's file (:func:`save_checkpoint`, via
@@ -402,7 +403,7 @@ def fit_models(model: nn.Module, forward: Forward, data: Data, options: Options,
 
     show = not options.quiet and writer and sys.stderr.isatty()
     bar = tqdm(total=options.epochs, initial=epoch, disable=not show, desc=options.desc, leave=False)
-    defer = evaluate_forward is not None and world == 1
+    defer = evaluate_forward is not None and world == 1 and rngs is None  # one process, no per-epoch delay draws
     pending: Optional[int] = None  # an epoch whose evaluation waits for the next training forward
 
     def end_epoch(ep: int, metrics: Optional[Sequence[dict]], due: bool) -> None:

@@ -273,7 +273,7 @@ def test_workers_share_the_runs_and_each_seed_gets_its_own_numbers(tmp_path, cap
         tables.run_protocol(["limits1"], ["amp-rnn"], [0], str(tmp_path / "three"), workers=0)
 
 
-def _deferral_run(tmp_path, name: str, evaluate_forward, **options):
+def _deferral_run(tmp_path, name: str, evaluate_forward, delay_rngs=None, **options):
     """A linear classifier on 12 points, every point evaluated; ``(history, evaluate calls, on_epoch calls)``."""
     from ampsim.train.loop import Data, Options, fit_models
 
@@ -294,6 +294,7 @@ def _deferral_run(tmp_path, name: str, evaluate_forward, **options):
     (out,) = fit_models(model, forward, Data([t.reshape(1) for t in y]),
                         Options(epochs=7, lr=0.3, eval_every=1, checkpoint_every=3, **options), evaluate=evaluate,
                         evaluate_forward=evaluate_forward, checkpoints=[str(tmp_path / name / "ckpt.pt")],
+                        delay_rngs=delay_rngs,
                         on_epoch=lambda e, o: seen.append((e, len(o[0].history["acc"]))))
     return out.history, calls, seen
 
@@ -316,3 +317,8 @@ def test_evaluation_from_the_next_training_forward_equals_a_pass_of_its_own(tmp_
     # no answer from the forward: the evaluation's own pass, late but the same
     late, late_calls, _ = _deferral_run(tmp_path, "late", lambda logp, items: None)
     assert late == own and late_calls == own_calls
+    # per-epoch delay draws: the next forward runs other delays, so every evaluation is a pass of its own
+    import random
+
+    drawn, drawn_calls, _ = _deferral_run(tmp_path, "drawn", from_forward, delay_rngs=[random.Random(5)])
+    assert drawn == own and drawn_calls == own_calls
