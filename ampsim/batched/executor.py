@@ -1035,17 +1035,15 @@ def _graph(g: Union[GraphData, Graph]) -> Graph:
 
 
 def _graph_hash(data: Union[GraphData, Graph]) -> str:
-    """SHA-256 of a graph's size and neighbour lists, memoised on ``GraphData.meta`` per edge tensor version."""
+    """SHA-256 of a graph's size and neighbour lists, memoised on ``GraphData.meta`` with the engine
+    graph it hashes (:func:`graph_of` builds a new one when the edges change)."""
     if isinstance(data, Graph):
         return neighbour_hash(data)
-    ei = data.edge_index
-    stamp = (ei.data_ptr(), tuple(ei.shape), ei._version, data.num_nodes)
+    g = graph_of(data)
     memo = data.meta.get("_batched_hash")
-    if memo is not None and memo[0] == stamp:
-        return memo[1]
-    value = neighbour_hash(graph_of(data))
-    data.meta["_batched_hash"] = (stamp, value)
-    return value
+    if memo is None or memo[0] is not g:
+        memo = data.meta["_batched_hash"] = (g, neighbour_hash(g))
+    return memo[1]
 
 
 class BatchedExecutor:

@@ -468,13 +468,11 @@ def fit_models(model: nn.Module, forward: Forward, data: Data, options: Options,
                                                            epoch == options.epochs)
             if due and defer and not save and epoch < options.epochs and (
                     options.stop_after is None or done_now < options.stop_after):
-                pending = epoch  # the next forward runs these weights: evaluate from it
+                pending = epoch  # the next forward (there is one: not the last epoch, not stopping) runs these weights
                 continue
             end_epoch(epoch, None, due)
             if save:
                 _save_all(checkpoints, configs, epoch, model, opt, sched, rngs, outcomes, stacked)
-        if pending is not None:  # not reached: every deferred epoch has a next forward
-            end_epoch(pending, None, True)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
