@@ -559,7 +559,7 @@ def test_edges_changed_in_place_are_seen():
 
 def test_dedup_with_distinct_leaves_leaves_the_program_alone():
     # distinct features and start messages that need their own gradients: no two rows can be equal
-    from ampsim.batched.executor import _dedup
+    from ampsim.batched.program import _dedup
 
     gs = graphs()
     cell = make_cell("rnn", False)

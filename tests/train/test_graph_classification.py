@@ -73,7 +73,7 @@ def test_skip_readout_concatenates_the_last_four_states():
 
 def test_skip_readout_keeps_every_state_when_the_auto_plan_would_checkpoint(monkeypatch):
     # PROTEINS h32 skip is over SEGMENT_BYTES: the auto plan cut it and the skip readout failed
-    import ampsim.batched.executor as bx
+    import ampsim.batched.levels as bx
 
     ds = load_dataset("MUTAG")[:60]  # over 4096 computed deliveries (no dedup): the smallest segment the auto plan cuts
     model = build_model(ds, GridPoint(16, 15, True))
