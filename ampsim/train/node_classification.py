@@ -1,4 +1,4 @@
-"""Node classification on the Planetoid citation graphs (Cora, CiteSeer): AMP against a two-layer GCN.
+"""Node classification on the Planetoid citation graphs (Cora, CiteSeer): AMP against a GCN and a GAT.
 
 Protocol (the standard semi-supervised setting of Kipf & Welling, ICLR 2017, on the public split:
 20 labelled nodes per class, 500 validation and 1000 test nodes; ``data/README.md``), a definition
@@ -6,7 +6,10 @@ on the one training loop (:class:`Protocol` on :func:`ampsim.train.loop.fit_mode
 
 * **GCN**: ``log_softmax(Â · drop(ReLU(Â · drop(X) W0)) W1)`` with ``Â = D^-1/2 (A + I) D^-1/2``,
   row-normalised features, hidden 16, dropout 0.5, Glorot init; Adam lr 0.01, weight decay 5e-4
-  on the first layer (as the reference code), 200 epochs;
+  on the first layer (as the reference code), 200 epochs (:class:`~ampsim.train.baselines.GCN`);
+* **GAT** (Veličković et al., ICLR 2018): 8 heads × 8 hidden, ELU, one output head, dropout 0.6 on
+  each layer's input and on the attention coefficients, row-normalised features; Adam lr 0.005,
+  weight decay 5e-4 on every weight but the biases, 500 epochs (:class:`~ampsim.train.baselines.GAT`);
 * **AMP** (Section 3 cells: AMP-GRU, AMP-ACT, AMP-Iter, AMP-RNN): *one* run per graph in which
   **every node starts** -- node v wakes with its encoding ``h_v^0 = W_e drop(x_v)`` and receives
   the start message ``ones(M)`` -- then delivers messages until the budget of
@@ -25,7 +28,7 @@ Files: one result JSON per (data set, model, delay, seed) under ``runs/node_clas
 finished seed is skipped, an interrupted one continues from its checkpoint, bit for bit);
 ``--summarize`` writes ``results/node_classification.json`` and ``.md``.
 
-    python -m ampsim.train.node_classification --models GCN --seeds 0-9
+    python -m ampsim.train.node_classification --models GCN GAT --seeds 0-9
     python -m ampsim.train.node_classification --models AMP-GRU AMP-ACT --delays constant uniform --seeds 0-9
     python -m ampsim.train.node_classification --summarize --out results/node_classification_runs
 """
@@ -53,6 +56,7 @@ from ..data.graphdata import GraphData
 from ..data.planetoid import load_planetoid, row_normalize
 from ..engine.rng import derive_seed, stream
 from ..fileio import write_json, write_text
+from .baselines import GAT, GCN, dropout, gcn_adjacency, glorot, self_loop_edges
 from .cli import int_ranges
 from .loop import Data, Options, fit_models, nll_terms, training_process, write_result
 
@@ -63,6 +67,7 @@ __all__ = [
     "NodeConfig",
     "NodeTask",
     "GCN",
+    "GAT",
     "AMPNodeClassifier",
     "load_node_task",
     "gcn_adjacency",
@@ -77,15 +82,21 @@ __all__ = [
 ]
 
 DATASETS = ("Cora", "CiteSeer")
-MODELS = ("GCN", "AMP-GRU", "AMP-ACT", "AMP-Iter", "AMP-RNN")
+#: The classical baselines (no delays) and the AMP models.
+BASELINES = ("GCN", "GAT")
+MODELS = BASELINES + ("AMP-GRU", "AMP-ACT", "AMP-Iter", "AMP-RNN")
 DELAYS = ("constant", "uniform")
 #: AMP readouts: the final output, it beside the start encoding ("skip"), or the mean over the node's states beside it.
 READOUTS = ("last", "skip", "mean")
 #: Published test accuracies (%) on the public split: GCN (Kipf & Welling 2017, Table 2), GAT (Veličković et al. 2018).
 PUBLISHED = {"GCN": {"Cora": 81.5, "CiteSeer": 70.3}, "GAT": {"Cora": 83.0, "CiteSeer": 72.5}}
 DEFAULT_RUNS = os.path.join("runs", "node_classification")
-#: CLI defaults: the published protocol (the GCN's 200 epochs; AMP scaled down to 50, budget 12 n).
+#: CLI defaults: the published protocols (GCN 200 epochs; GAT 500; AMP scaled down to 50, budget 12 n).
 GCN_EPOCHS, AMP_EPOCHS, AMP_BUDGET = 200, 50, 12.0
+#: Per-model defaults of the flags a user leaves out (the published settings of each model).
+DEFAULTS = {"GCN": {"epochs": GCN_EPOCHS, "hidden": 16, "lr": 0.01, "dropout": 0.5},
+            "GAT": {"epochs": 500, "hidden": 8, "lr": 0.005, "dropout": 0.6},
+            "AMP": {"epochs": AMP_EPOCHS, "hidden": 16, "lr": 0.01, "dropout": 0.5}}
 FORMAT = "ampsim.node_classification"
 
 
@@ -108,6 +119,7 @@ class NodeConfig:
     embed: bool = False
     normalize: bool = True
     checkpoint_every: int = 10
+    heads: int = 8
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -116,9 +128,9 @@ class NodeConfig:
             raise ValueError(f"unknown model {self.model!r}; choose from {', '.join(MODELS)}")
         if self.delay not in DELAYS:
             raise ValueError(f"delay must be one of {DELAYS}, got {self.delay!r}")
-        if self.model == "GCN" and self.delay != "constant":
-            raise ValueError("the GCN has no delays: use delay='constant'")
-        for name in ("epochs", "hidden", "msg_size", "checkpoint_every"):
+        if self.model in BASELINES and self.delay != "constant":
+            raise ValueError(f"the {self.model} has no delays: use delay='constant'")
+        for name in ("epochs", "hidden", "msg_size", "checkpoint_every", "heads"):
             V.positive_int(name, getattr(self, name))
         V.positive_float("budget_factor", self.budget_factor)
         V.positive_float("lr", self.lr)
@@ -159,64 +171,7 @@ def load_node_task(name: str, root: Optional[str] = None, normalize: bool = True
                     graph.x.to_sparse_coo().coalesce())
 
 
-# --------------------------------------------------------------------------- randomness
-def _dropout(x: Tensor, p: float, generator: Optional[torch.Generator]) -> Tensor:
-    """Inverted dropout with masks from ``generator`` (``None``: the identity, evaluation).
-
-    A sparse ``x`` drops among its non-zeros only (Kipf & Welling's sparse dropout: the same law,
-    since a dropped zero stays zero).
-    """
-    if generator is None or p == 0.0:
-        return x
-    if x.is_sparse:
-        values = x.values()
-        keep = torch.rand(values.shape, generator=generator, device=x.device) >= p
-        return torch.sparse_coo_tensor(x.indices(), values * keep.to(values.dtype) / (1.0 - p), x.shape,
-                                       is_coalesced=True, check_invariants=False)
-    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
-    return x * keep.to(x.dtype) / (1.0 - p)
-
-
-def _glorot(w: Tensor, generator: torch.Generator) -> None:
-    bound = math.sqrt(6.0 / (w.shape[0] + w.shape[1]))
-    with torch.no_grad():
-        w.copy_((2 * torch.rand(w.shape, generator=generator) - 1) * bound)
-
-
 # --------------------------------------------------------------------------- models
-def gcn_adjacency(edge_index: Tensor, n: int) -> Tensor:
-    """``Â = D^-1/2 (A + I) D^-1/2`` as a sparse COO tensor (Kipf & Welling, Eq. 2), D the degree of A + I."""
-    loops = torch.arange(n)
-    idx = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
-    deg = torch.bincount(idx[0], minlength=n).to(torch.float32)
-    inv = deg.pow(-0.5)
-    values = inv[idx[0]] * inv[idx[1]]
-    return torch.sparse_coo_tensor(idx, values, (n, n), check_invariants=False).coalesce()
-
-
-class GCN(nn.Module):
-    """Two-layer GCN: ``log_softmax(Â drop(ReLU(Â drop(X) W0)) W1)`` (Kipf & Welling 2017, Eq. 9)."""
-
-    def __init__(self, in_features: int, hidden: int, num_classes: int, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.w0 = nn.Parameter(torch.empty(in_features, hidden))
-        self.w1 = nn.Parameter(torch.empty(hidden, num_classes))
-        self.dropout = dropout
-
-    def reset(self, generator: torch.Generator) -> None:
-        """Glorot-uniform weights (the reference code's init), drawn from ``generator``."""
-        for w in (self.w0, self.w1):
-            _glorot(w, generator)
-
-    def forward(self, x: Tensor, adj: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-        """``x`` dense or sparse (n, F)."""
-        x = _dropout(x, self.dropout, generator)
-        xw = torch.sparse.mm(x, self.w0) if x.is_sparse else x @ self.w0
-        h = torch.relu(torch.sparse.mm(adj, xw))
-        z = torch.sparse.mm(adj, _dropout(h, self.dropout, generator) @ self.w1)
-        return torch.log_softmax(z, dim=-1)
-
-
 class AMPNodeClassifier(nn.Module):
     """An :class:`AMPCell` run once with every node started, and a linear decoder on every node.
 
@@ -241,7 +196,7 @@ class AMPNodeClassifier(nn.Module):
         """The cell and decoder with PyTorch's default laws, then ``W_f`` Glorot, all from ``generator``."""
         init_parameters(self, generator)
         if self.embed is not None:
-            _glorot(self.embed, generator)
+            glorot(self.embed, generator)
 
     def _mean_states(self, data: GraphData, executor, run: RunSpec, budget: int, delay: str) -> Tensor:
         """Every node's output averaged over its own states in the run (start state included)."""
@@ -264,7 +219,7 @@ class AMPNodeClassifier(nn.Module):
 
     def forward(self, graph: GraphData, features: Tensor, executor, budget: int, delay: str = "constant",
                 seed: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
-        x = _dropout(features, self.dropout, generator)
+        x = dropout(features, self.dropout, generator)
         if self.embed is not None:
             f = torch.sparse.mm(x, self.embed) if x.is_sparse else x @ self.embed
         else:
@@ -277,7 +232,7 @@ class AMPNodeClassifier(nn.Module):
             z = self.cell.output(executor.execute(self.cell, data, runs, budget, delay)[0])
         if self.readout != "last":
             z = torch.cat([self.cell.init_state(f)[:, : self.cell.hidden], z], dim=1)  # h_v^0 = W_e f_v
-        return torch.log_softmax(self.decoder(_dropout(z, self.dropout, generator)), dim=-1)
+        return torch.log_softmax(self.decoder(dropout(z, self.dropout, generator)), dim=-1)
 
 
 def build_model(task: NodeTask, config: NodeConfig) -> nn.Module:
@@ -286,6 +241,9 @@ def build_model(task: NodeTask, config: NodeConfig) -> nn.Module:
     in_features = int(task.graph.x.shape[1])
     if config.model == "GCN":
         model = GCN(in_features, config.hidden, task.num_classes, config.dropout)
+    elif config.model == "GAT":
+        model = GAT(in_features, config.hidden, task.num_classes, config.heads, config.dropout)
+    if config.model in BASELINES:
         model.reset(generator)
         return model
     model = AMPNodeClassifier(config.model, in_features, config.hidden, task.num_classes, config.msg_size,
@@ -297,15 +255,15 @@ def build_model(task: NodeTask, config: NodeConfig) -> nn.Module:
 class Protocol:
     """Node classification as a definition on the one loop (:func:`ampsim.train.loop.fit_models`).
 
-    * model: :class:`GCN` or :class:`AMPNodeClassifier` (:func:`build_model`);
+    * model: :class:`GCN`, :class:`GAT` or :class:`AMPNodeClassifier` (:func:`build_model`);
     * data: one item, the graph; its targets are the labels of the training nodes only;
     * forward / readout: ``forward(model, items, seeds)`` returns the log-probabilities of the
       training nodes; ``seeds[0]`` (the epoch's draw from the ``train-delays`` stream, which the
       loop checkpoints) seeds this epoch's delays and dropout masks, so a resumed run is bit for bit
       an uninterrupted one;
     * loss: per-prediction NLL plus the L2 term ``wd/2 ||W||^2`` spread over the P training
-      predictions (weight decay as the reference GCN code adds it to the loss: on the first layer
-      for the GCN, on every weight for AMP);
+      predictions (weight decay as the reference codes add it to the loss: on the first layer
+      for the GCN, on every weight but the biases for the GAT, on every parameter for AMP);
     * evaluation after every epoch (dropout off, the fixed ``eval-delays``): ``val_loss``,
       ``val_acc``, ``test_acc``, and the epoch's wall seconds.
     """
@@ -319,6 +277,8 @@ class Protocol:
         self.clock = time.perf_counter()
         if config.model == "GCN":
             self.adj = gcn_adjacency(task.graph.edge_index, task.graph.num_nodes)
+        elif config.model == "GAT":
+            self.adj = self_loop_edges(task.graph.edge_index, task.graph.num_nodes)
         else:
             if executor is None:
                 from ..batched import BatchedExecutor
@@ -327,14 +287,14 @@ class Protocol:
             self.budget = config.budget(task.graph.num_nodes)
 
     def decayed(self) -> list[Tensor]:
-        """The weights under weight decay: the GCN's first layer (reference code), every AMP parameter."""
-        if self.config.model == "GCN":
-            return [self.model.w0]
+        """The weights under weight decay: a baseline's own choice (its ``decayed()``), every AMP parameter."""
+        if self.config.model in BASELINES:
+            return self.model.decayed()
         return list(self.model.parameters())
 
     def logp(self, model: nn.Module, generator: Optional[torch.Generator], delay_seed: int) -> Tensor:
         """(n, C) log-probabilities of every node."""
-        if self.config.model == "GCN":
+        if self.config.model in BASELINES:
             return model(self.task.features, self.adj, generator)
         return model(self.task.graph, self.task.features, self.executor, self.budget, self.config.delay,
                      delay_seed, generator)
@@ -388,12 +348,14 @@ def _checkpoint_path(path: Path) -> Path:
 
 #: Settings that do not change what a GCN computes (AMP only), and ones that never change a result.
 _AMP_ONLY = ("msg_size", "budget_factor", "readout", "embed")
+_GAT_ONLY = ("heads",)
 _BOOKKEEPING = ("checkpoint_every",)
 
 
 def _protocol(config: dict) -> dict:
     """The settings that define a run's result (what a finished file or a checkpoint must match)."""
-    drop = _BOOKKEEPING + (_AMP_ONLY if config.get("model") == "GCN" else ())
+    model = config.get("model")
+    drop = _BOOKKEEPING + (_AMP_ONLY if model in BASELINES else ()) + (() if model == "GAT" else _GAT_ONLY)
     return {k: v for k, v in config.items() if k not in drop}
 
 
@@ -448,7 +410,7 @@ def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: 
         "seconds": float(sum(history.get("seconds", []))), "history": history,
         "threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__,
     }
-    if config.model != "GCN":
+    if config.model not in BASELINES:
         last = proto.executor.last
         result["budget"] = proto.budget
         result["deliveries"] = list(last.deliveries) if last is not None else None
@@ -490,11 +452,13 @@ def summarize(root: str = DEFAULT_RUNS) -> dict:
             vals = [100.0 * r["val_acc"] for r in runs]
             c = runs[0]["config"]
             row = {"mean": round(sum(tests) / len(tests), 2), "std": round(_std(tests), 2), "seeds": len(runs),
-                   "delay": None if c["model"] == "GCN" else c["delay"],
+                   "delay": None if c["model"] in BASELINES else c["delay"],
                    "minutes": round(sum(r["seconds"] for r in runs) / 60.0, 2),
                    "val_mean": round(sum(vals) / len(vals), 2), "epochs": c["epochs"], "hidden": c["hidden"],
                    "seed_list": [r["seed"] for r in runs]}
-            if c["model"] != "GCN":
+            if c["model"] == "GAT":
+                row.update(heads=c["heads"], lr=c["lr"], dropout=c["dropout"])
+            if c["model"] not in BASELINES:
                 row.update(msg_size=c["msg_size"], budget_factor=c["budget_factor"], readout=c["readout"],
                            deliveries=runs[0].get("deliveries"), batches=runs[0].get("batches"))
             rows[key] = row
@@ -531,13 +495,14 @@ def render_markdown(summary: dict) -> str:
             seeds.append(str(row["seeds"]))
             minutes.append(f"{row['minutes']:.1f}")
             delay = row["delay"] or "—"
-        label = key.split("@")[0] + (" (ours)" if key == "GCN" else "")
+        label = key.split("@")[0] + (" (ours)" if key in BASELINES else "")
         lines.append(f"| {label} | {delay} | " + " | ".join(cells) + f" | {'/'.join(seeds)} | {' / '.join(minutes)} |")
     lines += ["", "Settings per row (first data set that has it):", ""]
     for key in keys:
         row = next(summary[d][key] for d in datasets if key in summary[d])
-        extra = "" if key == "GCN" else (f", message {row['msg_size']}, budget {row['budget_factor']}n deliveries, "
-                                          f"readout {row['readout']}")
+        extra = ("" if key == "GCN" else f" x {row['heads']} heads, lr {row['lr']}, dropout {row['dropout']}"
+                 if key == "GAT" else f", message {row['msg_size']}, budget {row['budget_factor']}n deliveries, "
+                 f"readout {row['readout']}")
         lines.append(f"* {key}: {row['epochs']} epochs, hidden {row['hidden']}{extra}")
     return "\n".join(lines) + "\n"
 
@@ -565,16 +530,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--models", nargs="+", default=["GCN"], choices=MODELS)
     parser.add_argument("--delays", nargs="+", default=["constant"], choices=DELAYS,
-                        help="delay models for the AMP models (the GCN ignores this)")
+                        help="delay models for the AMP models (the GCN and GAT ignore this)")
     parser.add_argument("--seeds", type=_seeds, default=list(range(10)), help="e.g. 0-9 or 0,3")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help=f"default: {GCN_EPOCHS} (GCN), {AMP_EPOCHS} (AMP, scaled down: docs/node_classification.md)")
-    parser.add_argument("--hidden", type=int, default=16)
+    for name, kind in (("epochs", int), ("hidden", int), ("lr", float), ("dropout", float)):
+        parser.add_argument(f"--{name}", type=kind, default=None, help="default per model: " + ", ".join(
+            f"{model} {d[name]}" for model, d in DEFAULTS.items()))
+    parser.add_argument("--heads", type=int, default=8, help="GAT attention heads (default 8)")
     parser.add_argument("--msg-size", type=int, default=16)
     parser.add_argument("--budget-factor", type=float, default=AMP_BUDGET, help="AMP budget: deliveries per node")
-    parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--amp-features", choices=("binary", "normalized"), default="binary",
                         help="AMP input: the binary bag of words (default) or row-normalised (the GCN's, always)")
     parser.add_argument("--readout", default="skip", choices=READOUTS, help="AMP readout (default skip)")
@@ -587,22 +551,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def configs(args: argparse.Namespace) -> list[NodeConfig]:
+    """One :class:`NodeConfig` per (data set, model, delay, seed); a flag left out takes the model's :data:`DEFAULTS`."""
     out = []
     for dataset in args.datasets:
         for model in args.models:
-            for delay in (["constant"] if model == "GCN" else args.delays):
+            defaults = DEFAULTS.get(model, DEFAULTS["AMP"])
+            given = {k: getattr(args, k, None) for k in defaults}
+            settings = {k: defaults[k] if v is None else v for k, v in given.items()}
+            for delay in (["constant"] if model in BASELINES else args.delays):
                 for seed in args.seeds:
-                    epochs = args.epochs or (GCN_EPOCHS if model == "GCN" else AMP_EPOCHS)
-                    out.append(NodeConfig(dataset, model, delay, seed, epochs=epochs, hidden=args.hidden,
-                                          msg_size=args.msg_size, budget_factor=args.budget_factor,
-                                          readout=args.readout, embed=args.embed, lr=args.lr,
-                                          weight_decay=args.weight_decay, dropout=args.dropout,
-                                          normalize=model == "GCN" or args.amp_features == "normalized"))
+                    out.append(NodeConfig(dataset, model, delay, seed, msg_size=args.msg_size,
+                                          budget_factor=args.budget_factor, readout=args.readout, embed=args.embed,
+                                          weight_decay=args.weight_decay, heads=getattr(args, "heads", 8),
+                                          normalize=model in BASELINES or args.amp_features == "normalized",
+                                          **settings))
     return out
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Node classification on Cora and CiteSeer: AMP and a GCN")
+    parser = argparse.ArgumentParser(description="Node classification on Cora and CiteSeer: AMP, a GCN and a GAT")
     configure(parser)
     args = parser.parse_args(argv)
     if args.threads < 1:

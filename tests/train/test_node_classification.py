@@ -193,3 +193,35 @@ def test_amp_only_settings_do_not_change_a_gcn_run():
     assert nc._same_protocol(a.__dict__, b.__dict__)
     assert not nc._same_protocol(NodeConfig("Cora", "AMP-GRU", budget_factor=5.0).__dict__,
                                  NodeConfig("Cora", "AMP-GRU", budget_factor=12.0).__dict__)
+
+
+def test_gat_trains_through_the_loop_and_decays_its_weights_only():
+    task = small_task()
+    cfg = NodeConfig("Cora", "GAT", epochs=3, hidden=2, heads=2, lr=0.005, dropout=0.6)
+    r = train_seed(cfg, root=None, task=task)
+    assert r["finished"] and r["key"] == "GAT" and len(r["history"]["loss"]) == 3 and "deliveries" not in r
+    proto = nc.Protocol(task, cfg)
+    assert [p.shape for p in proto.decayed()] == [(3, 4), (2, 2), (2, 2), (4, 2), (1, 2), (1, 2)]
+    with pytest.raises(ValueError, match="the GAT has no delays"):
+        NodeConfig("Cora", "GAT", "uniform")
+
+
+def test_heads_matter_to_the_gat_only():
+    assert nc._same_protocol(NodeConfig("Cora", "GCN", heads=2).__dict__, NodeConfig("Cora", "GCN").__dict__)
+    assert nc._same_protocol(NodeConfig("Cora", "AMP-GRU", heads=2).__dict__, NodeConfig("Cora", "AMP-GRU").__dict__)
+    assert not nc._same_protocol(NodeConfig("Cora", "GAT", heads=2).__dict__, NodeConfig("Cora", "GAT").__dict__)
+    # a published GCN result, written before the GAT existed, has no "heads": still the same protocol
+    old = {k: v for k, v in NodeConfig("Cora", "GCN").__dict__.items() if k != "heads"}
+    assert nc._same_protocol(old, NodeConfig("Cora", "GCN").__dict__)
+
+
+def test_cli_defaults_are_per_model():
+    parser = argparse.ArgumentParser()
+    nc.configure(parser)
+    gcn, gat, amp = nc.configs(parser.parse_args(["--models", "GCN", "GAT", "AMP-GRU", "--seeds", "0",
+                                                  "--datasets", "Cora"]))
+    assert (gcn.epochs, gcn.hidden, gcn.lr, gcn.dropout) == (200, 16, 0.01, 0.5)
+    assert (gat.epochs, gat.hidden, gat.heads, gat.lr, gat.dropout, gat.normalize) == (500, 8, 8, 0.005, 0.6, True)
+    assert (amp.epochs, amp.hidden, amp.lr, amp.dropout) == (50, 16, 0.01, 0.5)
+    (gat,) = nc.configs(parser.parse_args(["--models", "GAT", "--seeds", "0", "--datasets", "Cora", "--hidden", "4"]))
+    assert gat.hidden == 4
