@@ -8,6 +8,19 @@ every other path -- an exception, ``KeyboardInterrupt``, SIGTERM (see
 was never committed -- the temporary file is removed. Nothing half-written is left
 under the final name, and no ``*.partial-*`` file survives the process.
 
+What the path already names is respected (:func:`target_path`, checked before anything is written):
+
+* a symbolic link is written *through*: the file it points to is replaced (the temporary
+  file sits next to that file, so the rename stays atomic) and the link stays a link;
+  a link loop is refused;
+* a path that names something other than a regular file -- a folder, a FIFO, a device,
+  a socket -- is refused (:class:`~ampsim.engine.errors.OutputPathError`), never replaced
+  by a regular file; so is a missing or read-only folder, or a read-only file;
+* an existing file keeps its permission bits;
+* the temporary name is always legal where the final name is: when ``.<name>.partial-<pid>-<n>``
+  would exceed the folder's name limit (255 bytes on most file systems), ``<name>`` is shortened
+  (same folder, same suffix pattern), so a final name of 255 bytes still works.
+
 * :func:`atomic_write` -- a context manager for whole files (JSON, Markdown, ...).
 * :func:`write_json`, :func:`write_text`, :func:`save_torch` -- the common cases.
 * :class:`AtomicFile` -- a stream kept open across calls (a trace being written):
@@ -28,22 +41,87 @@ import itertools
 import json
 import os
 import signal
+import stat
 import threading
 import weakref
 from typing import IO, Any, Iterator, Optional
 
+from .engine.errors import OutputPathError
+
 __all__ = ["AtomicFile", "FinishOnExit", "atomic_write", "write_json", "write_text", "save_torch", "save_figure",
-           "cleanup_partials",
+           "cleanup_partials", "target_path", "OutputPathError",
            "SignalExit", "on_signal_exit", "process_pool"]
 
 _counter = itertools.count()
 _lock = threading.Lock()
 _live: "set[str]" = set()  # temporary paths of this process not yet committed or aborted
 
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _name_max(folder: str) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
 
 def _temp_path(path: str) -> str:
+    """``.<name>.partial-<pid>-<n>`` next to ``path``; ``<name>`` shortened (whole UTF-8 characters) to fit
+    the folder's name limit."""
     folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.partial-{os.getpid()}-{next(_counter)}")
+    suffix = f".partial-{os.getpid()}-{next(_counter)}"
+    room = _name_max(folder) - 1 - len(suffix.encode())
+    raw = os.fsencode(name)
+    if len(raw) > room:
+        name = raw[:room].decode("utf-8", "ignore")  # whole characters only
+    return os.path.join(folder, f".{name}{suffix}")
+
+
+def target_path(path: "str | os.PathLike[str]") -> str:
+    """The regular file that writing ``path`` replaces (a link followed), checked; :class:`OutputPathError` if none.
+
+    Refused: an empty name, a name ending in a separator, a link loop, a path naming a folder,
+    FIFO, device or socket, a missing folder, a folder that is a file, and (for a user other
+    than root) a read-only file or folder.
+    """
+    path = os.fspath(path)
+    if not path:
+        raise OutputPathError("an empty file name; give a file name")
+    if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        raise OutputPathError(f"{path}: is a folder name; give a file name")
+    target = path
+    if os.path.islink(path):
+        target = os.path.realpath(path)
+        if os.path.islink(target):
+            raise OutputPathError(f"{path}: is a symbolic link that never reaches a file (a loop); give a file name")
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        st = None  # a file where a folder should be: said below
+    except OSError as exc:  # ELOOP, EACCES, ENAMETOOLONG ...
+        raise OutputPathError(f"{path}: cannot write there ({exc.strerror or exc})") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        what = next((text for test, text in _KINDS if test(st.st_mode)), "not a regular file")
+        shown = f"{path} (a link to {target})" if target != path else path
+        if stat.S_ISDIR(st.st_mode):
+            raise OutputPathError(f"{shown}: is a folder; give a file name")
+        raise OutputPathError(f"{shown}: is {what}, not a regular file; ampsim writes whole files (a temporary "
+                              "file renamed into place) and never replaces one: give a file name")
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        shown = os.path.dirname(target) or folder
+        if os.path.exists(folder):
+            raise OutputPathError(f"{path}: {shown} is a file, not a folder")
+        raise OutputPathError(f"{path}: folder {shown} not found")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{path}: the folder {folder} is not writable")
+    if st is not None and not os.access(target, os.W_OK):
+        raise OutputPathError(f"{path}: the file is read-only; it is not replaced")
+    return target
 
 
 def _discard(tmp: str) -> None:
@@ -82,7 +160,8 @@ class AtomicFile:
     """A file written in pieces that appears under ``path`` only on :meth:`commit`.
 
     ``AtomicFile(path, mode="w")`` opens the temporary sibling; ``write`` appends;
-    ``commit()`` flushes, fsyncs and renames it over ``path``; ``abort()`` removes it.
+    ``commit()`` flushes, fsyncs and renames it over ``path`` (over the file a link at ``path`` points to:
+    see :func:`target_path`, which checks the path first); ``abort()`` removes it.
     A stream that is garbage-collected, or left open at interpreter exit, is aborted.
     Usable as a context manager: a clean exit commits, an exception aborts.
     """
@@ -91,18 +170,14 @@ class AtomicFile:
         if mode not in ("w", "wb"):
             raise ValueError(f"AtomicFile mode must be 'w' or 'wb', not {mode!r}")
         self.path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(self.path))
-        if not self.path:
-            raise FileNotFoundError("an empty file name; give a file name")
-        if os.path.isdir(self.path) or self.path.endswith(os.sep):
-            raise IsADirectoryError(f"{self.path}: is a folder; give a file name")
-        if not os.path.isdir(folder):
-            shown = os.path.dirname(self.path) or folder
-            if os.path.exists(folder):
-                raise NotADirectoryError(f"{self.path}: {shown} is a file, not a folder")
-            raise FileNotFoundError(f"{self.path}: folder {shown} not found")
-        self._tmp = _temp_path(self.path)
-        self._f: Optional[IO[Any]] = open(self._tmp, mode, encoding=None if "b" in mode else encoding)
+        self.target = target_path(self.path)  # what os.replace replaces: the link's file, checked
+        self._tmp = _temp_path(self.target)
+        try:
+            self._f: Optional[IO[Any]] = open(self._tmp, "x" + mode[1:], encoding=None if "b" in mode else encoding)
+        except OSError as exc:
+            raise OutputPathError(f"{self.path}: cannot write there ({exc.strerror or exc})") from None
+        with contextlib.suppress(OSError):  # an existing file keeps its permission bits
+            os.chmod(self._tmp, stat.S_IMODE(os.stat(self.target).st_mode))
         with _lock:
             _live.add(self._tmp)
         # abort on garbage collection: the finalizer holds the file object and temp path, not self
@@ -143,7 +218,7 @@ class AtomicFile:
             f.flush()
             os.fsync(f.fileno())
             f.close()
-            os.replace(self._tmp, self.path)
+            os.replace(self._tmp, self.target)
         except BaseException:
             with contextlib.suppress(Exception):
                 f.close()
@@ -214,8 +289,7 @@ def save_figure(fig: Any, path: "str | os.PathLike[str]", **kwargs: Any) -> str:
     naming the path and the formats it can write; the path written is returned.
     """
     path = os.fspath(path)
-    if os.path.isdir(path) or path.endswith(os.sep):
-        raise IsADirectoryError(f"{path}: is a folder; give a picture file name (e.g. timeline.png)")
+    target_path(path)  # a folder, FIFO, missing folder ...: refused before the suffix is looked at
     fmt = os.path.splitext(path)[1][1:].lower()
     formats = fig.canvas.get_supported_filetypes()
     if fmt not in formats:

@@ -19,6 +19,8 @@ __all__ = [
     "TraceFormatError",
     "ReplayMismatch",
     "TraceMismatch",
+    "OutputPathError",
+    "RuleError",
 ]
 
 
@@ -53,6 +55,19 @@ class SizeLimitError(GraphError):
 class CheckpointError(AmpsimError, ValueError):
     """A checkpoint file is missing, empty, truncated, corrupt, foreign, or written for another configuration;
     the message names the file."""
+
+
+class OutputPathError(AmpsimError, OSError, ValueError):
+    """A file cannot be written where its name points: a folder, a FIFO or device, a missing or read-only
+    folder, a link loop. Raised before anything is written; the message names the path.
+
+    It is an ``OSError`` (a path problem) and a ``ValueError`` (bad input), so callers that catch either keep working.
+    """
+
+
+class RuleError(AmpsimError, TypeError):
+    """A user-written ``NodeRule`` or ``Tracer`` broke its contract (a wrong return type, a missing method);
+    the message names its class and the method."""
 
 
 class DelayError(AmpsimError, ValueError):
