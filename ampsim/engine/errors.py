@@ -89,9 +89,8 @@ class ReplayMismatch(AmpsimError):
         self.index = index
         self.expected = expected
         self.got = got
-        super().__init__(
-            f"replay diverged at record {index}:\n  expected {expected}\n  got      {got}"
-        )
+        where = "in the header" if index == -1 else f"at record {index}"
+        super().__init__(f"replay diverged {where}:\n  expected {expected}\n  got      {got}")
 
 
 class TraceMismatch(TraceFormatError, ReplayMismatch):

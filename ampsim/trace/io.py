@@ -232,6 +232,11 @@ def validate_trace(trace: Trace, source: str = "trace") -> None:
     def fail(msg: str) -> TraceFormatError:
         return TraceMismatch(f"{source}: {msg}", index)
 
+    if header.get("format") != FORMAT:
+        raise fail(f"header 'format' must be {FORMAT!r}, got {repr(header.get('format'))[:40]}: not an ampsim trace")
+    if type(header.get("version")) is not int or header["version"] not in SUPPORTED_VERSIONS:
+        raise fail(f"trace format version {repr(header.get('version'))[:40]} is not supported "
+                   f"(this ampsim reads {SUPPORTED_VERSIONS})")
     if type(header.get("seed")) is not int:
         raise fail(f"header 'seed' must be an integer, got {header.get('seed')!r}")
     if type(header.get("fifo")) is not bool:
@@ -256,6 +261,11 @@ def validate_trace(trace: Trace, source: str = "trace") -> None:
         raise fail(f"header 'features' must be null or one row per node ({n})")
     fifo = header["fifo"]
     nbrs = [set(nb) for nb in graph.neighbors]
+    delay_ok = _delay_check(header["delay"], fail)
+    loss = header.get("loss", -1.0)
+    if loss is not None and not (_num(loss) and (loss == -1.0 or 0.0 <= loss < 1.0)):
+        raise fail(f"header 'loss' must be a probability in [0, 1) (or -1: a function), got {repr(loss)[:40]}")
+    _check_starts(header, trace.records, n, fail)
 
     sent: dict[int, MessageRecord] = {}
     done: set[int] = set()
@@ -286,6 +296,9 @@ def validate_trace(trace: Trace, source: str = "trace") -> None:
                                "header's graph: the records belong to another graph")
                 if not 0 < r.delay < math.inf:
                     raise fail(f"{where}: copy {r.msg_id} has delay {r.delay!r}; delays are finite and > 0")
+                if delay_ok is not None and not delay_ok(r.delay):
+                    raise fail(f"{where}: copy {r.msg_id} has delay {r.delay!r}, which the header's delay model "
+                               f"{_show_delay(header['delay'])} cannot give: the delay or the header was altered")
                 due = r.t_send + r.delay
                 if (r.t_deliver != due) if not fifo else (r.t_deliver < due):
                     raise fail(f"{where}: copy {r.msg_id} arrives at {r.t_deliver!r}, but t_send + delay = {due!r}: "
@@ -302,6 +315,9 @@ def validate_trace(trace: Trace, source: str = "trace") -> None:
             if r.event == "send":
                 sent[r.msg_id] = r
             else:
+                if loss == 0.0:
+                    raise fail(f"{where}: copy {r.msg_id} is lost, but the header says loss 0: "
+                               "the header or the records were altered")
                 done.add(r.msg_id)
                 dropped += 1
             continue
@@ -344,6 +360,45 @@ def validate_trace(trace: Trace, source: str = "trace") -> None:
     if list(last.in_flight) != pending:
         raise fail(f"the last end record lists {len(last.in_flight)} copies in flight, the records leave "
                    f"{len(pending)} undelivered: a record is missing or was altered")
+
+
+def _delay_check(spec: dict, fail):
+    """A test ``delay -> bool`` for the header's delay model (``None`` when any delay > 0 may occur), its
+    parameters checked: ``constant`` gives exactly ``value``; ``uniform`` gives delays in ``[low, high]``
+    (drawn as ``high - (high - low) * random()``); other models (``from-trace``, ``custom``, a user's) any."""
+    name = spec["name"]
+    if name == "constant":
+        value = spec.get("value", 1.0)
+        if not (_num(value) and value > 0) or spec.get("random", False) is not False:
+            raise fail(f"header 'delay' {_show_delay(spec)}: a constant delay is one finite value > 0, not random")
+        return lambda d: d == value
+    if name == "uniform":
+        low, high = spec.get("low", 0.0), spec.get("high", 1.0)
+        if not (_num(low) and _num(high) and 0 <= low < high) or spec.get("random", True) is not True:
+            raise fail(f"header 'delay' {_show_delay(spec)}: a uniform delay needs 0 <= low < high < inf")
+        return lambda d: low <= d <= high  # low itself only by rounding, as the engine can draw it
+    if "random" in spec and type(spec["random"]) is not bool:
+        raise fail(f"header 'delay' {_show_delay(spec)}: 'random' must be true or false")
+    return None
+
+
+def _show_delay(spec: dict) -> str:
+    return json.dumps(spec, sort_keys=True, default=str)[:120]
+
+
+def _check_starts(header: dict, records: tuple, n: int, fail) -> None:
+    """The records' start-up part agrees with the header: initial messages go to the header's ``start``
+    nodes, in its order; traced start-up states (``msg_id`` -1) are one per node ``0..n-1``, in order
+    (so a header that claims another number of nodes is found even when the extra nodes never speak)."""
+    start = header.get("start", [])
+    initial = [r.dst for r in records if type(r) is MessageRecord and r.src == -1 and r.event == "send"]
+    if initial != list(start):
+        raise fail(f"the records start nodes {initial[:10]}, the header's 'start' says {list(start)[:10]}: "
+                   "the header or the records were altered")
+    boot = [r.node for r in records if type(r) is StateRecord and r.msg_id == -1]
+    if boot and boot != list(range(n)):
+        raise fail(f"the records hold start-up states of {len(boot)} node(s) {boot[:10]}, the header's graph has "
+                   f"{n} nodes 0..{n - 1}: the records belong to another graph")
 
 
 def save_trace(trace: Trace, path: Union[str, os.PathLike]) -> None:

@@ -107,7 +107,17 @@ def replay(
     return new
 
 
+_SAME_RUN = ("format", "version", "graph_hash", "fifo", "start", "start_message", "start_messages", "rule", "features")
+"""Header fields a replay must reproduce: the run it reruns (its delays come from the records, not the model)."""
+
+
 def _compare(old: Trace, new: Trace) -> None:
+    for key in _SAME_RUN:
+        a, b = old.header.get(key), new.header.get(key)
+        if key == "features" and (a is None or b is None):
+            continue  # features JSON cannot hold (tensors of a learned cell) are not in the header
+        if a != b:
+            raise ReplayMismatch(-1, f"header {key!r}: {str(a)[:200]}", f"{str(b)[:200]}: the replay is not the recorded run")
     for i, (a, b) in enumerate(zip(old.records, new.records)):
         if a != b:
             raise ReplayMismatch(i, a, b)
