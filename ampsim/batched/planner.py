@@ -42,7 +42,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..engine.delays import Constant, DelayModel, Uniform, get_delay
+from ..engine.delays import Constant, DelayModel, Exponential, Pareto, Uniform, get_delay
 from ..engine.errors import DelayError
 from ..engine.rng import stream
 from ..graphs import Graph
@@ -144,7 +144,7 @@ def start_slots(starts: Sequence[int], num_nodes: int) -> list[tuple[int, int]]:
 def delay_key(delay: Union[str, float, DelayModel]) -> Optional[str]:
     """A cache key for a delay model, or ``None`` when its description does not pin it down."""
     model = get_delay(delay)
-    if model.name in ("constant", "uniform"):
+    if isinstance(model, (Constant, Uniform, Exponential, Pareto)):  # described by their parameters alone
         return repr(sorted(model.describe().items()))
     return None
 

@@ -11,8 +11,16 @@ name            delay                                       random
 ==============  ==========================================  ======
 ``constant``    ``value`` (default 1.0)                     no
 ``uniform``     U(0, 1], drawn as ``1 - random()``          yes
+``exponential`` Exp with mean ``mean`` (default 0.5)       yes
+``pareto``      Pareto(``alpha``, ``scale``): heavy-tailed  yes
+                (default alpha 1.5, mean 0.5)
 ``from-trace``  the delay recorded for that ``msg_id``      as recorded
 ==============  ==========================================  ======
+
+``exponential`` and ``pareto`` are test-time distributions for models trained under
+``constant`` or ``uniform`` delays (delay robustness, ``docs/node_classification.md``):
+the exponential has the same mean as U(0, 1] and a longer tail; the Pareto law with
+``alpha = 1.5`` has a finite mean and an infinite variance.
 """
 from __future__ import annotations
 
@@ -28,6 +36,8 @@ __all__ = [
     "Sampler",
     "Constant",
     "Uniform",
+    "Exponential",
+    "Pareto",
     "FromTrace",
     "Custom",
     "get_delay",
@@ -95,6 +105,63 @@ class Uniform:
 
     def describe(self) -> dict:
         return {"name": self.name, "low": float(self.low), "high": float(self.high)}
+
+
+@dataclass(frozen=True)
+class Exponential:
+    """Delay ~ Exp(1 / ``mean``), drawn as ``-mean * log(u)``, ``u = random()`` redrawn while it is 0.
+
+    ``u`` lies in (0, 1), so every delay is finite and > 0 (at most ``mean * 36.8``).
+    """
+
+    mean: float = 0.5
+    name: str = field(default="exponential", init=False)
+    random: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        m = self.mean
+        if not (_is_number(m) and math.isfinite(m) and m > 0):
+            raise DelayError(f"exponential delay needs a finite mean > 0, got {m!r}")
+
+    def bind(self, rng: Random) -> Sampler:
+        draw, mean, log = rng.random, float(self.mean), math.log
+
+        def sample(msg_id: int, src: int, dst: int) -> float:
+            u = draw()
+            while u == 0.0:
+                u = draw()
+            return -mean * log(u)
+
+        return sample
+
+    def describe(self) -> dict:
+        return {"name": self.name, "mean": float(self.mean)}
+
+
+@dataclass(frozen=True)
+class Pareto:
+    """A heavy-tailed delay: ``P(d > t) = (scale / t)^alpha`` for ``t >= scale``, drawn as ``scale * (1 - random())^(-1/alpha)``.
+
+    Mean ``alpha * scale / (alpha - 1)`` for ``alpha > 1`` (the default ``alpha = 1.5``,
+    ``scale = 1/6``: mean 0.5, infinite variance). Every delay is finite and >= ``scale``.
+    """
+
+    alpha: float = 1.5
+    scale: float = 1.0 / 6.0
+    name: str = field(default="pareto", init=False)
+    random: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        a, s = self.alpha, self.scale
+        if not (_is_number(a) and _is_number(s) and math.isfinite(a) and math.isfinite(s) and a > 0 and s > 0):
+            raise DelayError(f"pareto delay needs finite alpha > 0 and scale > 0, got alpha={a!r}, scale={s!r}")
+
+    def bind(self, rng: Random) -> Sampler:
+        draw, scale, power = rng.random, float(self.scale), -1.0 / float(self.alpha)
+        return lambda msg_id, src, dst: scale * (1.0 - draw()) ** power
+
+    def describe(self) -> dict:
+        return {"name": self.name, "alpha": float(self.alpha), "scale": float(self.scale)}
 
 
 @dataclass(frozen=True)
@@ -172,7 +239,8 @@ def _is_number(x: object) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and type(x).__name__ not in ("bool_",)
 
 
-DELAYS: dict[str, Callable[[], DelayModel]] = {"constant": Constant, "uniform": Uniform}
+DELAYS: dict[str, Callable[[], DelayModel]] = {"constant": Constant, "uniform": Uniform,
+                                               "exponential": Exponential, "pareto": Pareto}
 
 
 def get_delay(delay: Union[str, float, DelayModel]) -> DelayModel:
