@@ -1,0 +1,247 @@
+"""The fused level loop: a level program's forward and backward in one compiled call (Section 3 cells).
+
+The eager level driver runs some 16 forward and 26 backward tensor operations per level;
+on one large run (a long critical path of small levels, docs/batched.md "One large run")
+that fixed cost per level, not arithmetic, sets the speed. ``csrc/levels.cpp`` runs the
+whole loop instead: rows in program order forward (every row reads only rows of lower
+levels, which come earlier), in reverse order backward (every row's output gradient is
+complete when it is reached); the input gradients are scatter-added row by row, and the
+pre-activation gradients are left in ``act`` in :mod:`ampsim.batched.kernels`' layout, so
+the parameter gradients stay the kernels' large matrix products.
+
+The source is plain C++ (no torch headers) called through :mod:`ctypes`; it is built
+with :func:`torch.utils.cpp_extension.load` (the compiler that builds torch extensions,
+with its file lock for concurrent first builds) into torch's extension cache
+(``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), under a name that
+carries a SHA-256 of the source and the flags: once per machine and source version. On
+x86-64 with AVX2 and FMA the flags are ``-O3 -fno-trapping-math -mavx2 -mfma`` (the name says ``avx2``; a
+cache shared with a CPU without them builds its own ``base`` library), else without the last two. ``-fno-trapping-math`` lets the
+compiler vectorise the clamps of the exponential (the loop sets no floating-point traps).
+
+Which path runs: ``BatchedExecutor(fused=None)`` (the default) uses the compiled loop when it
+can be built and the cell, device (CPU) and dtype (float32, float64) allow it, else the eager
+kernels, with a one-line notice on stderr (once per process) when the compiler is missing;
+``fused=True`` requires it, ``fused=False`` never uses it. The environment variable
+``AMPSIM_FUSED`` (``0`` / ``1``) overrides the default the same way.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .kernels import GRUKernel, LSTMKernel, RNNKernel, StepKernel
+
+__all__ = ["FusedLoop", "fused_for", "library", "available", "build_seconds", "resolve", "ENV"]
+
+#: ``0``: never use the compiled loop; ``1``: require it; unset or empty: use it when available.
+ENV = "AMPSIM_FUSED"
+
+SOURCE = Path(__file__).resolve().parent / "csrc" / "levels.cpp"
+
+_KINDS = {GRUKernel: "gru", RNNKernel: "rnn", LSTMKernel: "lstm"}
+_DTYPES = {torch.float32: 32, torch.float64: 64}
+
+
+class _Args(ctypes.Structure):
+    _fields_ = [("P", ctypes.c_int64), ("c", ctypes.c_int64), ("cm", ctypes.c_int64), ("H", ctypes.c_int64),
+                ("M", ctypes.c_int64), ("S", ctypes.c_int64), ("idx64", ctypes.c_int64),
+                ("states", ctypes.c_void_p), ("msgs", ctypes.c_void_p), ("ssrc", ctypes.c_void_p),
+                ("msrc", ctypes.c_void_p), ("act", ctypes.c_void_p), ("g_states", ctypes.c_void_p),
+                ("g_msgs", ctypes.c_void_p), ("w", ctypes.c_void_p * 8)]
+
+
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _isa() -> tuple[str, list[str]]:
+    """(tag, compiler flags): ``avx2`` with ``-mavx2 -mfma`` where torch detects AVX2 or better on x86-64."""
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "DEFAULT"
+    if x86 and cap in ("AVX2", "AVX512"):
+        return "avx2", ["-O3", "-fno-trapping-math", "-mavx2", "-mfma"]
+    return "base", ["-O3", "-fno-trapping-math"]
+
+
+def library() -> Optional[ctypes.CDLL]:
+    """The compiled level loop (built on first use, then from the cache), or ``None`` when it cannot be built.
+
+    The reason of a failure is kept in :func:`failure`; the build time (0 when it came from
+    the cache) in :func:`build_seconds`.
+    """
+    with _lock:
+        if "lib" in _state:
+            return _state["lib"]
+        t0 = time.perf_counter()
+        lib, err = None, None
+        try:
+            lib = _build()
+        except Exception as e:  # no compiler, no ninja, a failed build: the eager path runs
+            err = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        _state.update(lib=lib, error=err, seconds=time.perf_counter() - t0)
+        return lib
+
+
+def _build() -> ctypes.CDLL:
+    tag, flags = _isa()
+    src = SOURCE.read_bytes()
+    digest = hashlib.sha256(src + repr(flags).encode() + torch.__version__.encode()).hexdigest()[:16]
+    name = f"ampsim_levels_{tag}_{digest}"
+    from torch.utils import cpp_extension
+
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
+    path = root / name / f"{name}.so"
+    _state["cached"] = path.exists()
+    if not path.exists():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():   # the compiler ABI check warns on compilers it does not know
+            warnings.simplefilter("ignore")
+            cpp_extension.load(name, [str(SOURCE)], extra_cflags=flags, build_directory=str(root / name),
+                               is_python_module=False, verbose=False)
+    lib = ctypes.CDLL(str(path))
+    if lib.ampsim_levels_abi() != 1:
+        raise RuntimeError(f"{path} is not this version of the level loop")
+    for kind in ("gru", "rnn", "lstm"):
+        for d in ("forward", "backward"):
+            f = getattr(lib, f"ampsim_{kind}_{d}")
+            f.argtypes = [ctypes.POINTER(_Args), ctypes.c_int]
+            f.restype = ctypes.c_int
+    return lib
+
+
+def available() -> bool:
+    """Whether the compiled level loop can be used on this machine (building it if needed)."""
+    return library() is not None
+
+
+def failure() -> Optional[str]:
+    """Why the compiled loop could not be built (``None`` when it was, or was not tried)."""
+    return _state.get("error")
+
+
+def build_seconds() -> Optional[float]:
+    """Seconds the first :func:`library` call took (a build, or loading from the cache); ``None`` before it."""
+    return _state.get("seconds")
+
+
+def from_cache() -> Optional[bool]:
+    """Whether the library came from the cache (``None`` before the first :func:`library` call)."""
+    return _state.get("cached")
+
+
+def resolve(option: Optional[bool]) -> Optional[bool]:
+    """The executor's ``fused`` option after ``AMPSIM_FUSED``: ``True`` (required), ``False`` (never) or
+    ``None`` (when available). The option given to the executor wins over the environment."""
+    if option is not None:
+        return bool(option)
+    env = os.environ.get(ENV, "").strip().lower()
+    if env in ("", "auto"):
+        return None
+    if env in ("1", "on", "true", "yes"):
+        return True
+    if env in ("0", "off", "false", "no"):
+        return False
+    raise ValueError(f"{ENV} must be 0, 1 or auto, got {os.environ[ENV]!r}")
+
+
+def _notice() -> None:
+    if not _state.get("noticed"):
+        _state["noticed"] = True
+        print(f"ampsim: the compiled level loop is not available ({failure()}); the eager level loop runs",
+              file=sys.stderr)
+
+
+class FusedLoop:
+    """One cell's compiled level loop: :meth:`forward` and :meth:`backward` of a block of rows.
+
+    Buffers as the eager driver's segments: ``states`` ``(c + P, S)`` and ``msgs`` ``(cm + P, M)``
+    hold the carried-in rows, then one row per delivery; ``ssrc`` / ``msrc`` (P,) int32 or int64
+    give each delivery's input rows (all below ``c`` + its own position, resp. ``cm`` + it).
+    """
+
+    def __init__(self, kernel: StepKernel, lib: ctypes.CDLL) -> None:
+        self.kernel = kernel
+        self.kind = _KINDS[type(kernel)]
+        self._fwd = getattr(lib, f"ampsim_{self.kind}_forward")
+        self._bwd = getattr(lib, f"ampsim_{self.kind}_backward")
+
+    def _weights(self, dtype: torch.dtype) -> list[Tensor]:
+        """The weights in the order and layout ``levels.cpp`` reads them (see there), contiguous."""
+        k = self.kernel
+        d = lambda t: t.detach().to(dtype).contiguous()  # noqa: E731
+        Wm = d(k.msg_w)
+        common = [d(Wm.t()), d(k.msg_b)]
+        if self.kind == "gru":
+            H = k.H
+            Wh, Wi, bi, bh = d(k.w_hh), d(k.w_ih), d(k.b_ih), d(k.b_hh)
+            b = torch.cat([bi[: 2 * H] + bh[: 2 * H], bi[2 * H:], bh[2 * H:]])
+            return [d(Wh.t()), d(Wi.t()), b] + common + [Wh, Wi, Wm]
+        if self.kind == "rnn":
+            W = d(k.w)
+            return [d(W.t()), d(k.b), W.new_zeros(1)] + common + [W, W.new_zeros(1), Wm]
+        Wh, Wi = d(k.w_hh), d(k.w_ih)
+        return [d(Wh.t()), d(Wi.t()), d(k.b_ih) + d(k.b_hh)] + common + [Wh, Wi, Wm]
+
+    def _call(self, f, states: Tensor, msgs: Tensor, ssrc: Tensor, msrc: Tensor, act: Optional[Tensor],
+              g_states: Optional[Tensor], g_msgs: Optional[Tensor]) -> None:
+        P = int(ssrc.shape[0])
+        if not P:
+            return
+        dtype = states.dtype
+        tensors = [states, msgs] + [t for t in (act, g_states, g_msgs) if t is not None]
+        if any(t.dtype != dtype or not t.is_contiguous() or t.device.type != "cpu" for t in tensors):
+            raise ValueError("the compiled level loop needs contiguous CPU buffers of one dtype")
+        if ssrc.dtype != msrc.dtype or ssrc.dtype not in (torch.int32, torch.int64):
+            raise ValueError("ssrc and msrc must both be int32 or both int64")
+        ssrc, msrc = ssrc.contiguous(), msrc.contiguous()
+        k = self.kernel
+        c, cm = states.shape[0] - P, msgs.shape[0] - P
+        w = self._weights(dtype)
+        a = _Args(P, c, cm, k.H, k.M, states.shape[1], int(ssrc.dtype == torch.int64), states.data_ptr(),
+                  msgs.data_ptr(), ssrc.data_ptr(), msrc.data_ptr(), 0 if act is None else act.data_ptr(),
+                  0 if g_states is None else g_states.data_ptr(), 0 if g_msgs is None else g_msgs.data_ptr(),
+                  (ctypes.c_void_p * 8)(*[t.data_ptr() for t in w]))
+        if f(ctypes.byref(a), _DTYPES[dtype]) != 0:
+            raise RuntimeError(f"the compiled level loop refused dtype {dtype}")
+
+    def forward(self, states: Tensor, msgs: Tensor, ssrc: Tensor, msrc: Tensor, act: Optional[Tensor]) -> None:
+        """Fill the last P rows of ``states`` and ``msgs`` (P = len(ssrc)), and ``act`` (P, A) unless ``None``."""
+        self._call(self._fwd, states, msgs, ssrc, msrc, act, None, None)
+
+    def backward(self, states: Tensor, msgs: Tensor, ssrc: Tensor, msrc: Tensor, act: Tensor, g_states: Tensor,
+                 g_msgs: Tensor) -> None:
+        """Scatter-add the input gradients of the last P rows into ``g_states`` / ``g_msgs`` (rows in reverse);
+        ``act`` becomes the pre-activation gradients (:mod:`ampsim.batched.kernels`' layout)."""
+        self._call(self._bwd, states, msgs, ssrc, msrc, act, g_states, g_msgs)
+
+
+def fused_for(kernel: StepKernel, device: torch.device, dtype: torch.dtype, option: Optional[bool]) -> Optional[FusedLoop]:
+    """The compiled loop for this kernel, or ``None`` (eager). ``option`` as :func:`resolve` returns it:
+    ``True`` raises where the compiled loop cannot run this cell; ``None`` falls back (with the
+    one-line notice when the library cannot be built)."""
+    if option is False:
+        return None
+    usable = type(kernel) in _KINDS and torch.device(device).type == "cpu" and dtype in _DTYPES
+    if not usable:
+        if option:
+            raise ValueError(f"the compiled level loop runs RNN, GRU and LSTM cells in float32 or float64 on the "
+                             f"CPU; got {type(kernel).__name__} in {dtype} on {device}")
+        return None
+    lib = library()
+    if lib is None:
+        if option:
+            raise RuntimeError(f"the compiled level loop is not available: {failure()}")
+        _notice()
+        return None
+    return FusedLoop(kernel, lib)
