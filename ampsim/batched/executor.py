@@ -32,6 +32,7 @@ from ..cells.execute import RunSpec, graph_of
 from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel, get_delay
 from ..graphs import Graph
+from .fused import fused_for, resolve
 from .kernels import kernel_for
 from .levels import _forward_segments, _LevelUnroll, _Segments, _cut, segment_plan
 from .lockstep import _forward_levels, _LockStepDriver, _Unroll
@@ -128,11 +129,16 @@ class BatchedExecutor:
     ``dedup``: the levels driver computes each level's deliveries with equal inputs once
     (equal start states from equal feature rows, equal start messages; :func:`_dedup`);
     ``False`` computes every row (the same values and gradients, slower).
+    ``fused``: the levels driver runs the compiled level loop (:mod:`ampsim.batched.fused`): ``None``
+    (the default; the environment variable ``AMPSIM_FUSED`` = 0 / 1 overrides it) when it can be built
+    and runs the cell (RNN, GRU, LSTM in float32 or float64 on the CPU), else the eager kernels;
+    ``True`` requires it, ``False`` runs the eager kernels. ``last_path`` says which ran last:
+    ``"fused"``, ``"eager"`` or ``"lockstep"``.
     """
 
     def __init__(self, mode: str = "auto", ties: Optional[str] = None, plan_cache: Optional[PlanCache] = None,
                  program_cache: int = 8, record: bool = False, segment_rows: Optional[int] = None,
-                 dedup: bool = True) -> None:
+                 dedup: bool = True, fused: Optional[bool] = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if ties is not None and ties not in TIES:
@@ -148,6 +154,8 @@ class BatchedExecutor:
             raise ValueError(f"segment_rows must be None (auto), 0 (never cut) or a positive int, got {segment_rows!r}")
         self.segment_rows = segment_rows
         self.dedup = V.boolean("dedup", dedup)
+        self.fused = None if fused is None else V.boolean("fused", fused)
+        self.last_path: Optional[str] = None
         self._classes: OrderedDict[tuple, tuple] = OrderedDict()
         self.last: Optional[Unrolled] = None
 
@@ -305,11 +313,14 @@ class BatchedExecutor:
         compact = False
         if program is not None:
             kernel = kernel_for(cell)
+            loop = fused_for(kernel, device, dtype, resolve(self.fused))
+            self.last_path = "eager" if loop is None else "fused"
             seg = self._segments(program, cell, dtype, device, whole=history)
             if build:
-                states = _LevelUnroll.apply(kernel, program, seg, device, init_states, start_msgs, *kernel.params)
+                states = _LevelUnroll.apply(kernel, loop, program, seg, device, init_states, start_msgs,
+                                            *kernel.params)
             else:
-                states = _forward_segments(kernel, program, seg, init_states, start_msgs, device, False)[0]
+                states = _forward_segments(kernel, program, seg, init_states, start_msgs, device, False, loop)[0]
             missing = program.missing is not None and len(program.missing) > 0
             if seg.compact:
                 compact = True
@@ -331,6 +342,7 @@ class BatchedExecutor:
             driver = _LockStepDriver(gs, runs, starts_global, budget, model, bool(fifo), ties, init_halted,
                                      device, self.record)
         if program is None:
+            self.last_path = "lockstep"
             if build:
                 states = _Unroll.apply(cell, driver, init_states, start_msgs, *params)
             else:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..cells.cells import AMPCell
+from .fused import FusedLoop
 from .kernels import StepKernel, kernel_for
 from .program import _Program
 
@@ -151,14 +152,18 @@ def _segment_index(program: "_Program", seg: _Segments, s: int, device: torch.de
 
 
 def _run_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc: Tensor, s_in: Tensor,
-                 m_in: Tensor, keep: bool) -> tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Forward through one segment: local buffers ``[carried | own rows]`` and (``keep``) the saved activations."""
+                 m_in: Tensor, keep: bool, loop: Optional[FusedLoop] = None) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Forward through one segment: local buffers ``[carried | own rows]`` and (``keep``) the saved activations;
+    level by level with the eager kernel, or all rows in one call of the compiled ``loop``."""
     c, cm, P = s_in.shape[0], m_in.shape[0], int(ssrc.shape[0])
     states = s_in.new_empty((c + P, s_in.shape[1]))
     states[:c] = s_in
     msgs = m_in.new_empty((cm + P, m_in.shape[1]))
     msgs[:cm] = m_in
     act = s_in.new_empty((P, kernel.act_size)) if keep else None
+    if loop is not None:
+        loop.forward(states, msgs, ssrc, msrc, act)
+        return states, msgs, act
     parts = zip(ssrc.split(levels), msrc.split(levels), states[c:].split(levels), msgs[cm:].split(levels),
                 act.split(levels) if act is not None else [None] * len(levels))
     for ss, ms, new, out, a in parts:
@@ -177,16 +182,21 @@ PARAM_CHUNK = 1 << 15
 
 
 def _back_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc: Tensor, states: Tensor,
-                  msgs: Tensor, act: Tensor, g_states: Tensor, g_msgs: Tensor, grads: dict) -> None:
-    """Backward through one segment (levels in reverse); input gradients are scatter-added in place."""
+                  msgs: Tensor, act: Tensor, g_states: Tensor, g_msgs: Tensor, grads: dict,
+                  loop: Optional[FusedLoop] = None) -> None:
+    """Backward through one segment (levels in reverse, or rows in reverse in one call of the compiled
+    ``loop``); input gradients are scatter-added in place, then the parameter gradients are added."""
     c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
-    ssrc, msrc = _i64(ssrc), _i64(msrc)
-    parts = list(zip(ssrc.split(levels), msrc.split(levels), states[c:].split(levels), act.split(levels),
-                     g_states[c:].split(levels), g_msgs[cm:].split(levels)))
-    for ss, ms, new, a, gn, go in reversed(parts):
-        g_h, g_m = kernel.backward(states.index_select(0, ss), msgs.index_select(0, ms), new, a, gn, go)
-        g_states.index_add_(0, ss, g_h)
-        g_msgs.index_add_(0, ms, g_m)
+    if loop is not None:
+        loop.backward(states, msgs, ssrc, msrc, act, g_states, g_msgs)
+    else:
+        ssrc, msrc = _i64(ssrc), _i64(msrc)
+        parts = list(zip(ssrc.split(levels), msrc.split(levels), states[c:].split(levels), act.split(levels),
+                         g_states[c:].split(levels), g_msgs[cm:].split(levels)))
+        for ss, ms, new, a, gn, go in reversed(parts):
+            g_h, g_m = kernel.backward(states.index_select(0, ss), msgs.index_select(0, ms), new, a, gn, go)
+            g_states.index_add_(0, ss, g_h)
+            g_msgs.index_add_(0, ms, g_m)
     for lo in range(0, act.shape[0], PARAM_CHUNK):  # parameter gradients: large products, bounded temporaries
         hi = min(lo + PARAM_CHUNK, act.shape[0])
         kernel.param_grads(states.index_select(0, ssrc[lo:hi]), msgs.index_select(0, msrc[lo:hi]),
@@ -194,7 +204,8 @@ def _back_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msr
 
 
 def _forward_segments(kernel: StepKernel, program: "_Program", seg: _Segments, init_states: Tensor,
-                      start_msgs: Tensor, device: torch.device, build: bool) -> tuple[Tensor, tuple, tuple]:
+                      start_msgs: Tensor, device: torch.device, build: bool,
+                      loop: Optional[FusedLoop] = None) -> tuple[Tensor, tuple, tuple]:
     """All segments forward; fills the checkpoint stores (each carried row once) and keeps the last one's work."""
     s_in = torch.cat([init_states.new_zeros((1, init_states.shape[1])), init_states.detach()])
     m_in = start_msgs.detach()
@@ -209,7 +220,8 @@ def _forward_segments(kernel: StepKernel, program: "_Program", seg: _Segments, i
         if seg.compact:
             s_in, m_in = (stores[0].index_select(0, seg.take_state[s]), stores[1].index_select(0, seg.take_msg[s]))
         ssrc, msrc = _segment_index(program, seg, s, device)
-        states, msgs, act = _run_segment(kernel, seg.levels[s], ssrc, msrc, s_in, m_in, keep=build and last)
+        states, msgs, act = _run_segment(kernel, seg.levels[s], ssrc, msrc, s_in, m_in, keep=build and last,
+                                         loop=loop)
         if not last:
             for store, (a, b, local), buf in ((stores[0], seg.put_state[s], states), (stores[1], seg.put_msg[s], msgs)):
                 if b > a:
@@ -222,17 +234,18 @@ def _forward_segments(kernel: StepKernel, program: "_Program", seg: _Segments, i
 
 
 class _LevelUnroll(torch.autograd.Function):
-    """Levels with hand-written steps; backward recomputes each segment from the checkpoint stores (BPTT)."""
+    """Levels with hand-written steps (eager kernels, or the compiled ``loop``); backward recomputes each
+    segment from the checkpoint stores (BPTT)."""
 
     @staticmethod
-    def forward(ctx, kernel, program, seg, device, init_states, start_msgs, *params):  # type: ignore[override]
-        out, stores, last = _forward_segments(kernel, program, seg, init_states, start_msgs, device, True)
-        ctx.work = (kernel, program, seg, device, stores, last)
+    def forward(ctx, kernel, loop, program, seg, device, init_states, start_msgs, *params):  # type: ignore[override]
+        out, stores, last = _forward_segments(kernel, program, seg, init_states, start_msgs, device, True, loop)
+        ctx.work = (kernel, loop, program, seg, device, stores, last)
         return out
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
-        kernel, program, seg, device, stores, last = ctx.work
+        kernel, loop, program, seg, device, stores, last = ctx.work
         ctx.work = None
         grads: dict = {}
         C = seg.count
@@ -247,7 +260,7 @@ class _LevelUnroll(torch.autograd.Function):
                 ssrc, msrc = _segment_index(program, seg, s, device)
                 s_in = stores[0].index_select(0, seg.take_state[s])
                 m_in = stores[1].index_select(0, seg.take_msg[s])
-                states, msgs, act = _run_segment(kernel, seg.levels[s], ssrc, msrc, s_in, m_in, keep=True)
+                states, msgs, act = _run_segment(kernel, seg.levels[s], ssrc, msrc, s_in, m_in, keep=True, loop=loop)
                 del s_in, m_in
             if not seg.compact:
                 gs = g_out.contiguous().clone()
@@ -262,7 +275,7 @@ class _LevelUnroll(torch.autograd.Function):
                                                    (gm, g_store[1], seg.put_msg[s])):
                         if b > a:
                             g.index_add_(0, _i64(local), g_st[a:b])
-            _back_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, gs, gm, grads)
+            _back_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, gs, gm, grads, loop)
             if seg.compact:
                 c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
                 g_store[0].index_add_(0, _i64(seg.take_state[s]), gs[:c])
@@ -276,7 +289,7 @@ class _LevelUnroll(torch.autograd.Function):
         else:
             g_init, g_msgs = gs[1:base], gm[:K]
         p_grads = [grads.get(id(p)) if p.requires_grad else None for p in kernel.params]
-        return (None, None, None, None, g_init, g_msgs, *p_grads)
+        return (None, None, None, None, None, g_init, g_msgs, *p_grads)
 
 
 #: Above this many bytes of per-delivery work space a level program is cut into segments.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ampsim.batched import BatchedExecutor, plan
+from ampsim.batched import BatchedExecutor, fused, plan
 from ampsim.cells.cells import CELL_KINDS, AMPCell
 from ampsim.cells.execute import EngineExecutor, RunSpec, graph_of
 from ampsim.data.graphdata import GraphData
@@ -17,6 +17,15 @@ pytestmark = [pytest.mark.filterwarnings("ignore:Converting a tensor with requir
               pytest.mark.usefixtures("one_thread")]
 
 F, H, M = 3, 6, 3
+
+
+@pytest.fixture(autouse=True, params=["eager", "fused"])
+def level_loop(request, monkeypatch):
+    """Every test runs with the eager level loop and with the compiled one (AMPSIM_FUSED=0 / 1)."""
+    if request.param == "fused" and not fused.available():
+        pytest.skip(f"the compiled level loop cannot be built here: {fused.failure()}")
+    monkeypatch.setenv(fused.ENV, "1" if request.param == "fused" else "0")
+    return request.param
 
 
 def graph_data(G: nx.Graph, seed: int, dtype=torch.float64) -> GraphData:
