@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from .. import runpack
 from ..fileio import save_figure
 from ..data.graphdata import GraphData
 from ..engine.rng import stream
@@ -166,11 +167,12 @@ def direction(r: Reaction, dist: Sequence[Optional[int]]) -> str:
 
 
 def load_parity_model(run_dir: str, test_sizes: Sequence[int] = (25,)):
-    """A trained parity model of ``results/runs/parity/<model>/seed<k>`` with a small test set only
-    (:func:`ampsim.train.load_model` would rebuild every test size up to 2500 nodes)."""
+    """A trained parity model of the run folder ``run_dir`` (or ``<pack>/parity/<model>/seed<k>`` inside
+    a pack, :func:`ampsim.runpack.folder`) with a small test set only (:func:`ampsim.train.load_model`
+    would rebuild every test size up to 2500 nodes)."""
     from ..train import TrainConfig, build_model, load_task
 
-    ckpt = torch.load(os.path.join(run_dir, "checkpoint.pt"), map_location="cpu", weights_only=True)
+    ckpt = torch.load(os.path.join(runpack.folder(run_dir), "checkpoint.pt"), map_location="cpu", weights_only=True)
     config = TrainConfig.from_dict(ckpt["config"])
     task = load_task(config.task, config.seed, train_graphs=config.train_graphs, test_sizes=tuple(test_sizes))
     model = build_model(task, config)
@@ -248,7 +250,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m ampsim.theory.reaction_demo")
     p.add_argument("--graphs", type=int, default=16, help="test graphs per question (default 16)")
-    p.add_argument("--parity-run", default=os.path.join("results", "runs", "parity", "amp-iter", "seed0"))
+    p.add_argument("--parity-run", default="results/table3_runs.jsonl.gz/parity/amp-iter/seed0",
+                   help="a parity run folder, or one inside a pack (default: the Table 3 AMP-Iter run of seed 0)")
     p.add_argument("--out", default=os.path.join("runs", "reaction"),
                    help="folder of figure3.json and parity_iter.json (default runs/reaction, ignored by git; "
                         "the published ones: --out results/reaction)")

@@ -50,6 +50,7 @@ from ..data.graphdata import GraphData
 from ..data.tu import DATASETS, TUDataset, load_tu
 from ..engine.rng import derive_seed
 from ..fileio import write_text
+from .. import runpack
 from .. import validate as V
 from . import ddp
 from .cli import int_ranges
@@ -68,6 +69,7 @@ __all__ = [
     "first_step_gradients",
     "run_grid",
     "summarize",
+    "render_table4",
     "write_tables",
     "configure",
     "main",
@@ -83,7 +85,7 @@ PAPER_AMP_RNN = {
 }
 SOCIAL = ("IMDB-BINARY", "IMDB-MULTI")
 EPOCHS, LR, STEP, GAMMA, FOLDS, SKIP_STATES = 350, 0.01, 50, 0.5, 10, 4
-DEFAULT_RUNS = os.path.join("results", "table4_runs")
+DEFAULT_RUNS = os.path.join("results", "table4_runs.jsonl.gz")  # the published fold files, packed
 USER_RUNS = os.path.join("runs", "table4_runs")  # the CLI's default (ignored by git), not the published runs
 
 
@@ -413,7 +415,7 @@ def _done(path: Path, epochs: int, subset: bool) -> bool:
 
 
 def run_grid(datasets: Sequence[str], folds: Sequence[int], *, points: Optional[Sequence[GridPoint]] = None,
-             root: str = DEFAULT_RUNS, epochs: int = EPOCHS, seed: int = 0, max_graphs: Optional[int] = None,
+             root: str = USER_RUNS, epochs: int = EPOCHS, seed: int = 0, max_graphs: Optional[int] = None,
              data_root: Optional[str] = None, device: str = "cpu", stack: bool = True,
              log: Callable[[str], None] = print) -> list[Path]:
     """Train every (data set, grid point, fold) that has no complete result file yet; return the files written.
@@ -521,9 +523,11 @@ def summarize(root: str = DEFAULT_RUNS, datasets: Sequence[str] = DATASETS, epoc
     """Per data set: every grid point's fold count and, for complete points, the best-epoch mean ± std (%).
 
     A grid point is complete with all 10 folds at ``epochs`` epochs (subset runs never count).
-    The reported entry is the complete point with the highest mean.
+    The reported entry is the complete point with the highest mean. ``root``: the fold files'
+    folder, or their pack (:mod:`ampsim.runpack`).
     """
     out: dict[str, Any] = {}
+    root = runpack.folder(root)
     for name in datasets:
         base = Path(root) / name
         points = {}
@@ -567,6 +571,14 @@ def write_tables(summary: dict, json_path: str = "results/table4.json", md_path:
     """``results/table4.json`` and ``results/table4.md`` (ours beside the paper's AMP-RNN row), summarising the
     fold files under ``root``; ``note`` (how the runs ran: command, machine, wall time) opens the Markdown."""
     write_result(json_path, summary)
+    Path(md_path).parent.mkdir(parents=True, exist_ok=True)
+    write_text(md_path, render_table4(summary, json_path, md_path, root, note))
+
+
+def render_table4(summary: dict, json_path: str = "results/table4.json", md_path: str = "results/table4.md",
+                  root: str = DEFAULT_RUNS, note: str = "") -> str:
+    """The Markdown of :func:`write_tables`: the paper's row and ours, then every grid point; the
+    regenerating command names ``root``, ``json_path`` and ``md_path``."""
     names = list(summary)
     head = "| Model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
     paper = "| AMP-RNN (paper) | " + " | ".join(f"{PAPER_AMP_RNN[n][0]} ± {PAPER_AMP_RNN[n][1]}" for n in names) + " |\n"
@@ -579,11 +591,15 @@ def write_tables(summary: dict, json_path: str = "results/table4.json", md_path:
 
     ours = "| AMP-RNN (ampsim, batched) | " + " | ".join(cell(n) for n in names) + " |\n"
     files = f"--out {root} --json {json_path} --md {md_path}"
+    if runpack.is_pack(root):
+        runs = (f"the runs: `python -m ampsim.train.graph_classification --workers 2 --out runs/table4_runs`, then "
+                f"`python -m ampsim.runpack pack runs/table4_runs {root}`")
+    else:
+        runs = f"runs: `python -m ampsim.train.graph_classification --datasets NAME --folds 0-9 {files}`"
     lines = ["# Table 4: graph classification accuracy (%)\n\n", *([note + "\n\n"] if note else []),
              "Protocol: reference notes section 4 (10 GIN folds, 350 epochs of one full-batch Adam step, lr 0.01, "
              "StepLR(50, 0.5), best epoch of the fold-averaged test curve, mean ± std over folds, best grid point). "
-             f"Regenerate: `python -m ampsim.train.graph_classification --summarize {files}` (runs: "
-             f"`python -m ampsim.train.graph_classification --datasets NAME --folds 0-9 {files}`).\n\n",
+             f"Regenerate: `python -m ampsim.train.graph_classification --summarize {files}` ({runs}).\n\n",
              head + paper + ours,
              "\n## Grid points\n\n",
              "| data set | grid point | folds | best epoch | mean ± std | final epoch | minutes (10 folds) |\n"
@@ -606,8 +622,7 @@ def write_tables(summary: dict, json_path: str = "results/table4.json", md_path:
                  "counts only with all 10 folds; the reported cell is the best complete point (of "
                  + ", ".join(f"{n}: {summary[n]['complete_points']}/{summary[n]['grid_size']}" for n in names)
                  + " points done).\n")
-    Path(md_path).parent.mkdir(parents=True, exist_ok=True)
-    write_text(md_path, "".join(lines))
+    return "".join(lines)
 
 
 def _log(text: str) -> None:
@@ -639,7 +654,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=USER_RUNS,
-                        help=f"folder of the per-fold result files (default {USER_RUNS}; published: {DEFAULT_RUNS})")
+                        help=f"folder of the per-fold result files (default {USER_RUNS}); with --summarize also "
+                             f"their pack (published: {DEFAULT_RUNS})")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     parser.add_argument("--nproc", type=int, default=1, help="data-parallel processes (DDP; gloo on CPU)")
     parser.add_argument("--workers", type=int, default=1,
@@ -665,6 +681,9 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--nproc must be >= 1")
     if args.workers < 1:
         raise ValueError("--workers must be >= 1")
+    if not args.summarize and runpack.is_pack(args.out):
+        raise ValueError(f"--out {args.out}: a pack is read, not trained into; train into a folder "
+                         "(e.g. runs/table4_runs) and pack it with python -m ampsim.runpack pack")
     if not args.summarize:
         points = [GridPoint.from_tag(t) for t in args.points] if args.points else None
         job = dict(points=points, root=args.out, epochs=args.epochs, seed=args.seed, max_graphs=args.max_graphs,

@@ -30,7 +30,7 @@ finished seed is skipped, an interrupted one continues from its checkpoint, bit 
 
     python -m ampsim.train.node_classification --models GCN GAT --seeds 0-9
     python -m ampsim.train.node_classification --models AMP-GRU AMP-ACT --delays constant uniform --seeds 0-9
-    python -m ampsim.train.node_classification --summarize --out results/node_classification_runs
+    python -m ampsim.train.node_classification --summarize --out results/node_classification_runs.jsonl.gz
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from .. import runpack
 from .. import validate as V
 from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec
@@ -435,8 +436,10 @@ def summarize(root: str = DEFAULT_RUNS) -> dict:
 
     Accuracies in % (test accuracy at the epoch selected on validation, mean and unbiased std
     over seeds); ``minutes`` is the training time of all seeds together (one thread each).
+    ``root``: the result files' folder, or their pack (:mod:`ampsim.runpack`).
     """
     out: dict[str, dict] = {}
+    root = runpack.folder(root)
     for path in sorted(Path(root).glob("*/*/seed*.json")):
         r = json.loads(path.read_text())
         if r.get("format") != FORMAT or not r.get("finished"):
@@ -543,7 +546,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="AMP input: the binary bag of words (default) or row-normalised (the GCN's, always)")
     parser.add_argument("--readout", default="skip", choices=READOUTS, help="AMP readout (default skip)")
     parser.add_argument("--embed", action="store_true", help="AMP: a sparse linear embedding before the cell")
-    parser.add_argument("--out", default=DEFAULT_RUNS, help="folder of the per-seed result files")
+    parser.add_argument("--out", default=DEFAULT_RUNS,
+                        help="folder of the per-seed result files; with --summarize also their pack (.jsonl.gz)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--summarize", action="store_true", help="only write the summary files")
     parser.add_argument("--json", default="results/node_classification.json")
@@ -587,6 +591,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if not args.summarize:
+        if runpack.is_pack(args.out):
+            parser.error(f"--out {args.out}: a pack is read, not trained into; train into a folder and pack it "
+                         "with python -m ampsim.runpack pack")
         training_process(args.threads)
         try:
             todo = configs(args)

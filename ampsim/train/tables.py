@@ -1,14 +1,17 @@
 """Tables 2 and 3 (and Figures 5, 6b, and the emission-gate comparison) from per-seed result files.
 
-Every (task, model, seed) is one folder ``results/runs/<task>/<model>[+gate]/seed<k>`` with a
-checkpoint and, once finished, ``result.json`` (:func:`ampsim.train.loop.fit`). Running a
-protocol skips finished folders and resumes interrupted ones, so it can be stopped and
-restarted at will; rendering reads whatever has finished and states the seeds per cell.
+Every (task, model, seed) is one folder ``<root>/<task>/<model>[+gate]/seed<k>`` (``runs/`` by
+default) with a checkpoint and, once finished, ``result.json`` (:func:`ampsim.train.loop.fit`).
+Running a protocol skips finished folders and resumes interrupted ones, so it can be stopped and
+restarted at will; rendering reads whatever has finished and states the seeds per cell. The
+published runs are packed, one file per table (:data:`PACKS`, :mod:`ampsim.runpack`), and
+rendering reads the packs as it reads run folders.
 
     python -m ampsim.train.tables run2 --seeds 0-9            # Table 2, AMP column (AMP-RNN)
     python -m ampsim.train.tables run3 --seeds 0-9            # Table 3, five variants
     python -m ampsim.train.tables run-gate --seeds 0-2        # gated twins of run2/run3 folders
-    python -m ampsim.train.tables render                      # results/table{2,3}.{json,md}, figures
+    python -m ampsim.train.tables render                      # runs/table{2,3}.{json,md}, figures
+    python -m ampsim.train.tables pack --out results          # results/table2_runs.jsonl.gz, ...
 
 Protocols (reference notes 1.5): Table 2 -- 1000 full-batch Adam steps, lr 0.01, hidden 16/32,
 message size 3, start message ones(3), budget 5n, one run per node, constant delays, the final
@@ -28,6 +31,7 @@ import torch
 
 from ..fileio import save_figure, write_json, write_text
 from .cli import int_ranges, run_folder
+from .. import runpack
 from .. import validate as V
 from ..cells.models import cell_kind
 from .loop import run_largest_first, training_process
@@ -51,10 +55,10 @@ __all__ = [
     "render_table3",
     "render_gate",
     "write_all",
+    "pack_runs",
     "main",
 ]
 
-ROOT = os.path.join("results", "runs")
 USER_ROOT = "runs"  # the CLI's default: a user's runs and tables go to runs/ (ignored), not to results/
 #: Table 2 sets: paper name -> CLI task name.
 TABLE2_TASKS = {"Limits1": "limits1", "Limits2": "limits2", "Triangles": "triangles", "LCC": "lcc",
@@ -65,6 +69,26 @@ PAPER_TABLE2 = {"Limits1": (1.00, 0.00), "Limits2": (1.00, 0.00), "Triangles": (
 TABLE3_MODELS = {"AMP-RNN": "amp-rnn", "AMP-GRU": "amp-gru", "AMP-LSTM": "amp-lstm", "AMP-ACT": "amp-act",
                  "AMP-Iter": "amp-iter"}
 TABLE3_SIZES = (10, 25, 50, 100, 250, 500, 1000, 2500)
+#: The packed runs of each published artefact (:mod:`ampsim.runpack`): pack name -> the files it holds
+#: (globs of paths relative to the run root). Table 2: AMP-RNN on its eight sets; Table 3 and Figure 5:
+#: the five variants on parity; Figure 6: parity-multi; the gate comparison: the gated runs (their
+#: always-emit twins are the Table 2 / Table 3 runs of the same seeds). Every run's ``result.json``;
+#: the checkpoints of seeds 0-2 only, the trained models that are read again: the gate comparison's
+#: deliveries (:func:`deliveries_per_run`), the gradient check of :mod:`ampsim.theory.delays_training`
+#: and the reaction demo (:mod:`ampsim.theory.reaction_demo`).
+PACKS = {
+    "table2_runs.jsonl.gz": tuple(f"{task}/amp-rnn/{f}" for task in TABLE2_TASKS.values()
+                                  for f in ("seed*/result.json", "seed[0-2]/checkpoint.pt")),
+    "table3_runs.jsonl.gz": tuple(f"parity/{model}/{f}" for model in TABLE3_MODELS.values()
+                                  for f in ("seed*/result.json", "seed[0-2]/checkpoint.pt")),
+    "figure6_runs.jsonl.gz": tuple(f"parity-multi/{model}/seed*/result.json" for model in TABLE3_MODELS.values()),
+    "gate_runs.jsonl.gz": ("*/amp-rnn+gate/seed*/result.json", "*/amp-rnn+gate/seed[0-2]/checkpoint.pt"),
+}
+#: The published runs: every pack of :data:`PACKS` in ``results/`` (a run root :func:`ampsim.runpack.folder` reads).
+ROOT = ",".join(os.path.join("results", name) for name in PACKS)
+#: How every published table of this module names its regenerating command.
+REGENERATE = (f"Regenerate (from the packed runs): `python -m ampsim.train.tables render --root {ROOT} --out results`; "
+              "training the runs anew: `results/README.md`.")
 _T3 = {
     "AMP-RNN": "0.96 0.02 0.85 0.05 0.74 0.08 0.69 0.07 0.61 0.09 0.58 0.09 0.56 0.05 0.54 0.04",
     "AMP-GRU": "0.97 0.01 0.89 0.03 0.80 0.05 0.73 0.10 0.66 0.07 0.63 0.08 0.60 0.05 0.56 0.04",
@@ -92,7 +116,7 @@ def protocol_config(task: str, model: str, seed: int, gate: bool = False, delay:
 CELL_COST = {"rnn": 1.0, "gru": 1.5, "lstm": 2.0, "act": 2.8, "iter": 4.3}
 
 
-def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[int], root: str = ROOT,
+def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[int], root: str = USER_ROOT,
                  executor: Optional[str] = None, gate: bool = False, delay: str = "constant",
                  epochs: int = 1000, quiet: bool = False, log=print, stack: bool = True, workers: int = 1,
                  threads: int = 1) -> list[str]:
@@ -176,8 +200,8 @@ def _stats(values: Sequence[float]) -> dict:
 
 def _results(root: str, task: str, model: str, gate: bool = False, delay: str = "constant",
              epochs: int = 1000) -> list[dict]:
-    """Finished protocol results of (task, model), sorted by seed."""
-    base = os.path.dirname(run_folder(root, task, model, 0, gate, delay))
+    """Finished protocol results of (task, model), sorted by seed (``root``: run folders or packs)."""
+    base = os.path.dirname(run_folder(runpack.folder(root), task, model, 0, gate, delay))
     out = []
     if not os.path.isdir(base):
         return out
@@ -277,6 +301,7 @@ def deliveries_per_run(folder: str, max_graphs: int = 10) -> float:
 def gate_summary(root: str = ROOT, tasks: Sequence[str] = GATE_TASKS, model: str = "amp-rnn",
                  deliveries: bool = True) -> dict:
     """Learned gate vs always-emit on the same tasks and seeds: test accuracy and deliveries per run."""
+    root = runpack.folder(root)
     out = {}
     for task in tasks:
         emit = {r["config"]["seed"]: r for r in _results(root, task, model)}
@@ -312,8 +337,7 @@ def render_table2(summary: dict) -> str:
         "Protocol: AMP-RNN, 1000 full-batch Adam steps (lr 0.01), hidden 16/32, message size 3,",
         "start message ones(3), one run per node, budget 5n processed deliveries, constant delays.",
         "",
-        "Regenerate: `python -m ampsim.train.tables run2 --root results/runs --seeds 0-9 && "
-        "python -m ampsim.train.tables render --root results/runs --out results`",
+        REGENERATE,
         "",
         *_executor_line(summary),
         "| Set | paper | ours | within 0.05 |",
@@ -336,8 +360,7 @@ def render_table3(summary: dict) -> str:
         "Protocol: 100 training graphs of 10 nodes, 1000 full-batch Adam steps (lr 0.01), hidden 30,",
         "e0 of size 3 at the origin, budget 10n processed deliveries, constant delays, 10 test graphs per size.",
         "",
-        "Regenerate: `python -m ampsim.train.tables run3 --root results/runs --seeds 0-9 && "
-        "python -m ampsim.train.tables render --root results/runs --out results`",
+        REGENERATE,
         "",
         *_executor_line(summary),
         f"| Model | {head} |",
@@ -393,8 +416,7 @@ def render_gate(summary: dict) -> str:
         "Same tasks, seeds and protocol; mean test accuracy over the task's test splits",
         "(for the parity task, the mean over its test sizes). Mean ± std (seeds).",
         "",
-        "Regenerate: `python -m ampsim.train.tables run-gate --root results/runs --seeds 0-2 && "
-        "python -m ampsim.train.tables render --root results/runs --out results`",
+        REGENERATE,
         "(the always-emit twins are the run2 / run3 folders of the same seeds).",
         "",
         "Deliveries: processed deliveries per run of the trained models on the first test split (the",
@@ -454,8 +476,7 @@ def render_figure6(single: dict, triple: dict) -> str:
         "Drop: mean accuracy lost from one problem to three (the paper: the larger, the more a method",
         "is exposed to oversquashing).",
         "",
-        "Regenerate: `python -m ampsim.train.tables run6 --root results/runs --seeds 0-9 && "
-        "python -m ampsim.train.tables render --root results/runs --out results`",
+        REGENERATE,
         "",
         "| Model | " + " | ".join(str(s) for s in TABLE3_SIZES) + " | mean drop |",
         "|---|" + "---|" * (len(TABLE3_SIZES) + 1),
@@ -508,8 +529,23 @@ def _dump(path: str, obj) -> None:
         write_json(path, obj, sort_keys=False)
 
 
+def pack_runs(root: str, out_dir: str) -> list[str]:
+    """Pack the finished run folders under ``root`` into the files of :data:`PACKS` in ``out_dir``
+    (:func:`ampsim.runpack.pack`; a pack without runs is not written); returns the packs written."""
+    written = []
+    for name, select in PACKS.items():
+        try:
+            runpack.pack(root, os.path.join(out_dir, name), select)
+        except ValueError:
+            continue
+        written.append(os.path.join(out_dir, name))
+    return written
+
+
 def write_all(root: str = ROOT, out_dir: str = "results") -> list[str]:
-    """Write results/table2.{json,md}, table3.{json,md}, gate.{json,md} and the Figure 5 plots."""
+    """Write table2.{json,md}, table3.{json,md}, table3_details.json, figure6.{json,md,png}, gate.{json,md}
+    and the Figure 5 plots to ``out_dir`` from the runs of ``root`` (run folders, or packs)."""
+    root = runpack.folder(root)
     os.makedirs(out_dir, exist_ok=True)
     written = []
     t2 = table2_summary(root)
@@ -565,7 +601,7 @@ def render_comparison(comparison: dict, root: str, note: str = "") -> str:
     if note:
         lines += [note, ""]
     lines += [f"Rerun: run folders under `{root}` (seeds that share their graphs and have small levels train as",
-              "one stack); published: `results/runs`. Accuracy: mean ± population std (seeds).",
+              "one stack); published: the packed runs in `results/`. Accuracy: mean ± population std (seeds).",
               "Minutes: wall-clock training time of the runs, a stacked pass counted once. The published runs",
               "ran earlier, with the executor of their day and under other loads, so minutes compare only roughly.",
               "", "| Set | rerun | published | rerun minutes (stacked seeds) | published minutes |",
@@ -637,8 +673,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="write the figures as JSON here")
+    p = sub.add_parser("pack", help="pack finished run folders into one .jsonl.gz per table (ampsim.runpack)")
+    p.add_argument("--root", default=USER_ROOT, help=f"run folders (default {USER_ROOT})")
+    p.add_argument("--out", required=True, help="folder of the packs (published: results)")
     p = sub.add_parser("render")
-    p.add_argument("--root", default=USER_ROOT, help=f"run folders (default {USER_ROOT}; published: {ROOT})")
+    p.add_argument("--root", default=USER_ROOT,
+                   help=f"run folders, or packs separated by commas (default {USER_ROOT}; published: {ROOT})")
     p.add_argument("--out", default=USER_ROOT, help=f"tables and figures (default {USER_ROOT}; published: results)")
     p = sub.add_parser("compare2", help="Table 2 of a rerun next to the published runs (accuracy, wall time)")
     p.add_argument("--root", required=True, help="the rerun's run folders")
@@ -655,6 +695,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.json:
             write_result(args.json, comparison)
         print(f"wrote {args.md}")
+        return 0
+    if args.cmd == "pack":
+        for path in pack_runs(args.root, args.out):
+            print(f"wrote {path}")
         return 0
     if args.cmd == "render":
         for path in write_all(args.root, args.out):

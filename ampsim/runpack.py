@@ -1,0 +1,174 @@
+"""Packed runs: a folder of per-seed / per-fold run files as one gzipped JSON Lines file, and back.
+
+A published table is recomputed from its runs. Rather than hundreds of small files, ``results/``
+keeps one pack per table (``results/table4_runs.jsonl.gz``, ...): one line per file of the run
+folder, sorted by path,
+
+* ``{"path": "MUTAG/h16_m15_skip/fold0.json", "json": {...}}`` for a JSON file (the parsed object:
+  config, metrics and curves as in the run file), or
+* ``{"path": "lcc/amp-rnn/seed0/checkpoint.pt", "base64": "..."}`` for any other file (its bytes).
+
+The file is gzip-compressed with a zero timestamp, so the same runs always give the same bytes
+(``zcat results/table4_runs.jsonl.gz | head -1`` shows a line). Readers never parse a pack
+themselves: :func:`folder` turns a run root -- a folder, or one or more packs separated by commas
+-- into a folder with the files restored (once per process, in a temporary folder removed at
+exit), and every renderer reads that folder exactly as it reads a fresh run's folder; a path
+through a pack (``results/table3_runs.jsonl.gz/parity/amp-iter/seed0``) names one run in it. JSON
+files come back as compact JSON with the same content; other files byte for byte.
+
+    python -m ampsim.runpack pack runs/table4_runs results/table4_runs.jsonl.gz
+    python -m ampsim.runpack unpack results/table4_runs.jsonl.gz runs/table4_unpacked
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import fnmatch
+import gzip
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Iterable, Iterator, Optional, Sequence
+
+from .fileio import atomic_write
+
+__all__ = ["SUFFIX", "is_pack", "pack", "read_pack", "unpack", "folder", "main"]
+
+#: How a pack's name ends.
+SUFFIX = ".jsonl.gz"
+
+_unpacked: dict[tuple[str, ...], str] = {}  # packs (absolute paths) -> their folder in this process
+
+
+def is_pack(spec: str) -> bool:
+    """Whether ``spec`` names packs (one, or several separated by commas) rather than a folder."""
+    return all(part.endswith(SUFFIX) for part in str(spec).split(","))
+
+
+def _files(root: str, select: Optional[Sequence[str]]) -> Iterator[str]:
+    for base, dirs, names in os.walk(root):
+        dirs.sort()
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(base, name), root).replace(os.sep, "/")
+            if name.startswith(".") or ".partial" in name:
+                continue
+            if select is None or any(fnmatch.fnmatchcase(rel, pattern) for pattern in select):
+                yield rel
+
+
+def pack(root: str, out: str, select: Optional[Sequence[str]] = None) -> int:
+    """Write the files under ``root`` (those whose relative path matches a glob of ``select``, all
+    when None) to the pack ``out``; returns the number of files. Raises ``ValueError`` when
+    ``root`` is not a folder, ``out`` does not end in ``.jsonl.gz`` or nothing matches."""
+    if not os.path.isdir(root):
+        raise ValueError(f"{root}: not a folder of runs")
+    if not out.endswith(SUFFIX):
+        raise ValueError(f"{out}: a pack's name ends in {SUFFIX}")
+    lines = []
+    for rel in sorted(_files(root, select)):
+        path = os.path.join(root, rel)
+        if rel.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                entry = {"path": rel, "json": json.load(f)}
+        else:
+            with open(path, "rb") as f:
+                entry = {"path": rel, "base64": base64.b64encode(f.read()).decode("ascii")}
+        lines.append(json.dumps(entry, separators=(",", ":"), allow_nan=False))
+    if not lines:
+        raise ValueError(f"{root}: no run files{' matching ' + ', '.join(select) if select else ''}")
+    data = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=9, mtime=0)
+    parent = os.path.dirname(out)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    with atomic_write(out, "wb", encoding=None) as f:
+        f.write(data)
+    return len(lines)
+
+
+def read_pack(path: str) -> Iterator[dict]:
+    """The entries of the pack ``path``, in order (``{"path", "json"}`` or ``{"path", "base64"}``)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such pack")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            entry = json.loads(line)
+            rel = entry.get("path", "")
+            if not rel or rel.startswith("/") or ".." in rel.split("/") or ("json" in entry) == ("base64" in entry):
+                raise ValueError(f"{path}:{number}: not a pack entry")
+            yield entry
+
+
+def unpack(packs: Iterable[str], to: str) -> int:
+    """Restore the files of ``packs`` under the folder ``to``; returns the number of files.
+    Two packs holding the same path raise ``ValueError``."""
+    seen: set[str] = set()
+    for p in packs:
+        for entry in read_pack(p):
+            rel = entry["path"]
+            if rel in seen:
+                raise ValueError(f"{p}: {rel} is in another pack too")
+            seen.add(rel)
+            path = os.path.join(to, *rel.split("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if "json" in entry:
+                with atomic_write(path) as f:
+                    f.write(json.dumps(entry["json"], allow_nan=False) + "\n")
+            else:
+                with atomic_write(path, "wb", encoding=None) as f:
+                    f.write(base64.b64decode(entry["base64"]))
+    return len(seen)
+
+
+def folder(spec: str) -> str:
+    """A folder holding the runs of ``spec``: ``spec`` itself when it is a folder; for packs
+    (``a.jsonl.gz`` or ``a.jsonl.gz,b.jsonl.gz``) a temporary folder with their files, unpacked
+    once per process and removed when it ends. A path inside one pack
+    (``results/table3_runs.jsonl.gz/parity/amp-iter/seed0``) gives that path in its folder."""
+    spec = os.fspath(spec)
+    inner = ""
+    if not is_pack(spec) and "," not in spec:
+        head, sep, tail = spec.partition(SUFFIX + "/")
+        if sep:
+            spec, inner = head + SUFFIX, tail
+    if not is_pack(spec):
+        return spec
+    key = tuple(os.path.abspath(p) for p in spec.split(","))
+    if key not in _unpacked:
+        tmp = tempfile.mkdtemp(prefix="ampsim-runs-")
+        atexit.register(shutil.rmtree, tmp, True)
+        try:
+            unpack(key, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _unpacked[key] = tmp
+    return os.path.join(_unpacked[key], *inner.split("/")) if inner else _unpacked[key]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ampsim.runpack", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack", help="a folder of runs -> one .jsonl.gz")
+    p.add_argument("root")
+    p.add_argument("out")
+    p.add_argument("--select", nargs="+", default=None, help="globs of relative paths to keep (default: all)")
+    p = sub.add_parser("unpack", help="packs -> a folder")
+    p.add_argument("packs", nargs="+")
+    p.add_argument("to")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "pack":
+            print(f"wrote {args.out} ({pack(args.root, args.out, args.select)} files)")
+        else:
+            print(f"wrote {unpack(args.packs, args.to)} files under {args.to}")
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
