@@ -17,11 +17,19 @@ For a node in state h receiving message m (reference notes 1.1-1.3):
               g = σ(W_g [h' ‖ m]); emit iff g > 1/2; the message is scaled by the
               straight-through value ``1[g > 1/2] + g - stopgrad(g)`` so gradients reach W_g.
 * output      h (RNN/GRU/LSTM) or acc (ACT/Iter); decoded by the task's readout.
+
+It follows the cell protocol (:mod:`ampsim.cells.protocol`): emission ``"always"`` (no gate,
+RNN/GRU/LSTM) or ``"learned"`` (the gate, or ACT/Iter halting: the schedule depends on values);
+no per-node inputs; the start message is ``ones(msg_size)``.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
+
+from .protocol import NodeInputs
 
 __all__ = ["AMPCell", "CELL_KINDS", "HALT_EPS"]
 
@@ -52,10 +60,22 @@ class AMPCell(nn.Module):
         self.emit_gate = nn.Linear(hidden + msg_size, 1) if gate else None
         H = hidden
         self.state_size = H + (H if kind == "lstm" else 0) + (H + 1 if kind in ("act", "iter") else 0)
+        self.output_size = H
+        self.node_inputs: frozenset = frozenset()
+
+    @property
+    def emission(self) -> str:
+        """``"learned"`` with a gate or halting (ACT, Iter): the schedule depends on values; else ``"always"``."""
+        return "learned" if self.gate or self.kind in ("act", "iter") else "always"
+
+    def start_message(self, k: int = 1) -> Tensor:
+        """(k, M) ``ones``: the paper's initial message as the authors' code sends it (Table 2)."""
+        w = self.message.weight
+        return torch.ones(k, self.msg_size, dtype=w.dtype, device=w.device)
 
     # ----------------------------------------------------------------- rows
-    def init_state(self, x: Tensor) -> Tensor:
-        """Packed start states for features ``x`` (B, F): h = W_e x (no activation)."""
+    def init_state(self, x: Tensor, inputs: Optional[NodeInputs] = None) -> Tensor:
+        """Packed start states for features ``x`` (B, F): h = W_e x (no activation); ``inputs`` unused."""
         h = self.encoder(x)
         B, H = h.shape
         parts = [h]

@@ -8,11 +8,15 @@ Table 2 and Table 4 start one run per node; Table 3 one run per graph.
 ``EngineExecutor`` is the reference: one :class:`~ampsim.engine.simulation.Simulation`
 per run, message by message. The batched executor (``ampsim.batched``) must give the
 same states (to 1e-5) and gradients for the same :class:`RunSpec` list and seeds.
+
+``loss`` is the engine's message loss (:class:`~ampsim.engine.simulation.Simulation`): each copy
+sent by a broadcast is lost with probability ``loss``, drawn from the run's ``loss`` stream in
+msg_id order; a lost copy keeps its msg_id and its delay draw. Every executor loses the same copies.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, Union
+from typing import Optional, Protocol, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -22,7 +26,7 @@ from ..engine.delays import DelayModel
 from ..engine.messages import Message
 from ..engine.simulation import Simulation
 from ..graphs import Graph, as_graph
-from .cells import AMPCell
+from .protocol import Cell
 from .rule import CellRule
 
 __all__ = ["RunSpec", "Executor", "EngineExecutor", "graph_of"]
@@ -30,19 +34,21 @@ __all__ = ["RunSpec", "Executor", "EngineExecutor", "graph_of"]
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run: ``starts`` (node indices) each receive the matching row of ``messages`` (k, M); ``seed`` its delays."""
+    """One run: ``starts`` (node indices) each receive the matching row of ``messages`` (k, M); ``seed`` its
+    delays (and lost copies); ``noise_seed`` the cell's random numbers (dropout; ``None``: none)."""
 
     starts: tuple[int, ...]
     messages: Tensor
     seed: int = 0
+    noise_seed: Optional[int] = None
 
 
 class Executor(Protocol):
-    """``execute(cell, graph, runs, budget, delay, fifo) -> (len(runs), n, state_size)`` final packed states."""
+    """``execute(cell, graph, runs, budget, delay, fifo, loss) -> (len(runs), n, state_size)`` final packed states."""
 
     def execute(
-        self, cell: AMPCell, graph: GraphData, runs: Sequence[RunSpec], budget: int,
-        delay: Union[str, DelayModel] = "constant", fifo: bool = False,
+        self, cell: Cell, graph: GraphData, runs: Sequence[RunSpec], budget: int,
+        delay: Union[str, DelayModel] = "constant", fifo: bool = False, loss: float = 0.0,
     ) -> Tensor: ...
 
 
@@ -65,18 +71,18 @@ class EngineExecutor:
         self.last_results: list = []
 
     def execute(
-        self, cell: AMPCell, graph: GraphData, runs: Sequence[RunSpec], budget: int,
-        delay: Union[str, DelayModel] = "constant", fifo: bool = False,
+        self, cell: Cell, graph: GraphData, runs: Sequence[RunSpec], budget: int,
+        delay: Union[str, DelayModel] = "constant", fifo: bool = False, loss: float = 0.0,
     ) -> Tensor:
         g = graph_of(graph)
-        rule = CellRule(cell)
         finals = []
         self.last_results = []
         for i, run in enumerate(runs):
+            rule = CellRule(cell, run.noise_seed)
             start = {v: Message("start", run.messages[j]) for j, v in enumerate(run.starts)}
             tracer = self.tracer_factory(i) if self.tracer_factory else None
             sim = Simulation(g, rule, delay=delay, fifo=fifo, seed=run.seed, start=start,
-                             features=graph.x, allow_isolated=True, tracer=tracer)
+                             features=graph.x, allow_isolated=True, tracer=tracer, loss=loss)
             result = sim.run(max_deliveries=budget)
             self.last_results.append(result)
             finals.append(torch.cat(list(result.states), dim=0))

@@ -10,6 +10,11 @@ Per node (Section 3): ``start`` encodes the features into the packed state row;
 outgoing message when the cell emits (always, or the learned gate says so).
 A halted node (ACT/Iter) drops later deliveries (engine semantics: drops do not
 count toward the budget).
+
+Any cell of the protocol (:mod:`ampsim.cells.protocol`) runs here. A cell with per-node
+inputs (``node_inputs``: degree, noise) makes the rule assume ``degree`` and ``ids`` (the
+noise key is a function of the node's index and ``noise_seed``); a cell with ``finished``
+makes a run that goes quiet with unfinished nodes end ``stalled`` (e.g. messages were lost).
 """
 from __future__ import annotations
 
@@ -19,25 +24,35 @@ import torch
 from torch import Tensor
 
 from ..engine.messages import Message, NodeView
-from .cells import AMPCell
+from .noise import noise_keys
+from .protocol import Cell, NodeInputs
 
 __all__ = ["CellRule"]
 
 
 class CellRule:
-    """``CellRule(cell)``: node features -> packed state; (state, m) -> (state', m' or nothing)."""
+    """``CellRule(cell, noise_seed=None)``: node features -> packed state; (state, m) -> (state', m' or nothing)."""
 
     name = "amp-cell"
-    assumes = frozenset()
 
-    def __init__(self, cell: AMPCell) -> None:
+    def __init__(self, cell: Cell, noise_seed: Optional[int] = None) -> None:
         self.cell = cell
+        self.noise_seed = noise_seed
+        self.inputs = bool(getattr(cell, "node_inputs", frozenset()))
+        self.assumes = frozenset({"degree", "ids"}) if self.inputs else frozenset()
+        if hasattr(cell, "finished"):
+            self.finished = lambda state: bool(cell.finished(state)[0])
 
     def start(self, node: NodeView) -> tuple[Tensor, Optional[Message]]:
         x = node.features
         if not isinstance(x, Tensor):
             x = torch.as_tensor(x, dtype=torch.float32)
-        return self.cell.init_state(x.reshape(1, -1)), None
+        x = x.reshape(1, -1)
+        inputs = None
+        if self.inputs:
+            inputs = NodeInputs(torch.tensor([float(node.degree)], dtype=x.dtype),
+                                noise_keys(self.noise_seed, torch.tensor([node.id])))
+        return self.cell.init_state(x, inputs), None
 
     def receive(self, node: NodeView, state: Tensor, message: Message) -> tuple[Tensor, Optional[Message]]:
         new, out, emit = self.cell.step(state, message.payload.reshape(1, -1))
@@ -53,4 +68,8 @@ class CellRule:
 
     def params(self) -> dict:
         c = self.cell
-        return {"kind": c.kind, "hidden": c.hidden, "msg_size": c.msg_size, "gate": c.gate}
+        out = {"kind": c.kind, "hidden": getattr(c, "hidden", None), "msg_size": c.msg_size,
+               "gate": getattr(c, "gate", False)}
+        if c.emission == "counted":
+            out["waves"] = getattr(c, "waves", None)
+        return out

@@ -1,0 +1,67 @@
+"""Counter-based random numbers for cells: the same draw for the same (node, counter, column) everywhere.
+
+A cell that uses dropout inside :meth:`step` must draw the same mask whether the
+SimPy engine runs it (one row at a time, in delivery order) or the batched executor
+(thousands of rows, level by level). A stateful generator cannot do that; a pure
+function of a key can. Each node of a run gets a 24-bit *noise key* (a hash of the
+run's noise seed and the node's index; -1 = no noise, e.g. evaluation), which the
+cell keeps in its state row (24 bits are exact in float32). A draw is then
+
+    u(key, counter, j) = mix(mix(key * K1 + counter) xor (j * K2)) / 2^32      in [0, 1)
+
+with ``mix`` the 32-bit integer finaliser of MurmurHash3 (``x ^= x >> 16; x *= c; ...``),
+``counter`` what the cell is drawing for (e.g. the wave number) and ``j`` the column.
+Every operation stays below 2^63 in int64, so the numbers are the same on every platform.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ..engine.rng import derive_seed
+
+__all__ = ["noise_keys", "uniform", "dropout", "NO_NOISE"]
+
+NO_NOISE = -1
+_M32 = 0xFFFFFFFF
+_K1, _K2, _K3 = 0x045D9F3B, 0x0119DE1F, 0x01000193
+
+
+def _mix(x: Tensor) -> Tensor:
+    """A 32-bit avalanche on int64 tensors (values kept in [0, 2^32))."""
+    x = x & _M32
+    x = ((x >> 16) ^ x) * _K1 & _M32
+    x = ((x >> 16) ^ x) * _K1 & _M32
+    return (x >> 16) ^ x
+
+
+def noise_keys(seed: Optional[int], nodes: Tensor) -> Tensor:
+    """(B,) int64 noise keys in [0, 2^24) of ``nodes`` in a run with noise seed ``seed`` (``None``: all -1)."""
+    nodes = torch.as_tensor(nodes, dtype=torch.int64).reshape(-1)
+    if seed is None:
+        return torch.full_like(nodes, NO_NOISE)
+    base = derive_seed(int(seed), "cell-noise") & _M32
+    return _mix(_mix(nodes * _K3 + base) + base) & 0xFFFFFF
+
+
+def uniform(keys: Tensor, counter: int, cols: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """(B, cols) uniforms in [0, 1): ``u(key_b, counter, j)``; ``keys`` (B,) may be a float column (exact ints)."""
+    k = keys.detach().to(torch.int64).clamp_min(0).reshape(-1, 1)
+    base = _mix(k * _K3 + int(counter))
+    j = torch.arange(cols, dtype=torch.int64, device=k.device).reshape(1, -1)
+    bits = _mix(base ^ (j * _K2 & _M32))
+    return (bits >> 8).to(dtype) * (1.0 / (1 << 24))
+
+
+def dropout(x: Tensor, p: float, keys: Tensor, counter: int) -> Tensor:
+    """Inverted dropout of the rows of ``x`` (B, C) with masks ``u(key, counter, j) >= p``; rows with key -1 kept."""
+    if p <= 0.0:
+        return x
+    keys = keys.reshape(-1)
+    keep = uniform(keys, counter, x.shape[1], x.dtype) >= p
+    keep = keep | (keys < 0).reshape(-1, 1)
+    scale = torch.where(keys < 0, torch.ones_like(keys, dtype=x.dtype), torch.full_like(keys, 1.0 / (1.0 - p),
+                                                                                       dtype=x.dtype))
+    return x * keep.to(x.dtype) * scale.reshape(-1, 1)
