@@ -4,11 +4,14 @@ Every processed delivery applies the cell to one (state, message) row. The engin
 does this one row at a time; here the rows of many deliveries go through
 :meth:`AMPCell.step` together. Two drivers decide which rows form one batch:
 
-* **levels** (always-emit cells: RNN, GRU, LSTM without gate; :mod:`ampsim.batched.levels`).
+* **levels** (emission ``"always"``: RNN, GRU, LSTM without gate; emission ``"counted"``:
+  the aggregating cells, :mod:`ampsim.cells.aggregate`; see :mod:`ampsim.cells.protocol`).
   The schedule does not depend on values, so :mod:`ampsim.batched.planner` computes it
-  once per (graph, runs, delays, budget) -- cached by a hash of those -- and
+  once per (graph, runs, delays, loss, budget, count rule) -- cached by a hash of those -- and
   :mod:`ampsim.batched.program` compiles it into levels; one level of all runs of all
-  graphs of a minibatch is one batch.
+  graphs of a minibatch is one batch. Cells with a hand-written kernel run it
+  (:mod:`ampsim.batched.levels`); any other cell runs its own ``step`` on the same batches
+  (:mod:`ampsim.batched.planned`).
 * **lock-step** (ACT/Iter halting, the learned gate: the schedule depends on values;
   :mod:`ampsim.batched.lockstep`). All runs advance together one window of their event
   queues at a time.
@@ -27,8 +30,9 @@ import torch
 from torch import Tensor
 
 from .. import validate as V
-from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec, graph_of
+from ..cells.protocol import Cell, NodeInputs, emission_of
+from ..cells.noise import noise_keys
 from ..data.graphdata import GraphData
 from ..engine.delays import DelayModel, get_delay
 from ..graphs import Graph
@@ -36,6 +40,7 @@ from .fused import fused_for, resolve
 from .kernels import kernel_for
 from .levels import _forward_segments, _LevelUnroll, _Segments, _cut, segment_plan
 from .lockstep import _forward_levels, _LockStepDriver, _Unroll
+from .planned import ProgramDriver
 from .planner import TIES, PlanCache, delay_key, engine_ties, neighbour_hash, seeded, start_slots
 from .program import _compile, _deduped, _init_classes, _Program, _pruned, _start_classes
 from .unrolled import Unrolled
@@ -70,9 +75,9 @@ def retain_freed_memory(limit: int = 1 << 30) -> bool:
     return bool(mallopt(-3, limit)) and bool(mallopt(-1, (1 << 31) - 1))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
 
-def needs_lockstep(cell: AMPCell) -> bool:
-    """True when the schedule depends on values: halting cells (ACT, Iter) or a learned gate."""
-    return cell.kind in ("act", "iter") or bool(cell.gate)
+def needs_lockstep(cell: Cell) -> bool:
+    """True when the schedule depends on values (emission ``"learned"``: ACT/Iter halting, a learned gate)."""
+    return emission_of(cell) == "learned"
 
 
 def _entries(name: str, value: Union[Tensor, Sequence[int]], count: int) -> np.ndarray:
@@ -133,7 +138,8 @@ class BatchedExecutor:
     (the default; the environment variable ``AMPSIM_FUSED`` = 0 / 1 overrides it) when it can be built
     and runs the cell (RNN, GRU, LSTM in float32 or float64 on the CPU), else the eager kernels;
     ``True`` requires it, ``False`` runs the eager kernels. ``last_path`` says which ran last:
-    ``"fused"``, ``"eager"`` or ``"lockstep"``.
+    ``"fused"``, ``"eager"``, ``"planned"`` (a planned cell without a kernel runs its own ``step``
+    on the program's levels, :mod:`ampsim.batched.planned`) or ``"lockstep"``.
     """
 
     def __init__(self, mode: str = "auto", ties: Optional[str] = None, plan_cache: Optional[PlanCache] = None,
@@ -160,15 +166,18 @@ class BatchedExecutor:
         self.last: Optional[Unrolled] = None
 
     # ------------------------------------------------------------- protocol
-    def execute(self, cell: AMPCell, graph: GraphData, runs: Sequence[RunSpec], budget: int,
-                delay: Union[str, DelayModel] = "constant", fifo: bool = False) -> Tensor:
+    def execute(self, cell: Cell, graph: GraphData, runs: Sequence[RunSpec], budget: int,
+                delay: Union[str, DelayModel] = "constant", fifo: bool = False, loss: float = 0.0) -> Tensor:
         """``(len(runs), n, state_size)`` final packed states, equal to :class:`EngineExecutor`'s."""
-        return self.execute_many(cell, [graph], [runs], budget, delay, fifo)[0]
+        return self.execute_many(cell, [graph], [runs], budget, delay, fifo, loss=loss)[0]
 
-    def execute_many(self, cell: AMPCell, graphs: Sequence[GraphData], runs_per_graph: Sequence[Sequence[RunSpec]],
+    def execute_many(self, cell: Cell, graphs: Sequence[GraphData], runs_per_graph: Sequence[Sequence[RunSpec]],
                      budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False,
-                     keep: Optional[Sequence[Union[Tensor, Sequence[int]]]] = None) -> list[Tensor]:
+                     keep: Optional[Sequence[Union[Tensor, Sequence[int]]]] = None, loss: float = 0.0) -> list[Tensor]:
         """One ``(runs_g, n_g, S)`` tensor per graph; all runs of all graphs go through the cell together.
+
+        ``loss``: the engine's message loss. The runs of one graph share their start states,
+        so they must share ``RunSpec.noise_seed`` (the cell's noise keys are part of the start state).
 
         ``keep[g]``: the entries ``run * n_g + node`` of graph g that the caller reads. Then only
         the deliveries they depend on are computed (:meth:`unroll`) and graph g's tensor is
@@ -176,8 +185,13 @@ class BatchedExecutor:
         """
         if len(graphs) != len(runs_per_graph):
             raise ValueError(f"{len(graphs)} graphs but {len(runs_per_graph)} run lists")
-        starts, seeds, messages = [], [], []
-        for runs in runs_per_graph:
+        starts, seeds, messages, noise = [], [], [], []
+        for g, runs in enumerate(runs_per_graph):
+            kinds = {r.noise_seed for r in runs}
+            if len(kinds) > 1:
+                raise ValueError(f"graph {g}: its runs have noise seeds {sorted(kinds, key=str)}; the runs of one "
+                                 "graph share their start states and must share one noise_seed")
+            noise.append(kinds.pop() if kinds else None)
             starts.append([tuple(int(v) for v in r.starts) for r in runs])
             seeds.append([V.integer("RunSpec.seed", r.seed) for r in runs])
             for r in runs:
@@ -190,9 +204,11 @@ class BatchedExecutor:
         msgs = torch.cat(messages).to(ref.device) if messages else ref.new_zeros((0, cell.msg_size))
         widths = [[m.shape[0] for m in (r.messages for r in runs)] for runs in runs_per_graph]
         if keep is None:
-            return self.unroll(cell, graphs, starts, seeds, msgs, budget, delay, fifo, message_rows=widths).per_graph()
+            return self.unroll(cell, graphs, starts, seeds, msgs, budget, delay, fifo, message_rows=widths,
+                               loss=loss, noise_seeds=noise).per_graph()
         flat, sizes = _flat_keep(graphs, runs_per_graph, keep)
-        out = self.unroll(cell, graphs, starts, seeds, msgs, budget, delay, fifo, message_rows=widths, keep=flat)
+        out = self.unroll(cell, graphs, starts, seeds, msgs, budget, delay, fifo, message_rows=widths, keep=flat,
+                          loss=loss, noise_seeds=noise)
         return list(out.final_of(flat.to(out.final_rows.device)).split(sizes))
 
     def level_sizes(self, graphs: Sequence[Union[GraphData, Graph]], runs_per_graph: Sequence[Sequence[RunSpec]],
@@ -225,12 +241,13 @@ class BatchedExecutor:
         return tuple(b - a for a, b in program.bounds)
 
     # ------------------------------------------------------------- core
-    def unroll(self, cell: AMPCell, graphs: Sequence[Union[GraphData, Graph]],
+    def unroll(self, cell: Cell, graphs: Sequence[Union[GraphData, Graph]],
                starts: Sequence[Sequence[Sequence[int]]], seeds: Sequence[Sequence[int]], messages: Tensor,
                budget: int, delay: Union[str, DelayModel] = "constant", fifo: bool = False,
                message_rows: Optional[Sequence[Sequence[int]]] = None,
                features: Optional[Sequence[Tensor]] = None, history: bool = False,
-               keep: Optional[Union[Tensor, Sequence[int]]] = None) -> Unrolled:
+               keep: Optional[Union[Tensor, Sequence[int]]] = None, loss: float = 0.0,
+               noise_seeds: Optional[Sequence[Optional[int]]] = None) -> Unrolled:
         """Run ``starts[g][r]`` (start nodes of run r of graph g, delay seed ``seeds[g][r]``) on every graph.
 
         ``messages`` holds the start messages row after row: run r's j-th start node
@@ -248,8 +265,15 @@ class BatchedExecutor:
         same gradients; the Table 4 readout reads 18-39% of the rows, docs/batched.md);
         reading the final state of an entry that was left out raises. The lock-step
         driver computes every row whatever ``keep`` says.
+
+        ``loss``: the engine's message loss (the same copies are lost). ``noise_seeds[g]``: the
+        noise seed of graph g's runs, for cells that draw random numbers (``None``: no noise).
+        Cells with per-node inputs (``cell.node_inputs``) get ``NodeInputs`` (degree, noise key)
+        in ``init_state``; a counted cell is planned with its ``count_rule``. A run of a cell
+        with ``finished`` that goes quiet with unfinished nodes ends ``"stalled"``, as in the engine.
         """
         V.positive_int("budget", budget)  # argument checks: ampsim.validate (issue 12)
+        loss = V.probability("loss", loss, allow_one=False)
         V.boolean("fifo", fifo)
         V.boolean("history", history)
         if history and self.segment_rows:
@@ -273,14 +297,15 @@ class BatchedExecutor:
             if len(st) != len(sd):
                 raise ValueError(f"graph {g}: {len(st)} runs but {len(sd)} seeds")
         num_runs = [len(st) for st in starts]
+        emission = emission_of(cell)
+        rule = cell.count_rule if emission == "counted" else None
         mode = self.mode
         if mode == "auto":
-            mode = "lockstep" if needs_lockstep(cell) else "levels"
-        if mode == "levels" and needs_lockstep(cell):
-            raise ValueError(f"mode 'levels' needs an always-emit cell; {cell.kind!r} (gate={cell.gate}) "
+            mode = "lockstep" if emission == "learned" else "levels"
+        if mode == "levels" and emission == "learned":
+            raise ValueError(f"mode 'levels' needs a planned schedule; {cell.kind!r} (emission 'learned') "
                              "has a value-dependent schedule: use mode 'lockstep' or 'auto'")
-        if mode == "levels" and kernel_for(cell) is None:
-            mode = "lockstep"  # no hand-written kernel for this cell: the generic (autograd) driver, same schedule
+        kernel = kernel_for(cell) if mode == "levels" else None
         own_features = features
         if features is None:
             if not all(isinstance(g, GraphData) for g in graphs):
@@ -291,7 +316,7 @@ class BatchedExecutor:
             raise ValueError("features do not have one row per node")
         program = None
         if mode == "levels":
-            program = self._program(graphs, gs, starts, seeds, message_rows, budget, model, fifo, ties)
+            program = self._program(graphs, gs, starts, seeds, message_rows, budget, model, fifo, ties, loss, rule)
             if keep is not None:
                 program = _pruned(program, keep)
             n_msgs = program.n_messages
@@ -301,18 +326,35 @@ class BatchedExecutor:
             idx = torch.from_numpy(np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)).to(device)
         if messages.dim() != 2 or messages.shape[0] != n_msgs or messages.shape[1] != cell.msg_size:
             raise ValueError(f"messages must be ({n_msgs}, {cell.msg_size}), got {tuple(messages.shape)}")
+        inputs = None
+        if getattr(cell, "node_inputs", None):
+            inputs = _node_inputs(gs, noise_seeds, dtype, device)
         if program is not None:
-            program = self._dedup_for(program, graphs, own_features, x, messages)
+            if inputs is None:  # start states read more than the features: no dedup
+                program = self._dedup_for(program, graphs, own_features, x, messages)
             idx = program.on(device)[3]  # the caller's row of each start-message slot
         init_nodes = None if program is None else program.init_nodes
-        init_states = cell.init_state(x if init_nodes is None else x.index_select(0, init_nodes.to(device)))
+        init_states = cell.init_state(x if init_nodes is None else x.index_select(0, init_nodes.to(device)), inputs)
         start_msgs = messages.to(device=device, dtype=dtype).index_select(0, idx)
         build = torch.is_grad_enabled() and (init_states.requires_grad or start_msgs.requires_grad
                                              or any(p.requires_grad for p in params))
         records = None
         compact = False
-        if program is not None:
-            kernel = kernel_for(cell)
+        if program is not None and kernel is None:  # a planned cell without a kernel: its own step, level by level
+            self.last_path = "planned"
+            driver = ProgramDriver(program, device)
+            if build:
+                states = _Unroll.apply(cell, driver, init_states, start_msgs, *params)
+            else:
+                states, _ = _forward_levels(cell, driver, init_states, start_msgs, build=False)
+            missing = program.missing is not None and len(program.missing) > 0
+            final_rows = program.marked_finals(device) if missing else program.on(device)[2]
+            back = program.back(device)
+            reasons, deliveries, batches = program.reasons, program.deliveries, len(program.bounds)
+            if self.record:
+                records = [[("deliver", d.dst, d.msg_id, d.cause_id) for d in s.deliveries(r)]
+                           for s in program.schedules for r in range(s.num_runs)]
+        elif program is not None:
             loop = fused_for(kernel, device, dtype, resolve(self.fused))
             self.last_path = "eager" if loop is None else "fused"
             seg = self._segments(program, cell, dtype, device, whole=history)
@@ -340,7 +382,7 @@ class BatchedExecutor:
             starts_global = [np.arange(len(r), dtype=np.int64) + o for r, o in zip(msg_rows, offs[:-1])]
             init_halted = cell.halted(init_states.detach()).tolist()
             driver = _LockStepDriver(gs, runs, starts_global, budget, model, bool(fifo), ties, init_halted,
-                                     device, self.record)
+                                     device, self.record, loss)
         if program is None:
             self.last_path = "lockstep"
             if build:
@@ -350,6 +392,9 @@ class BatchedExecutor:
             final_rows = driver.final_rows(gs, [len(r) for r in runs])
             back = torch.tensor([0] * (1 + len(init_halted)) + driver.state_src, dtype=torch.long, device=device)
             reasons, deliveries, batches = tuple(driver.reasons), tuple(driver.deliveries), driver.batches
+            if hasattr(cell, "finished"):
+                reasons = _stalled(cell, states, final_rows, reasons, [g.num_nodes for g in gs],
+                                   num_runs)
             if self.record:
                 records = [run[4] for run in driver.runs]
         entry = np.concatenate([[0], np.cumsum([r * g.num_nodes for r, g in zip(num_runs, gs)])])
@@ -382,7 +427,7 @@ class BatchedExecutor:
             init_class = hit[1]
         return _deduped(program, init_class, _start_classes(messages, program.msg_index))
 
-    def _segments(self, program: _Program, cell: AMPCell, dtype: torch.dtype, device: torch.device,
+    def _segments(self, program: _Program, cell: Cell, dtype: torch.dtype, device: torch.device,
                   whole: bool = False) -> _Segments:
         """The program's segments for this cell (cached on the program per device and segment size);
         ``whole``: one segment, every state row kept."""
@@ -399,7 +444,7 @@ class BatchedExecutor:
         return program._device[key]
 
     def _program(self, graphs, gs: Sequence[Graph], starts, seeds, message_rows, budget: int, model: DelayModel,
-                 fifo: bool, ties: str) -> _Program:
+                 fifo: bool, ties: str, loss: float = 0.0, rule=None) -> _Program:
         """The compiled level program of this batch, from the cache when the same batch comes again.
 
         The cache key is the batch itself as nested tuples (graph hashes, start nodes, the
@@ -411,8 +456,8 @@ class BatchedExecutor:
         key = None
         if dk is not None and self.program_cache:
             key = (budget, dk, bool(fifo), ties, tuple(hashes), _nested(starts),
-                   _nested(seeds, 1) if seeded(model) else None,
-                   None if message_rows is None else _nested(message_rows, 1))
+                   _nested(seeds, 1) if seeded(model, loss) else None,
+                   None if message_rows is None else _nested(message_rows, 1), loss, getattr(rule, "key", None))
             try:
                 program = self._programs.get(key)
             except TypeError:  # an unhashable start node (e.g. a list): no caching for this batch
@@ -422,7 +467,8 @@ class BatchedExecutor:
                 return program
         runs = _runs(starts, seeds)
         msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
-        schedules = [self.plans.get(g, gruns, budget, model, fifo, ties, gh) for g, gh, gruns in zip(gs, hashes, runs)]
+        schedules = [self.plans.get(g, gruns, budget, model, fifo, ties, gh, loss, rule)
+                     for g, gh, gruns in zip(gs, hashes, runs)]
         program = _compile(schedules, msg_rows, n_msgs, keep_schedules=self.record)
         if key is not None:
             self._programs[key] = program
@@ -457,3 +503,28 @@ def _message_rows(gs: Sequence[Graph], runs, message_rows) -> tuple[list[np.ndar
             offset += width
         out.append(np.asarray(rows, dtype=np.int64))
     return out, offset
+
+
+def _node_inputs(gs: Sequence[Graph], noise_seeds: Optional[Sequence[Optional[int]]], dtype: torch.dtype,
+                 device: torch.device) -> NodeInputs:
+    """:class:`NodeInputs` of every (graph, node): degrees, and noise keys from graph g's ``noise_seeds[g]``."""
+    if noise_seeds is not None and len(noise_seeds) != len(gs):
+        raise ValueError(f"{len(gs)} graphs but {len(noise_seeds)} noise seeds")
+    deg = torch.tensor([d for g in gs for d in g.degrees], dtype=dtype, device=device)
+    keys = [noise_keys(None if noise_seeds is None else noise_seeds[i], torch.arange(g.num_nodes))
+            for i, g in enumerate(gs)]
+    return NodeInputs(deg, torch.cat(keys).to(device) if keys else torch.zeros(0, dtype=torch.int64))
+
+
+def _stalled(cell: Cell, states: Tensor, final_rows: Tensor, reasons: Sequence[str], sizes: Sequence[int],
+             num_runs: Sequence[int]) -> tuple[str, ...]:
+    """``reasons`` with every quiescent run that has an unfinished node (``cell.finished``) marked ``"stalled"``."""
+    done = cell.finished(states.detach().index_select(0, final_rows)).tolist()
+    out, e, r = list(reasons), 0, 0
+    for n, runs in zip(sizes, num_runs):
+        for _ in range(runs):
+            if out[r] == "quiescent" and not all(done[e: e + n]):
+                out[r] = "stalled"
+            e += n
+            r += 1
+    return tuple(out)

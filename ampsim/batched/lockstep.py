@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..cells.cells import AMPCell
+from ..cells.protocol import Cell
 from ..engine.delays import DelayModel
 from ..graphs import Graph
 from .planner import EventQueue, start_slots
@@ -28,15 +28,16 @@ from .planner import EventQueue, start_slots
 class _LockStepDriver:
     """All runs advance one instant at a time; batch i holds the i-th copy of every receiver.
 
-    Per run: an :class:`EventQueue` (engine order), the row of each node's current
-    state, and a processed-delivery count (drops do not count; the budget cuts exactly).
+    Per run: an :class:`EventQueue` (engine order; it loses the copies the engine's ``loss``
+    loses), the row of each node's current state, and a processed-delivery count (drops do
+    not count; the budget cuts exactly).
     """
 
     needs_flags = True
 
     def __init__(self, graphs: Sequence[Graph], runs: Sequence[Sequence[tuple[Sequence[int], int]]],
                  msg_rows: Sequence[np.ndarray], budget: int, model: DelayModel, fifo: bool, ties: str,
-                 init_halted: list[bool], device: torch.device, record: bool) -> None:
+                 init_halted: list[bool], device: torch.device, record: bool, loss: float = 0.0) -> None:
         self.device = device
         self.budget = budget
         self.record = record
@@ -54,7 +55,7 @@ class _LockStepDriver:
         for g, graph, gruns, rows in zip(range(len(graphs)), graphs, runs, msg_rows):
             k = 0
             for starts, seed in gruns:
-                q = EventQueue(graph.neighbors, model, seed, fifo, ties)
+                q = EventQueue(graph.neighbors, model, seed, fifo, ties, loss)
                 for v, _ in start_slots(starts, graph.num_nodes):
                     q.start(v, int(rows[k]))
                     k += 1
@@ -138,7 +139,7 @@ class _LockStepDriver:
 
 
 # --------------------------------------------------------------------------- autograd
-def _forward_levels(cell: AMPCell, driver, init_states: Tensor, start_msgs: Tensor,
+def _forward_levels(cell: Cell, driver, init_states: Tensor, start_msgs: Tensor,
                     build: bool) -> tuple[Tensor, list]:
     """Run every batch the driver hands out; return the state buffer (and each batch's graph if ``build``)."""
     n_init, n_starts = init_states.shape[0], start_msgs.shape[0]

@@ -6,7 +6,8 @@ depend on any value: it is fixed by the graph, the start nodes, the delays and t
 budget. The planner replays the engine's event queue and records, per delivery,
 ``(run, dst, msg_id, cause, prev)`` in processing order (constant delays: one *wave* of
 copies per instant, with numpy, :func:`_plan_waves`; uniform delays: one heap with a
-calendar of later buckets, :func:`_plan_uniform`; any other model: :class:`EventQueue`):
+calendar of later buckets, :func:`_plan_uniform`; any other model, message loss or a counted
+emission rule: :func:`ampsim.batched.counted.plan_events` on :class:`EventQueue`):
 
 * deliveries are processed in increasing ``(arrival time, msg_id)`` order; ``msg_id``
   numbers copies in send order (one copy per receiving edge, neighbours ascending);
@@ -35,9 +36,8 @@ import hashlib
 import heapq
 from array import array
 import math
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -46,6 +46,8 @@ from ..engine.delays import Constant, DelayModel, Exponential, Pareto, Uniform, 
 from ..engine.errors import DelayError
 from ..engine.rng import stream
 from ..graphs import Graph
+from .counted import plan_events
+from .events import TIES, EventQueue, engine_ties, fifo_delay
 
 __all__ = [
     "Schedule",
@@ -151,23 +153,25 @@ def delay_key(delay: Union[str, float, DelayModel]) -> Optional[str]:
 
 def plan_key(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
              delay: Union[str, float, DelayModel], fifo: bool, ties: str = "mailbox",
-             graph_hash: Optional[str] = None) -> Optional[str]:
+             graph_hash: Optional[str] = None, loss: float = 0.0, rule=None) -> Optional[str]:
     """SHA-256 of everything a schedule depends on (``None`` for uncacheable delay models).
 
-    ``graph_hash`` may be passed when the caller already knows it (:func:`neighbour_hash`).
+    ``graph_hash`` may be passed when the caller already knows it (:func:`neighbour_hash`);
+    ``loss`` and a count ``rule`` (its ``key``) are part of it when given.
     """
     dk = delay_key(delay)
     if dk is None:
         return None
-    h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{graph_hash or neighbour_hash(graph)}|".encode())
+    extra = "" if not loss and rule is None else f"{float(loss)!r}|{getattr(rule, 'key', None)}|"
+    h = hashlib.sha256(f"{budget}|{dk}|{bool(fifo)}|{ties}|{graph_hash or neighbour_hash(graph)}|{extra}".encode())
     runs = [(tuple(int(v) for v in s), int(seed)) for s, seed in runs]
-    h.update(runs_key(runs, seeded(delay)).encode())
+    h.update(runs_key(runs, seeded(delay, loss)).encode())
     return h.hexdigest()
 
 
-def seeded(delay: Union[str, float, DelayModel]) -> bool:
-    """Whether a schedule under ``delay`` depends on the run's seed (every model but ``constant``)."""
-    return get_delay(delay).name != "constant"
+def seeded(delay: Union[str, float, DelayModel], loss: float = 0.0) -> bool:
+    """Whether a schedule under ``delay`` depends on the run's seed (every model but ``constant``, and any with loss)."""
+    return get_delay(delay).name != "constant" or bool(loss)
 
 
 def runs_key(runs: Sequence[tuple[tuple[int, ...], int]], with_seeds: bool) -> str:
@@ -190,13 +194,15 @@ def neighbour_hash(graph: Graph) -> str:
 
 def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
          delay: Union[str, float, DelayModel] = "constant", fifo: bool = False,
-         ties: Optional[str] = None) -> Schedule:
+         ties: Optional[str] = None, loss: float = 0.0, rule=None) -> Schedule:
     """The engine's processing order of always-emit runs ``[(starts, seed), ...]`` on ``graph``.
 
     Equal to ``Simulation(graph, rule, delay, fifo, seed, start={v: ...}).run(max_deliveries=budget)``
     for any rule that always emits, delivery for delivery (tested against engine traces).
     ``ties`` orders copies that arrive at the same instant (see :func:`engine_ties`);
-    ``None`` uses the installed engine's rule.
+    ``None`` uses the installed engine's rule. With message ``loss`` or a count ``rule``
+    (:class:`~ampsim.cells.protocol.CountRule`: the node emits when its counts say so) every run
+    is replayed by :func:`ampsim.batched.counted.plan_events`.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be an int >= 1, got {budget!r}")
@@ -213,14 +219,16 @@ def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
     offset = 0
     for r, (starts, seed) in enumerate(runs):
         pairs = start_slots(starts, n)
-        if isinstance(model, Constant) and budget >= WAVES_MIN_BUDGET:
+        reason = None
+        if isinstance(model, Constant) and budget >= WAVES_MIN_BUDGET and not loss and rule is None:
             if csr is None:
                 csr = _csr(graph)
             cols, done, copies = _plan_waves(csr, model, pairs, slot_base, budget, ties)
-        elif isinstance(model, Uniform) and ties == "msg_id" and not fifo:
+        elif isinstance(model, Uniform) and ties == "msg_id" and not fifo and not loss and rule is None:
             cols, done, copies = _plan_uniform(graph, model, seed, pairs, slot_base, budget)
         else:
-            cols, done, copies = _plan_queue(graph, model, seed, bool(fifo), ties, pairs, slot_base, budget)
+            cols, done, copies, reason = plan_events(graph, model, seed, bool(fifo), ties, pairs, slot_base, budget,
+                                                     float(loss), rule)
         if offset + len(cols["node"]) >= 2 ** 31 - 1:
             cols["cause"], cols["prev"] = cols["cause"].astype(np.int64), cols["prev"].astype(np.int64)
         node, cause, prev = cols["node"], cols["cause"], cols["prev"]
@@ -234,7 +242,7 @@ def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
         parts.append(cols)
         offset += len(node)
         slot_base += len(pairs)
-        reasons.append("message_budget" if done == budget else "quiescent")
+        reasons.append(reason or ("message_budget" if done == budget else "quiescent"))
         sent.append(copies)
     keys = ("run", "node", "msg_id", "cause", "prev", "slot", "src", "time", "level")
     wide = offset >= 2 ** 31 - 1
@@ -431,252 +439,6 @@ def _plan_uniform(graph: Graph, model: Uniform, seed: int, pairs, slot_base: int
     return cols, done, next_id
 
 
-def _plan_queue(graph: Graph, model: DelayModel, seed: int, fifo: bool, ties: str, pairs, slot_base: int,
-                budget: int) -> tuple[dict, int, int]:
-    """One run through the event queue, delivery by delivery (any delay model)."""
-    queue = EventQueue(graph.neighbors, model, seed, fifo, ties)
-    for j, (v, _) in enumerate(pairs):
-        queue.start(v, slot_base + j)
-    node, mids, causes, prevs, slots, srcs, times, levels = ([] for _ in range(8))
-    last: dict[int, int] = {}
-    done = 0
-    pop, broadcast = queue.pop, queue.broadcast
-    while done < budget:
-        item = pop()
-        if item is None:
-            break
-        t, mid, v, cause, src, slot = item
-        p = last.get(v, -1)
-        lc = levels[cause] if cause >= 0 else -1
-        lp = levels[p] if p >= 0 else -1
-        node.append(v)
-        mids.append(mid)
-        causes.append(cause)
-        prevs.append(p)
-        slots.append(slot)
-        srcs.append(src)
-        times.append(t)
-        levels.append(1 + (lc if lc > lp else lp))
-        last[v] = done
-        done += 1
-        broadcast(t, v, done - 1)
-    i64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
-    cols = {"node": i64(node), "msg_id": i64(mids), "cause": i64(causes), "prev": i64(prevs), "slot": i64(slots),
-            "src": i64(srcs), "time": np.asarray(times, dtype=np.float64), "level": i64(levels)}
-    return cols, done, queue.sent
-
-
-class EventQueue:
-    """One run's copies in flight, popped in the engine's processing order.
-
-    Items are ``(arrival, msg_id, dst, cause, src, slot)``; ``cause`` is whatever the
-    caller passes to :meth:`broadcast` (a delivery index or a buffer row). Copies are
-    handed out one *instant* at a time: all copies arriving at the same time t are
-    taken together (every one of them was sent before t, since delays are > 0) and
-    ordered by the tie rule (``"mailbox"``: grouped by receiver, receivers in order of
-    their first copy's msg_id, each receiver's copies by msg_id; ``"msg_id"``: by
-    msg_id). Constant delays arrive in send order, so their queue is a FIFO; any other
-    model uses a heap on (arrival, msg_id).
-
-    :meth:`window` serves the lock-step executor: the next copies that may be processed
-    together because none of them can be affected by another's broadcast (see there).
-    Uniform delays ignore (msg_id, src, dst), so their draws can be made ahead of time,
-    in the same order, to bound how soon a broadcast can arrive.
-    """
-
-    __slots__ = ("nbrs", "sample", "fifo", "ties", "constant", "value", "queue", "block",
-                 "next_id", "sent", "last_arrival", "model", "ahead", "head")
-
-    def __init__(self, nbrs, model: DelayModel, seed: int, fifo: bool, ties: str) -> None:
-        self.nbrs = nbrs
-        self.model = model
-        self.constant = isinstance(model, Constant)
-        self.value = float(model.value) if self.constant else 0.0
-        if self.constant and not 0.0 < self.value < INF:
-            raise DelayError(f"constant delay must be finite and > 0, got {self.value!r}")
-        self.sample = None if self.constant else model.bind(stream(seed, "delays"))
-        self.fifo = fifo and not self.constant  # constant delays are FIFO by construction
-        self.ties = ties
-        self.queue: Union[deque, list] = deque() if self.constant else []
-        self.block: deque = deque()
-        self.next_id = 0
-        self.sent = 0
-        self.last_arrival: dict[tuple[int, int], float] = {}
-        # delays drawn ahead (Uniform only: its sampler ignores its arguments), consumed from ``head``
-        self.ahead: Optional[list] = [] if isinstance(model, Uniform) else None
-        self.head = 0
-
-    def start(self, v: int, slot: int) -> None:
-        """Inject a start message for ``v`` (t = 0, delay 0, cause -1)."""
-        item = (0.0, self.next_id, v, -1, -1, slot)
-        self.next_id += 1
-        self.sent += 1
-        if self.constant:
-            self.queue.append(item)
-        else:
-            heapq.heappush(self.queue, item)
-
-    def broadcast(self, t: float, v: int, cause: int) -> None:
-        """Send one copy to every neighbour of ``v`` at time ``t``, delays drawn in msg_id order."""
-        nb = self.nbrs[v]
-        mid = self.next_id
-        self.next_id = mid + len(nb)
-        self.sent += len(nb)
-        if self.constant:
-            ta = t + self.value
-            self.queue.extend((ta, mid + k, u, cause, v, -1) for k, u in enumerate(nb))
-            return
-        sample, heap, ahead = self.sample, self.queue, self.ahead
-        for u in nb:
-            if ahead is not None and self.head < len(ahead):
-                d = ahead[self.head]
-                self.head += 1
-            else:
-                d = sample(mid, v, u)
-            if not 0.0 < d < INF:
-                raise DelayError(f"delay model {self.model.name!r} gave delay {d!r} for message {mid} "
-                                 f"({v} -> {u}); delays must be finite and > 0")
-            if self.fifo:
-                d = fifo_delay(self.last_arrival, v, u, t, d)
-            if not t + d > t:
-                raise DelayError(f"message {mid} ({v} -> {u}) would arrive at its send time {t!r} "
-                                 f"(delay {d!r} is below the clock's resolution); the planner cannot order it")
-            heapq.heappush(heap, (t + d, mid, u, cause, v, -1))
-            mid += 1
-
-    def pop(self) -> Optional[tuple]:
-        """The next copy in processing order, or ``None`` when nothing is in flight."""
-        if not self.block:
-            if not self.queue:
-                return None
-            self.block = deque(self.instant())
-        return self.block.popleft()
-
-    def instant(self) -> list[tuple]:
-        """Remove and return every copy of the earliest arrival time, in processing order."""
-        q = self.queue
-        if self.constant:
-            t = q[0][0]
-            items = []
-            while q and q[0][0] == t:
-                items.append(q.popleft())
-        else:
-            t = q[0][0]
-            items = []
-            while q and q[0][0] == t:
-                items.append(heapq.heappop(q))
-        if self.ties == "mailbox" and len(items) > 1:
-            groups: dict[int, list] = {}
-            for it in items:
-                groups.setdefault(it[2], []).append(it)
-            items = [it for g in groups.values() for it in g]
-        return items
-
-    def pending(self) -> bool:
-        return bool(self.block) or bool(self.queue)
-
-    def window(self, limit: int) -> list[tuple]:
-        """Up to ``limit`` next copies (processing order) that no broadcast among them can precede.
-
-        Copy j may join copies 1..j-1 when every copy those could send arrives no earlier
-        than j: their sends leave at t_i >= t_1 with delays >= the smallest delay d_min
-        they can draw, so ``t_j <= t_1 + d_min`` suffices (a send arriving exactly at t_j
-        has a larger msg_id and goes after j; FIFO only lengthens delays). d_min is the
-        constant delay, or for uniform delays the smallest of the next W pre-drawn delays,
-        W = the copies 1..j-1 can send (their receivers' degrees). Other models, and the
-        ``"mailbox"`` tie rule, take one instant at a time. Copies at the same receiver may
-        share a window: the caller processes them in order (rounds).
-        """
-        if limit < 1:
-            return []
-        if self.ties != "msg_id" or (not self.constant and self.ahead is None):
-            if not self.block:
-                if not self.queue:
-                    return []
-                self.block.extend(self.instant())
-            take = min(len(self.block), limit)
-            return [self.block.popleft() for _ in range(take)]
-        q = self.queue
-        items: list[tuple] = []
-        if self.block:  # only when pop() was used before; finish that instant first
-            while self.block and len(items) < limit:
-                items.append(self.block.popleft())
-            return items
-        if not q:
-            return []
-        constant = self.constant
-        first = q.popleft() if constant else heapq.heappop(q)
-        items.append(first)
-        t1 = first[0]
-        if constant:
-            bound = t1 + self.value
-            while q and len(items) < limit and q[0][0] <= bound:
-                items.append(q.popleft())
-            return items
-        ahead, sample, nbrs = self.ahead, self.sample, self.nbrs
-        k = self.head
-        want = self.head + len(nbrs[first[2]])
-        dmin = INF
-        while True:
-            while k < want:
-                if k >= len(ahead):
-                    ahead.append(sample(-1, -1, -1))
-                if ahead[k] < dmin:
-                    dmin = ahead[k]
-                k += 1
-            if not q or len(items) >= limit or not q[0][0] <= t1 + dmin:
-                break
-            it = heapq.heappop(q)
-            items.append(it)
-            want += len(nbrs[it[2]])
-        if self.head > 4096 and self.head * 2 > len(ahead):
-            del ahead[: self.head]
-            self.head = 0
-        return items
-
-
-TIES = ("mailbox", "msg_id")
-
-
-@lru_cache(maxsize=1)
-def engine_ties() -> str:
-    """The engine's order of copies that arrive at the same instant, found by a probe run.
-
-    SimPy puts a copy into the receiver's store from its timer's callback, and the
-    store wakes the receiver only when that *put* event is processed, after every timer
-    of the instant has fired: a woken receiver then drains all its copies of the instant
-    before the next receiver wakes (``"mailbox"``). An engine that hands copies over
-    strictly in (arrival, msg_id) order gives ``"msg_id"``. The probe: starts at 0 and
-    1 on edges 0-2, 0-3, 1-2; at t = 1 copies 2 (to 2), 3 (to 3), 4 (to 2) arrive.
-    """
-    from ..engine.messages import Message
-    from ..engine.simulation import Simulation
-    from ..protocols.echo import Echo
-    from ..trace.tracers import ListTracer
-
-    tracer = ListTracer(states=False)
-    sim = Simulation([[0, 0, 1], [2, 3, 2]], Echo(), num_nodes=4, tracer=tracer,
-                     start={0: Message("s"), 1: Message("s")})
-    sim.run(max_deliveries=5)
-    order = [r.msg_id for r in tracer.records if r.event == "deliver"][2:5]
-    if order == [2, 4, 3]:
-        return "mailbox"
-    if order == [2, 3, 4]:
-        return "msg_id"
-    raise RuntimeError(f"the engine processed the probe's instant t=1 as {order}; the planner knows neither rule")
-
-
-def fifo_delay(last_arrival: dict, v: int, u: int, now: float, d: float) -> float:
-    """The engine's FIFO rule: the delay that makes this copy arrive no earlier than the last on (v, u)."""
-    last = last_arrival.get((v, u), -INF)
-    if now + d < last:
-        d = last - now
-        while now + d < last:
-            d = math.nextafter(d, INF)
-    last_arrival[(v, u)] = now + d
-    return d
-
-
 class PlanCache:
     """An LRU of schedules keyed by :func:`plan_key` (a hash of graph, runs, delays, fifo, budget)."""
 
@@ -696,16 +458,16 @@ class PlanCache:
 
     def get(self, graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
             delay: Union[str, float, DelayModel], fifo: bool, ties: Optional[str] = None,
-            graph_hash: Optional[str] = None) -> Schedule:
+            graph_hash: Optional[str] = None, loss: float = 0.0, rule=None) -> Schedule:
         """The cached schedule, or a fresh :func:`plan` (stored when the delay model is cacheable)."""
         ties = engine_ties() if ties is None else ties
-        key = plan_key(graph, runs, budget, delay, fifo, ties, graph_hash)
+        key = plan_key(graph, runs, budget, delay, fifo, ties, graph_hash, loss, rule)
         if key is not None and key in self._items:
             self._items.move_to_end(key)
             self.hits += 1
             return self._items[key]
         self.misses += 1
-        sched = plan(graph, runs, budget, delay, fifo, ties)
+        sched = plan(graph, runs, budget, delay, fifo, ties, loss, rule)
         if key is not None and self.maxsize and sched.num_deliveries <= self.max_deliveries:
             self._items[key] = sched
             while len(self._items) > self.maxsize:

@@ -56,7 +56,7 @@ class CellRule:
 
     def receive(self, node: NodeView, state: Tensor, message: Message) -> tuple[Tensor, Optional[Message]]:
         new, out, emit = self.cell.step(state, message.payload.reshape(1, -1))
-        if float(emit[0]) > 0.5:
+        if float(emit[0].detach()) > 0.5:
             return new, Message("amp", out[0])
         return new, None
 

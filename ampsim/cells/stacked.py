@@ -93,6 +93,9 @@ class StackedCell(nn.Module):
         self.models, self.kind, self.gate, self.hidden, self.in_features = K, first.kind, False, H, F
         self.single_state, self.single_msg = first.state_size, M
         self.state_size, self.msg_size = K * first.state_size, K * M
+        self.output_size = H  # per model: output() is (..., K, H)
+        self.emission = "always"
+        self.node_inputs: frozenset = frozenset()
         self.encoder = StackedLinear(K, F, H)
         if first.kind == "gru":
             self.update = _StackedRecurrent(K, 3, M, H)
@@ -106,13 +109,18 @@ class StackedCell(nn.Module):
             for name, p in self.named_parameters():
                 p.copy_(torch.stack([dict(c.named_parameters())[name].detach() for c in cells]))
 
-    def init_state(self, x: Tensor) -> Tensor:
-        """``(N, F)`` features -> ``(N, K * S)`` packed start states (h = W_e x per model)."""
+    def init_state(self, x: Tensor, inputs=None) -> Tensor:
+        """``(N, F)`` features -> ``(N, K * S)`` packed start states (h = W_e x per model); no per-node inputs."""
         xk = x.unsqueeze(0).expand(self.models, -1, -1)
         h = self.encoder(xk).transpose(0, 1)  # (N, K, H)
         if self.kind == "lstm":
             h = torch.cat([h, torch.zeros_like(h)], dim=-1)
         return h.reshape(x.shape[0], self.state_size)
+
+    def start_message(self, k: int = 1) -> Tensor:
+        """(k, K * M) ``ones``: every model's initial message, as :meth:`AMPCell.start_message`."""
+        w = self.encoder.weight
+        return torch.ones(k, self.msg_size, dtype=w.dtype, device=w.device)
 
     def halted(self, state: Tensor) -> Tensor:
         """Always-emit kinds never halt."""
