@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from . import noise
 from .protocol import NodeInputs
 
-__all__ = ["WaveCount", "MeanCell", "NORMS"]
+__all__ = ["WaveCount", "MeanCell", "AttentionCell", "NORMS"]
 
 NORMS = ("sym", "mean")
 
@@ -105,9 +105,9 @@ class _WaveCell(nn.Module):
     emission = "counted"
     node_inputs = frozenset({"degree", "noise"})
 
-    def _layout(self, own: int, agg: list[int], extra: int) -> None:
+    def _layout(self, own: int, agg: list[int], extra: int, msg_extra: int = 0) -> None:
         """State: ``[own wave-0 message (own) | aggregate of wave j (agg[j]) ... | extra | counts (K) |
-        wave | started | degree | noise key]``; message: ``[slot_j (slot sizes) ... | mask (K)]``."""
+        wave | started | degree | noise key]``; message: ``[slot_j (slot sizes) ... | msg_extra | mask (K)]``."""
         K = self.waves
         self._agg_slices = []
         pos = own
@@ -124,7 +124,8 @@ class _WaveCell(nn.Module):
         for d in self.slot_sizes:
             self._slots.append(slice(pos, pos + d))
             pos += d
-        self.msg_size = pos + K
+        self._msg_extra = slice(pos, pos + msg_extra)
+        self.msg_size = pos + msg_extra + K
         self.count_rule = WaveCount(K)
 
     def start_message(self, k: int = 1) -> Tensor:
@@ -237,12 +238,17 @@ class MeanCell(_WaveCell):
         slots = [fresh.unsqueeze(1) * z0] + [None] * (K - 1)
         flags = [fresh] + [None] * (K - 1)
         for j in range(K):
-            done = ((w == j) & (started > 0.5) & (counts[j] > deg + 0.5)).to(state.dtype)
-            if j + 1 < K:
-                z = self._own(j + 1, self._complete(j, S[j], counts[j], deg), deg, key)
-                S[j + 1] = S[j + 1] + done.unsqueeze(1) * z
+            hit = (w == j) & (started > 0.5) & (counts[j] > deg + 0.5)
+            done = hit.to(state.dtype)
+            if j + 1 < K:  # own messages of the rows that complete wave j (few per batch)
+                rows = hit.nonzero().flatten()
+                h = self._complete(j, S[j].index_select(0, rows), counts[j].index_select(0, rows),
+                                   deg.index_select(0, rows))
+                z = self._own(j + 1, h, deg.index_select(0, rows), key.index_select(0, rows))
+                z = S[j + 1].new_zeros(S[j + 1].shape).index_add(0, rows, z)
+                S[j + 1] = S[j + 1] + z
                 counts[j + 1] = counts[j + 1] + done
-                slots[j + 1] = done.unsqueeze(1) * z
+                slots[j + 1] = z
                 flags[j + 1] = done
             w = w + done
         mask_out = torch.stack(flags, dim=1)
@@ -267,3 +273,169 @@ class MeanCell(_WaveCell):
 
     def extra_repr(self) -> str:
         return f"dims={self.dims}, waves={self.waves}, norm={self.norm!r}, dropout={self.dropout}"
+
+
+class AttentionCell(_WaveCell):
+    """GAT-like aggregation over K waves, order-free: ``AttentionCell(in_features, hidden, out_features=None,
+    heads=8, out_heads=1, waves=2, dropout=0.0, attn_dropout=0.0, negative_slope=0.2)``
+    (Veličković et al. 2018, Eqs. 1-6, as an AMP cell).
+
+    Wave j has ``H_j`` heads of ``f_j`` features (hidden waves: ``heads`` x ``hidden``, concatenated;
+    the last wave: ``out_heads`` x ``out_features``, averaged). Per wave j:
+
+    * own message   ``z_v^j = drop(h_v^j) W_j``  (``h_v^0 = x_v``), sent with the node's noise key;
+    * score         ``e_vu = LeakyReLU(q_j(z_v^0) + a_j · z_u^j)`` per head: the message against the
+      receiver's state. The receiver's half uses its own wave-0 message ``z_v^0`` (a linear map
+      ``q_j``; GAT: ``a_dst · z_v^j``), which the node holds from the start, so a message can be
+      scored whenever it arrives -- under random delays a message of wave j + 1 may arrive before
+      the node has finished wave j;
+    * per message   a running softmax per head, ``(μ, λ, A)`` = (max, sum of exponentials, weighted
+      sum): ``μ' = max(μ, e)``, ``λ' = λ e^{μ-μ'} + e^{e-μ'}``, ``A' = A e^{μ-μ'} + e^{e-μ'} δ z_u``
+      (the log-sum-exp is ``μ + log λ``); ``δ`` is attention dropout (a pure function of the two
+      nodes' noise keys, :mod:`ampsim.cells.noise`). The result ``A / λ`` does not depend on the
+      arrival order (up to float rounding);
+    * completion    ``h_v^{j+1} = ELU(‖_heads A/λ + b_j)``, or for the last wave ``mean_heads A/λ + b``;
+      the node's own message is scored like any other (GAT's self-loop);
+    * emission      :class:`WaveCount` (module docstring); output ``h^K``; under message loss the
+      softmax of what arrived.
+    """
+
+    kind = "attention"
+
+    def __init__(self, in_features: int, hidden: int, out_features: Optional[int] = None, heads: int = 8,
+                 out_heads: int = 1, waves: int = 2, dropout: float = 0.0, attn_dropout: float = 0.0,
+                 negative_slope: float = 0.2) -> None:
+        super().__init__()
+        for name, v in (("heads", heads), ("out_heads", out_heads)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        for name, v in (("dropout", dropout), ("attn_dropout", attn_dropout)):
+            if not 0.0 <= float(v) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+        out = _dims(in_features, hidden, out_features, waves)[-1]
+        self.in_features, self.hidden, self.waves = in_features, hidden, waves
+        self.dropout, self.attn_dropout, self.negative_slope = float(dropout), float(attn_dropout), negative_slope
+        self.heads_of = [heads] * (waves - 1) + [out_heads]
+        self.feats_of = [hidden] * (waves - 1) + [out]
+        self.dims = [in_features] + [heads * hidden] * (waves - 1) + [out]
+        self.output_size = out
+        self.weights = nn.ModuleList(nn.Linear(self.dims[j], self.heads_of[j] * self.feats_of[j], bias=False)
+                                     for j in range(waves))
+        self.query = nn.ModuleList(nn.Linear(self.heads_of[0] * self.feats_of[0], self.heads_of[j], bias=False)
+                                   for j in range(waves))
+        self.att = nn.ParameterList(nn.Parameter(torch.empty(self.heads_of[j], self.feats_of[j])) for j in range(waves))
+        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(self.dims[j + 1])) for j in range(waves))
+        for a in self.att:
+            nn.init.xavier_uniform_(a)
+        self.slot_sizes = [h * f for h, f in zip(self.heads_of, self.feats_of)]
+        self._layout(self.slot_sizes[0], [2 * h + h * f for h, f in zip(self.heads_of, self.feats_of)], 0, 1)
+
+    # ------------------------------------------------------------- formulas
+    def _own(self, j: int, h: Tensor, key: Tensor) -> Tensor:
+        """``z^j = drop(h^j) W_j``."""
+        if self.training and self.dropout > 0.0:
+            h = noise.dropout(h, self.dropout, key, j)
+        return self.weights[j](h)
+
+    def _absorb(self, j: int, acc: Tensor, count: Tensor, z: Tensor, z0: Tensor, key: Tensor, sender: Tensor,
+                present: Tensor) -> Tensor:
+        """Wave j's running softmax ``[μ | λ | A]`` after the messages ``z`` of the rows where ``present``."""
+        H, f = self.heads_of[j], self.feats_of[j]
+        B = z.shape[0]
+        mu, lam, A = acc[:, :H], acc[:, H: 2 * H], acc[:, 2 * H:].reshape(B, H, f)
+        zz = z.reshape(B, H, f)
+        e = nn.functional.leaky_relu(self.query[j](z0) + (zz * self.att[j]).sum(-1), self.negative_slope)
+        first = (count < 0.5).unsqueeze(1)
+        mu2 = torch.where(first, e, torch.maximum(mu, e))
+        shift = torch.where(first, torch.zeros_like(mu), mu - mu2)
+        old = torch.where(first, torch.zeros_like(mu), torch.exp(shift))
+        new = torch.exp(e - mu2)
+        weight = new
+        if self.training and self.attn_dropout > 0.0:
+            weight = new * self._attn_mask(j, key, sender, H, new.dtype)
+        lam2 = lam * old + new
+        A2 = A * old.unsqueeze(2) + weight.unsqueeze(2) * zz
+        out = torch.cat([mu2, lam2, A2.reshape(B, H * f)], dim=1)
+        return torch.where(present.unsqueeze(1), out, acc)
+
+    def _attn_mask(self, j: int, key: Tensor, sender: Tensor, H: int, dtype: torch.dtype) -> Tensor:
+        """``1[u(key_v, 64 + j, H key_u + head) >= p] / (1 - p)``; 1 where either key is -1."""
+        p = self.attn_dropout
+        cols = sender.detach().to(torch.int64).clamp_min(0).unsqueeze(1) * H + torch.arange(H, device=key.device)
+        u = (noise._bits(key.reshape(-1, 1), 64 + j, cols) >> 8).to(dtype) * (1.0 / (1 << 24))
+        live = ((key >= 0) & (sender >= 0)).unsqueeze(1)
+        return torch.where(live, (u >= p).to(dtype) / (1.0 - p), torch.ones_like(u))
+
+    def _complete(self, j: int, acc: Tensor) -> Tensor:
+        """``ELU(‖ A/λ + b)`` (hidden waves) or ``mean A/λ + b`` (the last)."""
+        H, f = self.heads_of[j], self.feats_of[j]
+        B = acc.shape[0]
+        agg = acc[:, 2 * H:].reshape(B, H, f) / acc[:, H: 2 * H].clamp_min(1e-30).unsqueeze(2)
+        if j + 1 < self.waves:
+            return nn.functional.elu(agg.reshape(B, H * f) + self.biases[j])
+        return agg.mean(1) + self.biases[j]
+
+    # ------------------------------------------------------------- protocol
+    def init_state(self, x: Tensor, inputs: Optional[NodeInputs] = None) -> Tensor:
+        """``[z_v^0 | running softmaxes 0 | counts 0 | wave 0 | not started | d_v | noise key]``."""
+        inputs = self._check_inputs(x, inputs)
+        key = inputs.noise
+        z0 = self._own(0, x, key)
+        zeros = x.new_zeros(x.shape[0], self.state_size - self.slot_sizes[0] - 2)
+        return torch.cat([z0, zeros, inputs.degree.to(x.dtype).unsqueeze(1), key.to(x.dtype).unsqueeze(1)], dim=1)
+
+    def step(self, state: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One delivery (class docstring): score and absorb the message's waves, complete waves, emit."""
+        K = self.waves
+        z0 = state[:, : self.slot_sizes[0]]
+        deg, key = state[:, self._deg], state[:, self._key]
+        w, started = state[:, self._w], state[:, self._started]
+        mask = m[:, -K:]
+        sender = m[:, self._msg_extra.start]
+        start = mask.sum(1) == 0
+        fresh = start & (started < 0.5)
+        cnt = state[:, self._counts]
+        counts = [cnt[:, j] for j in range(K)]
+        accs = [state[:, sl] for sl in self._agg_slices]
+        for j in range(K):
+            accs[j] = self._absorb(j, accs[j], counts[j], m[:, self._slots[j]], z0, key, sender, mask[:, j] > 0.5)
+            counts[j] = counts[j] + mask[:, j]
+        accs[0] = self._absorb(0, accs[0], counts[0], z0, z0, key, key, fresh)
+        counts[0] = counts[0] + fresh.to(state.dtype)
+        started = started + fresh.to(state.dtype)
+        slots = [fresh.to(state.dtype).unsqueeze(1) * z0] + [None] * (K - 1)
+        flags = [fresh.to(state.dtype)] + [None] * (K - 1)
+        for j in range(K):
+            hit = (w == j) & (started > 0.5) & (counts[j] > deg + 0.5)
+            done = hit.to(state.dtype)
+            if j + 1 < K:  # own messages of the rows that complete wave j
+                rows = hit.nonzero().flatten()
+                z = self._own(j + 1, self._complete(j, accs[j].index_select(0, rows)), key.index_select(0, rows))
+                z = z.new_zeros(state.shape[0], z.shape[1]).index_add(0, rows, z)
+                accs[j + 1] = self._absorb(j + 1, accs[j + 1], counts[j + 1], z, z0, key, key, hit)
+                counts[j + 1] = counts[j + 1] + done
+                slots[j + 1] = z
+                flags[j + 1] = done
+            w = w + done
+        mask_out = torch.stack(flags, dim=1)
+        emit = (mask_out.sum(1) > 0).to(state.dtype)
+        new = torch.cat([z0] + accs + self._tail(counts, w, started, state), dim=1)
+        out = torch.cat(slots + [key.unsqueeze(1), mask_out], dim=1)
+        return new, out, emit
+
+    def output(self, state: Tensor) -> Tensor:
+        """``h^K``: the waves not completed are finished with the softmax of what arrived (module docstring)."""
+        z0 = state[:, : self.slot_sizes[0]]
+        key, w, started = state[:, self._key], state[:, self._w], state[:, self._started]
+        cnt = state[:, self._counts]
+        acc = self._absorb(0, state[:, self._agg_slices[0]], cnt[:, 0], z0, z0, key, key, started < 0.5)
+        h = self._complete(0, acc)
+        for j in range(1, self.waves):
+            add = w < j
+            acc = self._absorb(j, state[:, self._agg_slices[j]], cnt[:, j], self._own(j, h, key), z0, key, key, add)
+            h = self._complete(j, acc)
+        return h
+
+    def extra_repr(self) -> str:
+        return (f"dims={self.dims}, heads={self.heads_of}, waves={self.waves}, dropout={self.dropout}, "
+                f"attn_dropout={self.attn_dropout}")

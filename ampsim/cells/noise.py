@@ -46,22 +46,36 @@ def noise_keys(seed: Optional[int], nodes: Tensor) -> Tensor:
     return _mix(_mix(nodes * _K3 + base) + base) & 0xFFFFFF
 
 
+def _bits(keys: Tensor, counter: int, cols: Tensor) -> Tensor:
+    """``mix(mix(key * K3 + counter) xor (j * K2))`` for matching ``keys`` and columns ``cols`` (broadcast)."""
+    k = keys.detach().to(torch.int64).clamp_min(0)
+    return _mix(_mix(k * _K3 + int(counter)) ^ (cols * _K2 & _M32))
+
+
 def uniform(keys: Tensor, counter: int, cols: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """(B, cols) uniforms in [0, 1): ``u(key_b, counter, j)``; ``keys`` (B,) may be a float column (exact ints)."""
-    k = keys.detach().to(torch.int64).clamp_min(0).reshape(-1, 1)
-    base = _mix(k * _K3 + int(counter))
-    j = torch.arange(cols, dtype=torch.int64, device=k.device).reshape(1, -1)
-    bits = _mix(base ^ (j * _K2 & _M32))
-    return (bits >> 8).to(dtype) * (1.0 / (1 << 24))
+    j = torch.arange(cols, dtype=torch.int64, device=keys.device).reshape(1, -1)
+    return (_bits(keys.reshape(-1, 1), counter, j) >> 8).to(dtype) * (1.0 / (1 << 24))
 
 
 def dropout(x: Tensor, p: float, keys: Tensor, counter: int) -> Tensor:
-    """Inverted dropout of the rows of ``x`` (B, C) with masks ``u(key, counter, j) >= p``; rows with key -1 kept."""
+    """Inverted dropout of the rows of ``x`` (B, C): ``x_bj · 1[u(key_b, counter, j) >= p] / (1 - p)``;
+    rows with key -1 are kept as they are.
+
+    When ``x`` needs no gradient only its non-zero entries draw (a dropped zero stays zero: the
+    same values; a bag-of-words row is 1-2% non-zero).
+    """
     if p <= 0.0:
         return x
     keys = keys.reshape(-1)
-    keep = uniform(keys, counter, x.shape[1], x.dtype) >= p
-    keep = keep | (keys < 0).reshape(-1, 1)
-    scale = torch.where(keys < 0, torch.ones_like(keys, dtype=x.dtype), torch.full_like(keys, 1.0 / (1.0 - p),
-                                                                                       dtype=x.dtype))
-    return x * keep.to(x.dtype) * scale.reshape(-1, 1)
+    live = keys >= 0
+    scale = 1.0 / (1.0 - p)
+    if not x.requires_grad:
+        r, c = ((x != 0) & live.unsqueeze(1)).nonzero(as_tuple=True)
+        u = (_bits(keys.index_select(0, r), counter, c) >> 8).to(x.dtype) * (1.0 / (1 << 24))
+        factor = torch.ones_like(x)
+        factor[r, c] = (u >= p).to(x.dtype) * scale
+        return x * factor
+    keep = (uniform(keys, counter, x.shape[1], x.dtype) >= p) | ~live.unsqueeze(1)
+    factor = torch.where(live, torch.full_like(keys, scale, dtype=x.dtype), torch.ones_like(keys, dtype=x.dtype))
+    return x * keep.to(x.dtype) * factor.unsqueeze(1)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ampsim.batched import BatchedExecutor, plan
-from ampsim.cells.aggregate import MeanCell
+from ampsim.cells.aggregate import AttentionCell, MeanCell
 from ampsim.cells.cells import AMPCell
 from ampsim.cells.execute import EngineExecutor, RunSpec, graph_of
 from ampsim.data.graphdata import GraphData
@@ -32,9 +32,12 @@ def graphs() -> list[GraphData]:
             graph_data(iso, 2)]
 
 
-def make_cell(dropout: float = 0.5) -> MeanCell:
+def make_cell(dropout: float = 0.5, kind: str = "mean"):
     torch.manual_seed(5)
-    cell = MeanCell(F, 4, 3, waves=2, dropout=dropout).double()
+    if kind == "mean":
+        cell = MeanCell(F, 4, 3, waves=2, dropout=dropout).double()
+    else:
+        cell = AttentionCell(F, 3, 4, heads=2, waves=2, dropout=dropout, attn_dropout=dropout).double()
     with torch.no_grad():
         for b in cell.biases:
             b.uniform_(-0.5, 0.5)
@@ -60,10 +63,11 @@ def grads(cell, out) -> list[torch.Tensor]:
     return [p.grad.clone() for p in cell.parameters()]
 
 
+@pytest.mark.parametrize("kind", ["mean", "attention"])
 @pytest.mark.parametrize("loss", [0.0, 0.1])
 @pytest.mark.parametrize("delay", ["constant", "uniform"])
-def test_engine_equals_batched(delay, loss):
-    cell = make_cell()
+def test_engine_equals_batched(delay, loss, kind):
+    cell = make_cell(kind=kind)
     for gi, data in enumerate(graphs()):
         run = all_start(cell, data.num_nodes, seed=11 + gi)
         ref, res, delivered = engine_run(cell, data, run, delay, loss)
@@ -78,21 +82,22 @@ def test_engine_equals_batched(delay, loss):
                 assert torch.allclose(a, b, atol=1e-5), (gi, mode)
 
 
-def test_planned_path_is_levels_and_cached():
+@pytest.mark.parametrize("kind", ["mean", "attention"])
+def test_planned_path_is_levels_and_cached(kind):
     """The counted cell is planned (one batch per level, no lock-step), once per seed, and equals lock-step."""
-    cell = make_cell()
+    cell = make_cell(kind=kind)
     data = graphs()[0]
     ex = BatchedExecutor()
     run = all_start(cell, data.num_nodes, seed=4)
     a = ex.execute(cell, data, [run], 10_000, "uniform")
     sched = plan(graph_of(data), [(run.starts, 4)], 10_000, "uniform", rule=cell.count_rule)
-    assert ex.last.batches == sched.num_levels and ex.last.program is not None
+    assert ex.last.batches == sched.num_levels and ex.last.program is not None and ex.last_path == "planned"
     misses = ex.plans.misses
     b = ex.execute(cell, data, [run], 10_000, "uniform")        # same seed: the compiled program is reused
     assert ex.plans.misses == misses and torch.equal(a, b)
     lock = BatchedExecutor(mode="lockstep")
     c = lock.execute(cell, data, [run], 10_000, "uniform")
-    assert torch.allclose(a, c, atol=1e-12) and lock.last.batches > ex.last.batches
+    assert torch.allclose(a, c, atol=1e-12) and lock.last.batches > ex.last.batches and lock.last_path == "lockstep"
     ex.execute(cell, data, [RunSpec(run.starts, run.messages, 5, 7)], 10_000, "uniform")
     assert ex.plans.misses == misses + 1                          # a new delay seed is planned anew
 

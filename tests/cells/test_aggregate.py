@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ampsim.cells.aggregate import MeanCell, WaveCount
+from ampsim.cells.aggregate import AttentionCell, MeanCell, WaveCount
 from ampsim.cells.execute import EngineExecutor, RunSpec
 from ampsim.cells.noise import dropout, noise_keys, uniform
 from ampsim.cells.protocol import Cell, NodeInputs, emission_of, node_inputs
@@ -225,3 +225,110 @@ def test_order_invariance(deg, data):
     assert torch.allclose(s0, s1, atol=1e-5)
     assert e0.tolist() == e1.tolist() == [1.0, 1.0]      # each wave emitted exactly once, whatever the order
     assert bool(cell.finished(s1)[0])
+
+
+# --------------------------------------------------------------------------- the attention cell
+def make_attention(dropout: float = 0.0, waves: int = 2) -> AttentionCell:
+    torch.manual_seed(6)
+    cell = AttentionCell(5, 3, 4, heads=2, out_heads=2, waves=waves, dropout=dropout, attn_dropout=dropout).double()
+    with torch.no_grad():
+        for b in cell.biases:
+            b.uniform_(-0.5, 0.5)
+    return cell
+
+
+def gat(cell: AttentionCell, data: GraphData) -> torch.Tensor:
+    """Dense reference: softmax over N(v) ∪ {v} of LeakyReLU(q_j(z_v^0) + a_j · z_u^j), per head."""
+    n = data.num_nodes
+    adj = torch.eye(n, dtype=torch.bool)
+    adj[data.edge_index[0], data.edge_index[1]] = True
+    z0 = cell.weights[0](data.x)
+    h = data.x
+    for j in range(cell.waves):
+        H, f = cell.heads_of[j], cell.feats_of[j]
+        z = cell.weights[j](h).reshape(n, H, f)
+        e = torch.nn.functional.leaky_relu(cell.query[j](z0)[:, None, :] + (z * cell.att[j]).sum(-1)[None], 0.2)
+        a = torch.softmax(e.masked_fill(~adj[:, :, None], float("-inf")), dim=1)
+        agg = torch.einsum("vuh,uhf->vhf", a, z)
+        h = (torch.nn.functional.elu(agg.reshape(n, H * f) + cell.biases[j]) if j + 1 < cell.waves
+             else agg.mean(1) + cell.biases[j])
+    return h
+
+
+def test_attention_protocol_declared():
+    cell = make_attention()
+    assert isinstance(cell, Cell) and emission_of(cell) == "counted"
+    assert cell.dims == [5, 6, 4] and cell.output_size == 4
+    assert cell.msg_size == 6 + 8 + 1 + 2
+    assert cell.state_size == 6 + (2 * 2 + 6) + (2 * 2 + 8) + 2 + 4
+    with pytest.raises(ValueError, match="heads"):
+        AttentionCell(5, 3, heads=0)
+
+
+@pytest.mark.parametrize("delay", ["constant", "uniform"])
+@pytest.mark.parametrize("waves", [1, 2, 3])
+def test_attention_cell_is_gat(delay, waves):
+    data = graph_data(nx.gnp_random_graph(9, 0.35, seed=2))
+    cell = make_attention(waves=waves)
+    ex = EngineExecutor()
+    final = ex.execute(cell, data, [all_start(cell, 9, seed=5)], 10_000, delay)[0]
+    assert ex.last_results[0].reason == "quiescent"
+    assert ex.last_results[0].deliveries == 9 + waves * data.edge_index.shape[1]
+    assert torch.allclose(cell.output(final), gat(cell, data), atol=1e-12)
+
+
+def test_attention_dropout_is_seeded():
+    data = graph_data(nx.cycle_graph(5))
+    cell = make_attention(dropout=0.5)
+    run = lambda noise: EngineExecutor().execute(cell, data, [all_start(cell, 5, noise=noise)], 1000)[0]  # noqa: E731
+    a, b, c = run(1), run(1), run(2)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    cell.eval()
+    assert torch.allclose(cell.output(run(1)), gat(cell, data), atol=1e-12)
+
+
+def test_attention_loss_reads_out_the_softmax_of_what_arrived():
+    data = graph_data(nx.gnp_random_graph(14, 0.2, seed=0))
+    cell = make_attention()
+    ex = EngineExecutor()
+    final = ex.execute(cell, data, [all_start(cell, 14, seed=3)], 10_000, "uniform", loss=0.05)[0]
+    assert ex.last_results[0].reason == "stalled"
+    done = cell.finished(final)
+    out = cell.output(final)
+    assert int(done.sum()) == 6 and bool(torch.isfinite(out).all())
+    assert torch.allclose(out[done], gat(cell, data)[done], atol=1e-12)
+
+
+def _attention_messages(cell: AttentionCell, values, deg: int):
+    msgs = []
+    for j, sl in enumerate(cell._slots):
+        for i in range(deg):
+            m = torch.zeros(1, cell.msg_size, dtype=torch.float64)
+            m[0, sl] = torch.tensor(values[j][i][: sl.stop - sl.start], dtype=torch.float64)
+            m[0, cell.msg_size - cell.waves + j] = 1.0
+            m[0, cell._msg_extra.start] = float(10 + i)      # sender noise keys
+            msgs.append(m)
+    return msgs
+
+
+@settings(max_examples=40, deadline=None)
+@given(deg=st.integers(1, 4), data=st.data())
+def test_attention_order_invariance(deg, data):
+    """The running softmax: any permutation of a node's incoming messages gives the same state (1e-5)."""
+    cell = make_attention(dropout=0.3)
+    vals = data.draw(st.lists(st.lists(st.lists(st.floats(-3, 3), min_size=8, max_size=8), min_size=deg,
+                                       max_size=deg), min_size=2, max_size=2))
+    msgs = [cell.start_message(1)] + _attention_messages(cell, vals, deg)
+    order = data.draw(st.permutations(range(len(msgs))))
+    x = torch.randn(1, 5, generator=torch.Generator().manual_seed(deg), dtype=torch.float64)
+    inputs = node_inputs([deg], noise_seed=4, dtype=torch.float64)
+
+    def run(seq):
+        s = cell.init_state(x, inputs)
+        for i in seq:
+            s = cell.step(s, msgs[i])[0]
+        return s
+
+    a, b = run(range(len(msgs))), run(order)
+    assert torch.allclose(a, b, atol=1e-5) and bool(cell.finished(b)[0])
+    assert torch.allclose(cell.output(a), cell.output(b), atol=1e-5)
