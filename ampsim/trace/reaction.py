@@ -2,7 +2,9 @@
 
 One :class:`Reaction` per message copy that reached a node in a run of a learned AMP model:
 
-* ``change`` = ||h' - h||: how far the delivery moved the node's hidden state h (0 for a drop);
+* ``change`` = ||h' - h||: how far the delivery moved the node's hidden state h (0 for a drop;
+  for cells other than :class:`~ampsim.cells.cells.AMPCell`, e.g. the aggregating cells, the
+  change of the whole packed state row);
 * ``output_change`` = ||o' - o||, o = the decoded output state (h, or the halting-weighted
   accumulator of ACT/Iter): how far it moved what the node will answer;
 * ``emitted``: whether the node sent a message in answer; ``gate``: the learned emission gate
@@ -72,10 +74,14 @@ class _RecordingRule(CellRule):
     def receive(self, node, state, message: Message):
         new, out = super().receive(node, state, message)
         cell = self.cell
-        H = cell.hidden
         m = message.payload.reshape(1, -1)
-        h, h2 = state[:, :H], new[:, :H]
         gate = halt = mass = None
+        if not hasattr(cell, "emit_gate"):  # another cell of the protocol: the change of its whole packed state
+            self.rows.append((float((new - state).norm()), float((cell.output(new) - cell.output(state)).norm()),
+                              out is not None, gate, halt, mass))
+            return new, out
+        H = cell.hidden
+        h, h2 = state[:, :H], new[:, :H]
         if cell.emit_gate is not None:
             gate = float(torch.sigmoid(cell.emit_gate(torch.cat([h2, m], dim=1)))[0, 0])
         if cell.halting is not None:

@@ -9,7 +9,8 @@ import networkx as nx
 import pytest
 import torch
 
-from ampsim.cells.execute import EngineExecutor
+from ampsim.cells.aggregate import MeanCell
+from ampsim.cells.execute import EngineExecutor, RunSpec
 from ampsim.cells.models import origin_runs
 from ampsim.data.graphdata import GraphData
 from ampsim.trace.reaction import aggregate, hop_distances, trace_reactions
@@ -70,3 +71,19 @@ def test_plot_reactions_draws_every_message():
     by_gid = {c.get_gid(): c for c in ax.collections}
     assert len(by_gid["reactions"].get_offsets()) == sum(not r.dropped for r in rr.reactions)
     assert len(by_gid["drops"].get_offsets()) == sum(r.dropped for r in rr.reactions)
+
+
+def test_reactions_of_an_aggregating_cell():
+    """Any cell of the protocol can be traced: the mean cell emits exactly when a wave completes."""
+    G = nx.cycle_graph(5)
+    pairs = [(u, v) for u, v in G.edges()] + [(v, u) for u, v in G.edges()]
+    ei = torch.tensor(pairs, dtype=torch.long).t().contiguous()
+    data = GraphData(ei, torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), None, 5, "node")
+    torch.manual_seed(0)
+    cell = MeanCell(3, 4, 2, waves=2)
+    run = trace_reactions(cell, data, RunSpec(tuple(range(5)), cell.start_message(5), 1), budget=100,
+                          delay="uniform")
+    assert run.reason == "quiescent" and len(run.reactions) == 2 * 10
+    # each node emits once on its neighbour messages: when wave 0 completes (wave 1's completion emits nothing)
+    assert sum(r.emitted for r in run.reactions) == 5
+    assert all(r.gate is None and r.halt is None and r.change > 0 for r in run.reactions)
