@@ -16,12 +16,11 @@ exit), and every renderer reads that folder exactly as it reads a fresh run's fo
 through a pack (``results/table3_runs.jsonl.gz/parity/amp-iter/seed0``) names one run in it. JSON
 files come back as compact JSON with the same content; other files byte for byte.
 
-    python -m ampsim.runpack pack runs/table4_runs results/table4_runs.jsonl.gz
-    python -m ampsim.runpack unpack results/table4_runs.jsonl.gz runs/table4_unpacked
+    ampsim runs pack runs/table4_runs results/table4_runs.jsonl.gz
+    ampsim runs unpack results/table4_runs.jsonl.gz runs/table4_unpacked
 """
 from __future__ import annotations
 
-import argparse
 import atexit
 import base64
 import fnmatch
@@ -35,7 +34,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from .fileio import atomic_write
 
-__all__ = ["SUFFIX", "is_pack", "pack", "read_pack", "unpack", "folder", "main"]
+__all__ = ["SUFFIX", "is_pack", "pack", "read_pack", "unpack", "folder"]
 
 #: How a pack's name ends.
 SUFFIX = ".jsonl.gz"
@@ -148,27 +147,7 @@ def folder(spec: str) -> str:
     return os.path.join(_unpacked[key], *inner.split("/")) if inner else _unpacked[key]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ampsim.runpack", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("pack", help="a folder of runs -> one .jsonl.gz")
-    p.add_argument("root")
-    p.add_argument("out")
-    p.add_argument("--select", nargs="+", default=None, help="globs of relative paths to keep (default: all)")
-    p = sub.add_parser("unpack", help="packs -> a folder")
-    p.add_argument("packs", nargs="+")
-    p.add_argument("to")
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "pack":
-            print(f"wrote {args.out} ({pack(args.root, args.out, args.select)} files)")
-        else:
-            print(f"wrote {unpack(args.packs, args.to)} files under {args.to}")
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+if __name__ == "__main__":  # `python -m ampsim.runpack pack|unpack`: alias of `ampsim runs pack|unpack` (the CLI)
+    from ampsim.cli import alias
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(alias(["runs"]))

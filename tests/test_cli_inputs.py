@@ -66,7 +66,7 @@ def test_start_must_be_an_index_or_all(capsys):
 
 
 def test_default_budget_is_stated_in_the_end_reason(capsys, monkeypatch):
-    monkeypatch.setattr("ampsim.cli.CLI_BUDGET", 500)
+    monkeypatch.setattr("ampsim.cli.simulate.CLI_BUDGET", 500)
     assert main(["run", "--graph", "petersen", "--rule", "echo"]) == 0
     out = capsys.readouterr().out
     assert ("ended: message_budget (the default budget of 500 deliveries, max(500, 20*|E|); --max-deliveries N "
@@ -188,14 +188,11 @@ def test_sub_command_help_still_lists_their_flags(capsys):
 
 
 def test_nothing_to_do_is_one_line(tmp_path, capsys):
-    from ampsim.train import tables
-
-    assert tables.main(["run2", "--root", str(tmp_path), "--seeds", "0", "--tasks", "limits1", "--epochs", "1",
-                        "--quiet"]) == 0
+    run = ["table2", "run", "--root", str(tmp_path), "--seeds", "0", "--tasks", "limits1", "--epochs", "1", "--quiet"]
+    assert main(run) == 0
     capsys.readouterr()
-    assert tables.main(["run2", "--root", str(tmp_path), "--seeds", "0", "--tasks", "limits1", "--epochs", "1",
-                        "--quiet"]) == 0
-    assert capsys.readouterr().out == f"run2: all 1 runs already finished under {tmp_path}; nothing to do\n"
+    assert main(run) == 0
+    assert capsys.readouterr().out == f"table2 run: all 1 runs already finished under {tmp_path}; nothing to do\n"
     assert json.loads((tmp_path / "limits1" / "amp-rnn" / "seed0" / "result.json").read_text())["epochs_done"] == 1
 
 

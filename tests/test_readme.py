@@ -30,9 +30,9 @@ SMALL = "small"  # run with the given smaller arguments (the README shows the fu
 SKIP = "skip"    # not run; the reason says why
 
 #: the published tables, recomputed from their packed runs (identical files: the clone stays clean)
-PUBLISHED_TABLES = ("python -m ampsim.train.tables render --root results/table2_runs.jsonl.gz,results/table3_runs.jsonl.gz,"
+PUBLISHED_TABLES = ("ampsim table2 render --root results/table2_runs.jsonl.gz,results/table3_runs.jsonl.gz,"
     "results/figure6_runs.jsonl.gz,results/gate_runs.jsonl.gz --out results")
-PUBLISHED_TABLE4 = ("python -m ampsim.train.graph_classification --summarize --out results/table4_runs.jsonl.gz "
+PUBLISHED_TABLE4 = ("ampsim table4 render --out results/table4_runs.jsonl.gz "
     "--json results/table4.json --md results/table4.md")
 #: README command -> (how, command actually run or reason)
 PLAN: dict[str, tuple[str, str]] = {
@@ -56,19 +56,21 @@ PLAN: dict[str, tuple[str, str]] = {
         (SMALL, "ampsim train --task parity --model amp-iter --delay uniform --seed 3 --resume --epochs 2 "
                 "--train-graphs 8 --test-sizes 10"),
     "ampsim train --task 4cycles --nproc 2": (SMALL, "ampsim train --task 4cycles --nproc 2 --epochs 2"),
-    "python -m ampsim.train.tables run2 --seeds 0-9 --workers 2":
-        (SMALL, "python -m ampsim.train.tables run2 --seeds 0-1 --tasks limits1,lcc --epochs 2 --workers 2"),
-    "python -m ampsim.train.tables run3 --seeds 0-9 --workers 2":
-        (SMALL, "python -m ampsim.train.tables run3 --seeds 0 --models amp-rnn --epochs 1 --workers 2"),
-    "python -m ampsim.train.tables render": (QUICK, ""),
-    "python -m ampsim.train.graph_classification --datasets MUTAG --folds 0-9 --workers 2":
-        (SMALL, "python -m ampsim.train.graph_classification --datasets MUTAG --folds 0 --epochs 2 "
+    "ampsim table2 run --seeds 0-9 --workers 2":
+        (SMALL, "ampsim table2 run --seeds 0-1 --tasks limits1,lcc --epochs 2 --workers 2"),
+    "ampsim table3 run --seeds 0-9 --workers 2":
+        (SMALL, "ampsim table3 run --seeds 0 --models amp-rnn --epochs 1 --workers 2"),
+    "ampsim table2 render": (QUICK, ""),
+    "ampsim table3 render": (QUICK, ""),
+    "ampsim table4 run --datasets MUTAG --folds 0-9 --workers 2":
+        (SMALL, "ampsim table4 run --datasets MUTAG --folds 0 --epochs 2 "
                 "--points h16_m15_noskip h16_m15_skip --workers 2"),
 }
 
 #: commands that train, sweep or draw every published figure (slow: > 10 s CPU each); the rest is the quick test
-SLOW = {c for c in PLAN if " train" in c or "ampsim.train" in c or "verify synchronizer" in c} - {
-    "python -m ampsim.train.tables render",
+SLOW = {c for c in PLAN if " train" in c or "ampsim table" in c or "verify synchronizer" in c} - {
+    "ampsim table2 render",
+    "ampsim table3 render",
     PUBLISHED_TABLE4,
 }
 

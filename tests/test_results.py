@@ -22,7 +22,7 @@ def _same(written: Path, published: str) -> None:
 
 
 def test_table4_from_its_packed_runs(tmp_path):
-    from ampsim.train import graph_classification as gc
+    from ampsim.train import table4_report as gc
     from ampsim.train.loop import write_result
 
     summary = gc.summarize(str(RESULTS / "table4_runs.jsonl.gz"))
@@ -39,22 +39,22 @@ def _tables_root() -> str:
 
 
 def test_tables_2_3_and_figure_6_markdown_from_their_packed_runs():
-    from ampsim.train import tables
+    from ampsim.train import table_reports, tables
 
     root = _tables_root()
     t3 = tables.table3_summary(root)
-    assert tables.render_table2(tables.table2_summary(root)) == (RESULTS / "table2.md").read_text(encoding="utf-8")
-    assert tables.render_table3(t3) == (RESULTS / "table3.md").read_text(encoding="utf-8")
-    assert tables.render_figure6(t3, tables.table3_summary(root, task="parity-multi")) == (
+    assert table_reports.render_table2(tables.table2_summary(root)) == (RESULTS / "table2.md").read_text(encoding="utf-8")
+    assert table_reports.render_table3(t3) == (RESULTS / "table3.md").read_text(encoding="utf-8")
+    assert table_reports.render_figure6(t3, tables.table3_summary(root, task="parity-multi")) == (
         RESULTS / "figure6.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
 def test_every_table_of_the_tables_module_from_its_packed_runs(tmp_path):
     """Tables 2, 3, Figure 6 and the gate comparison (its deliveries replay the packed checkpoints)."""
-    from ampsim.train import tables
+    from ampsim.train import table_reports
 
-    written = tables.write_all(_tables_root(), str(tmp_path))
+    written = table_reports.write_all(_tables_root(), str(tmp_path))
     names = sorted(os.path.basename(p) for p in written)
     assert names == ["figure5a.png", "figure5b.png", "figure6.json", "figure6.md", "figure6.png", "gate.json",
                      "gate.md", "table2.json", "table2.md", "table3.json", "table3.md", "table3_details.json"]

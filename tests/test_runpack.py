@@ -100,9 +100,11 @@ def test_bad_input_raises_one_clear_error_and_writes_nothing(tmp_path):
 def test_cli_pack_and_unpack(tmp_path, capsys):
     root = _runs(tmp_path / "runs")
     out = str(tmp_path / "a.jsonl.gz")
-    assert runpack.main(["pack", str(root), out]) == 0
+    from ampsim.cli import main
+
+    assert main(["runs", "pack", str(root), out]) == 0
     assert capsys.readouterr().out == f"wrote {out} (4 files)\n"
-    assert runpack.main(["unpack", out, str(tmp_path / "back")]) == 0
+    assert main(["runs", "unpack", out, str(tmp_path / "back")]) == 0
     assert capsys.readouterr().out == f"wrote 4 files under {tmp_path / 'back'}\n"
-    assert runpack.main(["pack", str(tmp_path / "missing"), out]) == 2
-    assert capsys.readouterr().err == f"error: {tmp_path / 'missing'}: not a folder of runs\n"
+    assert main(["runs", "pack", str(tmp_path / "missing"), out]) == 2
+    assert capsys.readouterr().err == f"ampsim: error: {tmp_path / 'missing'}: not a folder of runs\n"

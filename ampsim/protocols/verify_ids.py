@@ -6,7 +6,7 @@ and every node holds a name that no other node holds. The summary's last line is
 ``--delay constant`` the engine refuses the protocol (it assumes random delays): the
 refusal is printed as one line and the exit status is 2.
 
-The same functions produce ``results/ids/`` (``python -m ampsim.protocols.verify_ids``):
+The same functions produce ``results/ids/`` (``ampsim ids stars | graphs``):
 
 * ``stars``: time to finish on ``star:k`` against k (simulated time and deliveries,
   mean and 95th percentile per k), one JSON per k so the sweep is resumable, then
@@ -313,7 +313,7 @@ def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1,
             _write_json(path, data, indent=None)
         rows.append({"k": k, "bound_k6k": k * 6**k, "wall_s": data["wall_s"], **data["summary"]})
     table = {
-        "command": f"python -m ampsim.protocols.verify_ids stars --seeds {seeds} --out {out_dir}",
+        "command": f"ampsim ids stars --seeds {seeds} --out {out_dir}",
         "protocol": "ids (UniqueIds), started at the star's centre, delay U(0,1]",
         "percentile": "nearest-rank",
         "rows": rows,
@@ -362,7 +362,7 @@ def check_graphs(out_dir: str, count: int = 200, seeds: int = 20, workers: int =
                           "time_max": s["time_max"], "deliveries_mean": s["deliveries_mean"],
                           "deliveries_max": s["deliveries_max"]})
     table = {
-        "command": f"python -m ampsim.protocols.verify_ids graphs --count {count} --seeds {seeds} --out {out_dir}",
+        "command": f"ampsim ids graphs --count {count} --seeds {seeds} --out {out_dir}",
         "protocol": "ids (UniqueIds), delay U(0,1], start node = seed mod n",
         "graphs": len(specs),
         "random_graphs": count,
@@ -374,36 +374,7 @@ def check_graphs(out_dir: str, count: int = 200, seeds: int = 20, workers: int =
     return table
 
 
-def _script(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ampsim.protocols.verify_ids",
-                                     description="regenerate results/ids/")
-    sub = parser.add_subparsers(dest="what", required=True)
-    p = sub.add_parser("stars", help="time to finish against k on stars")
-    p.add_argument("--ks", default="1-12", help="range a-b (default 1-12)")
-    p.add_argument("--seeds", type=int, default=1000)
-    p.add_argument("--out", default="runs/ids", help="default runs/ids (published: results/ids)")
-    p.add_argument("--workers", type=int, default=1)
-    p = sub.add_parser("graphs", help="unique IDs on random connected graphs")
-    p.add_argument("--count", type=int, default=200)
-    p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--out", default="runs/ids", help="default runs/ids (published: results/ids)")
-    p.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args(argv)
-    if args.what == "stars":
-        lo, _, hi = args.ks.partition("-")
-        table = measure_stars(range(int(lo), int(hi or lo) + 1), args.seeds, args.out, args.workers)
-        plot_time_vs_k(table, os.path.join(args.out, "time_vs_k.png"))
-        for r in table["rows"]:
-            print(f"k={r['k']:2d}  unique {r['unique']}/{r['runs']}  time mean {r['time_mean']:7.2f} "
-                  f"p95 {r['time_p95']:7.2f}  deliveries mean {r['deliveries_mean']:8.1f} "
-                  f"p95 {r['deliveries_p95']:6d}  k*6^k {r['bound_k6k']}")
-        return 0 if all(r["unique"] == r["runs"] for r in table["rows"]) else 1
-    table = check_graphs(args.out, args.count, args.seeds, args.workers)
-    t = table["total"]
-    print(f"{table['graphs']} graphs x {args.seeds} seeds: unique {t['unique']}/{t['runs']}, "
-          f"time max {t['time_max']:.1f}, deliveries max {t['deliveries_max']}")
-    return 0 if t["unique"] == t["runs"] else 1
+if __name__ == "__main__":  # `python -m ampsim.protocols.verify_ids stars|graphs`: alias of `ampsim ids ...`
+    from ampsim.cli import alias
 
-
-if __name__ == "__main__":
-    raise SystemExit(_script())
+    raise SystemExit(alias(["ids"]))

@@ -19,7 +19,6 @@ first message from a closer node arrived.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence
 
@@ -35,6 +34,7 @@ __all__ = ["figure3_task", "figure3_graph", "train_figure3", "load_figure3_model
            "load_parity_model", "FIGURE3_RUN"]
 
 RED, BLUE, WHITE, MARK = 0, 1, 2, 3
+PARITY_RUN = "results/table3_runs.jsonl.gz/parity/amp-iter/seed0"  # the Table 3 AMP-Iter run of seed 0
 FIGURE3_RUN = os.path.join("results", "reaction", "figure3-amp-rnn")
 
 
@@ -235,9 +235,10 @@ def _parity_spacetime(model, g, path: str, title: str) -> None:
     plt.close(ax.figure)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Write OUT/{figure3,parity_iter}.json and the figures (published: ``--out results/reaction --figures docs/reaction``)."""
-    import argparse
+def write_reaction_demo(graphs: int = 16, parity_run: str = PARITY_RUN, out: str = os.path.join("runs", "reaction"),
+                        figures: Optional[str] = None) -> dict:
+    """Write ``out/{figure3,parity_iter}.json`` and the pictures into ``figures`` (default ``out``); return both
+    summaries (published: ``ampsim reaction --out results/reaction --figures docs/reaction``)."""
     import collections
 
     import matplotlib
@@ -248,24 +249,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..fileio import write_json
     from ..viz.reaction import plot_reactions
 
-    p = argparse.ArgumentParser(prog="python -m ampsim.theory.reaction_demo")
-    p.add_argument("--graphs", type=int, default=16, help="test graphs per question (default 16)")
-    p.add_argument("--parity-run", default="results/table3_runs.jsonl.gz/parity/amp-iter/seed0",
-                   help="a parity run folder, or one inside a pack (default: the Table 3 AMP-Iter run of seed 0)")
-    p.add_argument("--out", default=os.path.join("runs", "reaction"),
-                   help="folder of figure3.json and parity_iter.json (default runs/reaction, ignored by git; "
-                        "the published ones: --out results/reaction)")
-    p.add_argument("--figures", default=None,
-                   help="folder of the pictures (default: --out; the published ones: --figures docs/reaction)")
-    args = p.parse_args(argv)
-    figures = args.figures or args.out
+    figures = figures or out
     torch.set_num_threads(1)
     os.makedirs(figures, exist_ok=True)
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     # Figure 3
     model, task = load_figure3_model()
-    graphs = task.tests["test"][: args.graphs]
-    rows = counterfactual_relays(model, graphs)
+    tests = task.tests["test"][: graphs]
+    rows = counterfactual_relays(model, tests)
     by_role: dict = collections.defaultdict(list)
     for r in rows:
         by_role[r["role"]].append(r)
@@ -276,8 +267,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     by_len = collections.defaultdict(list)
     for r in v_rows:
         by_len[r["node"] - 1].append(r["answer_gap"])
-    write_json(os.path.join(args.out, "figure3.json"), {
-        "run": FIGURE3_RUN, "graphs": len(graphs), "by_role": summary,
+    write_json(os.path.join(out, "figure3.json"), {
+        "run": FIGURE3_RUN, "graphs": len(tests), "by_role": summary,
         "v_answer_gap_by_relays": {k: sum(v) / len(v) for k, v in sorted(by_len.items())}, "rows": rows})
     fig, axes = plt.subplots(1, 2, figsize=(13, 3.2))
     for ax, red in zip(axes, (True, False)):
@@ -289,17 +280,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     save_figure(fig, os.path.join(figures, "figure3_spacetime.png"), dpi=110)
     plt.close(fig)
     # parity / AMP-Iter
-    pmodel, ptask, _ = load_parity_model(args.parity_run, test_sizes=(25, 50))
-    out = {}
+    pmodel, ptask, _ = load_parity_model(parity_run, test_sizes=(25, 50))
+    by_size = {}
     for size in ("25", "50"):
-        out[size] = halting_drops(pmodel, ptask.tests[size][: args.graphs])
-    write_json(os.path.join(args.out, "parity_iter.json"), {"run": args.parity_run, "graphs": args.graphs,
-                                                                        "by_size": out})
+        by_size[size] = halting_drops(pmodel, ptask.tests[size][: graphs])
+    write_json(os.path.join(out, "parity_iter.json"), {"run": parity_run, "graphs": graphs, "by_size": by_size})
     _parity_spacetime(pmodel, ptask.tests["25"][0], os.path.join(figures, "parity_iter_spacetime.png"),
                       "Parity, AMP-Iter (seed 0), 25 nodes: reaction per delivery; x = dropped by a halted node")
-    print(json.dumps({"figure3": summary, "parity_iter": out}, indent=1))
-    return 0
+    return {"figure3": summary, "parity_iter": by_size}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # `python -m ampsim.theory.reaction_demo`: alias of `ampsim reaction` (the CLI)
+    from ampsim.cli import alias
+
+    raise SystemExit(alias(["reaction"]))

@@ -29,7 +29,6 @@ deterministic tie-break, not information about the graph (see docs/learned_amp.m
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -210,14 +209,7 @@ def report(seeds: Sequence[int] = (0, 1, 2), kinds: Sequence[str] = CELL_KINDS) 
     return lines
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ampsim.train.figure4", description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3, help="random cells per kind")
-    args = parser.parse_args(argv)
-    for line in report(range(args.seeds)):
-        print(line)
-    return 0
+if __name__ == "__main__":  # `python -m ampsim.train.figure4`: alias of `ampsim figure4` (the CLI)
+    from ampsim.cli import alias
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(alias(["figure4"]))

@@ -18,20 +18,19 @@ The protocol of the authors' code (reference notes section 4, ``main_graph_class
   with 7 nodes and 6 edges; IMDB keeps graphs with <= 70 nodes.
 
 Runs are resumable: one JSON per (data set, grid point, fold) under
-``results/table4_runs/<DATASET>/h<H>_m<K>_<skip|noskip>/fold<k>.json``;
-:func:`summarize` turns complete grid points into ``results/table4.json`` and
-``results/table4.md`` (next to the paper's AMP-RNN row).
+``<out>/<DATASET>/h<H>_m<K>_<skip|noskip>/fold<k>.json``;
+:func:`ampsim.train.table4_report.summarize` turns complete grid points into ``table4.json`` and
+``table4.md`` (next to the paper's AMP-RNN row).
 
-    python -m ampsim.train.graph_classification --datasets MUTAG --folds 0-9
-    python -m ampsim.train.graph_classification --summarize
+    ampsim table4 run --datasets MUTAG --folds 0-9
+    ampsim table4 render
 """
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import os
 import platform
+import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from itertools import accumulate
@@ -47,13 +46,10 @@ from ..cells.execute import RunSpec
 from ..cells.models import init_parameters, readout_entries
 from ..cells.stacked import StackedCell, StackedLinear
 from ..data.graphdata import GraphData
-from ..data.tu import DATASETS, TUDataset, load_tu
+from ..data.tu import TUDataset, load_tu
 from ..engine.rng import derive_seed
-from ..fileio import write_text
-from .. import runpack
 from .. import validate as V
 from . import ddp
-from .cli import int_ranges
 from .loop import (Data, Options, checkpoint_epoch, fit_models, run_largest_first, training_process,
                    write_result)
 
@@ -68,11 +64,12 @@ __all__ = [
     "table4_executor",
     "first_step_gradients",
     "run_grid",
-    "summarize",
-    "render_table4",
-    "write_tables",
-    "configure",
-    "main",
+    "run_grid_parallel",
+    "fold_path",
+    "checkpoint_path",
+    "read_fold",
+    "grid_process",
+    "log_main",
 ]
 
 #: Table 4, row "AMP-RNN (ours)": mean and std of the test accuracy (%).
@@ -103,10 +100,11 @@ class GridPoint:
 
     @classmethod
     def from_tag(cls, tag: str) -> "GridPoint":
-        h, m, s = tag.split("_")
-        if not (h[0] == "h" and m[0] == "m" and s in ("skip", "noskip")):
-            raise ValueError(f"not a grid point tag: {tag!r}")
-        return cls(int(h[1:]), int(m[1:]), s == "skip")
+        match = re.fullmatch(r"h(\d{1,6})_m(\d{1,6})_(skip|noskip)", tag)
+        if match is None or int(match[1]) < 2 or int(match[2]) < 1:
+            raise ValueError(f"not a grid point tag: {tag!r} (expected h<hidden >= 2>_m<messages >= 1>_skip|noskip, "
+                             "e.g. h32_m25_skip)")
+        return cls(int(match[1]), int(match[2]), match[3] == "skip")
 
 
 def grid(dataset: str) -> list[GridPoint]:
@@ -401,11 +399,23 @@ def checkpoint_path(root: str, dataset: str, point: GridPoint, fold: int) -> Pat
     return Path(root) / dataset / point.tag / f"fold{fold}.pt"
 
 
+def read_fold(path: Path) -> dict:
+    """The record of one fold's result file; a file that is not one gives a ``ValueError`` naming it."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a fold result file (corrupt JSON: {exc}); remove it to train the fold "
+                         "again") from None
+    if not isinstance(record, dict) or not isinstance(record.get("test_acc"), list):
+        raise ValueError(f"{path}: not a fold result file (no test_acc curve); remove it to train the fold again")
+    return record
+
+
 def _done(path: Path, epochs: int, subset: bool) -> bool:
     """Whether ``path`` holds a finished fold (decided on rank 0 and shared with every process)."""
     flag = False
     if ddp.is_main() and path.exists():
-        done = json.loads(path.read_text())
+        done = read_fold(path)
         flag = done.get("epochs") == epochs and done.get("subset", False) == subset
     if ddp.world_size() > 1:
         box = [flag]
@@ -509,212 +519,25 @@ def run_grid_parallel(datasets: Sequence[str], folds: Sequence[int], workers: in
 
 
 def _grid_unit(datasets: list, folds: list, job: dict) -> list[Path]:
-    return run_grid(datasets, folds, log=_log, **job)
+    return run_grid(datasets, folds, log=log_main, **job)
 
 
-def _std(values: Sequence[float]) -> float:
-    if len(values) < 2:
-        return float("nan")
-    m = sum(values) / len(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-
-
-def summarize(root: str = DEFAULT_RUNS, datasets: Sequence[str] = DATASETS, epochs: int = EPOCHS) -> dict:
-    """Per data set: every grid point's fold count and, for complete points, the best-epoch mean ± std (%).
-
-    A grid point is complete with all 10 folds at ``epochs`` epochs (subset runs never count).
-    The reported entry is the complete point with the highest mean. ``root``: the fold files'
-    folder, or their pack (:mod:`ampsim.runpack`).
-    """
-    out: dict[str, Any] = {}
-    root = runpack.folder(root)
-    for name in datasets:
-        base = Path(root) / name
-        points = {}
-        if base.is_dir():
-            for d in sorted(p for p in base.iterdir() if p.is_dir()):
-                try:
-                    point = GridPoint.from_tag(d.name)
-                except ValueError:
-                    continue
-                recs = []
-                for f in sorted(d.glob("fold*.json")):
-                    r = json.loads(f.read_text())
-                    if r.get("epochs") == epochs and not r.get("subset", False):
-                        recs.append(r)
-                entry: dict[str, Any] = {"folds": len(recs), "minutes": sum(r["seconds"] for r in recs) / 60}
-                if len(recs) == FOLDS:
-                    curves = torch.tensor([r["test_acc"] for r in recs], dtype=torch.float64)
-                    avg = curves.mean(0)
-                    best = int(avg.argmax())
-                    at = [100.0 * float(v) for v in curves[:, best]]
-                    last = [100.0 * float(v) for v in curves[:, -1]]
-                    entry.update(mean=sum(at) / len(at), std=_std(at), best_epoch=best + 1,
-                                 final_mean=sum(last) / len(last), final_std=_std(last))
-                points[point.tag] = entry
-        complete = {t: e for t, e in points.items() if "mean" in e}
-        row: dict[str, Any] = {"paper": dict(zip(("mean", "std"), PAPER_AMP_RNN[name])), "grid": points,
-                               "grid_size": len(grid(name)), "complete_points": len(complete),
-                               "grid_minutes": round(sum(e["minutes"] for e in points.values()), 1)}
-        if complete:
-            tag = max(complete, key=lambda t: complete[t]["mean"])
-            e = complete[tag]
-            row.update(mean=round(e["mean"], 2), std=round(e["std"], 2), folds=FOLDS, minutes=round(e["minutes"], 1),
-                       grid_point=tag, best_epoch=e["best_epoch"],
-                       within_paper_std=abs(e["mean"] - PAPER_AMP_RNN[name][0]) <= PAPER_AMP_RNN[name][1])
-        out[name] = row
-    return out
-
-
-def write_tables(summary: dict, json_path: str = "results/table4.json", md_path: str = "results/table4.md",
-                 root: str = DEFAULT_RUNS, note: str = "") -> None:
-    """``results/table4.json`` and ``results/table4.md`` (ours beside the paper's AMP-RNN row), summarising the
-    fold files under ``root``; ``note`` (how the runs ran: command, machine, wall time) opens the Markdown."""
-    write_result(json_path, summary)
-    Path(md_path).parent.mkdir(parents=True, exist_ok=True)
-    write_text(md_path, render_table4(summary, json_path, md_path, root, note))
-
-
-def render_table4(summary: dict, json_path: str = "results/table4.json", md_path: str = "results/table4.md",
-                  root: str = DEFAULT_RUNS, note: str = "") -> str:
-    """The Markdown of :func:`write_tables`: the paper's row and ours, then every grid point; the
-    regenerating command names ``root``, ``json_path`` and ``md_path``."""
-    names = list(summary)
-    head = "| Model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
-    paper = "| AMP-RNN (paper) | " + " | ".join(f"{PAPER_AMP_RNN[n][0]} ± {PAPER_AMP_RNN[n][1]}" for n in names) + " |\n"
-    def cell(n: str) -> str:
-        s = summary[n]
-        if "mean" not in s:
-            return "not run"
-        part = "" if s["complete_points"] == s["grid_size"] else f" ({s['complete_points']}/{s['grid_size']} grid points)"
-        return f"{s['mean']:.1f} ± {s['std']:.1f}{part}"
-
-    ours = "| AMP-RNN (ampsim, batched) | " + " | ".join(cell(n) for n in names) + " |\n"
-    files = f"--out {root} --json {json_path} --md {md_path}"
-    if runpack.is_pack(root):
-        runs = (f"the runs: `python -m ampsim.train.graph_classification --workers 2 --out runs/table4_runs`, then "
-                f"`python -m ampsim.runpack pack runs/table4_runs {root}`")
-    else:
-        runs = f"runs: `python -m ampsim.train.graph_classification --datasets NAME --folds 0-9 {files}`"
-    lines = ["# Table 4: graph classification accuracy (%)\n\n", *([note + "\n\n"] if note else []),
-             "Protocol: reference notes section 4 (10 GIN folds, 350 epochs of one full-batch Adam step, lr 0.01, "
-             "StepLR(50, 0.5), best epoch of the fold-averaged test curve, mean ± std over folds, best grid point). "
-             f"Regenerate: `python -m ampsim.train.graph_classification --summarize {files}` ({runs}).\n\n",
-             head + paper + ours,
-             "\n## Grid points\n\n",
-             "| data set | grid point | folds | best epoch | mean ± std | final epoch | minutes (10 folds) |\n"
-             "|---|---|---|---|---|---|---|\n"]
-    for n in names:
-        s = summary[n]
-        for tag, e in s["grid"].items():
-            acc = f"{e['mean']:.1f} ± {e['std']:.1f}" if "mean" in e else "-"
-            fin = f"{e['final_mean']:.1f} ± {e['final_std']:.1f}" if "mean" in e else "-"
-            lines.append(f"| {n} | {tag} | {e['folds']}/10 | {e.get('best_epoch', '-')} | {acc} | {fin} | "
-                         f"{e['minutes']:.1f} |\n")
-        if not s["grid"]:
-            lines.append(f"| {n} | (none run) | 0/10 | - | - | - | - |\n")
-    total = sum(summary[n].get("grid_minutes", 0.0) for n in names)
-    lines.append("\nGrid minutes (all grid points x 10 folds, the sum of the per-fold wall-clock minutes; stacked folds "
-                 "count their share of the pass): " + ", ".join(f"{n} {summary[n].get('grid_minutes', 0.0):.1f}"
-                                                                 for n in names)
-                 + f"; total {total:.1f} minutes.\n")
-    lines.append("\nMinutes are wall-clock on a shared 2-core CPU machine, one torch thread per run. A grid point "
-                 "counts only with all 10 folds; the reported cell is the best complete point (of "
-                 + ", ".join(f"{n}: {summary[n]['complete_points']}/{summary[n]['grid_size']}" for n in names)
-                 + " points done).\n")
-    return "".join(lines)
-
-
-def _log(text: str) -> None:
+def log_main(text: str) -> None:
+    """Print ``text`` on rank 0 only (every process of a DDP group runs the same loop)."""
     if ddp.is_main():
         print(text, flush=True)
 
 
-def _worker(threads: int, datasets: list, folds: list, job: dict) -> int:
+def grid_process(threads: int, datasets: list, folds: list, job: dict) -> int:
     """One process of ``--nproc N`` (run inside :func:`ampsim.train.ddp.launch`)."""
     training_process(threads)
     if str(job.get("device", "cpu")).startswith("cuda"):
         job = {**job, "device": f"cuda:{torch.cuda.current_device()}"}
-    run_grid(datasets, folds, log=_log, **job)
+    run_grid(datasets, folds, log=log_main, **job)
     return 0
 
 
-def _folds(text: str) -> list[int]:
-    out = int_ranges(text)
-    if not out or min(out) < 0 or max(out) >= FOLDS:
-        raise argparse.ArgumentTypeError(f"folds must be in 0..{FOLDS - 1}, got {text!r}")
-    return out
+if __name__ == "__main__":  # `python -m ampsim.train.graph_classification ...`: alias of `ampsim table4 run ...`
+    from ampsim.cli import alias
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``python -m ampsim.train.graph_classification``."""
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), help=f"any of {', '.join(DATASETS)}")
-    parser.add_argument("--folds", type=_folds, default=list(range(FOLDS)), help="e.g. 0-9 or 0,3")
-    parser.add_argument("--points", nargs="+", default=None, help="grid point tags (h32_m25_skip ...); default: the grid")
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=USER_RUNS,
-                        help=f"folder of the per-fold result files (default {USER_RUNS}); with --summarize also "
-                             f"their pack (published: {DEFAULT_RUNS})")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    parser.add_argument("--nproc", type=int, default=1, help="data-parallel processes (DDP; gloo on CPU)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="processes that share the grid points, largest first (default 1; e.g. the cores)")
-    parser.add_argument("--max-graphs", type=int, default=None, help="smoke runs only: first graphs of the set")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (with --nproc: one GPU per process)")
-    parser.add_argument("--stack", dest="stack", action="store_true", default=True,
-                        help="train the folds of a grid point in one pass (the default)")
-    parser.add_argument("--no-stack", dest="stack", action="store_false",
-                        help="train the folds one after another (the same numbers up to float summation order; slower)")
-    parser.add_argument("--summarize", action="store_true", help="only write the table (--json, --md)")
-    parser.add_argument("--note", default="", help="a paragraph for the table's head (how the runs ran, wall time)")
-    parser.add_argument("--json", default=os.path.join("runs", "table4.json"), help="default runs/table4.json "
-                        "(published: results/table4.json)")
-    parser.add_argument("--md", default=os.path.join("runs", "table4.md"), help="default runs/table4.md "
-                        "(published: results/table4.md)")
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.threads < 1:
-        raise ValueError("--threads must be >= 1")
-    if args.nproc < 1:
-        raise ValueError("--nproc must be >= 1")
-    if args.workers < 1:
-        raise ValueError("--workers must be >= 1")
-    if not args.summarize and runpack.is_pack(args.out):
-        raise ValueError(f"--out {args.out}: a pack is read, not trained into; train into a folder "
-                         "(e.g. runs/table4_runs) and pack it with python -m ampsim.runpack pack")
-    if not args.summarize:
-        points = [GridPoint.from_tag(t) for t in args.points] if args.points else None
-        job = dict(points=points, root=args.out, epochs=args.epochs, seed=args.seed, max_graphs=args.max_graphs,
-                   device=args.device, stack=args.stack)
-        if args.nproc > 1 and args.workers > 1:
-            raise ValueError("--nproc (data-parallel) and --workers (grid points in parallel) do not combine")
-        written = None
-        if args.nproc > 1:
-            ddp.launch(args.nproc, _worker, args.threads, list(args.datasets), list(args.folds), job)
-        else:
-            training_process(args.threads)
-            if args.workers > 1:
-                written = run_grid_parallel(args.datasets, args.folds, args.workers, threads=args.threads,
-                                            log=_log, **job)
-            else:
-                ddp.init_from_env()  # started by torchrun: join its process group
-                written = run_grid(args.datasets, args.folds, log=_log, **job)
-        if written == [] and ddp.is_main():
-            print(f"every result of {', '.join(args.datasets)} (folds {_fold_text(args.folds)}) already exists "
-                  f"under {args.out}; nothing to train", flush=True)
-    if args.max_graphs is None and ddp.is_main():
-        write_tables(summarize(args.out, epochs=args.epochs), args.json, args.md, args.out, args.note)
-    return 0
-
-
-def _fold_text(folds: Sequence[int]) -> str:
-    folds = sorted(folds)
-    return f"{folds[0]}-{folds[-1]}" if folds == list(range(folds[0], folds[-1] + 1)) else ",".join(map(str, folds))
-
-
-if __name__ == "__main__":
-    _p = argparse.ArgumentParser(description="Table 4: AMP-RNN graph classification (paper Section 5.3)")
-    configure(_p)
-    raise SystemExit(main(_p.parse_args()))
+    raise SystemExit(alias(["table4", "run"]))

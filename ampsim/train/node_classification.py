@@ -26,20 +26,18 @@ on the one training loop (:class:`Protocol` on :func:`ampsim.train.loop.fit_mode
 Files: one result JSON per (data set, model, delay, seed) under ``runs/node_classification/``
 (``--out`` to change), the loop's checkpoint beside it while it trains (always resumed: a
 finished seed is skipped, an interrupted one continues from its checkpoint, bit for bit);
-``--summarize`` writes ``results/node_classification.json`` and ``.md``.
+``ampsim nodes render`` writes ``results/node_classification.json`` and ``.md``.
 
-    python -m ampsim.train.node_classification --models GCN GAT --seeds 0-9
-    python -m ampsim.train.node_classification --models AMP-GRU AMP-ACT --delays constant uniform --seeds 0-9
-    python -m ampsim.train.node_classification --summarize --out results/node_classification_runs.jsonl.gz
+    ampsim nodes run --models GCN GAT --seeds 0-9
+    ampsim nodes run --models AMP-GRU AMP-ACT --delays constant uniform --seeds 0-9
+    ampsim nodes render --out results/node_classification_runs.jsonl.gz
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,8 +56,7 @@ from ..data.planetoid import load_planetoid, row_normalize
 from ..engine.rng import derive_seed, stream
 from ..fileio import write_json, write_text
 from .baselines import GAT, GCN, dropout, gcn_adjacency, glorot, self_loop_edges
-from .cli import int_ranges
-from .loop import Data, Options, fit_models, nll_terms, training_process, write_result
+from .loop import Data, Options, fit_models, nll_terms, write_result
 
 __all__ = [
     "DATASETS",
@@ -520,100 +517,7 @@ def write_summary(root: str, json_path: str = "results/node_classification.json"
     return summary
 
 
-# --------------------------------------------------------------------------- command line
-def _seeds(text: str) -> list[int]:
-    out = int_ranges(text)
-    if not out or min(out) < 0:
-        raise argparse.ArgumentTypeError(f"seeds must be >= 0, e.g. 0-9 or 0,3; got {text!r}")
-    return out
+if __name__ == "__main__":  # `python -m ampsim.train.node_classification ...`: alias of `ampsim nodes run ...`
+    from ampsim.cli import alias
 
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``python -m ampsim.train.node_classification``."""
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    parser.add_argument("--models", nargs="+", default=["GCN"], choices=MODELS)
-    parser.add_argument("--delays", nargs="+", default=["constant"], choices=DELAYS,
-                        help="delay models for the AMP models (the GCN and GAT ignore this)")
-    parser.add_argument("--seeds", type=_seeds, default=list(range(10)), help="e.g. 0-9 or 0,3")
-    for name, kind in (("epochs", int), ("hidden", int), ("lr", float), ("dropout", float)):
-        parser.add_argument(f"--{name}", type=kind, default=None, help="default per model: " + ", ".join(
-            f"{model} {d[name]}" for model, d in DEFAULTS.items()))
-    parser.add_argument("--heads", type=int, default=8, help="GAT attention heads (default 8)")
-    parser.add_argument("--msg-size", type=int, default=16)
-    parser.add_argument("--budget-factor", type=float, default=AMP_BUDGET, help="AMP budget: deliveries per node")
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--amp-features", choices=("binary", "normalized"), default="binary",
-                        help="AMP input: the binary bag of words (default) or row-normalised (the GCN's, always)")
-    parser.add_argument("--readout", default="skip", choices=READOUTS, help="AMP readout (default skip)")
-    parser.add_argument("--embed", action="store_true", help="AMP: a sparse linear embedding before the cell")
-    parser.add_argument("--out", default=DEFAULT_RUNS,
-                        help="folder of the per-seed result files; with --summarize also their pack (.jsonl.gz)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--summarize", action="store_true", help="only write the summary files")
-    parser.add_argument("--json", default="results/node_classification.json")
-    parser.add_argument("--md", default="results/node_classification.md")
-
-
-def configs(args: argparse.Namespace) -> list[NodeConfig]:
-    """One :class:`NodeConfig` per (data set, model, delay, seed); a flag left out takes the model's :data:`DEFAULTS`."""
-    out = []
-    for dataset in args.datasets:
-        for model in args.models:
-            defaults = DEFAULTS.get(model, DEFAULTS["AMP"])
-            given = {k: getattr(args, k, None) for k in defaults}
-            settings = {k: defaults[k] if v is None else v for k, v in given.items()}
-            for delay in (["constant"] if model in BASELINES else args.delays):
-                for seed in args.seeds:
-                    out.append(NodeConfig(dataset, model, delay, seed, msg_size=args.msg_size,
-                                          budget_factor=args.budget_factor, readout=args.readout, embed=args.embed,
-                                          weight_decay=args.weight_decay, heads=getattr(args, "heads", 8),
-                                          normalize=model in BASELINES or args.amp_features == "normalized",
-                                          **settings))
-    return out
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Node classification on Cora and CiteSeer: AMP, a GCN and a GAT")
-    configure(parser)
-    args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error("--threads must be >= 1")
-    try:
-        return _run(args, parser)
-    except (OSError, ValueError) as err:  # a missing or corrupt data file, a foreign checkpoint: one line
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted (Ctrl-C); finished seeds are kept, the others resume from their checkpoints",
-              file=sys.stderr)
-        return 130
-
-
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if not args.summarize:
-        if runpack.is_pack(args.out):
-            parser.error(f"--out {args.out}: a pack is read, not trained into; train into a folder and pack it "
-                         "with python -m ampsim.runpack pack")
-        training_process(args.threads)
-        try:
-            todo = configs(args)
-        except ValueError as err:
-            parser.error(str(err))
-        tasks: dict[str, NodeTask] = {}
-        for config in todo:
-            key = (config.dataset, config.normalize)
-            if key not in tasks:
-                tasks[key] = load_node_task(config.dataset, normalize=config.normalize)
-            task = tasks[key]
-            r = train_seed(config, args.out, task=task, log=lambda s: print(s, flush=True))
-            print(f"{config.dataset} {config.key} seed {config.seed}: test {100 * r['test_acc']:.1f} "
-                  f"(val {100 * r['val_acc']:.1f}, epoch {r['best_epoch']}, {r['seconds']:.0f}s)", flush=True)
-    summary = write_summary(args.out, args.json, args.md)
-    for dataset, rows in summary.items():
-        for key, row in rows.items():
-            print(f"{dataset:9s} {key:18s} {row['mean']:5.1f} ± {row['std']:4.1f}  ({row['seeds']} seeds)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(alias(["nodes", "run"]))

@@ -63,6 +63,8 @@ __all__ = [
     "budget_of",
     "CHECKPOINT",
     "RESULT",
+    "USER_RUNS",
+    "run_folder",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -325,6 +327,17 @@ def _finish(result: dict, model: AMPModel, task: TaskSpec, config: TrainConfig, 
     if out_dir:
         write_result(os.path.join(out_dir, RESULT), result)
     return result
+
+
+USER_RUNS = "runs"
+"""Where a user's runs go by default (ignored by git), never the published ``results/``."""
+
+
+def run_folder(root: str, task: str, model: str, seed: int, gate: bool = False, delay: str = "constant") -> str:
+    """``<root>/<task>/<model>[+gate][@delay]/seed<k>``: one folder per (task, model, seed)."""
+    tag = model.lower() + ("+gate" if gate else "") + ("" if delay == "constant" else f"@{delay}")
+    slug = task.strip().lower().replace(" ", "")
+    return os.path.join(root, slug, tag, f"seed{seed}")
 
 
 def finished_result(out_dir: str, config: Optional[TrainConfig] = None) -> Optional[dict]:

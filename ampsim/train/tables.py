@@ -1,4 +1,4 @@
-"""Tables 2 and 3 (and Figures 5, 6b, and the emission-gate comparison) from per-seed result files.
+"""Tables 2 and 3 (and Figures 5, 6b, and the emission-gate comparison): runs and their summaries.
 
 Every (task, model, seed) is one folder ``<root>/<task>/<model>[+gate]/seed<k>`` (``runs/`` by
 default) with a checkpoint and, once finished, ``result.json`` (:func:`ampsim.train.loop.fit`).
@@ -7,11 +7,11 @@ restarted at will; rendering reads whatever has finished and states the seeds pe
 published runs are packed, one file per table (:data:`PACKS`, :mod:`ampsim.runpack`), and
 rendering reads the packs as it reads run folders.
 
-    python -m ampsim.train.tables run2 --seeds 0-9            # Table 2, AMP column (AMP-RNN)
-    python -m ampsim.train.tables run3 --seeds 0-9            # Table 3, five variants
-    python -m ampsim.train.tables run-gate --seeds 0-2        # gated twins of run2/run3 folders
-    python -m ampsim.train.tables render                      # runs/table{2,3}.{json,md}, figures
-    python -m ampsim.train.tables pack --out results          # results/table2_runs.jsonl.gz, ...
+    ampsim table2 run --seeds 0-9            # Table 2, AMP column (AMP-RNN)
+    ampsim table3 run --seeds 0-9            # Table 3, five variants
+    ampsim gate run --seeds 0-2              # gated twins of the Table 2 / 3 folders
+    ampsim table2 render                     # runs/table{2,3}.{json,md}, figures (ampsim.train.table_reports)
+    ampsim table2 pack --out results         # results/table2_runs.jsonl.gz, ...
 
 Protocols (reference notes 1.5): Table 2 -- 1000 full-batch Adam steps, lr 0.01, hidden 16/32,
 message size 3, start message ones(3), budget 5n, one run per node, constant delays, the final
@@ -21,7 +21,6 @@ seeds; std is the population std (ddof 0, ``np.std``'s default, as DropGNN's scr
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -29,14 +28,12 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 
-from ..fileio import save_figure, write_json, write_text
-from .cli import int_ranges, run_folder
 from .. import runpack
 from .. import validate as V
 from ..cells.models import cell_kind
-from .loop import run_largest_first, training_process
-from .synthetic import (TrainConfig, finished_result, fit, fit_seeds, get_executor, load_task, stack_groups,
-                        work_per_epoch)
+from .loop import run_largest_first
+from .synthetic import (TrainConfig, finished_result, fit, fit_seeds, get_executor, load_task, run_folder,
+                        stack_groups, work_per_epoch)
 
 __all__ = [
     "PAPER_TABLE2",
@@ -51,12 +48,8 @@ __all__ = [
     "gate_summary",
     "deliveries_per_run",
     "measure_cost",
-    "render_table2",
-    "render_table3",
-    "render_gate",
-    "write_all",
     "pack_runs",
-    "main",
+    "compare_table2",
 ]
 
 USER_ROOT = "runs"  # the CLI's default: a user's runs and tables go to runs/ (ignored), not to results/
@@ -87,7 +80,7 @@ PACKS = {
 #: The published runs: every pack of :data:`PACKS` in ``results/`` (a run root :func:`ampsim.runpack.folder` reads).
 ROOT = ",".join(os.path.join("results", name) for name in PACKS)
 #: How every published table of this module names its regenerating command.
-REGENERATE = (f"Regenerate (from the packed runs): `python -m ampsim.train.tables render --root {ROOT} --out results`; "
+REGENERATE = (f"Regenerate (from the packed runs): `ampsim table2 render --root {ROOT} --out results`; "
               "training the runs anew: `results/README.md`.")
 _T3 = {
     "AMP-RNN": "0.96 0.02 0.85 0.05 0.74 0.08 0.69 0.07 0.61 0.09 0.58 0.09 0.56 0.05 0.54 0.04",
@@ -234,17 +227,6 @@ def _executors(results: Sequence[dict]) -> dict:
     return dict(sorted(out.items()))
 
 
-def _executor_line(summary: dict) -> list[str]:
-    total: dict[str, int] = {}
-    for row in summary.values():
-        for name, n in row.get("executors", {}).items():
-            total[name] = total.get(name, 0) + n
-    if not total:
-        return []
-    return ["Executor of the counted runs: " + ", ".join(f"{name} ({n} runs)" for name, n in total.items())
-            + " (`batched` processes the engine's message sequence, tests/batched/test_equivalence.py).", ""]
-
-
 def table3_summary(root: str = ROOT, task: str = "parity") -> dict:
     """``{model: {size: {"mean", "std", "seeds"}}, ...}``, plus per model ``"by_distance"`` and ``"seen"``."""
     out = {}
@@ -323,212 +305,6 @@ def gate_summary(root: str = ROOT, tasks: Sequence[str] = GATE_TASKS, model: str
     return out
 
 
-def _fmt(cell: Optional[dict]) -> str:
-    if not cell:
-        return "not run"
-    return f"{cell['mean']:.2f} ± {cell['std']:.2f} ({cell['seeds']})"
-
-
-def render_table2(summary: dict) -> str:
-    lines = [
-        "# Table 2, AMP column: ours vs the paper",
-        "",
-        "Test accuracy, mean ± std (population std) over seeds, number of seeds in brackets.",
-        "Protocol: AMP-RNN, 1000 full-batch Adam steps (lr 0.01), hidden 16/32, message size 3,",
-        "start message ones(3), one run per node, budget 5n processed deliveries, constant delays.",
-        "",
-        REGENERATE,
-        "",
-        *_executor_line(summary),
-        "| Set | paper | ours | within 0.05 |",
-        "|---|---|---|---|",
-    ]
-    for paper_name, (m, s) in PAPER_TABLE2.items():
-        cell = summary.get(paper_name)
-        ok = "—" if not cell else ("yes" if abs(cell["mean"] - m) <= 0.05 else "no")
-        lines.append(f"| {paper_name} | {m:.2f} ± {s:.2f} | {_fmt(cell)} | {ok} |")
-    return "\n".join(lines) + "\n"
-
-
-def render_table3(summary: dict) -> str:
-    head = " | ".join(str(s) for s in TABLE3_SIZES)
-    lines = [
-        "# Table 3: shortest-path parity, ours vs the paper",
-        "",
-        "Per-node test accuracy by test graph size (training on 10-node graphs), mean ± std over seeds",
-        "(population std), seeds in brackets. Each cell: paper / ours.",
-        "Protocol: 100 training graphs of 10 nodes, 1000 full-batch Adam steps (lr 0.01), hidden 30,",
-        "e0 of size 3 at the origin, budget 10n processed deliveries, constant delays, 10 test graphs per size.",
-        "",
-        REGENERATE,
-        "",
-        *_executor_line(summary),
-        f"| Model | {head} |",
-        "|---|" + "---|" * len(TABLE3_SIZES),
-    ]
-    for model, paper in PAPER_TABLE3.items():
-        row = summary.get(model, {})
-        cells = []
-        for size in TABLE3_SIZES:
-            p = paper[size]
-            cells.append(f"{p[0]:.2f} ± {p[1]:.2f} / {_fmt(row.get(str(size)))}")
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    lines += _table3_ordering(summary)
-    return "\n".join(lines) + "\n"
-
-
-HALTING, RECURRENT = ("AMP-ACT", "AMP-Iter"), ("AMP-RNN", "AMP-GRU", "AMP-LSTM")
-
-
-def _table3_ordering(summary: dict) -> list[str]:
-    """The variants ranked by mean accuracy per size (paper and ours), and the goal checks of the issue."""
-    lines = ["", "## Ordering of the variants (mean accuracy to 2 decimals, as printed; `=` a tie)", "",
-             "| size | paper | ours | halting > recurrent (paper / ours) |", "|---|---|---|---|"]
-    for size in TABLE3_SIZES:
-        ours = {m: summary.get(m, {}).get(str(size), {}).get("mean") for m in PAPER_TABLE3}
-        if any(v is None for v in ours.values()):
-            continue
-        paper = {m: PAPER_TABLE3[m][size][0] for m in PAPER_TABLE3}
-
-        def rank(means: dict) -> str:
-            order = sorted(means, key=lambda m: (-round(means[m], 2), m))
-            out = order[0].replace("AMP-", "")
-            for a, b in zip(order, order[1:]):
-                out += (" = " if round(means[a], 2) == round(means[b], 2) else " > ") + b.replace("AMP-", "")
-            return out
-
-        def split(means: dict) -> str:
-            low, high = round(min(means[m] for m in HALTING), 2), round(max(means[m] for m in RECURRENT), 2)
-            return "yes" if low > high else ("tie" if low == high else "no")
-
-        lines.append(f"| {size} | {rank(paper)} | {rank(ours)} | {split(paper)} / {split(ours)} |")
-    it = summary.get("AMP-Iter", {}).get("1000")
-    if it is not None:
-        lines += ["", f"Goal AMP-Iter >= 0.95 at 1000 nodes: {it['mean']:.3f} over {it['seeds']} seeds "
-                      f"({'met' if it['mean'] >= 0.95 else 'not met'})."]
-    return lines
-
-
-def render_gate(summary: dict) -> str:
-    lines = [
-        "# Learned emission gate (straight-through) vs always-emit, AMP-RNN",
-        "",
-        "Same tasks, seeds and protocol; mean test accuracy over the task's test splits",
-        "(for the parity task, the mean over its test sizes). Mean ± std (seeds).",
-        "",
-        REGENERATE,
-        "(the always-emit twins are the run2 / run3 folders of the same seeds).",
-        "",
-        "Deliveries: processed deliveries per run of the trained models on the first test split (the",
-        "budget is 5n or 10n; always-emit spends all of it unless a run goes quiet).",
-        "",
-        "| Task | always emit: accuracy | learned gate: accuracy | always emit: deliveries/run | learned gate: deliveries/run |",
-        "|---|---|---|---|---|",
-    ]
-    for task, row in summary.items():
-        a, g = row["always_emit"], row["gate"]
-        lines.append(f"| {task} | {_fmt(a)} | {_fmt(g)} | {a.get('deliveries_per_run', '—')} | "
-                     f"{g.get('deliveries_per_run', '—')} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_figure5(summary: dict, out_dir: str) -> list[str]:
-    """Figure 5a (accuracy by distance bucket) and 5b (seen distances only, by size) as PNGs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for model, row in summary.items():
-        xs = [int(b) for b, cell in row.get("by_distance", {}).items() if cell["nodes"] >= MIN_BUCKET_NODES]
-        ys = [row["by_distance"][str(b)]["mean"] for b in xs]
-        ax.plot(xs, ys, marker="o", ms=3, label=f"{model} ({len(row['seed_list'])} seeds)")
-    ax.set(xlabel="distance to the origin (buckets 1-2, 3-4, ...)", ylabel="accuracy", ylim=(0.0, 1.02),
-           title=f"Figure 5a: accuracy by distance (all test sizes; buckets with >= {MIN_BUCKET_NODES} nodes)")
-    ax.legend(fontsize=8)
-    paths.append(os.path.join(out_dir, "figure5a.png"))
-    save_figure(fig, paths[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for model, row in summary.items():
-        sizes = [s for s in TABLE3_SIZES if str(s) in row.get("seen", {})]
-        ax.plot(range(len(sizes)), [row["seen"][str(s)]["mean"] for s in sizes], marker="o", ms=3, label=model)
-        ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
-    ax.set(xlabel="test graph size", ylabel="accuracy", ylim=(0.45, 1.02),
-           title="Figure 5b: accuracy on distances seen in training")
-    ax.legend(fontsize=8)
-    paths.append(os.path.join(out_dir, "figure5b.png"))
-    save_figure(fig, paths[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return paths
-
-
-def render_figure6(single: dict, triple: dict) -> str:
-    """Figure 6 as a table: accuracy per size for one origin (Table 3's runs) and for three at once."""
-    lines = [
-        "# Figure 6: one shortest-path parity problem against three at once (oversquashing)",
-        "",
-        "Per-node test accuracy, mean ± std over seeds (seeds in brackets); each cell: one origin / three",
-        "origins on the same graph (every node predicts three parities; message size 9, three start messages",
-        "e_1, e_2, e_3). Same protocol as Table 3 otherwise. The paper gives Figure 6 as a plot only.",
-        "Drop: mean accuracy lost from one problem to three (the paper: the larger, the more a method",
-        "is exposed to oversquashing).",
-        "",
-        REGENERATE,
-        "",
-        "| Model | " + " | ".join(str(s) for s in TABLE3_SIZES) + " | mean drop |",
-        "|---|" + "---|" * (len(TABLE3_SIZES) + 1),
-    ]
-    for model in TABLE3_MODELS:
-        one, three = single.get(model, {}), triple.get(model, {})
-        if not three:
-            continue
-        cells, drops = [], []
-        for size in TABLE3_SIZES:
-            a, b = one.get(str(size)), three.get(str(size))
-            cells.append(f"{_fmt(a)} / {_fmt(b)}")
-            if a is not None and b is not None:
-                drops.append(a["mean"] - b["mean"])
-        drop = f"{sum(drops) / len(drops):.3f}" if drops else "—"
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {drop} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot_figure6(single: dict, triple: dict, out_dir: str) -> str:
-    """Figure 6a (one origin) and 6b (three origins): accuracy by test size, one line per variant."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, summary, title in ((axes[0], single, "(a) one problem"), (axes[1], triple, "(b) three problems")):
-        for model in TABLE3_MODELS:
-            row = summary.get(model, {})
-            sizes = [s for s in TABLE3_SIZES if str(s) in row]
-            if sizes:
-                ax.plot(range(len(sizes)), [row[str(s)]["mean"] for s in sizes], marker="o", ms=3,
-                        label=f"{model} ({row[str(sizes[0])]['seeds']} seeds)")
-                ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
-        ax.set(xlabel="test graph size", title=f"Figure 6{title}")
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("accuracy")
-    path = os.path.join(out_dir, "figure6.png")
-    save_figure(fig, path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def _dump(path: str, obj) -> None:
-    """A table (text) or its figures (JSON, key order kept) through :mod:`ampsim.fileio`."""
-    if isinstance(obj, str):
-        write_text(path, obj)
-    else:
-        write_json(path, obj, sort_keys=False)
-
-
 def pack_runs(root: str, out_dir: str) -> list[str]:
     """Pack the finished run folders under ``root`` into the files of :data:`PACKS` in ``out_dir``
     (:func:`ampsim.runpack.pack`; a pack without runs is not written); returns the packs written."""
@@ -540,39 +316,6 @@ def pack_runs(root: str, out_dir: str) -> list[str]:
             continue
         written.append(os.path.join(out_dir, name))
     return written
-
-
-def write_all(root: str = ROOT, out_dir: str = "results") -> list[str]:
-    """Write table2.{json,md}, table3.{json,md}, table3_details.json, figure6.{json,md,png}, gate.{json,md}
-    and the Figure 5 plots to ``out_dir`` from the runs of ``root`` (run folders, or packs)."""
-    root = runpack.folder(root)
-    os.makedirs(out_dir, exist_ok=True)
-    written = []
-    t2 = table2_summary(root)
-    _dump(os.path.join(out_dir, "table2.json"), {k: {f: v[f] for f in ("mean", "std", "seeds")} for k, v in t2.items()})
-    _dump(os.path.join(out_dir, "table2.md"), render_table2(t2))
-    written += ["table2.json", "table2.md"]
-    t3 = table3_summary(root)
-    _dump(os.path.join(out_dir, "table3.json"),
-          {m: {str(s): row[str(s)] for s in TABLE3_SIZES if str(s) in row} for m, row in t3.items()})
-    _dump(os.path.join(out_dir, "table3.md"), render_table3(t3))
-    _dump(os.path.join(out_dir, "table3_details.json"), t3)
-    written += ["table3.json", "table3.md", "table3_details.json"]
-    if t3:
-        written += [os.path.basename(p) for p in plot_figure5(t3, out_dir)]
-    t6 = table3_summary(root, task="parity-multi")
-    if t6:
-        _dump(os.path.join(out_dir, "figure6.json"),
-              {"single": {m: {str(s): row[str(s)] for s in TABLE3_SIZES if str(s) in row} for m, row in t3.items()},
-               "triple": {m: {str(s): row[str(s)] for s in TABLE3_SIZES if str(s) in row} for m, row in t6.items()}})
-        _dump(os.path.join(out_dir, "figure6.md"), render_figure6(t3, t6))
-        written += ["figure6.json", "figure6.md", os.path.basename(plot_figure6(t3, t6, out_dir))]
-    gate = gate_summary(root)
-    if gate:
-        _dump(os.path.join(out_dir, "gate.json"), gate)
-        _dump(os.path.join(out_dir, "gate.md"), render_gate(gate))
-        written += ["gate.json", "gate.md"]
-    return [os.path.join(out_dir, w) for w in written]
 
 
 def _train_minutes(results: Sequence[dict]) -> float:
@@ -593,31 +336,6 @@ def compare_table2(root: str, published: str = ROOT, model: str = "amp-rnn") -> 
                             "stacked": max(r.get("stacked_with", 1) for r in rs)}
         out[paper] = row
     return out
-
-
-def render_comparison(comparison: dict, root: str, note: str = "") -> str:
-    """Markdown of :func:`compare_table2`; ``note`` (how the rerun ran: command, machine, wall time) goes first."""
-    lines = ["# Table 2 rerun on the one loop vs the published runs", ""]
-    if note:
-        lines += [note, ""]
-    lines += [f"Rerun: run folders under `{root}` (seeds that share their graphs and have small levels train as",
-              "one stack); published: the packed runs in `results/`. Accuracy: mean ± population std (seeds).",
-              "Minutes: wall-clock training time of the runs, a stacked pass counted once. The published runs",
-              "ran earlier, with the executor of their day and under other loads, so minutes compare only roughly.",
-              "", "| Set | rerun | published | rerun minutes (stacked seeds) | published minutes |",
-              "|---|---|---|---|---|"]
-    done_new = done_old = 0.0
-    for paper, row in comparison.items():
-        new, old = row.get("rerun"), row.get("published")
-        new_min = f"{new['train_minutes']:.1f} ({new['stacked']})" if new else "not run"
-        old_min = f"{old['train_minutes']:.1f}" if old else "-"
-        lines.append(f"| {paper} | {_fmt(new)} | {_fmt(old)} | {new_min} | {old_min} |")
-        if new and old and new["seeds"] == old["seeds"]:
-            done_new += new["train_minutes"]
-            done_old += old["train_minutes"]
-    lines += ["", f"Sets the rerun completed: {done_new:.1f} min of training (rerun) against {done_old:.1f} min "
-              "(published)."]
-    return "\n".join(lines) + "\n"
 
 
 def measure_cost(tasks: Sequence[str], executor: str, epochs: int = 3, model: str = "amp-rnn",
@@ -646,91 +364,10 @@ def measure_cost(tasks: Sequence[str], executor: str, epochs: int = 3, model: st
     return out
 
 
-def _seeds(text: str) -> list[int]:
-    return int_ranges(text)
+if __name__ == "__main__":  # `python -m ampsim.train.tables run2 ...`: alias of `ampsim table2 run ...` (the CLI)
+    from ampsim.cli import alias
 
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ampsim.train.tables", description="Tables 2 and 3 and Figures 5 and 6 of the paper")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    for cmd in ("run2", "run3", "run6", "run-gate"):
-        p = sub.add_parser(cmd)
-        p.add_argument("--seeds", type=_seeds, default=list(range(10)), help="e.g. 0-9 or 0,3,5")
-        p.add_argument("--tasks", default=None, help="comma-separated task names (default: the table's)")
-        p.add_argument("--models", default=None, help="comma-separated models (default: the table's)")
-        p.add_argument("--executor", choices=["engine", "batched"], default=None)
-        p.add_argument("--root", default=USER_ROOT, help=f"run folders (default {USER_ROOT}; published: {ROOT})")
-        p.add_argument("--threads", type=int, default=1)
-        p.add_argument("--quiet", action="store_true")
-        p.add_argument("--epochs", type=int, default=1000, help="1000 is the protocol; render counts only those")
-        p.add_argument("--no-stack", dest="stack", action="store_false",
-                       help="train the seeds one after another (default: seeds sharing graphs in one pass)")
-        p.add_argument("--workers", type=int, default=1,
-                       help="processes that share the runs, largest first (default 1; e.g. the number of cores)")
-    p = sub.add_parser("cost", help="seconds per epoch of each task's protocol model")
-    p.add_argument("--executor", choices=["engine", "batched"], default="engine")
-    p.add_argument("--tasks", default=None)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default=None, help="write the figures as JSON here")
-    p = sub.add_parser("pack", help="pack finished run folders into one .jsonl.gz per table (ampsim.runpack)")
-    p.add_argument("--root", default=USER_ROOT, help=f"run folders (default {USER_ROOT})")
-    p.add_argument("--out", required=True, help="folder of the packs (published: results)")
-    p = sub.add_parser("render")
-    p.add_argument("--root", default=USER_ROOT,
-                   help=f"run folders, or packs separated by commas (default {USER_ROOT}; published: {ROOT})")
-    p.add_argument("--out", default=USER_ROOT, help=f"tables and figures (default {USER_ROOT}; published: results)")
-    p = sub.add_parser("compare2", help="Table 2 of a rerun next to the published runs (accuracy, wall time)")
-    p.add_argument("--root", required=True, help="the rerun's run folders")
-    p.add_argument("--md", required=True, help="write the comparison (Markdown) here")
-    p.add_argument("--json", default=None, help="and as JSON here")
-    p.add_argument("--note", default="", help="a paragraph on how the rerun ran (command, machine, wall time)")
-    args = parser.parse_args(argv)
-    if args.cmd == "compare2":
-        comparison = compare_table2(args.root)
-        from ..fileio import write_text
-        from .loop import write_result
-
-        write_text(args.md, render_comparison(comparison, args.root, args.note))
-        if args.json:
-            write_result(args.json, comparison)
-        print(f"wrote {args.md}")
-        return 0
-    if args.cmd == "pack":
-        for path in pack_runs(args.root, args.out):
-            print(f"wrote {path}")
-        return 0
-    if args.cmd == "render":
-        for path in write_all(args.root, args.out):
-            print(f"wrote {path}")
-        return 0
-    training_process(args.threads)
-    if args.cmd == "cost":
-        tasks = args.tasks.split(",") if args.tasks else list(TABLE2_TASKS.values()) + ["parity"]
-        cost = measure_cost(tasks, args.executor, args.epochs, log=lambda line: print(line, flush=True))
-        if args.out:
-            _dump(args.out, cost)
-        return 0
-    defaults = {"run2": (list(TABLE2_TASKS.values()), ["amp-rnn"]),
-                "run3": (["parity"], list(TABLE3_MODELS.values())),
-                "run6": (["parity-multi"], list(TABLE3_MODELS.values())),
-                "run-gate": (list(GATE_TASKS), ["amp-rnn"])}[args.cmd]
-    tasks = args.tasks.split(",") if args.tasks else defaults[0]
-    models = args.models.split(",") if args.models else defaults[1]
-    trained: list[str] = []
-    log = lambda line: (trained.append(line), print(line, flush=True))  # noqa: E731
-    if args.cmd == "run-gate":
-        # only the gated runs: their always-emit twins are the run2 / run3 folders (same protocol);
-        # running both here could race a run2 / run3 process on the same folder
-        done = run_protocol(tasks, models, args.seeds, args.root, args.executor, gate=True, epochs=args.epochs,
-                            quiet=args.quiet, log=log, stack=args.stack, workers=args.workers, threads=args.threads)
-    else:
-        done = run_protocol(tasks, models, args.seeds, args.root, args.executor, epochs=args.epochs,
-                            quiet=args.quiet, log=log, stack=args.stack, workers=args.workers, threads=args.threads)
-    if not trained:
-        print(f"{args.cmd}: all {len(done)} runs already finished under {args.root}; nothing to do")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(alias(["table2"], actions={"run2": ["table2", "run"], "run3": ["table3", "run"],
+                                        "run6": ["figure6", "run"], "run-gate": ["gate", "run"],
+                                        "render": ["table2", "render"], "pack": ["table2", "pack"],
+                                        "cost": ["table2", "cost"], "compare2": ["table2", "compare"]}))

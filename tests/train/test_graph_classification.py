@@ -1,7 +1,6 @@
 """Table 4 pipeline: model readout, a 2-fold x 2-epoch smoke run on a MUTAG subset, result files, resume."""
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
@@ -19,10 +18,9 @@ from ampsim.train.graph_classification import (
     grid,
     load_dataset,
     run_grid,
-    summarize,
     train_folds,
-    write_tables,
 )
+from ampsim.train.table4_report import summarize, write_tables
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -117,25 +115,21 @@ def test_smoke_run_files_and_resume(tmp_path):
 
 
 def test_workers_share_the_grid_points_with_the_same_numbers(tmp_path, capsys):
-    from ampsim.train.graph_classification import configure, main
+    from ampsim.cli import main
 
     points = ["h16_m15_noskip", "h16_m15_skip", "h32_m15_noskip"]
     runs = {}
     for workers in (1, 2):
-        parser = argparse.ArgumentParser()
-        configure(parser)
         root = tmp_path / f"w{workers}"
-        assert main(parser.parse_args(["--datasets", "MUTAG", "--folds", "0-1", "--points", *points, "--epochs", "2",
-                                       "--max-graphs", "30", "--out", str(root), "--workers", str(workers)])) == 0
+        assert main(["table4", "run", "--datasets", "MUTAG", "--folds", "0-1", "--points", *points, "--epochs", "2",
+                     "--max-graphs", "30", "--out", str(root), "--workers", str(workers)]) == 0
         runs[workers] = {(t, f): json.loads(fold_path(str(root), "MUTAG", GridPoint.from_tag(t), f).read_text())
                          for t in points for f in (0, 1)}
     assert "3 grid points over 2 processes, largest first" in capsys.readouterr().out
     for key, one in runs[1].items():
         assert runs[2][key]["train_loss"] == one["train_loss"] and runs[2][key]["test_acc"] == one["test_acc"]
-    parser = argparse.ArgumentParser()
-    configure(parser)
-    with pytest.raises(ValueError, match="do not combine"):
-        main(parser.parse_args(["--datasets", "MUTAG", "--nproc", "2", "--workers", "2", "--max-graphs", "10"]))
+    assert main(["table4", "run", "--datasets", "MUTAG", "--nproc", "2", "--workers", "2", "--max-graphs", "10"]) == 2
+    assert "--nproc (data-parallel) and --workers (grid points in parallel) do not combine" in capsys.readouterr().err
 
 
 def test_summarize_takes_the_best_fold_averaged_epoch(tmp_path):
@@ -157,7 +151,7 @@ def test_summarize_takes_the_best_fold_averaged_epoch(tmp_path):
     write_tables(s, str(tmp_path / "t4.json"), str(tmp_path / "t4.md"), str(root), "Timed: 3 min of wall time.")
     md = (tmp_path / "t4.md").read_text()
     assert md.splitlines()[2] == "Timed: 3 min of wall time."
-    assert f"--summarize --out {root} --json {tmp_path / 't4.json'} --md {tmp_path / 't4.md'}`" in md
+    assert f"`ampsim table4 render --out {root} --json {tmp_path / 't4.json'} --md {tmp_path / 't4.md'}`" in md
     assert "| AMP-RNN (paper) | 90.4 ± 4.1 | 63.7 ± 9.1 |" in md
     assert "| AMP-RNN (ampsim, batched) | 84.5 ± 3.0 (1/8 grid points) | not run |" in md
     assert json.loads((tmp_path / "t4.json").read_text())["MUTAG"]["paper"] == {"mean": 90.4, "std": 4.1}

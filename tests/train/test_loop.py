@@ -10,7 +10,7 @@ import torch
 from ampsim.cells.execute import EngineExecutor
 from ampsim.cli import main as cli_main
 from ampsim.engine.rng import derive_seed, stream
-from ampsim.train.cli import run_folder
+from ampsim.train.synthetic import run_folder
 from ampsim.train.loop import (
     CHECKPOINT,
     RESULT,
@@ -166,7 +166,7 @@ def _fake_result(root, task, model, seed, tests, gate=False):
 
 
 def test_tables_summarise_finished_protocol_runs(tmp_path):
-    from ampsim.train import tables
+    from ampsim.train import table_reports, tables
 
     for seed, acc in ((0, 1.0), (1, 0.5)):
         _fake_result(tmp_path, "limits1", "amp-rnn", seed, {"test": {"acc": acc}})
@@ -183,15 +183,15 @@ def test_tables_summarise_finished_protocol_runs(tmp_path):
     t2 = tables.table2_summary(str(tmp_path))
     assert t2 == {"Limits1": {"mean": 0.75, "std": 0.25, "seeds": 2, "seed_list": [0, 1],
                               "executors": {"unknown": 2}}}
-    md = tables.render_table2(t2)
+    md = table_reports.render_table2(t2)
     assert "| Limits1 | 1.00 ± 0.00 | 0.75 ± 0.25 (2) | no |" in md and "| LCC | 0.96 ± 0.03 | not run | — |" in md
     t3 = tables.table3_summary(str(tmp_path))
     assert t3["AMP-Iter"]["10"] == {"mean": 0.9, "std": 0.0, "seeds": 1}
     assert t3["AMP-Iter"]["by_distance"]["1"]["mean"] == 0.5 and t3["AMP-Iter"]["seen"]["25"]["mean"] == 0.6
     assert "| AMP-Iter | 1.00 ± 0.00 / 0.90 ± 0.00 (1) | 1.00 ± 0.00 / 0.70 ± 0.00 (1) | 1.00 ± 0.00 / not run" in (
-        tables.render_table3(t3))
+        table_reports.render_table3(t3))
     assert tables.gate_summary(str(tmp_path), deliveries=False) == {}  # no seed has both variants
-    written = tables.write_all(str(tmp_path), str(tmp_path / "out"))
+    written = table_reports.write_all(str(tmp_path), str(tmp_path / "out"))
     assert json.loads((tmp_path / "out" / "table2.json").read_text()) == {
         "Limits1": {"mean": 0.75, "std": 0.25, "seeds": 2}}
     assert json.loads((tmp_path / "out" / "table3.json").read_text())["AMP-Iter"]["25"]["mean"] == 0.7
@@ -199,21 +199,21 @@ def test_tables_summarise_finished_protocol_runs(tmp_path):
 
 
 def test_table3_ordering_ranks_to_two_decimals_and_checks_the_goal():
-    from ampsim.train import tables
+    from ampsim.train import table_reports, tables
 
     means = {"AMP-RNN": 0.60, "AMP-GRU": 0.70, "AMP-LSTM": 0.701, "AMP-ACT": 0.96, "AMP-Iter": 0.9}
     summary = {m: {str(s): {"mean": v, "std": 0.0, "seeds": 3} for s in tables.TABLE3_SIZES}
                for m, v in means.items()}
-    md = tables.render_table3(summary)
+    md = table_reports.render_table3(summary)
     assert "| 1000 | Iter > ACT > GRU > LSTM = RNN | ACT > Iter > GRU = LSTM > RNN | yes / yes |" in md
     assert "Goal AMP-Iter >= 0.95 at 1000 nodes: 0.900 over 3 seeds (not met)." in md
     summary["AMP-ACT"]["1000"]["mean"] = 0.70  # a halting variant ties the best recurrent one
     assert "| 1000 | Iter > ACT > GRU > LSTM = RNN | Iter > ACT = GRU = LSTM > RNN | yes / tie |" in (
-        tables.render_table3(summary))
+        table_reports.render_table3(summary))
 
 
 def test_figure6_compares_one_problem_with_three(tmp_path):
-    from ampsim.train import tables
+    from ampsim.train import table_reports, tables
 
     by_dist = {"0": {"acc": 1.0, "total": 10}}
     for seed, (one, three) in enumerate(((0.9, 0.7), (0.8, 0.6))):
@@ -221,7 +221,7 @@ def test_figure6_compares_one_problem_with_three(tmp_path):
                      {"10": {"acc": one, "by_distance": by_dist, "seen": {"acc": one}}})
         _fake_result(tmp_path, "parity-multi", "amp-act", seed,
                      {"10": {"acc": three, "by_distance": by_dist, "seen": {"acc": three}}})
-    written = tables.write_all(str(tmp_path), str(tmp_path / "out"))
+    written = table_reports.write_all(str(tmp_path), str(tmp_path / "out"))
     assert str(tmp_path / "out" / "figure6.png") in written
     md = (tmp_path / "out" / "figure6.md").read_text()
     assert "| AMP-ACT | 0.85 ± 0.05 (2) / 0.65 ± 0.05 (2) | not run / not run |" in md
@@ -231,7 +231,7 @@ def test_figure6_compares_one_problem_with_three(tmp_path):
 
 
 def test_compare_table2_counts_a_stacked_pass_once(tmp_path):
-    from ampsim.train import tables
+    from ampsim.train import table_reports, tables
     from ampsim.train.tables import protocol_config
 
     for root, seconds, together in ((tmp_path / "new", 60.0, 2), (tmp_path / "old", 90.0, 1)):
@@ -245,20 +245,20 @@ def test_compare_table2_counts_a_stacked_pass_once(tmp_path):
     c = tables.compare_table2(str(tmp_path / "new"), str(tmp_path / "old"))
     assert c["Limits1"]["rerun"] == {"mean": 1.0, "std": 0.0, "seeds": 2, "train_minutes": 1.0, "stacked": 2}
     assert c["Limits1"]["published"]["train_minutes"] == 3.0 and c["LCC"] == {}
-    md = tables.render_comparison(c, "new", "Timed on an idle machine: 9 min.")
+    md = table_reports.render_comparison(c, "new", "Timed on an idle machine: 9 min.")
     assert md.splitlines()[2] == "Timed on an idle machine: 9 min."
     assert "| Limits1 | 1.00 ± 0.00 (2) | 1.00 ± 0.00 (2) | 1.0 (2) | 3.0 |" in md
     assert "| LCC | not run | not run | not run | - |" in md
 
 
 def test_workers_share_the_runs_and_each_seed_gets_its_own_numbers(tmp_path, capsys):
-    """``run2 --workers 2``: the same run folders and numbers as one process (stacks stay stacks)."""
-    from ampsim.train import tables
+    """``table2 run --workers 2``: the same run folders and numbers as one process (stacks stay stacks)."""
+    from ampsim.train import table_reports, tables
 
     args = ["--seeds", "0-1", "--tasks", "limits1,lcc", "--epochs", "2", "--quiet"]
-    assert tables.main(["run2", "--root", str(tmp_path / "one"), *args]) == 0
+    assert cli_main(["table2", "run", "--root", str(tmp_path / "one"), *args]) == 0
     capsys.readouterr()
-    assert tables.main(["run2", "--root", str(tmp_path / "two"), "--workers", "2", *args]) == 0
+    assert cli_main(["table2", "run", "--root", str(tmp_path / "two"), "--workers", "2", *args]) == 0
     out = capsys.readouterr().out
     assert "4 runs in 3 units over 2 processes, largest first" in out  # limits1's two seeds are one stack
     for task in ("limits1", "lcc"):
@@ -267,7 +267,7 @@ def test_workers_share_the_runs_and_each_seed_gets_its_own_numbers(tmp_path, cap
                         for r in ("one", "two"))
             assert one["loss"] == two["loss"] and one["test"] == two["test"]
             assert one.get("stacked_with", 1) == two.get("stacked_with", 1) == (2 if task == "limits1" else 1)
-    assert tables.main(["run2", "--root", str(tmp_path / "two"), "--workers", "2", *args]) == 0
+    assert cli_main(["table2", "run", "--root", str(tmp_path / "two"), "--workers", "2", *args]) == 0
     assert "nothing to do" in capsys.readouterr().out
     with pytest.raises(Exception, match="workers"):
         tables.run_protocol(["limits1"], ["amp-rnn"], [0], str(tmp_path / "three"), workers=0)

@@ -10,6 +10,8 @@ import torch
 
 from ampsim.data.graphdata import GraphData
 from ampsim.engine.errors import CheckpointError
+from ampsim.cli import main as cli_main
+from ampsim.cli.nodes import configs, configure_run
 from ampsim.train import node_classification as nc
 from ampsim.train.node_classification import (AMPNodeClassifier, GCN, NodeConfig, NodeTask, gcn_adjacency,
                                               load_node_task, render_markdown, result_path, select_epoch,
@@ -147,7 +149,7 @@ def test_cli_rejects_gcn_with_uniform_and_summarizes(tmp_path, capsys):
     with pytest.raises(ValueError, match="no delays"):
         NodeConfig("Cora", "GCN", "uniform")
     _fake_result(tmp_path, "Cora", "GCN", "constant", 0, 0.80, 0.79)
-    rc = nc.main(["--summarize", "--out", str(tmp_path), "--json", str(tmp_path / "s.json"),
+    rc = cli_main(["nodes", "render", "--out", str(tmp_path), "--json", str(tmp_path / "s.json"),
                   "--md", str(tmp_path / "s.md")])
     assert rc == 0 and json.loads((tmp_path / "s.json").read_text())["Cora"]["GCN"]["mean"] == 80.0
     assert "Cora      GCN" in capsys.readouterr().out
@@ -155,9 +157,9 @@ def test_cli_rejects_gcn_with_uniform_and_summarizes(tmp_path, capsys):
 
 def test_cli_missing_data_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AMPSIM_DATA", str(tmp_path))
-    rc = nc.main(["--datasets", "Cora", "--seeds", "0", "--epochs", "1", "--out", str(tmp_path / "runs")])
+    rc = cli_main(["nodes", "run", "--datasets", "Cora", "--seeds", "0", "--epochs", "1", "--out", str(tmp_path / "runs")])
     err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("error: data file not found:") and "cora/labels.txt" in err
+    assert rc == 2 and err.startswith("ampsim: error: data file not found:") and "cora/labels.txt" in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -176,15 +178,15 @@ def test_cli_defaults_are_the_published_protocol():
     args = argparse.Namespace(datasets=["Cora"], models=["GCN", "AMP-GRU"], delays=["uniform"], seeds=[3],
                               epochs=None, hidden=16, msg_size=16, budget_factor=nc.AMP_BUDGET, readout="skip",
                               embed=False, lr=0.01, weight_decay=5e-4, dropout=0.5, amp_features="binary")
-    gcn, amp = nc.configs(args)
+    gcn, amp = configs(args)
     assert (gcn.key, gcn.epochs, gcn.normalize) == ("GCN", 200, True)
     assert (amp.key, amp.epochs, amp.budget_factor, amp.normalize, amp.hidden) == ("AMP-GRU@uniform", 50, 12.0,
                                                                                    False, 16)
     parser = argparse.ArgumentParser()
-    nc.configure(parser)
+    configure_run(parser)
     parsed = parser.parse_args(["--models", "GCN", "AMP-GRU", "--delays", "uniform", "--seeds", "3",
                                 "--datasets", "Cora"])
-    assert nc.configs(parsed) == [gcn, amp]
+    assert configs(parsed) == [gcn, amp]
 
 
 def test_amp_only_settings_do_not_change_a_gcn_run():
@@ -217,11 +219,11 @@ def test_heads_matter_to_the_gat_only():
 
 def test_cli_defaults_are_per_model():
     parser = argparse.ArgumentParser()
-    nc.configure(parser)
-    gcn, gat, amp = nc.configs(parser.parse_args(["--models", "GCN", "GAT", "AMP-GRU", "--seeds", "0",
+    configure_run(parser)
+    gcn, gat, amp = configs(parser.parse_args(["--models", "GCN", "GAT", "AMP-GRU", "--seeds", "0",
                                                   "--datasets", "Cora"]))
     assert (gcn.epochs, gcn.hidden, gcn.lr, gcn.dropout) == (200, 16, 0.01, 0.5)
     assert (gat.epochs, gat.hidden, gat.heads, gat.lr, gat.dropout, gat.normalize) == (500, 8, 8, 0.005, 0.6, True)
     assert (amp.epochs, amp.hidden, amp.lr, amp.dropout) == (50, 16, 0.01, 0.5)
-    (gat,) = nc.configs(parser.parse_args(["--models", "GAT", "--seeds", "0", "--datasets", "Cora", "--hidden", "4"]))
+    (gat,) = configs(parser.parse_args(["--models", "GAT", "--seeds", "0", "--datasets", "Cora", "--hidden", "4"]))
     assert gat.hidden == 4

@@ -16,23 +16,15 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
-from . import ddp
-from .synthetic import PARITY_TASKS, TrainConfig, finished_result, fit_seeds, get_executor
-from .loop import training_process
+from ..train import ddp
+from ..train.loop import training_process
+from ..train.synthetic import (PARITY_TASKS, USER_RUNS, TrainConfig, finished_result, fit_seeds, get_executor,
+                               run_folder)
+from .args import MAX_PROCESSES, index_list, learning_rate, nonneg, positive, processes
 
-__all__ = ["configure", "main", "run_folder", "USER_RUNS"]
-
-USER_RUNS = "runs"
-"""Where a user's runs go by default (ignored by git), never the published ``results/``."""
-
-
-def run_folder(root: str, task: str, model: str, seed: int, gate: bool = False, delay: str = "constant") -> str:
-    """``<root>/<task>/<model>[+gate][@delay]/seed<k>``: one folder per (task, model, seed)."""
-    tag = model.lower() + ("+gate" if gate else "") + ("" if delay == "constant" else f"@{delay}")
-    slug = task.strip().lower().replace(" ", "")
-    return os.path.join(root, slug, tag, f"seed{seed}")
+__all__ = ["configure", "TASK_NAMES"]
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -45,38 +37,42 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+MAX_SEEDS = 1000
+"""``--seeds`` names at most this many seeds (each one a run folder and a model in memory)."""
+
 TASK_NAMES = ("limits1", "limits2", "triangles", "lcc", "max", "mean", "4cycles", "skipcycles") + tuple(PARITY_TASKS)
 """The ``--task`` names, each once (matching ignores case, ``-``, ``_`` and spaces; paper names work too)."""
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] = ()) -> None:
     """Add the ``train`` flags (one flag per :class:`TrainConfig` field, plus run options)."""
+    parser.set_defaults(func=main)
     parser.add_argument("--task", required=True, help=", ".join(TASK_NAMES))
     parser.add_argument("--model", default="amp-rnn", help="amp-rnn, amp-gru, amp-lstm, amp-act, amp-iter")
     parser.add_argument("--delay", default="constant", choices=["constant", "uniform"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", type=_seed_list, default=None,
+    parser.add_argument("--seed", type=nonneg, default=0)
+    parser.add_argument("--seeds", type=index_list("seeds", limit=MAX_SEEDS), default=None,
                         help="several seeds in one process, e.g. 0-9 (one folder each: <out>/seed<k>); seeds that "
                              "share graphs and schedule train in one pass")
     parser.add_argument("--no-stack", dest="stack", action="store_false",
                         help="with --seeds: train them one after another")
-    parser.add_argument("--epochs", type=int, default=1000, help="full-batch Adam steps (paper: 1000)")
-    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--epochs", type=nonneg, default=1000, help="full-batch Adam steps (paper: 1000; 0: evaluate the initial model)")
+    parser.add_argument("--lr", type=learning_rate, default=0.01)
     parser.add_argument("--gate", action="store_true", help="learned emission gate (straight-through)")
-    parser.add_argument("--hidden", type=int, default=None, help="default: the task's (16/32, or 30)")
-    parser.add_argument("--msg-size", type=int, default=None, help="default: 3 (3 * sources for parity-multi)")
-    parser.add_argument("--budget-factor", type=int, default=None, help="budget = factor * n (default 5, parity 10)")
-    parser.add_argument("--train-graphs", type=int, default=None, help="parity tasks: training graphs (default 100)")
+    parser.add_argument("--hidden", type=positive, default=None, help="default: the task's (16/32, or 30)")
+    parser.add_argument("--msg-size", type=positive, default=None, help="default: 3 (3 * sources for parity-multi)")
+    parser.add_argument("--budget-factor", type=positive, default=None, help="budget = factor * n (default 5, parity 10)")
+    parser.add_argument("--train-graphs", type=positive, default=None, help="parity tasks: training graphs (default 100)")
     parser.add_argument("--test-sizes", type=_sizes, default=None, help="parity tasks: e.g. 10,25,50")
-    parser.add_argument("--sources", type=int, default=3, help="parity-multi: number of origins")
-    parser.add_argument("--checkpoint-every", type=int, default=50)
+    parser.add_argument("--sources", type=positive, default=3, help="parity-multi: number of origins")
+    parser.add_argument("--checkpoint-every", type=positive, default=50)
     parser.add_argument("--executor", choices=["engine", "batched"], default=None,
                         help="default: batched if ampsim.batched imports, else engine")
     parser.add_argument("--out", default=None, help="run folder (default runs/<task>/<model>/seed<k>)")
     parser.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per process (default 1)")
-    parser.add_argument("--nproc", type=int, default=1,
-                        help="data-parallel processes (torch.distributed DDP; gloo on CPU); default 1")
+    parser.add_argument("--threads", type=positive, default=1, help="torch intra-op threads per process (default 1)")
+    parser.add_argument("--nproc", type=processes, default=1,
+                        help=f"data-parallel processes (torch.distributed DDP; gloo on CPU); default 1, at most {MAX_PROCESSES}")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -87,31 +83,6 @@ def _train(configs: list, executor: Optional[str], outs: list, resume: bool, qui
     name, executor_obj = get_executor(executor)
     return fit_seeds([TrainConfig.from_dict(c) for c in configs], executor_obj, outs, resume=resume, quiet=quiet,
                      executor_name=name, stack=stack)
-
-
-def int_ranges(text: str) -> list[int]:
-    """``0-9``, ``0,3,5`` or both (``0-2,7``) as the list of ints, in order; ``ValueError`` for anything else.
-
-    The one parser of the ``--seeds`` / ``--folds`` flags of every training command."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if "-" in part:
-            a, b = part.split("-")
-            out += range(int(a), int(b) + 1)
-        elif part:
-            out.append(int(part))
-    return out
-
-
-def _seed_list(text: str) -> list[int]:
-    try:
-        out = int_ranges(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seeds like 0-9 or 0,3,5, got {text!r}") from None
-    if not out or min(out) < 0 or len(set(out)) != len(out):
-        raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0 like 0-9 or 0,3,5, got {text!r}")
-    return out
 
 
 def _check_task(name: str) -> None:
@@ -128,10 +99,6 @@ def _check_task(name: str) -> None:
 
 def main(args: argparse.Namespace) -> int:
     _check_task(args.task)
-    if args.threads < 1:
-        raise ValueError("--threads must be >= 1")
-    if args.nproc < 1:
-        raise ValueError("--nproc must be >= 1")
     seeds = args.seeds if args.seeds is not None else [args.seed]
     configs = [TrainConfig(
         task=args.task, model=args.model, delay=args.delay, seed=seed, epochs=args.epochs, lr=args.lr,

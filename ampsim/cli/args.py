@@ -1,0 +1,129 @@
+"""Argument types and shared flags of every ``ampsim`` command: one parser per kind of value.
+
+Rule: a flag's text is converted and checked here, at parse time, by the checkers of
+:mod:`ampsim.validate` (the one validation layer); a bad value is argparse's usage error
+(one line, exit 2) that names the flag and repeats the text. A value that selects
+nothing (an empty list, a reversed range ``5-2``) is refused, never replaced by a default.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable, Optional
+
+from .. import validate as V
+
+__all__ = ["checked", "whole", "positive", "nonneg", "positive_real", "learning_rate", "processes", "MAX_PROCESSES", "megabytes", "int_ranges", "index_list",
+           "file_name", "file_or_stdout", "names", "add_threads", "add_workers"]
+
+
+def checked(convert: Callable[[str], Any], check: Optional[Callable[[Any], Any]], parse_what: str,
+            range_what: Optional[str] = None):
+    """An argparse ``type``: ``convert(text)``, then ``check(value)`` (a :mod:`ampsim.validate` checker; its
+    return value is the result). One line saying what was expected otherwise: ``parse_what`` when the text
+    does not convert, ``range_what`` when the checker refuses the value."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {parse_what}, got {text!r}") from None
+        if check is None:
+            return value
+        try:
+            return check(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {range_what or parse_what}, got {text!r}") from None
+    return parse
+
+
+def whole(lo: Optional[int] = None, hi: Optional[int] = None):
+    """An integer in ``[lo, hi]``."""
+    rng = " and ".join(([f">= {lo}"] if lo is not None else []) + ([f"<= {hi:,}"] if hi is not None else []))
+    return checked(int, lambda v: V.integer("value", v, lo, hi), "a whole number", f"a whole number {rng}")
+
+
+positive = whole(1)
+nonneg = whole(0)
+learning_rate = checked(float, lambda v: V.positive_float("value", v), "a number > 0", "a finite number > 0")
+MAX_PROCESSES = 64
+"""``--workers`` / ``--nproc`` start at most this many processes."""
+processes = whole(1, MAX_PROCESSES)
+positive_real = checked(float, lambda v: V.positive_float("value", v, allow_inf=True), "a number > 0")
+megabytes = checked(float, lambda v: V.nonneg_float("value", v), "a size in MB", "a size in MB >= 0 (0: no limit)")
+
+
+def int_ranges(text: str) -> list[int]:
+    """``0-9``, ``0,3,5`` or both (``0-2,7``) as the list of ints, in order; ``ValueError`` for anything
+    else, a reversed range (``5-2``) included: it selects nothing. The one parser of ``--seeds``/``--folds``."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part.lstrip("-"):
+            a, b = part.split("-")
+            lo, hi = int(a), int(b)
+            if hi < lo:
+                raise ValueError(f"reversed range {part!r}")
+            out += range(lo, hi + 1)
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def index_list(what: str, hi: Optional[int] = None, limit: Optional[int] = None):
+    """``--seeds 0-9`` / ``--folds 0,3``: distinct ints ``>= 0`` (``<= hi``), at least one, at most ``limit``."""
+    example = "0-9 or 0,3,5"
+
+    def parse(text: str) -> list[int]:
+        try:
+            out = int_ranges(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} like {example}, got {text!r}") from None
+        if not out:
+            raise argparse.ArgumentTypeError(f"expected at least one of the {what}, got {text!r}")
+        if limit is not None and len(out) > limit:
+            raise argparse.ArgumentTypeError(f"{text!r} names {len(out):,} {what}; at most {limit:,}")
+        bad = [v for v in out if v < 0 or (hi is not None and v > hi)]
+        if bad:
+            rng = f"0..{hi}" if hi is not None else ">= 0"
+            raise argparse.ArgumentTypeError(f"expected {what} in {rng}, got {text!r}")
+        if len(set(out)) != len(out):
+            raise argparse.ArgumentTypeError(f"expected distinct {what}, got {text!r}")
+        return out
+    return parse
+
+
+def file_name(text: str) -> str:
+    """A file to write: not empty, not ``-``."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file name, got an empty one")
+    if text == "-":
+        raise argparse.ArgumentTypeError("expected a file name; - (standard output) only works for ampsim export "
+                                         "--format shiviz")
+    return text
+
+
+def file_or_stdout(text: str) -> str:
+    return text if text == "-" else file_name(text)
+
+
+def names(what: str, choices: Optional[tuple] = None):
+    """A comma-separated list of names (``--tasks limits1,lcc``): at least one, each known when ``choices``."""
+    def parse(text: str) -> list[str]:
+        out = [t.strip() for t in text.split(",")]
+        if not text.strip() or not all(out):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
+        if choices is not None:
+            for name in out:
+                if name not in choices:
+                    raise argparse.ArgumentTypeError(f"unknown {what[:-1] if what.endswith('s') else what} "
+                                                     f"{name!r}; choose from {', '.join(choices)}")
+        return out
+    return parse
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=positive, default=1, help="torch threads per process (default 1)")
+
+
+def add_workers(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--workers", type=processes, default=1,
+                        help=f"processes that share the {what}, largest first (default 1; e.g. the cores)")
