@@ -31,7 +31,8 @@ What the path already names is respected (:func:`target_path`, checked before an
   SIGHUP) raise :class:`SignalExit` (a ``SystemExit`` with code 128 + signal number),
   so every ``with`` and ``finally`` unwinds and every temporary file is removed.
 * :func:`process_pool` -- a ``ProcessPoolExecutor`` whose workers leave Ctrl-C and
-  SIGTERM to the parent (no traceback per worker) and are stopped when the block fails.
+  SIGTERM to the parent (no traceback per worker), are stopped when the block fails, and end
+  when the parent dies (:func:`die_with_parent`).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ from .engine.errors import OutputPathError
 
 __all__ = ["AtomicFile", "FinishOnExit", "atomic_write", "write_json", "write_text", "save_torch", "save_figure",
            "cleanup_partials", "target_path", "OutputPathError",
-           "SignalExit", "on_signal_exit", "process_pool"]
+           "SignalExit", "on_signal_exit", "process_pool", "die_with_parent"]
 
 _counter = itertools.count()
 _lock = threading.Lock()
@@ -335,9 +336,30 @@ def on_signal_exit(signals: tuple = ("SIGTERM", "SIGHUP")) -> Iterator[None]:
         cleanup_partials()
 
 
-def _worker_init(initializer: Any, initargs: tuple) -> None:
+def die_with_parent(parent: int, signum: int = signal.SIGTERM) -> None:
+    """In a worker process: receive ``signum`` when the parent ``parent`` dies (Linux ``PR_SET_PDEATHSIG``),
+    so that no worker outlives a command that was killed (SIGKILL leaves the parent no time to stop it).
+    A worker whose parent is already gone exits at once. Elsewhere (no ``prctl``) this does nothing."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signum), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(128 + int(signum))
+
+
+def _worker_init(initializer: Any, initargs: tuple, parent: Optional[int] = None) -> None:
     """Worker start: Ctrl-C (sent to the whole process group) and SIGHUP are the parent's to handle;
-    SIGTERM ends a worker at once (a forked worker would otherwise inherit the parent's handler)."""
+    SIGTERM ends a worker at once (a forked worker would otherwise inherit the parent's handler), and
+    so does the death of the parent (:func:`die_with_parent`)."""
+    if parent is not None:
+        die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "SIGHUP"):
@@ -358,7 +380,7 @@ def process_pool(workers: int, mp_context: Any = None, initializer: Any = None, 
     from concurrent.futures import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp_context, initializer=_worker_init,
-                               initargs=(initializer, initargs))
+                               initargs=(initializer, initargs, os.getpid()))
     try:
         yield pool
     except BaseException:

@@ -31,6 +31,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..fileio import die_with_parent
+
 __all__ = [
     "free_port",
     "default_backend",
@@ -117,7 +119,10 @@ def wrap(model: nn.Module) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model)
 
 
-def _worker(r: int, world: int, port: int, backend: str, target: Callable[..., Any], args: tuple, queue) -> None:
+def _worker(r: int, world: int, port: int, backend: str, target: Callable[..., Any], args: tuple, queue,
+            parent: Optional[int] = None) -> None:
+    if parent is not None:  # end with the launching process, even if it died while this one started
+        die_with_parent(parent)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(r), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(r))
     if backend == "nccl":
@@ -143,7 +148,9 @@ def launch(nproc: int, target: Callable[..., Any], *args: Any, backend: Optional
     """Run ``target(*args)`` in ``nproc`` spawned processes sharing a process group; return results by rank.
 
     ``target`` must be importable (a module-level function) and its result picklable.
-    When a worker raises, the others are stopped and its exception is raised here.
+    When a worker raises, the others are stopped and its exception is raised here; when this process
+    is interrupted (Ctrl-C, SIGTERM) the workers are stopped before it goes on, and a worker ends when
+    this process dies (:func:`ampsim.fileio.die_with_parent`), also while it was still starting.
     ``nproc == 1`` runs it in this process without a process group.
     """
     if nproc < 1:
@@ -157,7 +164,8 @@ def launch(nproc: int, target: Callable[..., Any], *args: Any, backend: Optional
     from torch.multiprocessing.spawn import ProcessException
 
     queue = mp.get_context("spawn").SimpleQueue()
-    procs = mp.start_processes(_worker, args=(nproc, free_port(), backend, target, args, queue), nprocs=nproc,
+    procs = mp.start_processes(_worker, args=(nproc, free_port(), backend, target, args, queue, os.getpid()),
+                               nprocs=nproc,
                                join=False, start_method="spawn")
     results: list = [None] * nproc
     errors: list = []
@@ -178,5 +186,20 @@ def launch(nproc: int, target: Callable[..., Any], *args: Any, backend: Optional
         if errors:  # the worker's own exception (a ValueError stays a ValueError)
             raise errors[0] from failure
         raise
+    except BaseException:  # Ctrl-C, SIGTERM (SignalExit), an error here: the workers end with this process
+        _stop(procs.processes)
+        raise
     drain()
     return results
+
+
+def _stop(processes: Sequence) -> None:
+    """Terminate ``processes`` (SIGTERM), then kill those still alive after 5 s; wait for each."""
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    for p in processes:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+            p.join()
