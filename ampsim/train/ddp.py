@@ -9,10 +9,10 @@ The authors' multiprocess script did the same by hand (reference notes 1.5).
 
 Two ways to start P processes:
 
-* ``torchrun --nproc-per-node P -m ampsim.train.graph_classification ...``: each process
+* ``torchrun --nproc-per-node P -m ampsim table4 run ...``: each process
   calls :func:`init_from_env` (the environment variables torchrun sets);
 * :func:`launch` ``(P, target, *args)`` from Python (what ``ampsim train --nproc P`` and
-  ``python -m ampsim.train.graph_classification --nproc P`` call): spawns P processes on a
+  ``ampsim table4 run --nproc P`` call): spawns P processes on a
   free localhost port, runs ``target(*args)`` in each inside a process group, and returns
   the per-rank results.
 
