@@ -9,6 +9,8 @@ complete when it is reached); the input gradients are scatter-added row by row, 
 pre-activation gradients are left in ``act`` in :mod:`ampsim.batched.kernels`' layout, so
 the parameter gradients stay the kernels' large matrix products.
 
+The planner's uniform-delay loop is compiled into the same library (``csrc/plan.cpp``, used by
+:mod:`ampsim.batched.planner` when the library is available and ``AMPSIM_FUSED`` is not 0).
 The source is plain C++ (no torch headers) called through :mod:`ctypes`; it is built
 with :func:`torch.utils.cpp_extension.load` (the compiler that builds torch extensions,
 with its file lock for concurrent first builds) into torch's extension cache
@@ -47,7 +49,7 @@ __all__ = ["FusedLoop", "fused_for", "library", "available", "build_seconds", "r
 #: ``0``: never use the compiled loop; ``1``: require it; unset or empty: use it when available.
 ENV = "AMPSIM_FUSED"
 
-SOURCE = Path(__file__).resolve().parent / "csrc" / "levels.cpp"
+SOURCES = tuple(Path(__file__).resolve().parent / "csrc" / f for f in ("levels.cpp", "plan.cpp"))
 
 _KINDS = {GRUKernel: "gru", RNNKernel: "rnn", LSTMKernel: "lstm"}
 _DTYPES = {torch.float32: 32, torch.float64: 64}
@@ -59,6 +61,19 @@ class _Args(ctypes.Structure):
                 ("states", ctypes.c_void_p), ("msgs", ctypes.c_void_p), ("ssrc", ctypes.c_void_p),
                 ("msrc", ctypes.c_void_p), ("act", ctypes.c_void_p), ("g_states", ctypes.c_void_p),
                 ("g_msgs", ctypes.c_void_p), ("w", ctypes.c_void_p * 8)]
+
+
+class PlanArgs(ctypes.Structure):
+    """``csrc/plan.cpp``'s arguments and results (:func:`ampsim.batched.planner._plan_uniform_native`)."""
+
+    _i64p = ctypes.POINTER(ctypes.c_int64)
+    _fields_ = [("n", ctypes.c_int64), ("k", ctypes.c_int64), ("budget", ctypes.c_int64), ("indptr", _i64p),
+                ("indices", _i64p), ("starts", _i64p), ("mt", ctypes.POINTER(ctypes.c_uint32)),
+                ("mt_pos", ctypes.c_int64), ("unit", ctypes.c_int64), ("low", ctypes.c_double),
+                ("high", ctypes.c_double), ("node", _i64p), ("msg_id", _i64p), ("cause", _i64p), ("prev", _i64p),
+                ("level", _i64p), ("time", ctypes.POINTER(ctypes.c_double)), ("owner", ctypes.c_void_p),
+                ("done", ctypes.c_int64), ("sent", ctypes.c_int64), ("err_msg", ctypes.c_int64),
+                ("err_t", ctypes.c_double), ("err_d", ctypes.c_double)]
 
 
 _lock = threading.Lock()
@@ -95,7 +110,7 @@ def library() -> Optional[ctypes.CDLL]:
 
 def _build() -> ctypes.CDLL:
     tag, flags = _isa()
-    src = SOURCE.read_bytes()
+    src = b"".join(f.read_bytes() for f in SOURCES)
     digest = hashlib.sha256(src + repr(flags).encode() + torch.__version__.encode()).hexdigest()[:16]
     name = f"ampsim_levels_{tag}_{digest}"
     from torch.utils import cpp_extension
@@ -107,7 +122,7 @@ def _build() -> ctypes.CDLL:
         (root / name).mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():   # the compiler ABI check warns on compilers it does not know
             warnings.simplefilter("ignore")
-            cpp_extension.load(name, [str(SOURCE)], extra_cflags=flags, build_directory=str(root / name),
+            cpp_extension.load(name, [str(f) for f in SOURCES], extra_cflags=flags, build_directory=str(root / name),
                                is_python_module=False, verbose=False)
     lib = ctypes.CDLL(str(path))
     if lib.ampsim_levels_abi() != 1:
@@ -117,6 +132,10 @@ def _build() -> ctypes.CDLL:
             f = getattr(lib, f"ampsim_{kind}_{d}")
             f.argtypes = [ctypes.POINTER(_Args), ctypes.c_int]
             f.restype = ctypes.c_int
+    lib.ampsim_plan_uniform.argtypes = [ctypes.POINTER(PlanArgs)]
+    lib.ampsim_plan_uniform.restype = ctypes.c_int
+    lib.ampsim_plan_free.argtypes = [ctypes.c_void_p]
+    lib.ampsim_plan_free.restype = None
     return lib
 
 

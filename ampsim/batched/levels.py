@@ -19,7 +19,7 @@ from torch import Tensor
 from ..cells.cells import AMPCell
 from .fused import FusedLoop
 from .kernels import StepKernel, kernel_for
-from .program import _Program
+from .program import _Program, _sorted_unique
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,8 +114,8 @@ def _cut(program: "_Program", rows: Sequence[int], device: torch.device) -> _Seg
             r = r[r < n_in + P[s]]
             if final is not None and s == C - 1:
                 r = np.concatenate([r, final[final < n_in + P[s]]])
-            cins.append(np.unique(r))
-        store = np.unique(np.concatenate(cins + [np.arange(n_in, dtype=np.int64)]))
+            cins.append(_sorted_unique(r))
+        store = _sorted_unique(np.concatenate(cins + [np.arange(n_in, dtype=np.int64)]))
         counts = np.array([len(c) for c in cins], dtype=np.int64)
         offs = np.concatenate([[0], np.cumsum(counts)])
         take = np.empty(int(offs[-1]), dtype=narrow)
@@ -132,7 +132,7 @@ def _cut(program: "_Program", rows: Sequence[int], device: torch.device) -> _Seg
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=narrow)).to(device)  # noqa: E731
     store_s, take_s, put_s, cin_last = carry(base, ssrc, finals if compact else None)
     store_m, take_m, put_m, _ = carry(K, msrc, None)
-    out_rows = np.unique(finals) if compact else np.zeros(0, dtype=np.int64)
+    out_rows = _sorted_unique(finals) if compact else np.zeros(0, dtype=np.int64)
     cout_last = t(_local(out_rows, cin_last, base + starts[-1]))
     return _Segments(tuple(int(p) for p in starts), tuple(levels), store_s, store_m, take_s, take_m, put_s, put_m,
                      cout_last, out_rows, compact)

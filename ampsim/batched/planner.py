@@ -38,6 +38,7 @@ from array import array
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import chain
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -225,7 +226,13 @@ def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
                 csr = _csr(graph)
             cols, done, copies = _plan_waves(csr, model, pairs, slot_base, budget, ties)
         elif isinstance(model, Uniform) and ties == "msg_id" and not fifo and not loss and rule is None:
-            cols, done, copies = _plan_uniform(graph, model, seed, pairs, slot_base, budget)
+            native = _native()
+            if native is not None:
+                if csr is None:
+                    csr = _csr(graph)
+                cols, done, copies = _plan_uniform_native(native, csr, model, seed, pairs, slot_base, budget)
+            else:
+                cols, done, copies = _plan_uniform(graph, model, seed, pairs, slot_base, budget)
         else:
             cols, done, copies, reason = plan_events(graph, model, seed, bool(fifo), ties, pairs, slot_base, budget,
                                                      float(loss), rule)
@@ -259,10 +266,10 @@ WAVES_MIN_BUDGET = 256
 
 def _csr(graph: Graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr, indices, degree) of the graph's sorted neighbour lists."""
-    deg = np.fromiter((len(nb) for nb in graph.neighbors), dtype=np.int64, count=graph.num_nodes)
+    deg = np.fromiter(map(len, graph.neighbors), dtype=np.int64, count=graph.num_nodes)
     indptr = np.zeros(graph.num_nodes + 1, dtype=np.int64)
     np.cumsum(deg, out=indptr[1:])
-    indices = np.fromiter((u for nb in graph.neighbors for u in nb), dtype=np.int64, count=int(indptr[-1]))
+    indices = np.fromiter(chain.from_iterable(graph.neighbors), dtype=np.int64, count=int(indptr[-1]))
     return indptr, indices, deg
 
 
@@ -437,6 +444,53 @@ def _plan_uniform(graph: Graph, model: Uniform, seed: int, pairs, slot_base: int
             "src": src, "time": np.frombuffer(times, dtype=np.float64).copy() if len(times) else np.zeros(0),
             "level": i64(levels)}
     return cols, done, next_id
+
+
+def _native():
+    """The compiled planner loop (``csrc/plan.cpp``, built with the level loop by :mod:`ampsim.batched.fused`),
+    or ``None``: not built here, or ``AMPSIM_FUSED=0`` (everything in Python)."""
+    from . import fused
+
+    if fused.resolve(None) is False:
+        return None
+    return fused.library()
+
+
+def _plan_uniform_native(lib, csr, model: Uniform, seed: int, pairs, slot_base: int,
+                         budget: int) -> tuple[dict, int, int]:
+    """:func:`_plan_uniform` in compiled code: the same deliveries (the same Mersenne Twister draws, from
+    the state of ``stream(seed, "delays")``, and the same float arithmetic), about 20x faster."""
+    import ctypes
+
+    from .fused import PlanArgs
+
+    indptr, indices, _ = csr
+    words = stream(seed, "delays").getstate()[1]
+    mt = np.asarray(words[:624], dtype=np.uint32)
+    starts = np.asarray([v for v, _ in pairs], dtype=np.int64)
+    low, high = float(model.low), float(model.high)
+    unit = int(low == 0.0 and high == 1.0)
+    i64p = ctypes.POINTER(ctypes.c_int64)
+    a = PlanArgs(len(indptr) - 1, len(pairs), budget, indptr.ctypes.data_as(i64p),
+                 indices.ctypes.data_as(i64p), starts.ctypes.data_as(i64p),
+                 mt.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), int(words[624]), unit, low, high)
+    rc = lib.ampsim_plan_uniform(ctypes.byref(a))
+    try:
+        done = int(a.done)
+        take = lambda p, dt: np.ctypeslib.as_array(p, shape=(done,)).astype(dt, copy=True) if done else \
+            np.zeros(0, dtype=dt)  # noqa: E731
+        if rc != 0:
+            raise DelayError(f"message {a.err_msg} would arrive at its send time {a.err_t!r} (delay {a.err_d!r} "
+                             "is below the clock's resolution); the planner cannot order it")
+        node, mid, cause = take(a.node, np.int64), take(a.msg_id, np.int64), take(a.cause, np.int64)
+        prev, level, time = take(a.prev, np.int64), take(a.level, np.int64), take(a.time, np.float64)
+    finally:
+        lib.ampsim_plan_free(a.owner)
+    src = np.where(cause >= 0, node[np.maximum(cause, 0)], -1)
+    slot = np.where(mid < len(pairs), slot_base + mid, -1)
+    cols = {"node": node, "msg_id": mid, "cause": cause, "prev": prev, "slot": slot, "src": src, "time": time,
+            "level": level}
+    return cols, done, int(a.sent)
 
 
 class PlanCache:

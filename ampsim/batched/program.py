@@ -177,6 +177,18 @@ def _prune(program: _Program, keep: np.ndarray) -> _Program:
     return _remap(program, live, np.where(live, np.cumsum(live) - 1, -1))
 
 
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    """``np.unique(a)`` for a 1-D integer array, by sorting: numpy 2.4's hash-based ``np.unique`` takes
+    20-35x longer on the index arrays here (18,000 rows: 2.1 ms against 0.1)."""
+    s = np.sort(a, kind="stable")
+    if len(s) < 2:
+        return s
+    keep = np.empty(len(s), dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
 def _dedup(program: _Program, init_class: np.ndarray, start_class: np.ndarray) -> _Program:
     """The program with each level's equal deliveries computed once (exact common subexpressions).
 
@@ -192,7 +204,7 @@ def _dedup(program: _Program, init_class: np.ndarray, start_class: np.ndarray) -
     Leaves whose own gradient is wanted (start messages that require grad) must be given
     distinct numbers.
     """
-    if len(np.unique(init_class)) == len(init_class) and len(np.unique(start_class)) == len(start_class):
+    if len(_sorted_unique(init_class)) == len(init_class) and len(_sorted_unique(start_class)) == len(start_class):
         # distinct leaves: by induction over the levels every row's number is its own (a message row
         # reaches each receiver once, and a node's state rows are in different levels), so there is
         # nothing to merge -- one large run with continuous features (docs/batched.md) pays no more

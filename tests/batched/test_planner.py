@@ -196,3 +196,25 @@ def test_constant_delay_waves_match_an_engine_trace():
     s = plan(graph, [([0, 17], 0)], 500, "constant")
     assert planned(s, 0) == recs
     assert s.reasons[0] == result.reason and s.sent[0] == result.sent
+
+
+@pytest.mark.parametrize("trial", range(10))
+def test_compiled_uniform_loop_equals_the_python_loop(trial, monkeypatch):
+    from ampsim.batched import fused
+
+    if not fused.available():
+        pytest.skip(f"the compiled planner loop cannot be built here: {fused.failure()}")
+    rnd = random.Random(200 + trial)
+    n = rnd.randint(2, 60)
+    graph = as_graph(nx.gnp_random_graph(n, rnd.uniform(0.03, 0.3), seed=trial))
+    runs = [([rnd.randrange(n) for _ in range(rnd.randint(0, 4))], rnd.randint(0, 99)) for _ in range(3)]
+    budget = rnd.randint(1, 3000)
+    delay = rnd.choice(["uniform", Uniform(0.25, 2.0), Uniform(0.0, 3.5)])
+    monkeypatch.setenv(fused.ENV, "1")
+    native = plan(graph, runs, budget, delay, ties="msg_id")
+    monkeypatch.setenv(fused.ENV, "0")
+    python = plan(graph, runs, budget, delay, ties="msg_id")
+    for k, v in _columns(python).items():
+        np.testing.assert_array_equal(_columns(native)[k], v, err_msg=k)
+    assert native.reasons == python.reasons and native.sent == python.sent
+    assert native.num_deliveries > 0 or not any(s for s, _ in runs)
