@@ -14,7 +14,11 @@ training):
   (the path before issue 14's pruning). All three give the same loss (checked, 1e-5).
 
     python benchmarks/table4_step.py [--points MUTAG:h16_m25_noskip IMDB-BINARY:h64_m25_noskip ...]
-                                     [--rounds 5] [--threads 1]
+                                     [--rounds 5] [--threads 1] [--loops]
+
+``--loops`` compares the level loops instead: the protocol step with the compiled level loop
+(ampsim/batched/fused.py) against the same step with the eager kernels, alternating rounds,
+same losses checked; the last line is then ``compiled / eager: N.NNx`` (summed step times).
 
 Per point it prints the rows each variant computes and the median step times; the last line is
 ``speedup: N.Nx`` (every row / protocol, summed over the points).
@@ -59,11 +63,12 @@ def main(argv=None) -> int:
     p.add_argument("--points", nargs="+", default=DEFAULT_POINTS, help="DATASET:tag, e.g. PTC:h32_m25_noskip")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--loops", action="store_true", help="the protocol step: compiled level loop vs eager kernels")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.threads < 1:
         p.error("--rounds and --threads must be >= 1")
     training_process(args.threads)
-    names = ("protocol", "keep", "every row")
+    names = ("compiled", "eager") if args.loops else ("protocol", "keep", "every row")
     totals = dict.fromkeys(names, 0.0)
     for spec in args.points:
         name, _, tag = spec.partition(":")
@@ -72,8 +77,12 @@ def main(argv=None) -> int:
         train, _ = ds.folds(0)
         graphs = [ds[int(i)] for i in train]
         y = _labels(graphs)
-        variants = {"protocol": table4_executor(), "keep": BatchedExecutor(segment_rows=0, dedup=False),
-                    "every row": EveryRow(segment_rows=0, dedup=False)}
+        if args.loops:
+            variants = {"compiled": table4_executor(), "eager": table4_executor()}
+            variants["compiled"].fused, variants["eager"].fused = True, False
+        else:
+            variants = {"protocol": table4_executor(), "keep": BatchedExecutor(segment_rows=0, dedup=False),
+                        "every row": EveryRow(segment_rows=0, dedup=False)}
         models, opts, times, losses, rows = {}, {}, {}, {}, {}
         for v, ex in variants.items():
             models[v] = build_model(ds, point, 0)
@@ -86,18 +95,23 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 losses[v].append(_step(models[v], graphs, y, ex, opts[v]))
                 times[v].append(time.perf_counter() - t0)
-        worst = max(abs(a - b) for v in names[1:] for a, b in zip(losses["protocol"], losses[v]))
+        worst = max(abs(a - b) for v in names[1:] for a, b in zip(losses[names[0]], losses[v]))
         med = {v: statistics.median(t) for v, t in times.items()}
         for v in totals:
             totals[v] += med[v]
         parts = ", ".join(f"{v} {med[v] * 1e3:.0f} ms ({rows[v]:,} state rows)" for v in names)
-        print(f"{name} {tag} fold 0 ({len(graphs)} graphs): {parts}; every row / protocol "
-              f"{med['every row'] / med['protocol']:.2f}; max |loss difference| {worst:.1e}", flush=True)
+        ratio = (f"compiled / eager {med['compiled'] / med['eager']:.2f}" if args.loops else
+                 f"every row / protocol {med['every row'] / med['protocol']:.2f}")
+        print(f"{name} {tag} fold 0 ({len(graphs)} graphs): {parts}; {ratio}; max |loss difference| {worst:.1e}",
+              flush=True)
         if worst > 1e-5:
             print("MISMATCH: the protocol step's loss differs from the full step's")
             return 1
     print("totals: " + ", ".join(f"{v} {totals[v] * 1e3:.0f} ms" for v in names))
-    print(f"speedup: {totals['every row'] / totals['protocol']:.1f}x")
+    if args.loops:
+        print(f"compiled / eager: {totals['compiled'] / totals['eager']:.2f}x")
+    else:
+        print(f"speedup: {totals['every row'] / totals['protocol']:.1f}x")
     return 0
 
 if __name__ == "__main__":
