@@ -9,6 +9,9 @@
 * ``shrikhande`` -- the Shrikhande graph: Z_4 x Z_4, (a, b) ~ (a', b') when the difference is
   +-(1, 0), +-(0, 1) or +-(1, 1). Also strongly regular (16, 6, 2, 2), so 3-WL (2-FWL) cannot
   separate it from ``rook:4``; it has no 4-clique, ``rook:4`` has eight.
+* ``cotrees:K`` -- tree K (1 or 2) of the smallest pair of non-isomorphic trees with the same degree
+  sequence and the same adjacency spectrum (9 nodes; found by enumerating ``networkx.nonisomorphic_trees``):
+  every invariant of degrees, spectrum and clique counts agrees on them.
 * ``figure4:P:K`` -- graph K (1 = top/left, 2 = bottom/right) of Figure 4's pair P (4a, 4b, 4c),
   as built by :func:`ampsim.train.figure4.figure4_pairs` (colours dropped).
 
@@ -23,7 +26,12 @@ import networkx as nx
 
 from .engine.errors import GraphError
 
-__all__ = ["csl_graph", "rook_graph", "shrikhande_graph", "figure4_graph", "FAMILY_SPECS"]
+__all__ = ["csl_graph", "rook_graph", "shrikhande_graph", "cospectral_tree", "figure4_graph", "FAMILY_SPECS"]
+
+COSPECTRAL_TREES = (
+    ((0, 6), (1, 0), (1, 2), (1, 5), (2, 3), (2, 4), (6, 7), (7, 8)),
+    ((0, 5), (0, 7), (1, 0), (1, 2), (2, 3), (2, 4), (5, 6), (7, 8)),
+)
 
 
 def csl_graph(n: int, skip: int) -> nx.Graph:
@@ -64,6 +72,17 @@ def shrikhande_graph() -> nx.Graph:
     return g
 
 
+def cospectral_tree(side: int) -> nx.Graph:
+    """Tree ``side`` (1 or 2) of :data:`COSPECTRAL_TREES`: 9 nodes, degrees (1,1,1,1,2,2,2,3,3) and one
+    adjacency spectrum for both, not isomorphic."""
+    if side not in (1, 2):
+        raise GraphError(f"cotrees:{side}: use cotrees:1 or cotrees:2")
+    g = nx.Graph()
+    g.add_nodes_from(range(9))
+    g.add_edges_from(COSPECTRAL_TREES[side - 1])
+    return g
+
+
 def figure4_graph(pair: str, side: int) -> nx.Graph:
     """Graph ``side`` (1 or 2) of Figure 4's pair ``pair`` (``"4a"``, ``"4b"``, ``"4c"``), uncoloured."""
     from .train.figure4 import figure4_pairs  # lazily: it imports torch
@@ -101,6 +120,10 @@ def _spec_shrikhande(p: list, s: str) -> nx.Graph:
     return shrikhande_graph()
 
 
+def _spec_cotrees(p: list, s: str) -> nx.Graph:
+    return cospectral_tree(_ints(p, s, 1)[0])
+
+
 def _spec_figure4(p: list, s: str) -> nx.Graph:
     if len(p) != 2:
         raise GraphError(f"graph spec {s!r}: use figure4:P:K, e.g. figure4:4c:1")
@@ -111,5 +134,6 @@ FAMILY_SPECS = {
     "csl": _spec_csl,
     "rook": _spec_rook,
     "shrikhande": _spec_shrikhande,
+    "cotrees": _spec_cotrees,
     "figure4": _spec_figure4,
 }

@@ -79,9 +79,18 @@ def test_rook4_and_shrikhande_are_srg_16_6_2_2_and_not_isomorphic():
     assert not nx.is_isomorphic(rook, shri)
 
 
+def test_cospectral_trees_share_degrees_and_spectrum_and_are_not_isomorphic():
+    t1, t2 = nxg("cotrees:1"), nxg("cotrees:2")
+    assert nx.is_tree(t1) and nx.is_tree(t2) and t1.number_of_nodes() == t2.number_of_nodes() == 9
+    assert sorted(d for _, d in t1.degree()) == sorted(d for _, d in t2.degree()) == [1, 1, 1, 1, 2, 2, 2, 3, 3]
+    assert tuple(spectrum(t1)) == tuple(spectrum(t2))
+    assert not nx.is_isomorphic(t1, t2)
+
+
 def test_figure4_specs_and_bad_specs():
     assert nxg("figure4:4b:2").number_of_nodes() == 4
     assert nx.number_connected_components(nxg("figure4:4a:1")) == 2
-    for bad in ("csl:41:1", "csl:41:40", "csl:4:2", "csl:41", "rook:1", "shrikhande:3", "figure4:4d:1", "figure4:4a:3"):
+    for bad in ("csl:41:1", "csl:41:40", "csl:4:2", "csl:41", "rook:1", "shrikhande:3", "figure4:4d:1", "figure4:4a:3",
+                "cotrees:3", "cotrees"):
         with pytest.raises(GraphError):
             parse_graph_spec(bad)
