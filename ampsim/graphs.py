@@ -5,10 +5,12 @@ AMP runs on simple undirected graphs (Section 3). :func:`as_graph` accepts
 * a ``networkx.Graph``: nodes are relabelled 0..n-1 in **sorted order of their
   labels** when the labels are mutually comparable, otherwise in ``G.nodes``
   insertion order; ``Graph.labels`` keeps the original label of each index;
-* an ``edge_index`` (2 x E, list/array/tensor; each undirected edge in one or both
-  directions) plus ``num_nodes``;
+* an ``edge_index`` (2 x E, list/array/tensor) plus ``num_nodes``: a bare array says nothing
+  about direction, so it is read as a list of undirected edges (one direction per edge enough;
+  a pair listed again, in either direction, is the same edge);
 * a :class:`Graph` (returned as is);
-* a PyTorch Geometric ``Data`` or ``Batch`` (see :mod:`ampsim.pyg`).
+* a PyTorch Geometric ``Data`` or ``Batch`` (see :mod:`ampsim.pyg`): read with PyG's meaning,
+  so a directed ``Data`` or one with repeated edges is refused as a DiGraph or MultiGraph is.
 
 Directed graphs, multigraphs, self-loops and empty graphs are rejected with a
 :class:`~ampsim.engine.errors.GraphError`. Neighbours are stored sorted, so every
@@ -178,18 +180,30 @@ def _from_edge_index(edge_index: Any, num_nodes: Optional[int], name: str) -> Gr
     if len(rows) != 2 or len(rows[0]) != len(rows[1]):
         shape = f"{len(rows)} rows" + (f" of lengths {[len(r) for r in rows]}" if len(rows) <= 4 else "")
         raise GraphError(f"edge_index must have shape (2, E), got {shape}")
-    for r, row in enumerate(rows):
-        for c, x in enumerate(row):
-            if isinstance(x, bool) or not isinstance(x, numbers.Integral):
-                raise GraphError(f"edge_index must hold integer node ids, got {V.show(x)} at [{r}, {c}]")
-            if x < 0:
-                raise GraphError(f"edge_index holds a negative node id {x} at [{r}, {c}]")
+    _check_ids(rows)
     if num_nodes is None:
         if not rows[0]:
             raise GraphError("the graph is empty: pass num_nodes with an empty edge_index")
         num_nodes = 1 + max(max(rows[0]), max(rows[1]))
     num_nodes = V.positive_int("num_nodes", num_nodes)
     return _from_edges(num_nodes, zip(rows[0], rows[1]), None, name)
+
+
+def _check_ids(rows: Sequence[Sequence[Any]]) -> None:
+    for r, row in enumerate(rows):
+        for c, x in enumerate(row):
+            if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+                raise GraphError(f"edge_index must hold integer node ids, got {V.show(x)} at [{r}, {c}]")
+            if x < 0:
+                raise GraphError(f"edge_index holds a negative node id {x} at [{r}, {c}]")
+
+
+def check_edge_index_ids(edge_index: Any) -> None:
+    """An ``edge_index`` tensor or array holds integer node ids >= 0 (:class:`GraphError` naming the entry)."""
+    dtype = getattr(edge_index, "dtype", None)
+    if dtype is not None and str(dtype).split(".")[-1].startswith(("float", "bfloat", "half", "double", "bool", "complex")):
+        raise GraphError(f"edge_index must hold integer node ids, got dtype {dtype}")
+    _check_ids(edge_index.tolist() if hasattr(edge_index, "tolist") else edge_index)
 
 
 def _ints(parts: list[str], spec: str, count: int) -> list[int]:

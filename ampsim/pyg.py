@@ -1,9 +1,22 @@
 """PyTorch Geometric in and out: ``Data`` / ``Batch`` as simulation input, ``from_pyg`` / ``to_pyg``.
 
-AMP runs on simple undirected graphs (Section 3). A PyG ``Data`` gives one:
-``edge_index`` (each undirected edge in one or both directions; self-loops and
-duplicate edges are rejected as for any ``edge_index``), ``num_nodes`` and, as the
-node features, ``x``. So ``Simulation(data, rule, ...)`` works as it is; a ``Batch``
+AMP runs on simple undirected graphs (Section 3). A PyG ``Data`` gives one, read with
+PyG's own meaning of its ``edge_index`` and refused exactly where networkx input is:
+
+* **directed**: PyG calls a ``Data`` undirected when every edge ``(u, v)`` of ``edge_index``
+  also appears as ``(v, u)`` (``data.is_undirected()``). A ``Data`` that is not is refused with
+  a :class:`~ampsim.engine.errors.GraphError`, as a ``networkx.DiGraph`` is; the explicit way to
+  accept it is the user's: ``torch_geometric.utils.to_undirected(edge_index)`` (``G.to_undirected()``
+  for networkx). A bare ``edge_index`` (a list, array or tensor, not a ``Data``) carries no such
+  claim: :func:`ampsim.graphs.as_graph` reads it as a list of undirected edges, one direction enough;
+* **duplicate edges**: a pair ``(u, v)`` listed twice is a multigraph, refused as a
+  ``networkx.MultiGraph`` is (``torch_geometric.utils.coalesce`` removes repeats); self-loops too;
+* **attributes**: ``x`` becomes the node features (its rows must match ``num_nodes``); ``y`` is
+  read by :func:`from_pyg` only; every other attribute (``edge_attr``, ``edge_weight``, ``pos``,
+  ...) is ignored, as networkx edge and node attributes other than ``x`` are: AMP's channels
+  carry no weights.
+
+So ``Simulation(data, rule, ...)`` works as it is; a ``Batch``
 is the disjoint union of its graphs (one simulation over all; start one node per
 graph with ``start=first_nodes(batch)``), and :func:`simulations` gives one
 :class:`~ampsim.engine.simulation.Simulation` per graph. For the batched executor,
@@ -59,7 +72,35 @@ def graph_from_pyg(data: Any, name: str = ""):
         return as_graph([[], []], num_nodes=int(n), name=name)
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise GraphError(f"the PyG Data's edge_index must have shape (2, E), got {tuple(edge_index.shape)}")
+    _undirected_simple(edge_index, int(n))
     return as_graph(edge_index, num_nodes=int(n), name=name)
+
+
+def _undirected_simple(edge_index: Any, n: int) -> None:
+    """Refuse, in this order, ids that are not nodes, self-loops, a repeated pair (a multigraph) and a pair
+    without its reverse (a directed graph), as for networkx."""
+    from .engine.errors import GraphError
+    from .graphs import check_edge_index_ids
+
+    check_edge_index_ids(edge_index)  # integer ids >= 0 first: the messages below name pairs of node ids
+    pairs = list(zip(*edge_index.tolist()))
+    for u, v in pairs:
+        if u >= n or v >= n:
+            raise GraphError(f"edge ({u}, {v}) refers to a node outside 0..{n - 1}")
+        if u == v:
+            raise GraphError(f"self-loop at node {u}: AMP graphs are simple (a node does not message itself)")
+    seen: set = set()
+    for p in pairs:
+        if p in seen:
+            raise GraphError(f"the PyG Data's edge_index lists edge {p} twice: AMP graphs have at most one edge per pair, "
+                             "as a networkx MultiGraph is refused (remove repeats: torch_geometric.utils.coalesce)")
+        seen.add(p)
+    one_way = next(((u, v) for u, v in pairs if (v, u) not in seen), None)
+    if one_way is not None:
+        u, v = one_way
+        raise GraphError(f"the PyG Data is directed: edge ({u}, {v}) has no reverse ({v}, {u}); AMP channels are "
+                         "undirected and a directed graph is refused, as a networkx DiGraph is (make it undirected: "
+                         "torch_geometric.utils.to_undirected(edge_index))")
 
 
 def features_from_pyg(data: Any) -> Any:

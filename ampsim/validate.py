@@ -315,7 +315,43 @@ def features_rows(features: Any, num_nodes: int, labels: Optional[Sequence[Any]]
     if bad:
         named = [labels[v] if labels is not None else v for v in bad]
         raise FeatureError(f"{name} contain NaN or infinite values at node(s) {named}")
+    _same_shape(rows, labels, name)
     return rows
+
+
+_RAGGED, _OTHER = "ragged", "other"
+
+
+def _shape(x: Any) -> Any:
+    """The shape of a numeric row (``()`` for a number); ``_RAGGED`` for nested lists of unequal lengths;
+    ``_OTHER`` for what is not numeric (a string, a dict: a protocol's own features, not checked)."""
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return tuple(x.shape)
+    if isinstance(x, (list, tuple)):
+        subs = [_shape(e) for e in x]
+        if _RAGGED in subs or len(set(subs)) > 1:
+            return _RAGGED
+        return _OTHER if subs and subs[0] == _OTHER else (len(x),) + (subs[0] if subs else ())
+    if isinstance(x, numbers.Number):
+        return ()
+    return _OTHER
+
+
+def _same_shape(rows: Sequence[Any], labels: Optional[Sequence[Any]], name: str) -> None:
+    """Every numeric row has one shape: a ragged list of features is refused, never padded or truncated."""
+    first: dict = {}
+    for v, row in enumerate(rows):
+        s = _shape(row)
+        who = labels[v] if labels is not None else v
+        if s == _RAGGED:
+            raise FeatureError(f"{name} of node {who!r} are a ragged nested list (inner lists of unequal lengths)")
+        if s == _OTHER or row is None:
+            continue
+        first.setdefault(s, who)
+        if len(first) > 1:
+            (s0, w0), (s1, w1) = list(first.items())[:2]
+            raise FeatureError(f"{name} are ragged: node {w0!r} has shape {s0}, node {w1!r} has shape {s1}; "
+                               "give every node a row of the same shape")
 
 
 def _bad_rows(rows: Sequence[Any], limit: int = 10) -> list[int]:

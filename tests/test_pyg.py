@@ -32,8 +32,9 @@ def _path3() -> Data:
 def test_simulation_takes_a_pyg_data():
     result = Simulation(_path3(), get_rule("flooding")).run()
     assert (result.reason, result.total_deliveries, result.states) == ("quiescent", 5, (0, 1, 2))
-    # one direction per edge is enough; x becomes the node features
-    data = Data(edge_index=torch.tensor([[0, 1], [1, 2]]), x=torch.tensor([[1.0], [2.0], [3.0]]))
+    # x becomes the node features
+    data = Data(edge_index=torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]), x=torch.tensor([[1.0], [2.0], [3.0]]),
+                edge_attr=torch.ones(4, 2))  # ignored, as networkx edge attributes are
     sim = Simulation(data, get_rule("flooding"))
     assert sim.graph.edges == [(0, 1), (1, 2)]
     assert [v.features.tolist() for v in sim.views] == [[1.0], [2.0], [3.0]]
@@ -45,6 +46,19 @@ def test_bad_pyg_graphs_get_clear_errors():
         Simulation(Data(edge_index=torch.tensor([[0, 1], [0, 0]]), num_nodes=2), get_rule("flooding"))
     with pytest.raises(GraphError, match="outside"):
         Simulation(Data(edge_index=torch.tensor([[0], [5]]), num_nodes=3), get_rule("flooding"))
+    # what is refused for a DiGraph / MultiGraph is refused for a directed / repeated PyG edge_index
+    with pytest.raises(GraphError, match=r"directed: edge \(1, 2\) has no reverse \(2, 1\).*DiGraph.*to_undirected"):
+        Simulation(Data(edge_index=torch.tensor([[0, 1, 1], [1, 0, 2]]), num_nodes=3), get_rule("flooding"))
+    with pytest.raises(GraphError, match=r"directed"):
+        Simulation(nx.DiGraph([(0, 1), (1, 2)]), get_rule("flooding"))
+    with pytest.raises(GraphError, match=r"lists edge \(0, 1\) twice.*MultiGraph.*coalesce"):
+        Simulation(Data(edge_index=torch.tensor([[0, 1, 0], [1, 0, 1]]), num_nodes=2), get_rule("flooding"))
+    with pytest.raises(GraphError, match=r"multigraphs"):
+        Simulation(nx.MultiGraph([(0, 1), (0, 1)]), get_rule("flooding"))
+    with pytest.raises(GraphError, match=r"integer node ids, got dtype torch.float32"):
+        Simulation(Data(edge_index=torch.tensor([[0.0, 1.0], [1.0, 0.0]]), num_nodes=2), get_rule("flooding"))
+    # a bare edge_index is a list of undirected edges: one direction is enough
+    assert Simulation(torch.tensor([[0, 1], [1, 2]]), get_rule("flooding")).graph.edges == [(0, 1), (1, 2)]
     lonely = Data(edge_index=torch.empty(2, 0, dtype=torch.long), num_nodes=2)
     with pytest.raises(GraphError, match="no neighbours"):
         Simulation(lonely, get_rule("flooding"))

@@ -120,6 +120,12 @@ SIM_BAD = [
     (dict(features=np.full((6, 2), np.inf)), FeatureError, r"NaN or infinite values at node\(s\) \[0, 1, 2, 3, 4, 5\]"),
     (dict(features={v: [0.0, math.nan if v == 3 else 1.0] for v in range(6)}), FeatureError, r"at node\(s\) \[3\]"),
     (dict(features="abc"), FeatureError, r"features must be one row per node"),
+    (dict(start=[1, 2, 1]), ArgumentError, r"start lists node\(s\) \[1\] more than once"),
+    (dict(start=np.array([3, 3])), ArgumentError, r"start lists node\(s\) \[3\] more than once"),
+    (dict(features=[[1.0, 2.0]] * 5 + [[1.0]]), FeatureError, r"ragged: node 0 has shape \(2,\), node 5 has shape \(1,\)"),
+    (dict(features=[[1.0]] * 5 + [2.0]), FeatureError, r"ragged: node 0 has shape \(1,\), node 5 has shape \(\)"),
+    (dict(features=[[[1.0], [2.0, 3.0]]] * 6), FeatureError, r"node 0 are a ragged nested list"),
+    (dict(features=[np.ones(2)] * 5 + [np.ones(3)]), FeatureError, r"ragged: node 0 has shape \(2,\), node 5 has shape \(3,\)"),
     (dict(features=7), FeatureError, r"features must be one row per node"),
 ]
 

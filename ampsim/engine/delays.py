@@ -4,6 +4,11 @@ A model is drawn once per (message, receiving edge) at send time. ``bind(rng)``
 returns the sampler the hot path calls as ``sample(msg_id, src, dst) -> float``.
 The engine rejects any delay that is not finite and > 0; nothing is clamped.
 
+Delays are Python floats (float64) whatever a user's function returns: a NumPy scalar of any
+dtype, or a 0-d array or tensor, is converted at the model's boundary (:func:`as_delay`:
+``Custom``'s sampler, ``FromTrace``'s table once, :func:`sampler` for any other model), so the
+simulation clock stays float64 (``t + np.float32(d)`` would otherwise be float32 under NumPy 2).
+
 Registry (``get_delay("uniform")``):
 
 ==============  ==========================================  ======
@@ -25,6 +30,7 @@ the exponential has the same mean as U(0, 1] and a longer tail; the Pareto law w
 from __future__ import annotations
 
 import math
+import numbers
 from random import Random
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Protocol, Union, runtime_checkable
@@ -41,6 +47,8 @@ __all__ = [
     "FromTrace",
     "Custom",
     "get_delay",
+    "sampler",
+    "as_delay",
     "DELAYS",
 ]
 
@@ -180,6 +188,13 @@ class FromTrace:
     def __post_init__(self) -> None:
         if not isinstance(self.delays, Mapping):
             raise DelayError(f"from-trace delays must be a mapping msg_id -> delay, got {type(self.delays).__name__}")
+        if not all(type(v) is float for v in self.delays.values()):  # once: the table as float64 delays
+            table = {}
+            for k, v in self.delays.items():
+                if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+                    raise DelayError(f"from-trace delays are keyed by message id (an integer), got {k!r}")
+                table[int(k)] = as_delay(v, self.name, int(k))
+            object.__setattr__(self, "delays", table)
         if self.default is not None and not (_is_number(self.default) and math.isfinite(self.default) and self.default > 0):
             raise DelayError(f"from-trace default delay must be finite and > 0 or None, got {self.default!r}")
 
@@ -221,15 +236,47 @@ class Custom:
 
         def sample(msg_id: int, src: int, dst: int) -> float:
             d = fn(rng, msg_id, src, dst)
-            if type(d) is not float and not _is_number(d):
-                raise DelayError(f"delay model {name!r} gave {d!r} for message {msg_id} ({src} -> {dst}); "
-                                 "delays are numbers, finite and > 0")
-            return d
+            return d if type(d) is float else as_delay(d, name, msg_id, src, dst)
 
         return sample
 
     def describe(self) -> dict:
         return {"name": self.name, "random": self.random}
+
+
+def as_delay(d: object, name: str, msg_id: int, src: int = -1, dst: int = -1) -> float:
+    """``d`` as a Python float: a real number of any type (NumPy scalars too) or a 0-d real array or
+    tensor; anything else (a bool, a string, a vector) is a :class:`DelayError` naming the model and the message.
+    The range (finite, > 0) is the engine's check."""
+    if _is_number(d):
+        return float(d)
+    shape = getattr(d, "shape", None)
+    kind = str(getattr(d, "dtype", "")).split(".")[-1]
+    if shape is not None and tuple(shape) == () and kind.startswith(("float", "int", "uint", "half", "bfloat", "double")):
+        return float(d.item())
+    edge = f" ({src} -> {dst})" if src >= 0 else ""
+    raise DelayError(f"delay model {name!r} gave {d!r:.60} for message {msg_id}{edge}; delays are numbers, finite and > 0")
+
+
+def sampler(model: "DelayModel", rng: Random) -> Sampler:
+    """``model.bind(rng)``, made to return Python floats: the built-in models do already; another model's
+    sampler is wrapped in :func:`as_delay` (one call per copy, only for models ampsim does not know)."""
+    bind = getattr(model, "bind", None)
+    if not callable(bind):
+        raise DelayError(f"delay model {type(model).__name__} has no method bind(rng) -> sample(msg_id, src, dst)")
+    sample = bind(rng)
+    if not callable(sample):
+        raise DelayError(f"{type(model).__name__}.bind must return a function sample(msg_id, src, dst) -> delay, "
+                         f"got {type(sample).__name__}")
+    if type(model) in (Constant, Uniform, Exponential, Pareto, FromTrace, Custom):
+        return sample
+    name = getattr(model, "name", type(model).__name__)
+
+    def checked(msg_id: int, src: int, dst: int) -> float:
+        d = sample(msg_id, src, dst)
+        return d if type(d) is float else as_delay(d, name, msg_id, src, dst)
+
+    return checked
 
 
 def _is_number(x: object) -> bool:
@@ -256,4 +303,8 @@ def get_delay(delay: Union[str, float, DelayModel]) -> DelayModel:
         return Constant(float(delay))
     if isinstance(delay, DelayModel):
         return delay
+    if hasattr(delay, "bind"):  # a model of the user's that lacks part of the protocol: name what
+        missing = [m for m in ("name", "random", "bind", "describe") if not hasattr(delay, m)]
+        raise DelayError(f"delay model {type(delay).__name__} lacks {missing}: a DelayModel has name, random, "
+                         "bind(rng) and describe()")
     raise DelayError(f"delay must be a name, a number or a DelayModel, got {delay!r}")

@@ -65,9 +65,9 @@ class OutputPathError(AmpsimError, OSError, ValueError):
     """
 
 
-class RuleError(AmpsimError, TypeError):
+class RuleError(ArgumentError):
     """A user-written ``NodeRule`` or ``Tracer`` broke its contract (a wrong return type, a missing method);
-    the message names its class and the method."""
+    the message names its class and the method. An :class:`ArgumentError` (the rule or tracer is an argument)."""
 
 
 class DelayError(AmpsimError, ValueError):

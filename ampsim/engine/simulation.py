@@ -38,12 +38,12 @@ from .. import __version__
 from .. import validate as V
 from ..graphs import Graph, as_graph
 from ..trace.records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord, summarize
-from ..trace.tracers import Tracer
-from .delays import Constant, DelayModel, get_delay
-from .errors import AssumptionError, DelayError, FeatureError, GraphError
+from ..trace.tracers import Tracer, as_tracer
+from .delays import Constant, DelayModel, get_delay, sampler
+from .errors import AssumptionError, DelayError, FeatureError, GraphError, RuleError
 from .messages import START, Message, NodeView
 from .rng import stream
-from .rule import ASSUMPTIONS, NodeRule, rule_spec
+from .rule import ASSUMPTIONS, NodeRule, check_output, check_rule, rule_name, rule_spec
 
 __all__ = ["Simulation", "RunResult", "Mailbox", "Take", "Copy", "Burst", "TRACE_FORMAT", "TRACE_VERSION", "DEFAULT_BUDGET"]
 
@@ -306,16 +306,13 @@ class Simulation:
                 f"node(s) {lone[:10]} have no neighbours and can never receive a message; "
                 "pass allow_isolated=True to simulate anyway"
             )
-        if not isinstance(rule, NodeRule):
-            raise V.ArgumentError(
-                f"rule must implement NodeRule (name, assumes, start, receive); got {V.show(rule)}"
-            )
+        self._assumes = check_rule(rule)
         self.rule = rule
         self.delay = get_delay(delay)
         self.fifo = V.boolean("fifo", fifo)
         self.seed = V.integer("seed", seed)
-        if tracer is not None and not isinstance(tracer, Tracer):
-            raise V.ArgumentError(f"tracer must be a Tracer (run_start, send, deliver, drop, state, run_end) or None, got {V.show(tracer)}")
+        if tracer is not None:
+            tracer = as_tracer(tracer)  # missing optional hooks filled in, a broken contract named
         if not isinstance(start_message, Message):
             raise V.ArgumentError(f"start_message must be a Message, got {V.show(start_message)}")
         if callable(loss):
@@ -333,7 +330,7 @@ class Simulation:
         self.env = simpy.Environment(initial_time=0.0)
         self.tracer = tracer
         self._wants_states = bool(tracer is not None and tracer.wants_states)
-        self._sample = self.delay.bind(stream(seed, "delays"))
+        self._sample = sampler(self.delay, stream(self.seed, "delays"))  # float64 delays from any model
         self._last_arrival: dict[tuple[int, int], float] = {}
         self._next_id = 0
         self._sent = 0
@@ -349,7 +346,7 @@ class Simulation:
         self._finished = getattr(rule, "finished", None)
         self._summ = getattr(rule, "summarize", summarize)
         self._summ_state = getattr(rule, "summarize_state", summarize)
-        assumes = rule.assumes
+        assumes = self._assumes
         self._needs_sender = "sender" in assumes
 
         rows = V.features_rows(features, n, labels if labels is not None else self.graph.labels)
@@ -369,7 +366,7 @@ class Simulation:
 
         self.states: list[Any] = [None] * n
         for v in range(n):
-            self.states[v], out = rule.start(self.views[v])
+            self.states[v], out = check_output(rule, "start", rule.start(self.views[v]))
             if self._wants_states:
                 tracer.state(StateRecord(0.0, v, -1, self._summ_state(self.states[v])))
             if out is not None:
@@ -381,23 +378,24 @@ class Simulation:
 
     # ------------------------------------------------------------------ set-up
     def _check_assumptions(self) -> None:
-        assumes = frozenset(getattr(self.rule, "assumes", frozenset()))
+        assumes = self._assumes
+        name = rule_name(self.rule)
         unknown = assumes - ASSUMPTIONS
         if unknown:
-            raise AssumptionError(f"rule {self.rule.name!r} declares unknown assumption(s) {sorted(unknown)}; known: {sorted(ASSUMPTIONS)}")
+            raise AssumptionError(f"rule {name!r} declares unknown assumption(s) {sorted(unknown)}; known: {sorted(ASSUMPTIONS)}")
         if "random_delays" in assumes and not self.delay.random:
             raise AssumptionError(
-                f"rule {self.rule.name!r} needs random message delays (Lemma 4.2: constant delays cannot break "
+                f"rule {name!r} needs random message delays (Lemma 4.2: constant delays cannot break "
                 f"symmetry), but the delay model is {self.delay.name!r}; use delay='uniform'"
             )
         if "overtaking" in assumes and self.fifo:
             raise AssumptionError(
-                f"rule {self.rule.name!r} needs messages to overtake each other on an edge, but fifo=True "
+                f"rule {name!r} needs messages to overtake each other on an edge, but fifo=True "
                 "keeps every channel in order; use fifo=False"
             )
         if "fifo" in assumes and not (self.fifo or self.delay.name == "constant"):
             raise AssumptionError(
-                f"rule {self.rule.name!r} assumes FIFO channels, but fifo=False with {self.delay.name!r} delays; "
+                f"rule {name!r} assumes FIFO channels, but fifo=False with {self.delay.name!r} delays; "
                 "pass fifo=True"
             )
 
@@ -424,7 +422,7 @@ class Simulation:
             return sorted(pairs, key=lambda p: p[0])
         if V._is_int(start):
             return [(_start_node(start, n), None)]
-        return [(v, None) for v in V.node_ids("start", start, n, allow_empty=True, distinct=False)]
+        return [(v, None) for v in V.node_ids("start", start, n, allow_empty=True)]
 
     def header(self) -> dict:
         """The versioned trace header: everything needed to rerun this simulation."""
@@ -574,14 +572,29 @@ class Simulation:
                             last_state = state if type(state) in _ATOMS else _UNSET
                         tracer.state(_new(StateRecord, (now, v, item.msg_id, state_text)))
                 if out is not None:
+                    if type(out) is not Message:  # one identity test per emission; subclasses pass
+                        check_output(self.rule, "receive", (state, out))
                     self._broadcast(v, out, item.msg_id)
                 if self._deliveries == self._limit:
                     self._stop("message_budget")
                 elif self._stop_when is not None and self._stop_when(self):
                     self._stop("halted")
         except BaseException as exc:  # surface the original error from run(), not SimPy's copy
-            self._error = exc
+            self._error = self._explain(exc)
             self._stop("error")
+
+    def _explain(self, exc: BaseException) -> BaseException:
+        """An error raised in a node's own frame (not in a rule's or tracer's code) by what the rule returned:
+        ``receive``'s result that is not a pair is named as the rule's error; any other error is the user's own."""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code is not Simulation._node.__code__:
+            tb = tb.tb_next
+        if (tb is not None and tb.tb_next is None and type(exc) in (TypeError, ValueError)
+                and "unpack" in str(exc)):
+            err = RuleError(f"{type(self.rule).__name__}.receive must return a pair (state, Message or None): {exc}")
+            err.__cause__ = exc
+            return err
+        return exc
 
     def _record(self, event: str, item: Item, t_deliver: float, reason: str = "",
                 payload: Optional[str] = None) -> MessageRecord:

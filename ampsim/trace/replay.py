@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 from ..engine.delays import FromTrace
 from ..engine.errors import ReplayMismatch, TraceFormatError
 from ..engine.messages import Message
-from ..engine.rule import NodeRule
+from ..engine.rule import NodeRule, check_rule
 from ..graphs import Graph
 from .. import validate as V
 from .io import Trace, load_trace, validate_trace
@@ -43,8 +43,8 @@ def replay(
     from ..protocols import get_rule
 
     V.boolean("verify", verify)
-    if rule is not None and not isinstance(rule, NodeRule):
-        raise V.ArgumentError(f"rule must implement NodeRule (name, assumes, start, receive) or be None; got {V.show(rule)}")
+    if rule is not None:
+        check_rule(rule)
     if start_message is not None and not isinstance(start_message, Message):
         raise V.ArgumentError(f"start_message must be a Message or None, got {V.show(start_message)}")
     if isinstance(trace, Trace):

@@ -12,6 +12,13 @@ after every delivery, only if ``wants_states``) and ``run_end`` (an
   the file appears under its name only when the tracer is closed cleanly, so a
   failed run leaves nothing half-written.
 * :class:`TeeTracer` fans out to several tracers.
+
+A tracer written by a user needs only ``send``, ``deliver`` and ``drop``; ``run_start``,
+``run_end``, ``state`` and ``wants_states`` (default ``False``) are optional.
+:func:`as_tracer` (called by the simulation once, at construction) fills in the missing optional
+hooks with no-ops and refuses, with a :class:`~ampsim.engine.errors.RuleError` naming the class
+and the method, a tracer that lacks a required hook or has one that is not callable. Nothing
+is checked per record: the engine calls the user's own bound methods.
 """
 from __future__ import annotations
 
@@ -19,11 +26,11 @@ import json
 import os
 from typing import Optional, Protocol, Sequence, Union, runtime_checkable
 
-from ..engine.errors import AmpsimError
+from ..engine.errors import AmpsimError, RuleError
 from ..fileio import AtomicFile, FinishOnExit
 from .records import EndRecord, MessageRecord, StateRecord
 
-__all__ = ["Tracer", "ListTracer", "JSONLTracer", "TeeTracer", "TraceLimitError"]
+__all__ = ["Tracer", "ListTracer", "JSONLTracer", "TeeTracer", "TraceLimitError", "as_tracer"]
 
 
 @runtime_checkable
@@ -43,6 +50,54 @@ class Tracer(Protocol):
     def state(self, record: StateRecord) -> None: ...
 
     def run_end(self, record: EndRecord) -> None: ...
+
+
+_REQUIRED = ("send", "deliver", "drop")
+_OPTIONAL = ("run_start", "run_end", "state")
+
+
+def _ignore(record: object) -> None:
+    return None
+
+
+class _Hooks:
+    """A user's tracer with its missing optional hooks filled in (its own hooks are its bound methods)."""
+
+    def __init__(self, tracer: object, wants_states: bool) -> None:
+        self.tracer = tracer
+        self.wants_states = wants_states
+        for name in _REQUIRED + _OPTIONAL:
+            setattr(self, name, getattr(tracer, name, _ignore))
+
+
+def as_tracer(tracer: object):
+    """``tracer`` itself when it has every hook, else a view of it with no-ops for the missing optional ones.
+
+    :class:`RuleError` (naming the class and the method) for ``None``-like values, a missing
+    ``send``/``deliver``/``drop``, a hook that is not callable, ``wants_states`` that is not a bool,
+    or ``wants_states=True`` without a ``state`` hook.
+    """
+    from ..validate import show
+
+    cls = type(tracer).__name__
+    if isinstance(tracer, type) or not any(hasattr(tracer, name) for name in _REQUIRED + _OPTIONAL):
+        raise RuleError(f"tracer must be a Tracer (send, deliver, drop; optionally run_start, state, run_end) "
+                        f"or None, got {show(tracer)}")
+    for name in _REQUIRED + _OPTIONAL:
+        hook = getattr(tracer, name, None)
+        if hook is None and name in _REQUIRED:
+            raise RuleError(f"tracer {cls} has no method {name!r}: a Tracer needs send, deliver and drop "
+                            "(run_start, state, run_end are optional)")
+        if hook is not None and not callable(hook):
+            raise RuleError(f"tracer {cls}.{name} must be a method, got {type(hook).__name__}")
+    wants = getattr(tracer, "wants_states", False)
+    if type(wants) is not bool and type(wants).__name__ != "bool_":
+        raise RuleError(f"tracer {cls}.wants_states must be True or False, got {wants!r:.60}")
+    if wants and getattr(tracer, "state", None) is None:
+        raise RuleError(f"tracer {cls} wants states (wants_states=True) but has no method 'state'")
+    if all(hasattr(tracer, name) for name in _OPTIONAL + ("wants_states",)):
+        return tracer
+    return _Hooks(tracer, bool(wants))
 
 
 class ListTracer:

@@ -5,6 +5,7 @@ import math
 from random import Random
 
 import networkx as nx
+import numpy as np
 import pytest
 import torch
 
@@ -13,10 +14,10 @@ from ampsim.batched import BatchedExecutor, plan, plan_key
 from ampsim.cells.cells import AMPCell
 from ampsim.cells.execute import EngineExecutor, RunSpec
 from ampsim.data.graphdata import GraphData
-from ampsim.engine.delays import DELAYS, Custom, Exponential, Pareto, get_delay
+from ampsim.engine.delays import DELAYS, Custom, Exponential, FromTrace, Pareto, get_delay
 from ampsim.engine.errors import DelayError
 from ampsim.graphs import as_graph
-from ampsim.protocols import Echo
+from ampsim.protocols import Echo, Flooding
 
 
 def test_registry_names_and_defaults():
@@ -120,3 +121,55 @@ def test_batched_executor_equals_the_engine_under_the_new_models(delay):
     a = BatchedExecutor().execute(cell, data, runs, 40, delay)
     b = EngineExecutor().execute(cell, data, runs, 40, delay)
     assert torch.allclose(a, b, atol=1e-10)
+
+
+# ---------------------------------------------------------------- float64 at the model's boundary
+class OwnModel:
+    """A user's DelayModel (not one of ampsim's classes) returning float32."""
+
+    name = "own"
+    random = True
+
+    def bind(self, rng):
+        return lambda msg_id, src, dst: np.float32(0.1)
+
+    def describe(self):
+        return {"name": self.name, "random": True}
+
+
+@pytest.mark.parametrize("delay", [
+    Custom(lambda rng, mid, src, dst: np.float32(0.1)),
+    Custom(lambda rng, mid, src, dst: torch.tensor(0.1, dtype=torch.float32)),
+    Custom(lambda rng, mid, src, dst: np.array(0.1, dtype=np.float32)),
+    Custom(lambda rng, mid, src, dst: np.int64(1)),
+    OwnModel(),
+    FromTrace({i: np.float32(0.1) for i in range(20)}),
+])
+def test_the_clock_is_float64_whatever_the_delay_dtype(delay):
+    tr = ListTracer()
+    sim = Simulation(nx.path_graph(3), Flooding(), delay=delay, tracer=tr)
+    result = sim.run()
+    assert type(result.time) is float and type(sim.now) is float
+    assert all(type(r.t_deliver) is float and type(r.delay) is float for r in tr.messages)
+    d = 1.0 if result.time > 1 else float(np.float32(0.1))  # the float32 value, exactly, in float64
+    assert result.time == d + d + d  # three hops, summed in float64
+
+
+@pytest.mark.parametrize("value, match", [
+    (True, "gave True"), ("0.5", "gave '0.5'"), (np.ones(2), "gave array"), (torch.ones(1, 1), "gave tensor"),
+])
+def test_a_delay_that_is_not_one_number_is_refused(value, match):
+    with pytest.raises(DelayError, match=match):
+        Simulation(nx.path_graph(3), Flooding(), delay=Custom(lambda rng, mid, src, dst: value)).run()
+
+
+def test_a_from_trace_table_is_checked_once():
+    with pytest.raises(DelayError, match="keyed by message id"):
+        FromTrace({"a": np.float32(1.0)})
+    class NoDescribe:
+        name, random = "x", True
+
+        def bind(self, rng):
+            return lambda *a: 1.0
+    with pytest.raises(DelayError, match=r"NoDescribe lacks \['describe'\]"):
+        Simulation(nx.path_graph(3), Flooding(), delay=NoDescribe())

@@ -33,7 +33,7 @@ def _records(graph, rule, delay, **kw):
 
 @pytest.mark.parametrize("graph", [nx.complete_graph(7), nx.petersen_graph(), nx.star_graph(5), nx.path_graph(4)])
 @pytest.mark.parametrize("rule", [Flooding, HaltingFlooding, Echo])
-@pytest.mark.parametrize("start", [0, "all", [1, 1]])
+@pytest.mark.parametrize("start", [0, "all", [1, 2]])
 def test_burst_order_equals_one_timer_per_copy(graph, rule, start):
     a = _records(graph, rule(), 1.0, start=start, budget=300)
     b = _records(graph, rule(), PER_COPY_ONE, start=start, budget=300)
