@@ -15,6 +15,7 @@ import os
 import warnings
 from typing import Any, Iterable, Optional, Union
 
+from . import validate as V
 from .engine.errors import CheckpointError
 
 __all__ = ["CheckpointError", "load_checkpoint"]
@@ -29,11 +30,15 @@ def load_checkpoint(
     required: Optional[Iterable[str]] = None,
     map_location: Any = "cpu",
     format: Optional[str] = None,
+    max_bytes: Optional[int] = None,
 ) -> dict:
     """The ``dict`` stored in ``path`` (tensors on ``map_location``); :class:`CheckpointError` otherwise.
 
     ``required``: keys the dict must hold; ``format``: the value its ``"format"`` key must have
-    (a checkpoint of another kind is refused by name).
+    (a checkpoint of another kind is refused by name). ``max_bytes`` (default
+    :data:`ampsim.validate.MAX_BYTES`, 2 GB): the sizes its zip directory declares are checked
+    before torch reads a byte (:class:`SizeLimitError` over it; a declared size the file cannot
+    hold is a corrupt file).
     """
     what = KINDS.get(format or "", "checkpoint")
     if not isinstance(path, (str, os.PathLike)):
@@ -50,6 +55,8 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
     if not magic:
         raise CheckpointError(f"{path}: not a readable {what} (the file is empty)")
+    if magic.startswith(b"PK"):
+        _check_declared_sizes(path, what, V.MAX_BYTES if max_bytes is None else max_bytes)
     import torch
 
     try:
@@ -86,3 +93,22 @@ def _reason(exc: BaseException, magic: bytes) -> str:
             return "it holds objects other than tensors and plain data; ampsim never loads those"
         return "truncated or corrupt"
     return f"not a torch file: {type(exc).__name__}"
+
+
+def _check_declared_sizes(path: str, what: str, limit: int) -> None:
+    """The entries a torch zip declares, before anything is read: their total against ``limit``; stored
+    (uncompressed, as torch writes them) entries larger than the file itself mean a corrupt directory."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # torch says what is wrong with it
+    size = os.path.getsize(path)
+    for info in infos:
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size > size:
+            raise CheckpointError(f"{path}: not a readable {what} (entry {info.filename!r} declares "
+                                  f"{V.fmt_bytes(info.file_size)} in a file of {V.fmt_bytes(size)}: corrupt)")
+    V.within_memory(f"{path}: the {what}", sum(i.file_size for i in infos), limit, "max_bytes=")
+

@@ -90,8 +90,11 @@ class Graph:
         return {"n": self.num_nodes, "edges": [list(e) for e in self.edges], "name": self.name}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Graph":
-        """The inverse of :meth:`to_dict`; a malformed dict is a :class:`GraphError`."""
+    def from_dict(cls, d: dict, max_edges: Optional[int] = None) -> "Graph":
+        """The inverse of :meth:`to_dict`; a malformed dict is a :class:`GraphError`.
+
+        Its ``n`` (a trace header's, say) is checked against ``max_edges`` (default
+        :data:`DEFAULT_MAX_EDGES`) before anything is allocated: :class:`SizeLimitError`."""
         if not isinstance(d, dict) or "n" not in d or "edges" not in d:
             raise GraphError(f"a graph dict needs 'n' and 'edges', got {V.show(d)}")
         n = d["n"]
@@ -103,6 +106,7 @@ class Graph:
         ):
             raise GraphError("graph 'edges' must be a list of [u, v] integer pairs")
         name = d.get("name", "")
+        check_size("the graph dict", SizeEstimate(n, len(edges)), DEFAULT_MAX_EDGES if max_edges is None else max_edges)
         return _from_edges(n, [tuple(e) for e in edges], None, name if isinstance(name, str) else str(name))
 
     def __repr__(self) -> str:
@@ -133,8 +137,11 @@ def _node_order(g: nx.Graph) -> list[Any]:
         return nodes
 
 
-def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "") -> Graph:
-    """A :class:`Graph` from a networkx graph, an ``edge_index`` (+ ``num_nodes``), or a Graph."""
+def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "", max_edges: Optional[int] = None) -> Graph:
+    """A :class:`Graph` from a networkx graph, an ``edge_index`` (+ ``num_nodes``), or a Graph.
+
+    A ``num_nodes`` (of an ``edge_index``, a ``GraphData`` or a PyG ``Data``) over ``max_edges``
+    (default :data:`DEFAULT_MAX_EDGES`) is a :class:`SizeLimitError`, before anything is allocated."""
     if isinstance(graph, Graph):
         return graph
     if any(c.__module__.startswith("torch_geometric.") for c in type(graph).__mro__):  # PyG Data / Batch (ampsim.pyg)
@@ -159,11 +166,14 @@ def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "") -> Gra
         if num_nodes is not None and num_nodes != graph.num_nodes:
             raise GraphError(f"num_nodes={num_nodes} contradicts the GraphData's num_nodes={graph.num_nodes}")
         num_nodes, graph = int(graph.num_nodes), graph.edge_index
-    return _from_edge_index(graph, num_nodes, name)
+    return _from_edge_index(graph, num_nodes, name, max_edges)
 
 
-def _from_edge_index(edge_index: Any, num_nodes: Optional[int], name: str) -> Graph:
-    """An ``edge_index`` (2 x E; list, array or tensor of integer node ids) as a :class:`Graph`."""
+def _from_edge_index(edge_index: Any, num_nodes: Optional[int], name: str, max_edges: Optional[int] = None) -> Graph:
+    """An ``edge_index`` (2 x E; list, array or tensor of integer node ids) as a :class:`Graph`; ``num_nodes``
+    over ``max_edges`` (default :data:`DEFAULT_MAX_EDGES`) is refused before anything is allocated."""
+    if max_edges is None:
+        max_edges = DEFAULT_MAX_EDGES
     if isinstance(edge_index, (str, bytes, dict)) or edge_index is None:
         raise GraphError(f"cannot read a graph from {V.show(edge_index)}: pass a networkx.Graph or an edge_index (2 x E)")
     dtype = getattr(edge_index, "dtype", None)
@@ -186,6 +196,7 @@ def _from_edge_index(edge_index: Any, num_nodes: Optional[int], name: str) -> Gr
             raise GraphError("the graph is empty: pass num_nodes with an empty edge_index")
         num_nodes = 1 + max(max(rows[0]), max(rows[1]))
     num_nodes = V.positive_int("num_nodes", num_nodes)
+    check_size(f"an edge_index with num_nodes={num_nodes:,}", SizeEstimate(num_nodes, len(rows[0])), max_edges)
     return _from_edges(num_nodes, zip(rows[0], rows[1]), None, name)
 
 
@@ -334,12 +345,7 @@ class SizeEstimate:
         return self.edges * BYTES_PER_EDGE + self.in_flight * BYTES_PER_COPY + self.nodes * 200
 
 
-def _fmt_bytes(b: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if b < 1000 or unit == "PB":
-            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
-        b /= 1000
-    return f"{b:.1f} PB"
+_fmt_bytes = V.fmt_bytes
 
 
 def estimate_spec(spec: str) -> Optional[SizeEstimate]:

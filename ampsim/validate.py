@@ -25,7 +25,7 @@ import math
 import numbers
 from typing import Any, Callable, Collection, Iterable, Optional, Sequence
 
-from .engine.errors import ArgumentError, FeatureError
+from .engine.errors import ArgumentError, FeatureError, SizeLimitError
 
 __all__ = [
     "ArgumentError",
@@ -47,7 +47,31 @@ __all__ = [
     "nonfinite_at",
     "finite_values",
     "features_rows",
+    "MAX_BYTES",
+    "fmt_bytes",
+    "within_memory",
 ]
+
+MAX_BYTES = 2_000_000_000
+"""The memory a size read from an argument or a file header may imply before ampsim refuses it (2 GB):
+every such size is estimated *before* anything is allocated, and a larger one needs its explicit option."""
+
+
+def fmt_bytes(b: float) -> str:
+    """``1234567`` -> ``'1.2 MB'`` (decimal units)."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if b < 1000 or unit == "PB":
+            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
+        b /= 1000
+    return f"{b:.1f} PB"
+
+
+def within_memory(what: str, nbytes: float, limit: Optional[float], option: str) -> None:
+    """Refuse (:class:`SizeLimitError`) ``what`` when its estimate ``nbytes`` exceeds ``limit`` (``None``: no limit),
+    naming the estimate, the limit and the ``option`` that lifts it; called before anything is allocated."""
+    if limit is not None and nbytes > limit:
+        raise SizeLimitError(f"{what} would need about {fmt_bytes(nbytes)} of memory; the limit is {fmt_bytes(limit)}: "
+                             f"raise it with {option} if you have the memory")
 
 
 def show(value: Any, limit: int = 80) -> str:

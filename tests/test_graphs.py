@@ -97,3 +97,15 @@ def test_round_trip_dict():
     assert as_graph(G) is G
     H = type(G).from_dict(G.to_dict())
     assert H.neighbors == G.neighbors and H.hash() == G.hash()
+
+
+def test_sizes_given_to_the_graph_builders_are_checked_before_allocation():
+    from ampsim.engine.errors import SizeLimitError
+    from ampsim.graphs import Graph, as_graph
+
+    with pytest.raises(SizeLimitError, match=r"graph dict would have 1,000,000,000,000 nodes.*max_edges="):
+        Graph.from_dict({"n": 10**12, "edges": []})
+    with pytest.raises(SizeLimitError, match=r"num_nodes=10,000,000,000 would have"):
+        as_graph([[0], [1]], num_nodes=10**10)
+    assert as_graph([[0], [1]], num_nodes=20, max_edges=20).num_nodes == 20
+    assert Graph.from_dict({"n": 20, "edges": []}, max_edges=20).num_nodes == 20

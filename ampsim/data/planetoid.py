@@ -23,6 +23,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
+from ampsim import validate as V
 from ampsim.data.graphdata import GraphData
 from ampsim.data.tu import DataError, _data_root, read_verified as _read
 
@@ -123,6 +124,8 @@ def _features(path: Path, data: bytes, n: int) -> torch.Tensor:
     except (KeyError, ValueError, OSError) as err:
         raise DataError(f"{path}: not a CSR feature archive (indptr, indices, data, shape): {err}") from None
     rows, cols = (int(s) for s in shape)
+    V.within_memory(f"{path}: a feature matrix of shape ({rows:,}, {cols:,})", 4.0 * max(rows, 0) * max(cols, 0),
+                    V.MAX_BYTES, "ampsim.validate.MAX_BYTES (a module setting)")
     if rows != n or indptr.shape != (n + 1,) or int(indptr[-1]) != len(indices) \
             or len(indices) != len(values) \
             or (len(indices) and (indices.min() < 0 or indices.max() >= cols)):

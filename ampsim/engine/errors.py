@@ -49,7 +49,9 @@ class EdgeListError(GraphError):
 
 
 class SizeLimitError(GraphError):
-    """A graph spec would exceed the size limit; the message gives the estimate, the limit and the override."""
+    """A size from an argument or a file header (a graph spec, a trace header's graph, a trace's length, a
+    checkpoint's or data file's dimensions) would exceed its limit; the message gives the estimate, the
+    limit and the option that lifts it. Raised before anything is allocated."""
 
 
 class CheckpointError(AmpsimError, ValueError):

@@ -517,13 +517,16 @@ def save_parquet(trace: Any, path: Union[str, os.PathLike]) -> None:
             out.run_end(e)
 
 
-def _read_table(path: str):
+def _read_table(path: str, max_records: Optional[int] = None):
+    from .io import check_length
+
     pa, pq = _pyarrow()
     if not os.path.exists(path):
         raise FileNotFoundError(f"trace file not found: {path}")
     try:
         pf = pq.ParquetFile(path)
         meta = pf.metadata.metadata or {}
+        check_length(path, pf.metadata.num_rows, max_records, exact=True)  # the footer's count, before reading
         table = pf.read()
     except (pa.ArrowException, OSError) as exc:
         raise TraceFormatError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())}); "
@@ -551,12 +554,13 @@ def _header(path: str, meta: dict) -> dict:
     return header
 
 
-def load_parquet(path: Union[str, os.PathLike]):
-    """Read and validate a Parquet trace; the same :class:`Trace` a JSONL copy of it gives."""
+def load_parquet(path: Union[str, os.PathLike], max_records: Optional[int] = None):
+    """Read and validate a Parquet trace; the same :class:`Trace` a JSONL copy of it gives (``max_records``:
+    see :func:`ampsim.trace.io.load_trace`)."""
     from .io import Trace
 
     path = os.fspath(path)
-    meta, table = _read_table(path)
+    meta, table = _read_table(path, max_records)
     header = _header(path, meta)
     names = list(COLUMNS)
     missing = [c for c in names if c not in table.column_names]

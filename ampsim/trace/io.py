@@ -15,18 +15,36 @@ import json
 import math
 import os
 from dataclasses import dataclass, fields
-from typing import Union
+from typing import Optional, Union
 
-from ..engine.errors import GraphError, TraceFormatError, TraceMismatch
+from ..engine.errors import GraphError, SizeLimitError, TraceFormatError, TraceMismatch
+from .. import validate as V
 from .records import EndRecord, MessageRecord, StateRecord
 
-__all__ = ["Trace", "load_trace", "save_trace", "validate_trace"]
+__all__ = ["Trace", "load_trace", "save_trace", "validate_trace", "DEFAULT_MAX_RECORDS", "BYTES_PER_RECORD"]
 
 FORMAT = "ampsim.trace"
 SUPPORTED_VERSIONS = (1,)
 _MSG_FIELDS = list(MessageRecord._fields[1:])
 _STATE_FIELDS = list(StateRecord._fields)
 _END_FIELDS = [f.name for f in fields(EndRecord)]
+
+DEFAULT_MAX_RECORDS = 5_000_000
+"""The most records :func:`load_trace` reads without ``max_records=``: about 2 GB once loaded
+(:data:`BYTES_PER_RECORD` each). Checked before the file is read: for JSONL from the file's size (a
+record line is at least :data:`MIN_LINE_BYTES` long), for Parquet from the row count in its footer."""
+BYTES_PER_RECORD = 400
+"""Memory of one loaded record (a named tuple of ten fields, its strings and the list slot), rounded up."""
+MIN_LINE_BYTES = 100
+"""The shortest JSONL record line the tracer writes (a state record is about this long)."""
+
+
+def check_length(path: str, records: int, max_records: Optional[int], exact: bool) -> None:
+    """Refuse a trace of more than ``max_records`` records before reading it (:class:`SizeLimitError`)."""
+    if max_records is not None and records > max_records:
+        what = f"{records:,} records" if exact else f"up to {records:,} records"
+        V.within_memory(f"{path}: the trace holds {what} and", records * BYTES_PER_RECORD,
+                        max_records * BYTES_PER_RECORD, f"max_records= (now {max_records:,})")
 
 
 @dataclass(frozen=True)
@@ -126,7 +144,8 @@ def _build(path: str, lineno: int, cls, names: list[str], obj: dict, types: dict
     return record
 
 
-def load_trace(path: Union[str, os.PathLike]) -> Trace:
+def load_trace(path: Union[str, os.PathLike], max_records: Optional[int] = DEFAULT_MAX_RECORDS,
+               max_edges: Optional[int] = None) -> Trace:
     """Read and validate a trace: JSONL (:class:`~ampsim.trace.tracers.JSONLTracer`) or, by suffix, Parquet.
 
     Every failure is a :class:`TraceFormatError` naming the file (and the line): bytes
@@ -135,7 +154,16 @@ def load_trace(path: Union[str, os.PathLike]) -> Trace:
     (:func:`validate_trace`: another graph, a tampered delay, a missing record), or a
     trace cut short. Replay and plotting load traces through here, so they accept
     and refuse exactly the same files.
+
+    Sizes from the file are checked before anything is allocated (:class:`SizeLimitError`
+    with the estimate): its length against ``max_records`` (default :data:`DEFAULT_MAX_RECORDS`;
+    ``None``: no limit) and its header's graph against ``max_edges`` (default
+    :data:`ampsim.graphs.DEFAULT_MAX_EDGES`).
     """
+    if max_records is not None:
+        max_records = V.positive_int("max_records", max_records)
+    if max_edges is not None:
+        max_edges = V.positive_int("max_edges", max_edges)
     if not isinstance(path, (str, os.PathLike)):
         from ..validate import ArgumentError, show
 
@@ -144,13 +172,18 @@ def load_trace(path: Union[str, os.PathLike]) -> Trace:
     if path.lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
         from .columnar import load_parquet
 
-        trace = load_parquet(path)
-        validate_trace(trace, path)  # the same checks as JSONL: records against the header and each other
+        trace = load_parquet(path, max_records=max_records)
+        validate_trace(trace, path, max_edges=max_edges)  # the same checks as JSONL: records against the header and each other
         return trace
     if not os.path.exists(path):
         raise FileNotFoundError(f"trace file not found: {path}")
     if os.path.isdir(path):
         raise TraceFormatError(f"{path}: is a directory, not a trace file")
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    check_length(path, size // MIN_LINE_BYTES, max_records, exact=False)
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -203,11 +236,11 @@ def load_trace(path: Union[str, os.PathLike]) -> Trace:
     if after_end:
         raise TraceFormatError(f"{path}: {after_end} record(s) after the last 'end' record: the trace is truncated")
     trace = Trace(header, tuple(records), tuple(ends))
-    validate_trace(trace, path)
+    validate_trace(trace, path, max_edges=max_edges)
     return trace
 
 
-def validate_trace(trace: Trace, source: str = "trace") -> None:
+def validate_trace(trace: Trace, source: str = "trace", max_edges: Optional[int] = None) -> None:
     """Check that a trace's records agree with its header and with each other; :class:`TraceFormatError` if not.
 
     What a recorded run guarantees (docs/design.md rules 2-8, 10), checked from the records alone:
@@ -247,7 +280,10 @@ def validate_trace(trace: Trace, source: str = "trace") -> None:
     if not isinstance(rule, dict) or type(rule.get("name")) is not str or not isinstance(rule.get("params", {}), dict):
         raise fail("header 'rule' must be an object with a 'name' and 'params'")
     try:
-        graph = Graph.from_dict(header["graph"])
+        graph = Graph.from_dict(header["graph"], max_edges=max_edges)
+    except SizeLimitError as exc:
+        raise SizeLimitError(f"{source}: the header's graph is too large: {exc}".replace(
+            "max_edges= (CLI: --max-edges)", "load_trace(max_edges=)")) from None
     except GraphError as exc:
         raise fail(f"header 'graph' is malformed ({exc})") from None
     if graph.hash() != header["graph_hash"]:

@@ -250,3 +250,37 @@ def test_replay_with_another_rule_is_a_header_mismatch(tmp_path):
         replay(p, rule=HaltingFlooding())
     assert err.value.index == -1 and "'rule'" in str(err.value)
     replay(p)  # the recorded rule: identical
+
+
+# ---------------------------------------------------------------- sizes from the file, before allocation
+def test_sizes_from_the_file_are_checked_before_reading(tmp_path):
+    import tracemalloc
+
+    from ampsim.engine.errors import SizeLimitError
+
+    p = write(tmp_path / "t.jsonl", nx.cycle_graph(5))
+    lines = p.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["graph"] = {"n": 10**12, "edges": []}
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(SizeLimitError, match=r"1,000,000,000,000 nodes.*raise it with load_trace\(max_edges=\)"):
+            load_trace(huge)
+        assert tracemalloc.get_traced_memory()[1] < 20_000_000
+    finally:
+        tracemalloc.stop()
+    with pytest.raises(SizeLimitError, match=r"up to \d+ records .*raise it with max_records= \(now 3\)"):
+        load_trace(p, max_records=3)
+    assert len(load_trace(p, max_records=None).records) == len(load_trace(p).records)
+
+
+def test_parquet_length_is_checked_from_its_footer(tmp_path):
+    pytest.importorskip("pyarrow")
+    from ampsim.engine.errors import SizeLimitError
+
+    p = tmp_path / "t.parquet"
+    save_trace(load_trace(write(tmp_path / "t.jsonl", nx.cycle_graph(5))), p)
+    with pytest.raises(SizeLimitError, match=r"holds \d+ records and would need .*max_records= \(now 2\)"):
+        load_trace(p, max_records=2)
