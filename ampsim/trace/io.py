@@ -401,7 +401,8 @@ def validate_trace(trace: Trace, source: str = "trace", max_edges: Optional[int]
 def _delay_check(spec: dict, fail):
     """A test ``delay -> bool`` for the header's delay model (``None`` when any delay > 0 may occur), its
     parameters checked: ``constant`` gives exactly ``value``; ``uniform`` gives delays in ``[low, high]``
-    (drawn as ``high - (high - low) * random()``); other models (``from-trace``, ``custom``, a user's) any."""
+    (drawn as ``high - (high - low) * random()``); ``pareto`` at least ``scale``; other models
+    (``exponential``, ``from-trace``, ``custom``, a user's) any delay > 0."""
     name = spec["name"]
     if name == "constant":
         value = spec.get("value", 1.0)
@@ -413,6 +414,15 @@ def _delay_check(spec: dict, fail):
         if not (_num(low) and _num(high) and 0 <= low < high) or spec.get("random", True) is not True:
             raise fail(f"header 'delay' {_show_delay(spec)}: a uniform delay needs 0 <= low < high < inf")
         return lambda d: low <= d <= high  # low itself only by rounding, as the engine can draw it
+    if name == "exponential":
+        if not (_num(spec.get("mean", 0.5)) and spec.get("mean", 0.5) > 0):
+            raise fail(f"header 'delay' {_show_delay(spec)}: an exponential delay needs a finite mean > 0")
+        return None
+    if name == "pareto":
+        alpha, scale = spec.get("alpha", 1.5), spec.get("scale", 1.0 / 6.0)
+        if not (_num(alpha) and _num(scale) and alpha > 0 and scale > 0):
+            raise fail(f"header 'delay' {_show_delay(spec)}: a pareto delay needs finite alpha > 0 and scale > 0")
+        return lambda d: d >= scale
     if "random" in spec and type(spec["random"]) is not bool:
         raise fail(f"header 'delay' {_show_delay(spec)}: 'random' must be true or false")
     return None
