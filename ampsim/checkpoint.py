@@ -46,8 +46,8 @@ def load_checkpoint(
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: {what} not found")
-    if os.path.isdir(path):
-        raise CheckpointError(f"{path}: is a folder, not a {what} file")
+    if V.not_a_file(path):
+        raise CheckpointError(f"{path}: is {V.not_a_file(path)}, not a {what} file")
     try:
         with open(path, "rb") as f:
             magic = f.read(4)

@@ -407,6 +407,8 @@ def _read_edge_list(path: str, max_edges: int = DEFAULT_MAX_EDGES) -> Graph:
     nodes: set[int] = set()
     if os.path.isdir(path):
         raise EdgeListError(f"{path}: is a directory, not an edge-list file")
+    if V.not_a_file(path):
+        raise EdgeListError(f"{path}: is {V.not_a_file(path)}, not an edge-list file")
     try:
         f = open(path, encoding="utf-8")
     except FileNotFoundError:

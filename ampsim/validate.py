@@ -50,6 +50,7 @@ __all__ = [
     "MAX_BYTES",
     "fmt_bytes",
     "within_memory",
+    "not_a_file",
 ]
 
 MAX_BYTES = 2_000_000_000
@@ -64,6 +65,25 @@ def fmt_bytes(b: float) -> str:
             return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
         b /= 1000
     return f"{b:.1f} PB"
+
+
+def not_a_file(path: str) -> Optional[str]:
+    """What ``path`` names when it exists but is not a regular file (links followed): ``"a FIFO (named pipe)"``,
+    ``"a folder"``, a device or a socket; ``None`` for a regular file or nothing. Every reader of a user's
+    file (traces, checkpoints, edge lists) refuses these by name: reading a FIFO blocks until someone writes."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    for test, what in ((stat.S_ISREG, None), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
 
 
 def within_memory(what: str, nbytes: float, limit: Optional[float], option: str) -> None:

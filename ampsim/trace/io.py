@@ -169,6 +169,8 @@ def load_trace(path: Union[str, os.PathLike], max_records: Optional[int] = DEFAU
 
         raise ArgumentError(f"path must be a trace file path (str or os.PathLike), got {show(path)}")
     path = os.fspath(path)
+    if V.not_a_file(path) and not os.path.isdir(path):
+        raise TraceFormatError(f"{path}: is {V.not_a_file(path)}, not a trace file")
     if path.lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
         from .columnar import load_parquet
 
@@ -179,6 +181,8 @@ def load_trace(path: Union[str, os.PathLike], max_records: Optional[int] = DEFAU
         raise FileNotFoundError(f"trace file not found: {path}")
     if os.path.isdir(path):
         raise TraceFormatError(f"{path}: is a directory, not a trace file")
+    if V.not_a_file(path):
+        raise TraceFormatError(f"{path}: is {V.not_a_file(path)}, not a trace file")
     try:
         size = os.path.getsize(path)
     except OSError:
