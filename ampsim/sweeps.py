@@ -30,6 +30,18 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 __all__ = ["run_map", "starred", "dask_executor", "add_executor_arguments", "executor_from_args"]
 
 
+MAX_WORKERS = 64
+"""At most this many processes per sweep: every process holds an interpreter with torch (~0.3 GB), so a
+mistyped ``--workers 100000`` must be refused before anything is forked."""
+
+
+def _check_workers(workers: int) -> None:
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers > MAX_WORKERS:
+        raise ValueError(f"--workers {workers}: at most {MAX_WORKERS} processes per sweep")
+
+
 def _apply_chunk(fn: Callable[[Any], Any], chunk: Sequence[Any]) -> list:
     return [fn(item) for item in chunk]
 
@@ -57,8 +69,7 @@ def run_map(
     ``pool_options`` go to :func:`ampsim.fileio.process_pool` (``mp_context``, ``initializer``).
     """
     items = list(items)
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    _check_workers(workers)
     if executor is None and (workers == 1 or len(items) <= 1):
         return [fn(x) for x in items]
     slots = workers if executor is None else max(workers, _executor_slots(executor))
@@ -94,8 +105,7 @@ def dask_executor(address: str, workers: int = 2) -> Iterator[Any]:
         from dask.distributed import Client, LocalCluster
     except ModuleNotFoundError:
         raise ModuleNotFoundError("--dask needs Dask: pip install 'ampsim[dask]'") from None
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    _check_workers(workers)
     if address == "local":
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:

@@ -25,6 +25,8 @@ def test_run_map_keeps_item_order_on_any_executor():
         assert run_map(_square, [], executor=ex) == []
     with pytest.raises(ValueError, match="workers must be >= 1"):
         run_map(_square, items, workers=0)
+    with pytest.raises(ValueError, match="at most 64 processes"):
+        run_map(_square, items, workers=100_000)  # refused before any process is forked
 
 
 def test_verify_sweeps_on_a_thread_pool_equal_one_worker():

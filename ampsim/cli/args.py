@@ -11,6 +11,7 @@ import argparse
 from typing import Any, Callable, Optional
 
 from .. import validate as V
+from ..sweeps import MAX_WORKERS
 
 __all__ = ["checked", "whole", "positive", "nonneg", "positive_real", "learning_rate", "processes", "MAX_PROCESSES", "megabytes", "int_ranges", "index_list",
            "file_name", "file_or_stdout", "names", "add_threads", "add_workers"]
@@ -44,7 +45,7 @@ def whole(lo: Optional[int] = None, hi: Optional[int] = None):
 positive = whole(1)
 nonneg = whole(0)
 learning_rate = checked(float, lambda v: V.positive_float("value", v), "a number > 0", "a finite number > 0")
-MAX_PROCESSES = 64
+MAX_PROCESSES = MAX_WORKERS
 """``--workers`` / ``--nproc`` start at most this many processes."""
 processes = whole(1, MAX_PROCESSES)
 positive_real = checked(float, lambda v: V.positive_float("value", v, allow_inf=True), "a number > 0")

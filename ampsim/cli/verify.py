@@ -12,7 +12,7 @@ import importlib
 import os
 from typing import Sequence
 
-from .args import positive
+from .args import positive, processes
 
 __all__ = ["configure", "VERIFY_TARGETS"]
 
@@ -81,4 +81,4 @@ def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] =
     q.set_defaults(func=_graphs)
     for r in (p, q):
         r.add_argument("--out", default="runs/ids", help="default runs/ids (published: results/ids)")
-        r.add_argument("--workers", type=positive, default=1)
+        r.add_argument("--workers", type=processes, default=1)
