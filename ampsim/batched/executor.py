@@ -340,6 +340,7 @@ class BatchedExecutor:
                                              or any(p.requires_grad for p in params))
         records = None
         compact = False
+        missing = program is not None and program.missing is not None and len(program.missing) > 0
         if program is not None and kernel is None:  # a planned cell without a kernel: its own step, level by level
             self.last_path = "planned"
             driver = ProgramDriver(program, device)
@@ -347,13 +348,6 @@ class BatchedExecutor:
                 states = _Unroll.apply(cell, driver, init_states, start_msgs, *params)
             else:
                 states, _ = _forward_levels(cell, driver, init_states, start_msgs, build=False)
-            missing = program.missing is not None and len(program.missing) > 0
-            final_rows = program.marked_finals(device) if missing else program.on(device)[2]
-            back = program.back(device)
-            reasons, deliveries, batches = program.reasons, program.deliveries, len(program.bounds)
-            if self.record:
-                records = [[("deliver", d.dst, d.msg_id, d.cause_id) for d in s.deliveries(r)]
-                           for s in program.schedules for r in range(s.num_runs)]
         elif program is not None:
             loop = fused_for(kernel, device, dtype, resolve(self.fused))
             self.last_path = "eager" if loop is None else "fused"
@@ -363,14 +357,20 @@ class BatchedExecutor:
                                             *kernel.params)
             else:
                 states = _forward_segments(kernel, program, seg, init_states, start_msgs, device, False, loop)[0]
-            missing = program.missing is not None and len(program.missing) > 0
             if seg.compact:
                 compact = True
                 final_rows = 1 + torch.from_numpy(np.searchsorted(seg.out_rows, program.final_rows.numpy())).to(device)
                 if missing:
                     final_rows.index_fill_(0, program.missing.to(device), -1)
                 back = torch.zeros(states.shape[0], dtype=torch.long, device=device)
-            else:
+        else:
+            offs = np.concatenate([[0], np.cumsum([len(r) for r in msg_rows])]).astype(np.int64)
+            starts_global = [np.arange(len(r), dtype=np.int64) + o for r, o in zip(msg_rows, offs[:-1])]
+            init_halted = cell.halted(init_states.detach()).tolist()
+            driver = _LockStepDriver(gs, runs, starts_global, budget, model, bool(fifo), ties, init_halted,
+                                     device, self.record, loss)
+        if program is not None:
+            if not compact:
                 final_rows = program.marked_finals(device) if missing else program.on(device)[2]
                 back = program.back(device)
             reasons, deliveries, batches = program.reasons, program.deliveries, len(program.bounds)
@@ -378,12 +378,6 @@ class BatchedExecutor:
                 records = [[("deliver", d.dst, d.msg_id, d.cause_id) for d in s.deliveries(r)]
                            for s in program.schedules for r in range(s.num_runs)]
         else:
-            offs = np.concatenate([[0], np.cumsum([len(r) for r in msg_rows])]).astype(np.int64)
-            starts_global = [np.arange(len(r), dtype=np.int64) + o for r, o in zip(msg_rows, offs[:-1])]
-            init_halted = cell.halted(init_states.detach()).tolist()
-            driver = _LockStepDriver(gs, runs, starts_global, budget, model, bool(fifo), ties, init_halted,
-                                     device, self.record, loss)
-        if program is None:
             self.last_path = "lockstep"
             if build:
                 states = _Unroll.apply(cell, driver, init_states, start_msgs, *params)
