@@ -35,7 +35,12 @@ def _delays(args: argparse.Namespace) -> int:
         for t, r in doc["tasks"].items():
             print(f"{t:<11} seeds {len(r['seeds'])}: {r['verdict']}: {r['why']}")
     elif args.action == "run":
-        D.run_plan(D.plan(args.full_seeds, args.short_seeds, D.FULL_EPOCHS, args.short_epochs), root=args.root)
+        if bool(args.extra_tasks) != (args.extra_seeds > D.FULL_SEEDS):
+            raise ValueError(f"--extra-tasks and --extra-seeds go together: seeds {D.FULL_SEEDS} .. EXTRA_SEEDS-1 of the "
+                             f"named tasks (got --extra-tasks {','.join(args.extra_tasks) or 'none'}, "
+                             f"--extra-seeds {args.extra_seeds}; EXTRA_SEEDS must be above {D.FULL_SEEDS})")
+        D.run_plan(D.plan(args.full_seeds, args.short_seeds, D.FULL_EPOCHS, args.short_epochs,
+                          args.extra_tasks, args.extra_seeds), root=args.root)
     else:
         D.gradient_files(args.tasks, args.draws, args.root)
     return 0
@@ -60,6 +65,11 @@ def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] =
         r.add_argument("--full-seeds", type=nonneg, default=FULL_SEEDS)
         r.add_argument("--short-seeds", type=nonneg, default=SHORT_SEEDS)
         r.add_argument("--short-epochs", type=nonneg, default=SHORT_EPOCHS)
+        r.add_argument("--extra-tasks", type=names("tasks", TASKS), default=[],
+                       help="tasks that get seeds 10 .. EXTRA_SEEDS-1 with both delay models (where the paired "
+                            "test is not clear at 10 seeds)")
+        r.add_argument("--extra-seeds", type=nonneg, default=0,
+                       help="seeds of the extra tasks: 10 .. EXTRA_SEEDS-1 (default 0: none)")
         g = sub.add_parser("gradients", help="gradient variance across delay draws at fixed parameters")
         g.add_argument("--draws", type=positive, default=8)
         g.add_argument("--tasks", type=names("tasks", TASKS), default=list(TASKS))
