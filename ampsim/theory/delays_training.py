@@ -78,10 +78,12 @@ def run_plan(items, log=sys.stderr, root: str = RUNS) -> None:
     from ..train.synthetic import finished_result
 
     training_process(1)
-    for task, delay, epochs, seed in items:
+    items = list(items)
+    todo = [item for item in items if finished_result(run_dir(*item, root)) is None]
+    print(f"{len(items)} run(s) planned under {root}, {len(items) - len(todo)} finished, {len(todo)} to train "
+          "(one AMP-RNN fit each: 1-10 minutes of one core per 1000 epochs; rerun to resume)", file=log, flush=True)
+    for task, delay, epochs, seed in todo:
         folder = run_dir(task, delay, epochs, seed, root)
-        if finished_result(folder) is not None:
-            continue
         t0 = time.time()
         fit(TrainConfig(task=task, model="amp-rnn", delay=delay, seed=seed, epochs=epochs),
             out_dir=folder, resume=True)

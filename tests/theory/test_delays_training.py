@@ -58,3 +58,12 @@ def test_extra_seeds_without_their_partner_are_refused(argv, tmp_path):
                         "--short-seeds", "0", *argv], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--extra-seeds" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_plan_that_selects_nothing_says_so_in_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ampsim", "delays", "run", "--root", str(tmp_path), "--full-seeds", "0",
+                        "--short-seeds", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert r.stderr.splitlines() == [f"0 run(s) planned under {tmp_path}, 0 finished, 0 to train (one AMP-RNN fit "
+                                     "each: 1-10 minutes of one core per 1000 epochs; rerun to resume)"]
+    assert list(tmp_path.iterdir()) == []
