@@ -92,3 +92,12 @@ def test_results_is_small_and_every_entry_has_its_row_in_the_readme():
         stem = entry.split(".")[0] if os.path.isfile(RESULTS / entry) else entry + "/"
         assert f"`{stem}" in readme, f"results/{entry} has no row in results/README.md"
     assert not [f for f in files if re.search(r"_v[0-9]+\b", f.name)], "superseded versions left in results/"
+
+
+def test_figure4_from_its_command(tmp_path):
+    from ampsim.cli import main
+
+    assert main(["figure4", "--seeds", "3", "--out", str(tmp_path / "figure4")]) == 0
+    published = (RESULTS / "figure4.md").read_text(encoding="utf-8")
+    ours = (tmp_path / "figure4.md").read_text(encoding="utf-8").replace(str(tmp_path / "figure4"), "results/figure4")
+    assert ours == published
