@@ -124,7 +124,8 @@ def unpack(packs: Iterable[str], to: str) -> int:
 def folder(spec: str) -> str:
     """A folder holding the runs of ``spec``: ``spec`` itself when it is a folder; for packs
     (``a.jsonl.gz`` or ``a.jsonl.gz,b.jsonl.gz``) a temporary folder with their files, unpacked
-    once per process and removed when it ends. A path inside one pack
+    once per process and removed when it ends; a folder or pack that does not exist is refused
+    (FileNotFoundError naming it). A path inside one pack
     (``results/table3_runs.jsonl.gz/parity/amp-iter/seed0``) gives that path in its folder."""
     spec = os.fspath(spec)
     inner = ""
@@ -133,6 +134,9 @@ def folder(spec: str) -> str:
         if sep:
             spec, inner = head + SUFFIX, tail
     if not is_pack(spec):
+        if not os.path.isdir(spec):  # a reader given a path that holds no runs: say so, never an empty table
+            raise FileNotFoundError(f"{spec}: no such folder of runs" if not os.path.exists(spec)
+                                    else f"{spec}: not a folder of runs (nor a {SUFFIX} pack)")
         return spec
     key = tuple(os.path.abspath(p) for p in spec.split(","))
     if key not in _unpacked:

@@ -108,3 +108,27 @@ def test_cli_pack_and_unpack(tmp_path, capsys):
     assert capsys.readouterr().out == f"wrote 4 files under {tmp_path / 'back'}\n"
     assert main(["runs", "pack", str(tmp_path / "missing"), out]) == 2
     assert capsys.readouterr().err == f"ampsim: error: {tmp_path / 'missing'}: not a folder of runs\n"
+
+
+def test_a_root_that_holds_no_runs_is_refused_by_name(tmp_path):
+    from ampsim import runpack
+
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'gone'}: no such folder of runs"):
+        runpack.folder(str(tmp_path / "gone"))
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="not a folder of runs"):
+        runpack.folder(str(tmp_path / "a.txt"))
+    assert runpack.folder(str(tmp_path)) == str(tmp_path)
+
+
+@pytest.mark.parametrize("argv", [["table2", "render", "--root"], ["delays", "summarize", "--root"],
+                                  ["nodes", "render", "--out"], ["table4", "render", "--out"]])
+def test_renderers_refuse_a_missing_root_in_one_line(argv, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ampsim", *argv, str(tmp_path / "gone")], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"ampsim: error: {tmp_path / 'gone'}: no such folder of runs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -44,7 +44,6 @@ def _delays(args: argparse.Namespace) -> int:
     from ..theory import delays_training as D
 
     if args.action == "summarize":
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         doc = D.summarize(args.out, args.root)
         for t, r in doc["tasks"].items():
             print(f"{t:<11} seeds {len(r['seeds'])}: {r['verdict']}: {r['why']}")

@@ -283,6 +283,7 @@ def summarize(out: str = os.path.join("runs", "delays_training"), root: str = RU
     from ..train.synthetic import finished_result
 
     root = runpack.folder(root)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     rows = {}
     curves = {}
     for task in TASKS:
