@@ -19,6 +19,7 @@ from ..graphs import Graph, parse_graph_spec
 from .sgin import SGIN, run_sgin
 from .synchronizer import ORIGIN, TABLE1_ROWS, Synchronizer, Table1Literal
 from .table1_causes import literal_causes, synchronizer_events
+from .table1_flaws import Table1Flawed, flaw_actions
 
 DEFAULT_GRAPHS = (
     "path:2", "path:7", "path:50",
@@ -40,6 +41,15 @@ RELU_TOL = 1e-9
 RULES = {"synchronizer": Synchronizer, "table1-literal": Table1Literal}
 
 
+def make_rule(case: "Case", model: SGIN) -> Any:
+    """The case's NodeRule: Table 1 with only ``case.flaws`` (:mod:`.table1_flaws`) when given, else ``RULES[rule]``."""
+    if case.flaws is not None:
+        if case.rule != "table1-literal":
+            raise ValueError("flaws select parts of Table 1: they need the table1-literal rule")
+        return Table1Flawed(model, flaws=case.flaws)
+    return RULES[case.rule](model)
+
+
 def budget_for(graph: Graph, layers: int) -> int:
     """Processed deliveries a case may use: 20 · L · |E| + 2n."""
     return 20 * layers * graph.num_edges + 2 * graph.num_nodes
@@ -58,9 +68,11 @@ class Case:
     aggregation: str = "sum"
     dim: int = DEFAULT_DIM
     loss: float = 0.0
+    flaws: Optional[tuple] = None
 
     def label(self) -> str:
-        return (f"{self.rule} {self.graph} L={self.layers} seed={self.seed} {self.delay}"
+        rule = self.rule if self.flaws is None else f"{self.rule}[{','.join(self.flaws) or 'none'}]"
+        return (f"{rule} {self.graph} L={self.layers} seed={self.seed} {self.delay}"
                 f"{' fifo' if self.fifo else ''}{f' loss={self.loss}' if self.loss else ''}")
 
 
@@ -217,7 +229,7 @@ def _error(got: Sequence[float], expected: Sequence[float]) -> float:
 def build_simulation(case: Case, tracer: Any = None, wrap: bool = True) -> tuple[Simulation, Any, tuple]:
     """The simulation of a case (with the recording wrapper if ``wrap``), and sGIN's layers for it."""
     g, features, start, model = case_inputs(case)
-    rule = RULES[case.rule](model)
+    rule = make_rule(case, model)
     rec = _Recorder(rule) if wrap else rule
     sim = Simulation(
         g, rec, delay=case.delay, fifo=case.fifo, seed=case.seed, tracer=tracer, start=start,
@@ -259,7 +271,12 @@ def _evaluate(sim: Simulation, rec: _Recorder, ref: tuple, layers: int) -> Execu
     else:
         outcome = "pass" if all(_close(s, ref[layers][v]) for v, (_, s) in enumerate(finals)) else "wrong"
     divergence = _first_divergence(rec, index, ref, layers, finals, result.stuck) if outcome != "pass" else None
-    causes = literal_causes(rec.rule, rec.steps, index) if isinstance(rec.rule, Table1Literal) else []
+    if isinstance(rec.rule, Table1Literal):
+        causes = literal_causes(rec.rule, rec.steps, index)
+    elif isinstance(rec.rule, Table1Flawed):
+        causes = flaw_actions(rec.rule, rec.steps, index)
+    else:
+        causes = []
     return Execution(sim, result, outcome, ref, rec.steps, index, divergence, causes, max_error)
 
 
@@ -355,6 +372,7 @@ def make_cases(
     aggregation: str = "sum",
     dim: int = DEFAULT_DIM,
     loss: float = 0.0,
+    flaws: Optional[tuple] = None,
 ) -> list[Case]:
     """graphs x L x seeds x (constant; uniform non-FIFO; uniform FIFO), in that order."""
     if seeds < 1:
@@ -377,7 +395,7 @@ def make_cases(
         else:
             raise ValueError(f"unknown delay model {delay!r}; choose constant or uniform")
     return [
-        Case(spec, L, seed, delay, fifo, rule, aggregation, dim, loss)
+        Case(spec, L, seed, delay, fifo, rule, aggregation, dim, loss, flaws)
         for spec in graphs for L in layers for seed in range(seeds) for delay, fifo in settings
     ]
 

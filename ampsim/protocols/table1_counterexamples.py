@@ -138,3 +138,59 @@ EARLY_PULSE_RUN = Counterexample("path:4", 1, 2, keep_origin=True)
 (FIFO) delays: at t = 4 node 1 has computed layer 1 (s = h^(1), still to be sent with its
 pulse 2) and waits for node 2's safe message when node 0's pulse 2 arrives. Table 1's
 state has no room for both (its row 5 would fire on the pulse)."""
+
+
+FLAW_GRAPHS = ("path:2", "path:3", "path:4", "cycle:3", "star:3", "cycle:4", "complete:4", "path:5", "cycle:5",
+               "star:4", "star:5", "cycle:6", "petersen")
+"""The small graphs of :func:`smallest_flaw_failures`, smallest first."""
+
+
+def smallest_flaw_failures(
+    flaw_sets: Sequence[tuple],
+    graphs: Sequence[str] = FLAW_GRAPHS,
+    layers: Sequence[int] = (1, 2, 3),
+    seeds: int = 10,
+    delays: Sequence[str] = ("constant", "uniform"),
+) -> dict:
+    """For each flaw set: the smallest failing sweep case of Table 1 with only those flaws, or None.
+
+    Cases are the sweep's (:func:`~.sync_cases.make_cases`: the seed draws features, weights, start
+    node and delays) over ``graphs`` x ``layers`` x ``seeds`` x (constant; uniform; uniform FIFO),
+    tried in the order (nodes, edges, L, seed, delay setting); the first failure of each set is kept.
+    Returns ``flaws -> {"case", "outcome", "divergence", "first_actions", "tried"}``, where
+    ``first_actions`` lists the first steps a present flaw changed (:func:`~.table1_flaws.flaw_actions`)
+    and ``tried`` counts the cases run (all of them when none failed).
+    """
+    from .sync_cases import make_cases
+
+    cases = make_cases(graphs=graphs, layers=layers, seeds=seeds, rule="table1-literal", delays=delays)
+    order = sorted(cases, key=lambda c: (_graph(c.graph).num_nodes, _graph(c.graph).num_edges, c.layers, c.seed,
+                                         c.delay, c.fifo))
+    out: dict = {}
+    for flaws in flaw_sets:
+        flaws = tuple(sorted(flaws))
+        found = None
+        tried = 0
+        for c in order:
+            tried += 1
+            case = _replace(c, flaws=flaws)
+            ex = _run(case)
+            if ex.outcome != "pass":
+                found = {"case": case, "outcome": ex.outcome, "divergence": ex.divergence,
+                         "first_actions": ex.causes[:8], "deliveries": ex.result.total_deliveries}
+                break
+        out[flaws] = {**(found or {"case": None}), "tried": tried}
+    return out
+
+
+def _replace(case, **kw):
+    from dataclasses import replace
+
+    return replace(case, **kw)
+
+
+def _run(case) -> Execution:
+    from .sync_cases import build_simulation
+
+    sim, rec, ref = build_simulation(case)
+    return _evaluate(sim, rec, ref, case.layers)

@@ -46,6 +46,7 @@ from .sync_cases import (DEFAULT_DIM, DEFAULT_GRAPHS, DEFAULT_LAYERS, MAX_REDRAW
                          reference_quality, run_case, sweep)
 from .synchronizer import ORIGIN
 from .table1_causes import CAUSES, literal_causes, synchronizer_events
+from .table1_flaws import ALL_FLAWS, FLAWS, Table1Flawed, parse_flaws
 from .table1_counterexamples import (COUNTEREXAMPLES, EARLY_PULSE_RUN, Counterexample, Scripted,
                                      run_counterexample, search_counterexamples)
 
@@ -193,7 +194,7 @@ def format_summary(summary: dict, results: Sequence[CaseResult]) -> str:
     if causes.get("failing_by_first_cause"):
         lines.append("failing cases by first cause (after row 2's, which every run with a non-zero origin state has):")
         for c, k in causes["failing_by_first_cause"].items():
-            lines.append(f"  {k:>6}  {c}: {CAUSES.get(c, 'no row misbehaved')}")
+            lines.append(f"  {k:>6}  {c}: {CAUSES.get(c) or FLAWS.get(c, 'no row misbehaved')}")
         occurs = ", ".join(f"{c} {k}" for c, k in causes["cases_with_cause"].items())
         lines.append(f"cases in which each cause occurs: {occurs}")
     failures = sorted((r for r in results if r.failed), key=_size_key)
@@ -244,7 +245,9 @@ def replay_case(case_path: str, verify: bool = True):
     with open(case_path, encoding="utf-8") as f:
         doc = json.load(f)
     trace = load_trace(os.path.join(os.path.dirname(case_path), doc["trace"]))
-    rule = RULES[doc["case"]["rule"]](SGIN.from_dict(doc["model"]))
+    flaws = doc["case"].get("flaws")
+    model = SGIN.from_dict(doc["model"])
+    rule = RULES[doc["case"]["rule"]](model) if flaws is None else Table1Flawed(model, flaws=flaws)
     return replay(trace, rule, verify=verify, start_message=ORIGIN, features=doc["features"])
 
 
@@ -297,6 +300,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ampsim verify synchronizer``."""
     parser.add_argument("--seeds", type=int, default=50, help="seeds per (graph, L, delay setting) (default 50)")
     parser.add_argument("--table1-literal", action="store_true", help="verify Table 1 exactly as printed")
+    parser.add_argument("--flaw", type=_flaw_list, default=None, metavar="F[,F...]",
+                        help="with --table1-literal: keep only these of Table 1's flaws F1..F6 and correct the "
+                             "others ('none': all corrected, 'all': as printed); docs/synchronizer.md, section 3a")
     parser.add_argument("--graph", action="append", default=None, metavar="SPEC",
                         help="graph spec (repeatable; default: the 20-graph sweep)")
     parser.add_argument("--layers", action="append", type=int, default=None, metavar="L",
@@ -315,9 +321,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", action="store_true", help="also draw the messages-per-layer plot into --out")
 
 
+def _flaw_list(text: str) -> tuple:
+    """``--flaw F3`` / ``--flaw F1,F5``: the flaws kept (:func:`~.table1_flaws.parse_flaws`); one line otherwise."""
+    try:
+        return parse_flaws(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the sweep, print the table, save summary and smallest failure; exit 1 if any case fails."""
     rule = "table1-literal" if args.table1_literal else "synchronizer"
+    flaws = getattr(args, "flaw", None)
+    if flaws is not None and not args.table1_literal:
+        raise ValueError("--flaw selects flaws of Table 1: it needs --table1-literal")
     if args.dim < 1:
         raise ValueError(f"--dim must be >= 1, got {args.dim}")
     cases = make_cases(
@@ -329,6 +346,7 @@ def main(args: argparse.Namespace) -> int:
         aggregation=args.aggregation,
         dim=args.dim,
         loss=args.loss,
+        flaws=flaws,
     )
     t0 = time.perf_counter()
     with executor_from_args(args) as executor:  # None unless --dask
@@ -337,10 +355,11 @@ def main(args: argparse.Namespace) -> int:
     summary = summarize(results)
     summary["args"] = {k: v for k, v in vars(args).items() if k not in ("func", "command", "target")}
     summary["rule"] = rule
+    summary["flaws"] = None if flaws is None else list(flaws)
     summary["wall_s"] = round(wall, 2)
     summary["workers"] = args.workers
     summary["budget"] = "20 * L * |E| + 2 * n processed deliveries"
-    stem = rule.replace("-", "_")
+    stem = rule.replace("-", "_") + ("" if flaws is None else "_flaws_" + ("_".join(flaws) or "none"))
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         failures = sorted((r for r in results if r.failed), key=_size_key)
@@ -351,7 +370,8 @@ def main(args: argparse.Namespace) -> int:
         write_text(path, json.dumps(summary, indent=1))
         if args.plot:
             plot_messages_per_layer(summary, os.path.join(args.out, "messages_per_layer.png"))
-    print(f"{rule}: {len(cases)} cases in {wall:.1f} s ({args.workers} worker{'s' if args.workers > 1 else ''})")
+    label = rule if flaws is None else f"{rule} with only {', '.join(flaws) or 'no flaw'}"
+    print(f"{label}: {len(cases)} cases in {wall:.1f} s ({args.workers} worker{'s' if args.workers > 1 else ''})")
     text = format_summary(summary, results)
     if args.out and "smallest_failure" in summary:
         head, last = text.rsplit("\n", 1)
