@@ -385,8 +385,10 @@ class Simulation:
             raise AssumptionError(f"rule {name!r} declares unknown assumption(s) {sorted(unknown)}; known: {sorted(ASSUMPTIONS)}")
         if "random_delays" in assumes and not self.delay.random:
             raise AssumptionError(
-                f"rule {name!r} needs random message delays (Lemma 4.2: constant delays cannot break "
-                f"symmetry), but the delay model is {self.delay.name!r}; use delay='uniform'"
+                f"rule {name!r} needs random message delays (Lemma 4.2), but the delay model is "
+                f"{self.delay.name!r}: the model gives no randomness under constant delays; any symmetry "
+                "breaking comes from the engine's deterministic tie order, which is not part of the model; "
+                "use delay='uniform'"
             )
         if "overtaking" in assumes and self.fifo:
             raise AssumptionError(

@@ -324,3 +324,44 @@ def test_star_started_at_its_centre_keeps_leaves_identical_for_the_same_rule():
     result = Simulation(nx.star_graph(5), Heard(4), delay="constant", start=0).run()
     assert result.reason == "quiescent"
     assert len({result.states[v] for v in range(1, 6)}) == 1 and result.states[1] == (1, 2, 3)
+
+
+class HistoryHash:
+    """Deterministic and anonymous: the state is the tuple of payloads heard; each of the first
+    ``k - 1`` deliveries broadcasts a hash of that history."""
+
+    name = "history-hash"
+    assumes = frozenset()
+
+    def __init__(self, k):
+        self.k = k
+
+    def start(self, node):
+        return (), None
+
+    def receive(self, node, state, message):
+        import hashlib
+
+        state = state + (message.payload,)
+        digest = hashlib.sha256(repr(state).encode()).hexdigest()[:8]
+        return state, (Message("h", digest) if len(state) < self.k else None)
+
+
+def test_engine_tie_order_alone_gives_unique_histories_on_cycle6_under_constant_delays():
+    """Not the model's doing: constant delays draw nothing (every seed gives the same run), the
+    engine's order of simultaneous arrivals breaks the symmetry (docs/ids.md, constant delays)."""
+    def unique(n, k, start, seed=0):
+        states = Simulation(nx.cycle_graph(n), HistoryHash(k), delay="constant", start=start, seed=seed).run().states
+        return len(set(states)) == n
+
+    assert [sum(unique(6, k, s, seed) for s in range(6) for seed in range(6)) for k in (2, 3, 4, 5, 6, 8)] == \
+        [0, 24, 36, 36, 36, 36]
+    assert [unique(6, 3, s) for s in range(6)] == [False, False, True, True, True, True]
+    assert [sum(unique(n, 4, s) for s in range(n)) for n in (4, 5, 7, 8, 10)] == [0, 5, 7, 8, 10]
+
+
+def test_constant_delay_refusal_says_the_model_gives_no_randomness():
+    with pytest.raises(AssumptionError) as info:
+        Simulation(nx.cycle_graph(6), UniqueIds(), delay="constant", start=0)
+    assert ("the model gives no randomness under constant delays; any symmetry breaking comes from the "
+            "engine's deterministic tie order, which is not part of the model") in str(info.value)
