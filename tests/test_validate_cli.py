@@ -122,3 +122,14 @@ def test_subprocess_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ampsim", "run", "--graph", "cycle:5", "--loss", "2"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "loss must be" in r.stderr
+
+
+def test_an_unknown_flag_is_reported_by_the_command_that_was_given():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ampsim", "table2", "run", "--sets", "x"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2
+    assert r.stderr == ("ampsim table2 run: error: unrecognized arguments: --sets x "
+                        "(see ampsim table2 run --help)\n")

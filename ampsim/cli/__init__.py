@@ -86,6 +86,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> "NoReturn":  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        """As argparse's, but a flag no command knows is reported by the command that was given
+        (``ampsim table2 run: error: unrecognized arguments: --sets x (see ampsim table2 run --help)``)."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            words = [w for w in (getattr(parsed, "command", None), getattr(parsed, "action", None)) if w]
+            prog = " ".join([self.prog, *words])
+            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see {prog} --help)\n")
+        return parsed
+
 
 class _Help(argparse.RawDescriptionHelpFormatter):
     """``ampsim --help``: one line per command, no wrapping of the command list."""
