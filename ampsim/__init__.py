@@ -2,7 +2,7 @@
 
 The public API, one name per line. See docs/design.md for the semantics.
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .engine.delays import Constant, Custom, FromTrace, Uniform, get_delay
 from .engine.errors import (

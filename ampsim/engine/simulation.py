@@ -34,7 +34,7 @@ from heapq import heappush
 
 from simpy.events import NORMAL, PENDING, URGENT, Event
 
-from .. import __version__
+from .._version import __version__
 from .. import validate as V
 from ..graphs import Graph, as_graph
 from ..trace.records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord, summarize
