@@ -13,7 +13,7 @@
   sequence and the same adjacency spectrum (9 nodes; found by enumerating ``networkx.nonisomorphic_trees``):
   every invariant of degrees, spectrum and clique counts agrees on them.
 * ``figure4:P:K`` -- graph K (1 = top/left, 2 = bottom/right) of Figure 4's pair P (4a, 4b, 4c),
-  as built by :func:`ampsim.train.figure4.figure4_pairs` (colours dropped).
+  as built by :func:`ampsim.data.figure4.figure4_pairs` (colours dropped).
 
 :data:`FAMILY_SPECS` maps each name to a builder ``(parts, spec) -> networkx.Graph`` with the
 signature of ``ampsim.graphs.GRAPH_SPECS``, which registers them.
@@ -85,7 +85,7 @@ def cospectral_tree(side: int) -> nx.Graph:
 
 def figure4_graph(pair: str, side: int) -> nx.Graph:
     """Graph ``side`` (1 or 2) of Figure 4's pair ``pair`` (``"4a"``, ``"4b"``, ``"4c"``), uncoloured."""
-    from .train.figure4 import figure4_pairs  # lazily: it imports torch
+    from .data.figure4 import figure4_pairs  # lazily: it imports torch
 
     pairs = figure4_pairs()
     if pair not in pairs or side not in (1, 2):

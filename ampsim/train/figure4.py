@@ -38,6 +38,7 @@ from torch import Tensor
 from ..cells.cells import CELL_KINDS, AMPCell
 from ..cells.models import init_parameters
 from ..cells.rule import CellRule
+from ..data.figure4 import BLUE, COLOURS, RED, WHITE, GraphPair, figure4_pairs  # noqa: F401 (also importable from here)
 from ..data.graphdata import GraphData
 from ..data.tasks import wl_colour_histogram
 from ..engine.messages import Message
@@ -45,20 +46,6 @@ from ..engine.simulation import Simulation
 from ..trace.tracers import ListTracer
 
 __all__ = ["GraphPair", "StartView", "figure4_pairs", "demo_cell", "start_view", "separated", "wl_equivalent", "aggregation_blind", "report"]
-
-WHITE, BLUE, RED = 0, 1, 2
-COLOURS = ("white", "blue", "red")
-
-
-@dataclass(frozen=True)
-class GraphPair:
-    """Two graphs of Figure 4 (``first`` = top/left, ``second`` = bottom/right), with node colours."""
-
-    name: str
-    first: GraphData
-    second: GraphData
-    colours_first: tuple[int, ...]
-    colours_second: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -79,38 +66,6 @@ class StartView:
                 and torch.equal(self.output, other.output))
 
     __hash__ = None  # type: ignore[assignment]
-
-
-def _graph(edges: Sequence[tuple[int, int]], colours: Sequence[int], width: int) -> GraphData:
-    n = len(colours)
-    directed = sorted({(u, v) for a, b in edges for u, v in ((a, b), (b, a))})
-    x = torch.zeros(n, width)
-    x[torch.arange(n), torch.tensor(list(colours))] = 1.0
-    return GraphData(torch.tensor(directed, dtype=torch.long).t().contiguous(), x,
-                     torch.zeros(n, dtype=torch.long), n, "node")
-
-
-def _cycle(nodes: Sequence[int]) -> list[tuple[int, int]]:
-    return [(nodes[i], nodes[(i + 1) % len(nodes)]) for i in range(len(nodes))]
-
-
-def figure4_pairs() -> dict[str, GraphPair]:
-    """The three pairs ``"4a"``, ``"4b"``, ``"4c"`` (see the module docstring); start candidates are all nodes."""
-    four = [i % 4 for i in range(8)]
-    a1 = _cycle([0, 1, 2, 3]) + _cycle([4, 5, 6, 7])
-    a2 = _cycle(list(range(8)))
-    b1 = [(0, 1), (0, 2)]
-    b2 = [(0, 1), (0, 2), (0, 3)]
-    # 4c: r = 0 (red), a = 1 and d = 4 (blue), the rest white.
-    c1 = [(0, 1), (0, 4), (1, 2), (1, 3), (2, 3), (4, 5), (4, 6), (5, 6)]
-    c2 = [(0, 1), (0, 4)] + _cycle([1, 2, 3, 4, 5, 6])
-    c_col = (RED, BLUE, WHITE, WHITE, BLUE, WHITE, WHITE)
-    return {
-        "4a": GraphPair("4a", _graph(a1, four, 4), _graph(a2, four, 4), tuple(four), tuple(four)),
-        "4b": GraphPair("4b", _graph(b1, [WHITE, BLUE, BLUE], 3), _graph(b2, [WHITE, BLUE, BLUE, BLUE], 3),
-                        (WHITE, BLUE, BLUE), (WHITE, BLUE, BLUE, BLUE)),
-        "4c": GraphPair("4c", _graph(c1, c_col, 3), _graph(c2, c_col, 3), c_col, c_col),
-    }
 
 
 def wl_equivalent(first: GraphData, second: GraphData, iterations: int = 8,
