@@ -17,6 +17,7 @@ from .engine.messages import START, Message, NodeView
 from .engine.rule import NodeRule
 from .engine.simulation import RunResult, Simulation
 from .graphs import Graph, as_graph, parse_graph_spec
+from . import pyg as _pyg  # noqa: F401 -- registers the PyG Data / Batch reader of as_graph (no PyG import)
 from .protocols import Flooding, get_rule
 from .trace.io import Trace, load_trace, save_trace
 from .trace.records import EndRecord, MessageRecord, StateRecord

@@ -9,8 +9,9 @@ AMP runs on simple undirected graphs (Section 3). :func:`as_graph` accepts
   about direction, so it is read as a list of undirected edges (one direction per edge enough;
   a pair listed again, in either direction, is the same edge);
 * a :class:`Graph` (returned as is);
-* a PyTorch Geometric ``Data`` or ``Batch`` (see :mod:`ampsim.pyg`): read with PyG's meaning,
-  so a directed ``Data`` or one with repeated edges is refused as a DiGraph or MultiGraph is.
+* a PyTorch Geometric ``Data`` or ``Batch`` (see :mod:`ampsim.pyg`, which registers its reader with
+  :func:`register_reader`): read with PyG's meaning, so a directed ``Data`` or one with repeated edges
+  is refused as a DiGraph or MultiGraph is.
 
 Directed graphs, multigraphs, self-loops and empty graphs are rejected with a
 :class:`~ampsim.engine.errors.GraphError`. Neighbours are stored sorted, so every
@@ -28,7 +29,7 @@ import hashlib
 import numbers
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import networkx as nx
 
@@ -44,6 +45,7 @@ __all__ = [
     "SizeEstimate",
     "estimate_spec",
     "check_size",
+    "register_reader",
 ]
 
 
@@ -129,6 +131,18 @@ def _from_edges(n: int, edges: Iterable[Sequence[int]], labels: Optional[Sequenc
     return Graph(n, tuple(tuple(sorted(s)) for s in nbrs), tuple(labels) if labels is not None else tuple(range(n)), name)
 
 
+_READERS: list[tuple[Callable[[Any], bool], Callable[[Any, str], "Graph"]]] = []
+"""``(accepts, read)`` pairs that :func:`as_graph` tries, in order, before its own input types."""
+
+
+def register_reader(accepts: Callable[[Any], bool], read: Callable[[Any, str], "Graph"]) -> None:
+    """Teach :func:`as_graph` one more input type: ``read(obj, name)`` for every ``obj`` that ``accepts``.
+
+    An adapter registers its reader when it is imported (:mod:`ampsim.pyg` for PyG ``Data`` and
+    ``Batch``, imported by the package), so that this module, below the adapters, imports none of them."""
+    _READERS.append((accepts, read))
+
+
 def _node_order(g: nx.Graph) -> list[Any]:
     nodes = list(g.nodes)
     try:
@@ -144,10 +158,9 @@ def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "", max_ed
     (default :data:`DEFAULT_MAX_EDGES`) is a :class:`SizeLimitError`, before anything is allocated."""
     if isinstance(graph, Graph):
         return graph
-    if any(c.__module__.startswith("torch_geometric.") for c in type(graph).__mro__):  # PyG Data / Batch (ampsim.pyg)
-        from .pyg import graph_from_pyg
-
-        return graph_from_pyg(graph, name)
+    for accepts, read in _READERS:  # adapters' input types: a PyG Data / Batch (ampsim.pyg)
+        if accepts(graph):
+            return read(graph, name)
     if isinstance(graph, nx.Graph):
         if graph.is_directed():
             raise GraphError("directed graphs are not supported: AMP channels are undirected (use G.to_undirected())")

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Union
 
+from .graphs import register_reader
+
 __all__ = ["is_pyg", "is_batch", "graph_from_pyg", "features_from_pyg", "from_pyg", "to_pyg", "simulations",
            "first_nodes"]
 
@@ -53,6 +55,11 @@ def is_pyg(obj: Any) -> bool:
 def is_batch(obj: Any) -> bool:
     """Whether ``obj`` is a PyG ``Batch`` (several graphs)."""
     return is_pyg(obj) and hasattr(obj, "to_data_list") and getattr(obj, "ptr", None) is not None
+
+
+def _from_torch_geometric(obj: Any) -> bool:
+    """Whether any class of ``obj`` comes from ``torch_geometric`` (the input :func:`graph_from_pyg` reads)."""
+    return any(c.__module__.startswith("torch_geometric.") for c in type(obj).__mro__)
 
 
 def graph_from_pyg(data: Any, name: str = ""):
@@ -195,3 +202,6 @@ def tu_parity(ours: Sequence[Any], theirs: Sequence[Any]) -> dict:
         return {"graphs": len(ds), "nodes": nodes, "edges": edges, "labels": sorted(labels.values())}
 
     return {"ours": summary(ours), "theirs": summary(theirs)}
+
+
+register_reader(_from_torch_geometric, graph_from_pyg)  # as_graph (and so Simulation) reads a PyG Data / Batch
