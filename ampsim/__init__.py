@@ -19,10 +19,26 @@ from .engine.simulation import RunResult, Simulation
 from .graphs import Graph, as_graph, parse_graph_spec
 from . import pyg as _pyg  # noqa: F401 -- registers the PyG Data / Batch reader of as_graph (no PyG import)
 from .protocols import Flooding, get_rule
-from .trace.io import Trace, load_trace, save_trace
+from .trace.io import Trace, load_trace, register_format as _register_format, save_trace
 from .trace.records import EndRecord, MessageRecord, StateRecord
 from .trace.replay import replay
 from .trace.tracers import JSONLTracer, ListTracer, TeeTracer, Tracer
+
+
+
+def _parquet(name: str):
+    """``ampsim.trace.columnar.<name>``, imported on first call: pyarrow and NumPy load only for a Parquet file."""
+    def call(*args, **kwargs):
+        from .trace import columnar
+
+        return getattr(columnar, name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
+# the core reads and writes Parquet traces through this registration, never by importing the adapter
+_register_format("parquet", (".parquet", ".pq"), load=_parquet("load_parquet"), save=_parquet("save_parquet"))
 
 _LAZY = {
     # matplotlib is imported only when a picture is asked for

@@ -38,6 +38,7 @@ from .._version import __version__
 from .. import validate as V
 from ..graphs import Graph, as_graph
 from ..trace.records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord, summarize
+from ..trace.records import FORMAT as TRACE_FORMAT, VERSION as TRACE_VERSION
 from ..trace.tracers import Tracer, as_tracer
 from .delays import Constant, DelayModel, get_delay, sampler
 from .errors import AssumptionError, DelayError, FeatureError, GraphError, RuleError
@@ -47,8 +48,6 @@ from .rule import ASSUMPTIONS, NodeRule, check_output, check_rule, rule_name, ru
 
 __all__ = ["Simulation", "RunResult", "Mailbox", "Take", "Copy", "Burst", "TRACE_FORMAT", "TRACE_VERSION", "DEFAULT_BUDGET"]
 
-TRACE_FORMAT = "ampsim.trace"
-TRACE_VERSION = 1
 DEFAULT_BUDGET = 1_000_000
 """Deliveries one ``run()`` may process when it is given neither ``until`` nor a budget: no run hangs."""
 

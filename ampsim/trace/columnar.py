@@ -49,7 +49,7 @@ import numpy as np
 
 from ..engine.errors import TraceFormatError
 from ..fileio import FinishOnExit
-from .records import DELIVER, DROP, SEND, EndRecord, MessageRecord, StateRecord
+from .records import DELIVER, DROP, FORMAT, SEND, SUPPORTED_VERSIONS, EndRecord, MessageRecord, StateRecord, Trace
 
 __all__ = [
     "ParquetTracer",
@@ -535,7 +535,6 @@ def _read_table(path: str, max_records: Optional[int] = None):
 
 
 def _header(path: str, meta: dict) -> dict:
-    from .io import FORMAT, SUPPORTED_VERSIONS
 
     if HEADER_KEY not in meta:
         raise TraceFormatError(f"{path}: not an ampsim trace (no {HEADER_KEY.decode()!r} metadata)")
@@ -557,7 +556,6 @@ def _header(path: str, meta: dict) -> dict:
 def load_parquet(path: Union[str, os.PathLike], max_records: Optional[int] = None):
     """Read and validate a Parquet trace; the same :class:`Trace` a JSONL copy of it gives (``max_records``:
     see :func:`ampsim.trace.io.load_trace`)."""
-    from .io import Trace
 
     path = os.fspath(path)
     meta, table = _read_table(path, max_records)

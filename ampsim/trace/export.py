@@ -30,7 +30,7 @@ def export_trace(trace, path: Union[str, os.PathLike], fmt: str) -> str:
 
         save_trace(trace, path)
         return f"JSONL trace ({len(trace.records)} records)"
-    from .columnar import save_parquet
+    from .io import format_saver
 
-    save_parquet(trace, path)
+    format_saver("parquet")(trace, path)  # registered by the package: ampsim.trace.columnar
     return f"Parquet trace ({len(trace.records)} records)"

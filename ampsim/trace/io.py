@@ -14,17 +14,37 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, fields
-from typing import Optional, Union
+from dataclasses import fields
+from typing import Callable, Optional, Union
 
 from ..engine.errors import GraphError, SizeLimitError, TraceFormatError, TraceMismatch
 from .. import validate as V
-from .records import EndRecord, MessageRecord, StateRecord
+from .records import FORMAT, SUPPORTED_VERSIONS, EndRecord, MessageRecord, StateRecord, Trace
 
-__all__ = ["Trace", "load_trace", "save_trace", "validate_trace", "DEFAULT_MAX_RECORDS", "BYTES_PER_RECORD"]
+__all__ = ["Trace", "load_trace", "save_trace", "validate_trace", "register_format", "format_saver",
+           "DEFAULT_MAX_RECORDS", "BYTES_PER_RECORD"]
 
-FORMAT = "ampsim.trace"
-SUPPORTED_VERSIONS = (1,)
+_FORMATS: dict[str, tuple[tuple[str, ...], Callable, Callable]] = {}
+"""Trace formats other than JSONL: ``name -> (suffixes, load, save)`` (Parquet: registered by the package)."""
+
+
+def register_format(name: str, suffixes: tuple[str, ...], load: Callable, save: Callable) -> None:
+    """Read and write the trace files whose name ends in one of ``suffixes`` with ``load(path, max_records=)``
+    and ``save(trace, path)``. The package registers Parquet (:mod:`ampsim.trace.columnar`), so that this
+    module imports no adapter and pyarrow loads only when such a file is read or written."""
+    _FORMATS[name] = (tuple(s.lower() for s in suffixes), load, save)
+
+
+def _format_of(path: str) -> Optional[tuple[tuple[str, ...], Callable, Callable]]:
+    lower = path.lower()
+    return next((f for f in _FORMATS.values() if lower.endswith(f[0])), None)
+
+
+def format_saver(name: str) -> Callable:
+    """The ``save(trace, path)`` of the registered format ``name`` (e.g. ``"parquet"``)."""
+    if name not in _FORMATS:
+        raise ValueError(f"no trace format {name!r} is registered (known: {', '.join(sorted(_FORMATS)) or 'none'})")
+    return _FORMATS[name][2]
 _MSG_FIELDS = list(MessageRecord._fields[1:])
 _STATE_FIELDS = list(StateRecord._fields)
 _END_FIELDS = [f.name for f in fields(EndRecord)]
@@ -45,31 +65,6 @@ def check_length(path: str, records: int, max_records: Optional[int], exact: boo
         what = f"{records:,} records" if exact else f"up to {records:,} records"
         V.within_memory(f"{path}: the trace holds {what} and", records * BYTES_PER_RECORD,
                         max_records * BYTES_PER_RECORD, f"max_records= (now {max_records:,})")
-
-
-@dataclass(frozen=True)
-class Trace:
-    """A recorded run: its ``header``, its records in event order, and one end record per ``run()``."""
-
-    header: dict
-    records: tuple
-    ends: tuple
-
-    @property
-    def messages(self) -> list[MessageRecord]:
-        return [r for r in self.records if isinstance(r, MessageRecord)]
-
-    @property
-    def deliveries(self) -> list[MessageRecord]:
-        return [r for r in self.records if isinstance(r, MessageRecord) and r.event == "deliver"]
-
-    @property
-    def states(self) -> list[StateRecord]:
-        return [r for r in self.records if isinstance(r, StateRecord)]
-
-    def delays(self) -> dict[int, float]:
-        """``msg_id -> delay`` of every copy sent on an edge (the input of a from-trace replay)."""
-        return {r.msg_id: r.delay for r in self.records if isinstance(r, MessageRecord) and r.event in ("send", "drop") and r.src >= 0}
 
 
 def _reject_constant(token: str) -> float:
@@ -171,10 +166,9 @@ def load_trace(path: Union[str, os.PathLike], max_records: Optional[int] = DEFAU
     path = os.fspath(path)
     if V.not_a_file(path) and not os.path.isdir(path):
         raise TraceFormatError(f"{path}: is {V.not_a_file(path)}, not a trace file")
-    if path.lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
-        from .columnar import load_parquet
-
-        trace = load_parquet(path, max_records=max_records)
+    fmt = _format_of(path)
+    if fmt is not None:  # a registered format by its suffix: Parquet (ampsim.trace.columnar)
+        trace = fmt[1](path, max_records=max_records)
         validate_trace(trace, path, max_edges=max_edges)  # the same checks as JSONL: records against the header and each other
         return trace
     if not os.path.exists(path):
@@ -455,10 +449,9 @@ def save_trace(trace: Trace, path: Union[str, os.PathLike]) -> None:
     """Write ``trace`` as JSONL (or Parquet, by suffix), atomically (a temporary file renamed into place)."""
     from .tracers import JSONLTracer
 
-    if os.fspath(path).lower().endswith((".parquet", ".pq")):  # the columnar format (ampsim.trace.columnar)
-        from .columnar import save_parquet
-
-        return save_parquet(trace, path)
+    fmt = _format_of(os.fspath(path))
+    if fmt is not None:  # a registered format by its suffix: Parquet (ampsim.trace.columnar)
+        return fmt[2](trace, path)
 
     with JSONLTracer(path) as out:
         out.run_start(trace.header)

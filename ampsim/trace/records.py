@@ -22,15 +22,27 @@ for the tuple (``benchmarks/engine.py --trace``). They read like dataclasses
 (``record.msg_id``, ``record._replace(...)``, ``MessageRecord._fields``) and the
 columnar writer transposes them in C (``zip(*records)``). The one-per-run
 :class:`EndRecord` stays a frozen dataclass.
+
+A :class:`Trace` is a whole recorded run (header, records, ends), and :data:`FORMAT` /
+:data:`VERSION` are what a trace file's header says it is. They live here, with the records and
+below everything that reads or writes a trace, so that the engine names them without importing a
+trace reader.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["MessageRecord", "StateRecord", "EndRecord", "SEND", "DELIVER", "DROP", "summarize"]
+__all__ = ["MessageRecord", "StateRecord", "EndRecord", "Trace", "SEND", "DELIVER", "DROP", "FORMAT", "VERSION",
+           "SUPPORTED_VERSIONS", "summarize"]
 
 SEND, DELIVER, DROP = "send", "deliver", "drop"
+FORMAT = "ampsim.trace"
+"""The ``format`` of every trace header (JSONL line or Parquet metadata)."""
+VERSION = 1
+"""The trace format version the engine writes."""
+SUPPORTED_VERSIONS = (1,)
+"""The versions the readers accept."""
 
 
 class MessageRecord(NamedTuple):
@@ -86,6 +98,31 @@ class EndRecord:
         d["in_flight"] = list(self.in_flight)
         d["stuck"] = list(self.stuck)
         return {"type": "end", **d}
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A recorded run: its ``header``, its records in event order, and one end record per ``run()``."""
+
+    header: dict
+    records: tuple
+    ends: tuple
+
+    @property
+    def messages(self) -> list[MessageRecord]:
+        return [r for r in self.records if isinstance(r, MessageRecord)]
+
+    @property
+    def deliveries(self) -> list[MessageRecord]:
+        return [r for r in self.records if isinstance(r, MessageRecord) and r.event == "deliver"]
+
+    @property
+    def states(self) -> list[StateRecord]:
+        return [r for r in self.records if isinstance(r, StateRecord)]
+
+    def delays(self) -> dict[int, float]:
+        """``msg_id -> delay`` of every copy sent on an edge (the input of a from-trace replay)."""
+        return {r.msg_id: r.delay for r in self.records if isinstance(r, MessageRecord) and r.event in ("send", "drop") and r.src >= 0}
 
 
 def summarize(value: Any, limit: int = 120) -> str:

@@ -28,7 +28,7 @@ from typing import Optional, Protocol, Sequence, Union, runtime_checkable
 
 from ..engine.errors import AmpsimError, RuleError
 from ..fileio import AtomicFile, FinishOnExit
-from .records import EndRecord, MessageRecord, StateRecord
+from .records import EndRecord, MessageRecord, StateRecord, Trace
 
 __all__ = ["Tracer", "ListTracer", "JSONLTracer", "TeeTracer", "TraceLimitError", "as_tracer"]
 
@@ -126,9 +126,7 @@ class ListTracer:
         return [r for r in self.records if isinstance(r, MessageRecord)]
 
     def trace(self) -> "object":
-        """A :class:`~ampsim.trace.io.Trace` of what was recorded (for replay and plots)."""
-        from .io import Trace
-
+        """A :class:`~ampsim.trace.records.Trace` of what was recorded (for replay and plots)."""
         return Trace(self.header_, tuple(self.records), tuple(self.ends))
 
 
