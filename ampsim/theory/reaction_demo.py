@@ -64,7 +64,7 @@ def figure3_graph(relays: Sequence[int], s_red: bool) -> GraphData:
 
 
 def figure3_task(seed: int = 0, train: int = 64, test: int = 32):
-    """The Figure 3 task as a :class:`~ampsim.train.loop.TaskSpec` (see the module docstring)."""
+    """The Figure 3 task as a :class:`~ampsim.train.synthetic.TaskSpec` (see the module docstring)."""
     from ..train.loop import TaskSpec
 
     rng = stream(seed, "figure3")

@@ -72,8 +72,9 @@ optimiser schedule (lr, StepLR); :func:`ampsim.train.synthetic.stack_groups` dec
 why not. A mask over the nodes of one graph (node classification) belongs in ``loss`` or in
 the readout, not in ``Data.train``, which is per item.
 
-Table 2/3 names (``TrainConfig``, ``fit``, ...) still import from here; they live in
-:mod:`ampsim.train.synthetic`.
+Table 2/3 names (``TrainConfig``, ``fit``, ...) still import from here: they live in
+:mod:`ampsim.train.synthetic`, and the package (:mod:`ampsim.train`) binds them into this module's
+namespace, so that this loop imports no task.
 """
 from __future__ import annotations
 
@@ -493,16 +494,3 @@ def _save_all(paths: Sequence[str], configs: Sequence[Any], epoch: int, model: n
                         scheduler=sched.state_dict() if sched is not None else None,
                         delay_rng=rngs[k].getstate() if rngs is not None else None,
                         history=outcomes[k].history)
-
-
-_SYNTHETIC = ("TrainConfig", "TaskSpec", "PARITY_TASKS", "DISPLAY", "GATE_INIT_BIAS", "load_task", "build_model",
-              "get_executor", "fit", "fit_seeds", "evaluate", "load_model", "distance_bucket", "param_digest",
-              "CHECKPOINT", "RESULT", "budget_of")
-
-
-def __getattr__(name: str):  # the Table 2/3 protocol's names, importable from here as before
-    if name in _SYNTHETIC:
-        from . import synthetic
-
-        return getattr(synthetic, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

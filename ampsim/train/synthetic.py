@@ -69,6 +69,10 @@ __all__ = [
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
+LOOP_NAMES = ("TrainConfig", "TaskSpec", "PARITY_TASKS", "DISPLAY", "GATE_INIT_BIAS", "load_task", "build_model",
+              "get_executor", "fit", "fit_seeds", "evaluate", "load_model", "distance_bucket", "param_digest",
+              "CHECKPOINT", "RESULT", "budget_of")
+"""Names of this protocol that :mod:`ampsim.train.loop` also offers (their home before the loop became generic)."""
 #: Initial bias of the learned emission gate: sigma(2) = 0.88, so training starts close to always-emit.
 GATE_INIT_BIAS = 2.0
 #: Table 3 ("parity") and Figure 6b ("parity-multi") task names.
