@@ -17,6 +17,7 @@ from typing import Optional, Union
 
 from ..engine.delays import Constant, DelayModel, Uniform
 from ..engine.errors import DelayError
+from ..engine.messages import Message
 from ..engine.rng import stream
 
 __all__ = ["EventQueue", "TIES", "engine_ties", "fifo_delay"]
@@ -211,6 +212,20 @@ class EventQueue:
 TIES = ("mailbox", "msg_id")
 
 
+class _AlwaysEmit:
+    """The probe's rule: count the messages received, broadcast the count after each one (the
+    always-emit schedule the planner plans; the Echo protocol, without importing the protocols)."""
+
+    name = "always-emit"
+    assumes = frozenset()
+
+    def start(self, node):
+        return 0, None
+
+    def receive(self, node, state, message):
+        return state + 1, Message("echo", state + 1)
+
+
 @lru_cache(maxsize=1)
 def engine_ties() -> str:
     """The engine's order of copies that arrive at the same instant, found by a probe run.
@@ -222,13 +237,11 @@ def engine_ties() -> str:
     strictly in (arrival, msg_id) order gives ``"msg_id"``. The probe: starts at 0 and
     1 on edges 0-2, 0-3, 1-2; at t = 1 copies 2 (to 2), 3 (to 3), 4 (to 2) arrive.
     """
-    from ..engine.messages import Message
     from ..engine.simulation import Simulation
-    from ..protocols.echo import Echo
     from ..trace.tracers import ListTracer
 
     tracer = ListTracer(states=False)
-    sim = Simulation([[0, 0, 1], [2, 3, 2]], Echo(), num_nodes=4, tracer=tracer,
+    sim = Simulation([[0, 0, 1], [2, 3, 2]], _AlwaysEmit(), num_nodes=4, tracer=tracer,
                      start={0: Message("s"), 1: Message("s")})
     sim.run(max_deliveries=5)
     order = [r.msg_id for r in tracer.records if r.event == "deliver"][2:5]

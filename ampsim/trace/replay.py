@@ -40,7 +40,7 @@ def replay(
     must be passed in: ``start_message=`` or, for per-node messages, ``start={v: Message}``.
     """
     from ..engine.simulation import Simulation
-    from ..protocols import get_rule
+    from ..protocols import get_rule  # upward: a trace names its protocol, replay finds it in the registry (rule= skips it)
 
     V.boolean("verify", verify)
     if rule is not None:
