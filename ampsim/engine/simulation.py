@@ -20,6 +20,10 @@ The semantics (docs/design.md pins each with a test):
    ``finished`` is false somewhere; the stuck nodes are named), ``time_limit``,
    ``message_budget`` (processed deliveries, as the paper's budgets) or
    ``halted`` (``stop_when`` said so). Delays <= 0 or non-finite are errors.
+
+This module is the run: set-up, broadcast, the node processes, stopping. The copies in flight and
+the mailboxes are :mod:`ampsim.engine.mailbox`; reading start nodes and features from the arguments
+is :mod:`ampsim.engine.inputs`.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import simpy
 from simpy.core import EmptySchedule, StopSimulation
 from heapq import heappush
 
-from simpy.events import NORMAL, PENDING, URGENT, Event
+from simpy.events import NORMAL, URGENT, Event
 
 from .._version import __version__
 from .. import validate as V
@@ -41,7 +45,9 @@ from ..trace.records import DELIVER, DROP, SEND, EndRecord, MessageRecord, State
 from ..trace.records import FORMAT as TRACE_FORMAT, VERSION as TRACE_VERSION
 from ..trace.tracers import Tracer, as_tracer
 from .delays import Constant, DelayModel, get_delay, sampler
-from .errors import AssumptionError, DelayError, FeatureError, GraphError, RuleError
+from .errors import AssumptionError, DelayError, GraphError, RuleError
+from .inputs import container_features, features_json, start_node
+from .mailbox import Burst, Copy, Item, Mailbox, Take
 from .messages import START, Message, NodeView
 from .rng import stream
 from .rule import ASSUMPTIONS, NodeRule, check_output, check_rule, rule_name, rule_spec
@@ -63,138 +69,6 @@ object (flooding's hop counts, a protocol's unchanged state): text of an object 
 place (a list, a tensor) is always made anew."""
 
 
-class Copy:
-    """One message copy in flight, which is also its own SimPy timer (semantics 2).
-
-    SimPy's ``Environment.step`` pops ``(time, priority, event id, event)`` from its
-    heap and calls each of ``event.callbacks`` with the event; that (and ``_ok``) is
-    all it asks of an event. A copy is therefore scheduled exactly as a ``Timeout``
-    is (``NORMAL`` priority, the next event id, so the order is unchanged), and its
-    ``callbacks`` is the receiver's shared one-element tuple ``(mailbox.deliver,)``.
-    With ``__slots__`` and no per-copy callback list, closure or value tuple, a copy
-    and its heap entry cost under 0.3 KB in flight (0.6 KB as a ``Timeout``).
-    Under constant delays a whole broadcast travels as one :class:`Burst` instead.
-    """
-
-    __slots__ = ("msg_id", "cause", "src", "dst", "t_send", "delay", "message", "callbacks")
-    _ok = True  # a timer never fails
-
-    def __init__(self, msg_id: int, cause: int, src: int, dst: int, t_send: float, delay: float,
-                 message: Message, callbacks: tuple) -> None:
-        self.msg_id = msg_id
-        self.cause = cause
-        self.src = src
-        self.dst = dst
-        self.t_send = t_send
-        self.delay = delay
-        self.message = message
-        self.callbacks = callbacks
-
-    def __repr__(self) -> str:
-        return f"<Copy {self.msg_id}: {self.src} -> {self.dst} at {self.t_send}+{self.delay}>"
-
-
-class Burst:
-    """Every copy of one broadcast under constant delays, in flight as one object (semantics 2 and 3).
-
-    With constant delays and no loss, all copies of a broadcast arrive at the same
-    instant and would hold consecutive event ids. A burst holds them as the
-    broadcast (sender, cause, send time, delay, message), the receivers (the
-    sender's neighbour tuple, shared with the graph) and the first ``msg_id``; it
-    sits in SimPy's heap once and, each time it fires, delivers the next copy alone
-    (built then, as a :class:`Copy`) and pushes itself again with the same time and
-    event id. The order of deliveries is therefore exactly that of one timer per
-    copy, while a flood of complete:800 holds 800 heap entries and no per-copy
-    object instead of 640,000 of each.
-    """
-
-    __slots__ = ("src", "cause", "t_send", "delay", "message", "dsts", "first", "index", "eid", "callbacks")
-    _ok = True
-
-    def __init__(self, src: int, cause: int, t_send: float, delay: float, message: Message,
-                 dsts: tuple, first: int, eid: int, callbacks: tuple) -> None:
-        self.src = src
-        self.cause = cause
-        self.t_send = t_send
-        self.delay = delay
-        self.message = message
-        self.dsts = dsts
-        self.first = first
-        self.index = 0
-        self.eid = eid
-        self.callbacks = callbacks
-
-    def pending(self) -> list[Copy]:
-        """The copies not yet delivered, in delivery order."""
-        return [
-            Copy(self.first + i, self.cause, self.src, self.dsts[i], self.t_send, self.delay, self.message, None)
-            for i in range(self.index, len(self.dsts))
-        ]
-
-
-Item = Copy
-
-
-class Take(Event):
-    """A node's get on its mailbox: succeeds (URGENT) with the oldest copy, at once or when one is delivered.
-
-    ``simpy.Store.get`` with only what a mailbox needs: no put queue to wake, no
-    scan of the get queue (a mailbox has one reader, its node). A node waits on one
-    get at a time, so its mailbox keeps one ``Take`` and re-arms it (:meth:`Mailbox.get`)
-    instead of allocating an event per delivery.
-    """
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self.env = env
-        self.callbacks = []
-        self._ok = True
-        self._value = PENDING
-
-
-class Mailbox:
-    """A node's mailbox, a ``simpy.Store`` cut to what AMP needs: a delivered copy wakes the node's get at once, URGENT (semantics 3).
-
-    With a plain ``Store.put`` the waiting get is triggered only when the put event
-    itself is processed, after every other timer of the same instant; copies then
-    pile up in the store and a node can process a later copy before an earlier
-    copy to another node. ``deliver`` hands the copy to the waiting :class:`Take`
-    synchronously (or keeps it in ``items`` when the node is not waiting). A mailbox
-    has one reader and no capacity, so it keeps only ``items`` and ``get_queue``
-    (``__slots__``): with hundreds of nodes the per-node state stays in cache.
-    """
-
-    __slots__ = ("_env", "items", "get_queue", "_take")
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self._env = env
-        self.items: list[Copy] = []
-        self.get_queue: list[Take] = []
-        self._take = Take(env)
-
-    def deliver(self, item: Copy) -> None:
-        """The copy's timer callback: wake the waiting get with ``item`` (URGENT), or keep it."""
-        waiting = self.get_queue
-        if waiting:
-            take = waiting.pop()
-            take._ok = True
-            take._value = item
-            self._env.schedule(take, URGENT)
-        else:
-            self.items.append(item)
-
-    def get(self) -> Take:
-        """The next copy, as an event (yielded by the node's process): the mailbox's one ``Take``, re-armed."""
-        take = self._take
-        take.callbacks = []
-        if self.items:
-            take._value = self.items.pop(0)
-            self._env.schedule(take, URGENT)
-        else:
-            take._value = PENDING
-            self.get_queue.append(take)
-        return take
-
-
 @dataclass(frozen=True)
 class RunResult:
     """How a ``run()`` ended: ``reason``, the clock, counts, stuck nodes, final states."""
@@ -208,60 +82,6 @@ class RunResult:
     in_flight: int
     stuck: tuple[int, ...]
     states: tuple
-
-
-def _start_node(v: Any, n: int) -> int:
-    if not V._is_int(v) or not 0 <= int(v) < n:
-        raise V.ArgumentError(f"start node {V.show(v)} is not in the graph: start nodes are indices 0..{n - 1}")
-    return int(v)
-
-
-def _container_features(graph: Any) -> tuple[Any, Optional[list]]:
-    """Features carried by the graph itself: networkx node attribute ``x`` or ``GraphData.x``.
-
-    Returns ``(features, labels)``; attributes on only some nodes are an error, never dropped.
-    """
-    if hasattr(graph, "nodes") and hasattr(graph, "is_directed"):
-        if not len(graph):
-            return None, None
-        from ..graphs import _node_order
-
-        order = _node_order(graph)
-        have = [v for v in order if graph.nodes[v].get("x") is not None]
-        if not have:
-            return None, None
-        if len(have) != len(order):
-            missing = [v for v in order if graph.nodes[v].get("x") is None]
-            raise FeatureError(
-                f"node attribute 'x' (features) is set on only some nodes: missing on {len(missing)} node(s) "
-                f"{missing[:10]}; give every node features or none"
-            )
-        return [graph.nodes[v]["x"] for v in order], order
-    if hasattr(graph, "edge_index") and hasattr(graph, "x") and hasattr(graph, "num_nodes"):  # GraphData
-        return graph.x, None
-    return None, None
-
-
-def _features_json(rows: list) -> Optional[list]:
-    """Per-node features as exact JSON (numbers, lists, strings, tensors), or None when not representable."""
-    out = []
-    for row in rows:
-        if hasattr(row, "detach"):
-            row = row.detach().cpu().tolist()
-        elif hasattr(row, "tolist"):
-            row = row.tolist()
-        if not _jsonable(row):
-            return None
-        out.append(row)
-    return out if any(r is not None for r in out) else None
-
-
-def _jsonable(x: Any) -> bool:
-    if x is None or isinstance(x, (bool, int, float, str)):
-        return True
-    if isinstance(x, (list, tuple)):
-        return all(_jsonable(v) for v in x)
-    return False
 
 
 class Simulation:
@@ -296,7 +116,7 @@ class Simulation:
     ) -> None:
         labels = None
         if features is None:
-            features, labels = _container_features(graph)
+            features, labels = container_features(graph)
         self.graph: Graph = as_graph(graph, num_nodes=V.optional_positive_int("num_nodes", num_nodes))
         n = self.graph.num_nodes
         if not V.boolean("allow_isolated", allow_isolated) and self.graph.isolated():
@@ -416,13 +236,13 @@ class Simulation:
                 return []  # no start message, as start=None (a run that ends quiescent at t=0)
             pairs = []
             for v, m in start.items():
-                v = _start_node(v, n)
+                v = start_node(v, n)
                 if not isinstance(m, Message):
                     raise V.ArgumentError(f"start[{v}] must be a Message, got {V.show(m)}")
                 pairs.append((v, m))
             return sorted(pairs, key=lambda p: p[0])
         if V._is_int(start):
-            return [(_start_node(start, n), None)]
+            return [(start_node(start, n), None)]
         return [(v, None) for v in V.node_ids("start", start, n, allow_empty=True)]
 
     def header(self) -> dict:
@@ -445,7 +265,7 @@ class Simulation:
             "start_messages": [
                 {"node": v, "kind": m.kind, "payload": summarize(m.payload)} for v, m in self.start_nodes if m is not None
             ],
-            "features": _features_json([view.features for view in self.views]),
+            "features": features_json([view.features for view in self.views]),
         }
 
     def _inject(self, v: int, message: Optional[Message]) -> None:
