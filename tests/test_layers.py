@@ -59,8 +59,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 """Each layer and the modules or packages in it; a module belongs to its longest listed prefix
 (``ampsim`` itself is only the package's ``__init__``)."""
 
-ADAPTERS = ("ampsim.pyg", "ampsim.trace.columnar")
-"""Modules that talk to an optional library (PyG, pyarrow/pandas). ``ampsim.sweeps`` imports Dask only
+ADAPTERS = ("ampsim.pyg", "ampsim.trace.columnar", "ampsim.trace.parquet_")
+"""Modules (or name prefixes) that talk to an optional library (PyG, pyarrow/pandas). ``ampsim.sweeps`` imports Dask only
 inside :func:`ampsim.sweeps.dask_executor`, so it stays in ``base``."""
 
 CORE = ("base", "data", "engine", "trace", "cells", "batched")
