@@ -1,6 +1,6 @@
 """Batched executor vs the per-message engine path, and vs a plain batched GRUCell, in one run.
 
-The workload (issue 7): MUTAG, one 25-message run from every node (Table 4's runs),
+The workload: MUTAG, one 25-message run from every node (Table 4's runs),
 AMP-GRU with hidden 32 and message size 16, forward + backward of the sum of all
 final states. Three timings, taken in alternating rounds (the median of each is
 reported; the machine is shared):

@@ -5,11 +5,11 @@ receives to all neighbours (an echo storm), one SimPy timeout per copy whose
 callback puts into the receiver's ``simpy.Store``, one process per node; both stop
 after the same number of processed deliveries. The bare loop has no rule call,
 no ids, no checks. Rounds alternate between the two to spread machine noise; the
-median of each is reported. Goal (issue 3): ratio >= 0.5.
+median of each is reported. Goal: ratio >= 0.5.
 
     python benchmarks/engine.py [--deliveries 100000] [--rounds 5]
 
-``--scale`` (issue 12): the engine under load. Flooding on complete:200, :400 and :800
+``--scale``: the engine under load. Flooding on complete:200, :400 and :800
 with constant delays puts up to n(n-1) copies in flight at once (all sent at t=1,
 all delivered at t=2). It prints deliveries/s at each size, the ratio of :800 to
 :200 (goal >= 0.8), and the memory the engine holds per in-flight copy (tracemalloc,
@@ -17,7 +17,7 @@ measured in a separate run stopped while every copy is in flight; goal <= 0.3 KB
 
     python benchmarks/engine.py --scale [--sizes 200,400,800] [--rounds 3]
 
-``--trace`` measures tracing instead (issue 16): flooding on complete:300 (89,701
+``--trace`` measures tracing instead: flooding on complete:300 (89,701
 messages) untraced, with a JSONL trace and with a Parquet trace, rounds alternating
 after one untimed warm-up run of each on cycle:8 (one-time imports are not throughput);
 prints messages/s, the ratio to untraced (goal for Parquet: >= 0.5) and the bytes

@@ -18,8 +18,8 @@ space goes back to the system and the resident size follows the live memory;
 ``--default-malloc`` keeps glibc's adaptive threshold (more stays resident).
 Times are CPU seconds of that process (``time.process_time``; with one thread equal to
 wall-clock time on an idle machine, and robust when other jobs share the cores; wall
-seconds are in the JSON). ``rows/s = deliveries / (fwd+plan + backward)``, as the issue
-measured it. In the same process, after the run: a plain ``nn.GRUCell(16, 32)`` forward +
+seconds are in the JSON). ``rows/s = deliveries / (fwd+plan + backward)``, the
+throughput the goal is stated in. In the same process, after the run: a plain ``nn.GRUCell(16, 32)`` forward +
 backward on the same number of rows (chunks of 65,536 rows), its rows/s.
 
 ``--paths``: which level loop runs (``auto``: the compiled one when available, see

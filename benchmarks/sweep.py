@@ -1,6 +1,6 @@
 """K models at once vs one after another: the 10 MUTAG folds of one Table 4 grid point, in one run.
 
-The workload (issue 14): MUTAG, grid point ``h16_m25_noskip`` (AMP-RNN, hidden 16, 25
+The workload: MUTAG, grid point ``h16_m25_noskip`` (AMP-RNN, hidden 16, 25
 messages per run, one run per node), the Table 4 protocol (one full-batch Adam step per
 epoch, StepLR, test accuracy after every epoch) for ``--epochs`` epochs, every fold:
 

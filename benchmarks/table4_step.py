@@ -1,6 +1,6 @@
 """One Table 4 training step as the protocol runs it vs every row, in one run.
 
-The workload (issue 14): a grid point of the Table 4 protocol on fold 0 of a data set, one
+The workload: a grid point of the Table 4 protocol on fold 0 of a data set, one
 full-batch step -- forward over the fold's training graphs, NLL, backward, Adam -- with the
 protocol's executor (:func:`ampsim.train.graph_classification.table4_executor`). Three
 variants, taken in alternating rounds after a warm-up step each (the plans are cached, as in
@@ -11,7 +11,7 @@ training):
   (``dedup``: equal feature rows give equal start states, docs/batched.md);
 * **keep**: the same without ``dedup`` (the step before value numbering);
 * **every row**: ``keep`` ignored and no ``dedup``: every delivery of every run is computed
-  (the path before issue 14's pruning). All three give the same loss (checked, 1e-5).
+  (the path before the keep/dedup pruning). All three give the same loss (checked, 1e-5).
 
     python benchmarks/table4_step.py [--points MUTAG:h16_m25_noskip IMDB-BINARY:h64_m25_noskip ...]
                                      [--rounds 5] [--threads 1] [--loops]

@@ -1,4 +1,4 @@
-"""One validation layer (issue 12): every bad argument of a public entry point gets one clear error.
+"""One validation layer: every bad argument of a public entry point gets one clear error.
 
 Each row is (entry point, bad input, error class, message pattern). The message must name
 the argument and repeat the user's value; the error is an AmpsimError and a ValueError.

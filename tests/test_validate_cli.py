@@ -1,4 +1,4 @@
-"""Bad inputs through the command line (issue 12): exit 2 and one line naming the user's input."""
+"""Bad inputs through the command line: exit 2 and one line naming the user's input."""
 from __future__ import annotations
 
 import json

@@ -272,7 +272,7 @@ class BatchedExecutor:
         in ``init_state``; a counted cell is planned with its ``count_rule``. A run of a cell
         with ``finished`` that goes quiet with unfinished nodes ends ``"stalled"``, as in the engine.
         """
-        V.positive_int("budget", budget)  # argument checks: ampsim.validate (issue 12)
+        V.positive_int("budget", budget)  # argument checks: ampsim.validate, one error per bad argument
         loss = V.probability("loss", loss, allow_one=False)
         V.boolean("fifo", fifo)
         V.boolean("history", history)

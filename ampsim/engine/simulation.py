@@ -494,7 +494,7 @@ class Simulation:
             # Copies in flight are long-lived containers: with many of them, Python's full
             # (oldest-generation) collections rescan all of them again and again and halve
             # the throughput. Young collections still run (cyclic garbage of a rule is
-            # freed); full ones wait until the run ends (issue 12). Restored on every path.
+            # freed); full ones wait until the run ends (benchmarks/engine.py --scale). Restored on every path.
             if thresholds[0]:
                 gc.set_threshold(thresholds[0], thresholds[1], _NO_FULL_GC)
             while True:

@@ -88,7 +88,7 @@ HALTING, RECURRENT = ("AMP-ACT", "AMP-Iter"), ("AMP-RNN", "AMP-GRU", "AMP-LSTM")
 
 
 def _table3_ordering(summary: dict) -> list[str]:
-    """The variants ranked by mean accuracy per size (paper and ours), and the goal checks of the issue."""
+    """The variants ranked by mean accuracy per size (paper and ours), and whether halting beats recurrent."""
     lines = ["", "## Ordering of the variants (mean accuracy to 2 decimals, as printed; `=` a tie)", "",
              "| size | paper | ours | halting > recurrent (paper / ours) |", "|---|---|---|---|"]
     for size in TABLE3_SIZES:

@@ -1,4 +1,4 @@
-"""The engine under load (issue 12): lean per-copy timers, bursts under constant delays, GC restored.
+"""The engine under load: lean per-copy timers, bursts under constant delays, GC restored.
 
 A ``Burst`` (constant delays) must process exactly the deliveries, in exactly the order,
 that one timer per copy gives: compared against the same delays through a ``Custom``
