@@ -76,6 +76,8 @@ CLI_HINTS = (
     ("allow_isolated=True", "--allow-isolated"),
     ("raise it with max_edges= (CLI: --max-edges)", "raise it with --max-edges"),
     ("or use another output folder", "or give another --out"),
+    ("with max_messages= (CLI: --max-messages)", "with --max-messages"),
+    ("with max_mb=0 (CLI: --max-html-mb 0)", "with --max-html-mb 0"),
 )
 
 

@@ -13,7 +13,7 @@ import sys
 from typing import Optional, Sequence
 
 from .. import validate as V
-from .args import checked, file_name, file_or_stdout, megabytes, positive, positive_real, whole
+from .args import checked, file_name, file_or_stdout, megabytes, nonneg, positive, positive_real, whole
 
 __all__ = ["configure", "CLI_BUDGET", "CLI_BUDGET_PER_EDGE", "default_budget", "MAX_TRACE_MB"]
 
@@ -144,8 +144,16 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if args.output.lower().endswith((".html", ".htm")):  # the interactive diagram (plotly), one self-contained file
         from ..viz.interactive import write_html
 
-        write_html(args.trace, args.output)
-        print(f"interactive space-time diagram written to {args.output}")
+        from ..fileio import target_path
+        from ..viz.interactive import plot_interactive
+
+        target_path(args.output)  # a bad output path is refused before the figure is built
+        fig = plot_interactive(args.trace, max_messages=args.max_messages)
+        write_html(fig, args.output, max_mb=args.max_html_mb)
+        meta = fig.layout.meta
+        shown = (f" (showing {meta['drawn']:,} of {meta['messages']:,} messages, an evenly spaced sample; "
+                 f"--max-messages 0 draws all)" if meta["drawn"] < meta["messages"] else "")
+        print(f"interactive space-time diagram written to {args.output}{shown}")
         return 0
     import matplotlib
 
@@ -183,6 +191,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 DEMO_STEPS = 5
+MAX_MESSAGES = 1500  # ampsim.viz.interactive.MAX_MESSAGES (not imported here: plotly loads only when drawing)
+MAX_HTML_MB = 20.0  # ampsim.viz.interactive.MAX_HTML_MB
+PLOT_HELP = ("draw a trace's space-time diagram (one lane per node against simulation time); the output's suffix "
+             "picks the kind: .html gives the interactive diagram, any matplotlib picture suffix a static one")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -273,9 +285,20 @@ def configure(name: str, p: argparse.ArgumentParser, words: Sequence[str] = ()) 
         p.set_defaults(func=_cmd_replay)
     elif name == "plot":
         p.add_argument("trace")
+        p.description = PLOT_HELP
         p.add_argument("-o", "--output", type=file_name, default="timeline.png",
-                       help="picture file; its suffix is the format (.png, .pdf, .svg; .html: interactive)")
-        p.add_argument("--dpi", type=int, default=120)
+                       help="the file to write; its suffix picks what it holds (default: timeline.png): "
+                            ".html or .htm: the interactive diagram (plotly: zoom, hover, a slider and Play through "
+                            "the deliveries; one self-contained file that opens offline); .png, .jpg, .jpeg, .webp, "
+                            ".tif, .tiff: a static raster picture (--dpi); .svg, .svgz, .pdf, .eps, .ps, .pgf: a "
+                            "static vector picture")
+        p.add_argument("--dpi", type=positive, default=120, help="dots per inch of a raster picture (default 120)")
+        p.add_argument("--max-messages", type=nonneg, default=MAX_MESSAGES,
+                       help=f".html only: draw an evenly spaced sample of this many messages when the trace has more "
+                            f"(the page says so; default {MAX_MESSAGES:,}, which renders in a few seconds; 0: all)")
+        p.add_argument("--max-html-mb", type=megabytes, default=MAX_HTML_MB,
+                       help=f".html only: refuse, before writing, a page larger than this (default {MAX_HTML_MB:g}; "
+                            f"0: no limit)")
         p.set_defaults(func=_cmd_plot)
     elif name == "export":
         p.add_argument("trace")

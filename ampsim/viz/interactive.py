@@ -13,7 +13,18 @@ Jupyter and writes one self-contained HTML file (plotly.js embedded, no network)
   a label marks the end and its reason;
 * a slider (and Play / Pause buttons) steps through the deliveries in order: step
   ``k`` rings the ``k``-th delivery and moves a cursor to its time (at most
-  ``max_steps`` steps, evenly spaced, for long traces).
+  ``max_steps`` steps, evenly spaced, for long traces). The controls sit below the
+  plot, left of the slider, so they never cover the title or the top lane.
+
+Size. A browser draws each message as SVG (a line, an arrowhead, a hover text), so the
+page's weight and its rendering time grow with the messages drawn: about 0.8 kB and
+1.5 ms per message in headless Chromium (docs/visualization.md has the measurements).
+Above ``max_messages`` (:data:`MAX_MESSAGES`, 1,500) drawable messages the diagram
+draws an evenly spaced sample of them -- each kind of mark (initial, delivered, dropped,
+in flight) keeps its share, in time order -- and says so in the subtitle ("showing N of M
+messages ..."); ``max_messages=0`` draws all. :func:`write_html` refuses, before writing,
+a page over ``max_mb`` (:data:`MAX_HTML_MB`, 20 MB), naming its size and the flag that
+lifts the cap. Hover texts cut payloads and states longer than :data:`MAX_HOVER_CHARS`.
 
 Traces are named (``messages``, ``arrowheads``, ``initial``, ``drops``, ``drop_lines``,
 ``in_flight``, ``current``) so tests and users can find them; arrowheads carry one
@@ -28,7 +39,16 @@ from ..trace.causality import TraceLike
 from ..trace.records import DELIVER, DROP, SEND, MessageRecord, StateRecord
 from .common import lanes as view_lanes, prepare, title as view_title
 
-__all__ = ["plot_interactive", "write_html"]
+__all__ = ["plot_interactive", "write_html", "MAX_MESSAGES", "MAX_HTML_MB", "MAX_HOVER_CHARS"]
+
+MAX_MESSAGES = 1500
+"""Drawable messages above which the diagram draws an evenly spaced sample (renders in about 2 s)."""
+MAX_HTML_MB = 20.0
+"""The largest page :func:`write_html` writes unless told otherwise (``max_mb=0``: no cap)."""
+MAX_HOVER_CHARS = 300
+"""A payload or state longer than this is cut (with its length) in the hover text."""
+MAX_LANE_LABELS = 60
+CONTROLS_TOP = 60  # pixels from the plot's bottom edge to the controls: room for the x ticks and axis title
 
 DROP_COLOR = "#d62728"
 END_COLOR = "#555555"
@@ -50,11 +70,45 @@ def _esc(text: str) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _short(text: Any) -> str:
+    """``text`` escaped for a hover, cut to :data:`MAX_HOVER_CHARS` characters (its length said)."""
+    text = str(text)
+    if len(text) > MAX_HOVER_CHARS:
+        text = text[:MAX_HOVER_CHARS] + f"... ({len(text):,} characters)"
+    return _esc(text)
+
+
+def _spread(items: list, k: int) -> list:
+    """``k`` of ``items``, evenly spaced and in order (the first always; all when ``k >= len(items)``)."""
+    n = len(items)
+    if k >= n:
+        return list(items)
+    return [items[(i * n) // k] for i in range(k)]
+
+
+def _sample(groups: Sequence[list], budget: int) -> list[list]:
+    """Each group cut to its share of ``budget``, evenly spaced; the total is ``budget`` (``budget <= 0``: all).
+
+    Each non-empty group keeps at least one item (a single initial message or drop stays
+    visible); the rest of the budget is shared in proportion, largest remainders first.
+    """
+    total = sum(len(g) for g in groups)
+    if budget <= 0 or total <= budget:
+        return [list(g) for g in groups]
+    base = [1 if g and budget >= sum(1 for h in groups if h) else 0 for g in groups]
+    rest, left = budget - sum(base), total - sum(base)
+    exact = [(len(g) - b) * rest / left for g, b in zip(groups, base)]
+    counts = [b + int(e) for b, e in zip(base, exact)]
+    for i in sorted(range(len(groups)), key=lambda i: int(exact[i]) - exact[i])[:budget - sum(counts)]:
+        counts[i] += 1
+    return [_spread(g, c) for g, c in zip(groups, counts)]
+
+
 def _hover(r: MessageRecord, state: Optional[str]) -> str:
     src = "outside" if r.src < 0 else f"node {r.src}"
     cause = "start-up" if r.cause_id < 0 else f"m{r.cause_id}"
     lines = [
-        f"<b>m{r.msg_id}</b> {_esc(r.kind)} {_esc(r.payload)}",
+        f"<b>m{r.msg_id}</b> {_esc(r.kind)} {_short(r.payload)}",
         f"{src} → node {r.dst}",
         f"cause: {cause}",
         f"sent t={r.t_send:.6g}, " + ("dropped" if r.event == DROP else "delivered" if r.event == DELIVER
@@ -63,7 +117,7 @@ def _hover(r: MessageRecord, state: Optional[str]) -> str:
     if r.event == DROP:
         lines.append(f"dropped: {_esc(r.reason)}")
     if state is not None:
-        lines.append(f"state of node {r.dst} after: {_esc(state)}")
+        lines.append(f"state of node {r.dst} after: {_short(state)}")
     return "<br>".join(lines)
 
 
@@ -73,17 +127,23 @@ def plot_interactive(
     title: Optional[str] = None,
     max_steps: int = 400,
     height: Optional[int] = None,
+    max_messages: int = MAX_MESSAGES,
 ) -> Any:
     """The interactive space-time diagram of ``trace`` (Trace, ListTracer, records or a trace file).
 
     ``nodes`` picks the lanes, top to bottom (default: all, 0 at the top); messages are
-    drawn when both ends are among them. Returns a ``plotly.graph_objects.Figure``.
+    drawn when both ends are among them. Above ``max_messages`` drawable messages an
+    evenly spaced sample of that many is drawn and the subtitle says so (0: draw all).
+    Returns a ``plotly.graph_objects.Figure``; ``fig.layout.meta`` holds
+    ``{"messages": M, "drawn": N}``.
     """
     go = _plotly()
     trace = prepare(trace)  # refused exactly as for replay and the static diagram
     lanes = view_lanes(trace, nodes)
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps!r}")
+    if max_messages is None or max_messages < 0:
+        raise ValueError(f"max_messages must be >= 0 (0: draw all), got {max_messages!r}")
     y = {v: i for i, v in enumerate(lanes)}
 
     messages = [r for r in trace.records if isinstance(r, MessageRecord)]
@@ -94,7 +154,10 @@ def plot_interactive(
     sends = {r.msg_id: r for r in messages if r.event == SEND}
     pending = trace.ends[-1].in_flight if trace.ends else ()
     flying = [sends[m] for m in pending if m in sends and sends[m].src in y and sends[m].dst in y]
-    kinds = sorted({r.kind for r in delivered + drops + flying})
+    kinds = sorted({r.kind for r in delivered + drops + flying})  # before sampling: colours do not depend on it
+    drawable = len(initial) + len(delivered) + len(drops) + len(flying)
+    initial, delivered, drops, flying = _sample([initial, delivered, drops, flying], max_messages)
+    drawn = len(initial) + len(delivered) + len(drops) + len(flying)
     color = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(kinds)}
     times = [0.0] + [r.t_deliver for r in messages] + [e.time for e in trace.ends]
     t_max = max(times) or 1.0
@@ -178,10 +241,12 @@ def plot_interactive(
                              args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
                                                   transition=dict(duration=0))])
                         for k, r in enumerate(shown)]
+        # below the x axis (pixel pads from the plot's bottom edge, so at any height): buttons left, slider right
         fig.update_layout(
-            sliders=[dict(active=0, steps=slider_steps, x=0.0, len=1.0, y=-0.08, pad=dict(t=30),
-                          currentvalue=dict(prefix="delivery: ", font=dict(size=12)))],
-            updatemenus=[dict(type="buttons", direction="left", x=0.0, y=1.08, xanchor="left", showactive=False,
+            sliders=[dict(active=0, steps=slider_steps, x=0.16, len=0.84, xanchor="left", y=0.0, yanchor="top",
+                          pad=dict(t=CONTROLS_TOP, b=0), currentvalue=dict(prefix="delivery: ", font=dict(size=12)))],
+            updatemenus=[dict(type="buttons", direction="left", x=0.0, xanchor="left", y=0.0, yanchor="top",
+                              pad=dict(t=CONTROLS_TOP + 30, r=10), showactive=False,
                               buttons=[dict(label="Play", method="animate",
                                             args=[None, dict(frame=dict(duration=300, redraw=False), fromcurrent=True,
                                                              transition=dict(duration=0), mode="immediate")]),
@@ -195,26 +260,48 @@ def plot_interactive(
         fig.add_annotation(x=end.time, y=-0.5, yref="y", text=f"end: {_esc(end.reason)} (t={end.time:.4g})",
                            showarrow=False, xanchor="right", yanchor="bottom", font=dict(color=END_COLOR, size=11),
                            name="end")
-    fig.update_yaxes(range=[len(lanes) - 0.5, -0.5], tickmode="array", tickvals=list(range(len(lanes))),
-                     ticktext=[str(v) for v in lanes], title="node", showgrid=True, gridcolor="#e5e5e5", zeroline=False)
+    every = max(1, -(-len(lanes) // MAX_LANE_LABELS))  # at most MAX_LANE_LABELS labelled lanes (and grid lines)
+    ticks = list(range(0, len(lanes), every))
+    fig.update_yaxes(range=[len(lanes) - 0.5, -0.5], tickmode="array", tickvals=ticks,
+                     ticktext=[str(lanes[i]) for i in ticks], title="node", showgrid=True, gridcolor="#e5e5e5",
+                     zeroline=False)
     fig.update_xaxes(range=[-0.02 * t_max, 1.02 * t_max], title="simulation time", zeroline=False)
+    heading = _esc(title if title is not None else (view_title(trace.header, trace.ends) or "space-time diagram"))
+    subtitle = None
+    if drawn < drawable:
+        subtitle = (f"showing {drawn:,} of {drawable:,} messages, an evenly spaced sample in time order: "
+                    f"the trace has more than {max_messages:,} (max_messages=0 / --max-messages 0 draws all)")
     fig.update_layout(
-        title=dict(text=_esc(title if title is not None else (view_title(trace.header, trace.ends) or "space-time diagram")), font=dict(size=13)),
-        height=height or int(min(1400, max(360, 26 * len(lanes) + 220))), template="simple_white",
-        hovermode="closest", legend=dict(title="kind"), margin=dict(l=60, r=20, t=80, b=90),
+        title=dict(text=heading, font=dict(size=13), subtitle=dict(text=subtitle, font=dict(size=11)) if subtitle else None,
+                   y=1.0, yanchor="top", yref="container", pad=dict(t=12)),
+        height=height or int(min(1400, max(400, 26 * len(lanes) + 260))), template="simple_white",
+        hovermode="closest", legend=dict(title="kind"), margin=dict(l=60, r=20, t=70, b=CONTROLS_TOP + 110),
+        meta=dict(messages=drawable, drawn=drawn),
     )
     return fig
 
 
-def write_html(trace: Union[TraceLike, Any], path: Union[str, os.PathLike], **kwargs: Any) -> str:
+def write_html(trace: Union[TraceLike, Any], path: Union[str, os.PathLike], max_mb: float = MAX_HTML_MB,
+               **kwargs: Any) -> str:
     """Write the interactive diagram as one self-contained HTML file (plotly.js embedded); returns the path.
 
-    ``trace`` may also be a figure from :func:`plot_interactive`.
+    ``trace`` may also be a figure from :func:`plot_interactive`; other keywords go to it.
+    A page over ``max_mb`` megabytes (0: no cap) is refused with ``ValueError`` before
+    anything is written, naming its size and the flag that lifts the cap.
     """
-    from ..fileio import write_text
+    from ..fileio import target_path, write_text
 
-    fig = trace if hasattr(trace, "to_html") else plot_interactive(trace, **kwargs)
+    if max_mb is None or max_mb < 0:
+        raise ValueError(f"max_mb must be >= 0 (0: no cap), got {max_mb!r}")
     path = os.fspath(path)
-    write_text(path, fig.to_html(include_plotlyjs=True, full_html=True, auto_play=False,
-                                 config={"scrollZoom": True, "displaylogo": False}))
+    target_path(path)  # a bad output path is refused before the figure is built
+    fig = trace if hasattr(trace, "to_html") else plot_interactive(trace, **kwargs)
+    html = fig.to_html(include_plotlyjs=True, full_html=True, auto_play=False,
+                       config={"scrollZoom": True, "displaylogo": False})
+    size = len(html.encode("utf-8"))
+    if max_mb and size > max_mb * 1e6:
+        raise ValueError(f"{path}: the interactive page would be {size / 1e6:.1f} MB, over the {max_mb:g} MB cap "
+                         f"(a browser takes long to draw it); nothing written. Draw fewer messages with "
+                         f"max_messages= (CLI: --max-messages) or lift the cap with max_mb=0 (CLI: --max-html-mb 0)")
+    write_text(path, html)
     return path
