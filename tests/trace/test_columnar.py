@@ -186,3 +186,36 @@ def test_dataframe_and_arrow_views(tmp_path):
     states = to_arrow(listed, "states")
     assert states.column_names == ["t", "node", "msg_id", "state"] and states.num_rows == 3 + 5
     assert to_arrow([], "messages").num_rows == 0
+
+
+def _doc_blocks(heading: str) -> list[str]:
+    """The ```python blocks of docs/tools.md's section ``heading`` (up to the next heading of any level)."""
+    import re
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "tools.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text.split(heading, 1)[1]
+    section = re.split(r"\n#{1,6} ", section, maxsplit=1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_documented_readers_give_the_records(tmp_path, monkeypatch):
+    """docs/tools.md: plain read_parquet gives storage rows; ampsim's one line and the pandas recipe give records."""
+    pd = pytest.importorskip("pandas")
+    listed = ListTracer()
+    with ParquetTracer(tmp_path / "run.parquet") as p:
+        _run(TeeTracer([listed, p]), **CASES["flood-uniform-loss-all"])
+    monkeypatch.chdir(tmp_path)
+    blocks = _doc_blocks("### Reading a Parquet trace as records")
+    assert len(blocks) == 2
+    ns: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/tools.md", "exec"), ns)
+    messages = [r for r in listed.records if r.__class__.__name__ == "MessageRecord"]
+    df = ns["df"]
+    assert len(ns["rows"]) < len(listed.records) and ns["rows"]["src"].isna().any()  # storage rows, not records
+    assert len(df) == len(messages) and list(df.columns) == ["event", *messages[0]._fields[1:]]
+    assert [tuple(r) for r in df.itertuples(index=False)] == [tuple(m) for m in messages]
+    assert len(ns["states"]) == sum(1 for r in listed.records if r.__class__.__name__ == "StateRecord")
+    pd.testing.assert_frame_equal(ns["msgs"][list(df.columns)].reset_index(drop=True), df)
+    assert (df.event == "drop").any() and (df.src == -1).any()  # the lossy multi-start case: drops, initial messages
