@@ -11,14 +11,23 @@ the one place that spreads the items:
 * else ``workers > 1``: the local process pool of :func:`ampsim.fileio.process_pool`;
 * else: a plain loop in this process.
 
-On the command line, ``--dask ADDRESS`` (``ampsim verify synchronizer|ids ...``) runs
+On the command line, ``--dask ADDRESS`` (``ampsim verify synchronizer|ids|separation``) runs
 the sweep on the Dask scheduler at ``ADDRESS`` (``tcp://host:8786``); ``--dask local``
-starts a ``LocalCluster`` on this machine (``--workers`` processes, one thread each;
-all cores when ``--workers`` is 1)
-for the length of the sweep. Dask (``dask[distributed]``) is the optional extra
-``ampsim[dask]``; nothing imports it unless ``--dask`` or :func:`dask_executor` is used.
-The functions sent to workers must be importable (module-level), and the workers
-must have ampsim installed.
+starts a ``LocalCluster`` on this machine (``--workers`` processes where the command has
+that flag and it is above 1, else one per core, at most :data:`MAX_WORKERS`; one thread each)
+for the length of the sweep. The command prints the scheduler's address and how many
+workers (and threads) it has when the sweep starts -- for an external scheduler, the
+workers it has then, not ``--workers``.
+
+A local cluster opens no dashboard unless asked: its scheduler and workers listen on
+127.0.0.1 only, and the HTTP listener every Dask scheduler starts gets a free loopback
+port and no routes (nothing is served). ``--dask-dashboard ADDRESS`` (``127.0.0.1:8787``)
+serves the dashboard there (it needs ``bokeh``) and prints its link; an external scheduler's
+dashboard is that scheduler's own, so the flag is refused with one.
+
+Dask (``dask[distributed]``) is the optional extra ``ampsim[dask]``; nothing imports it
+unless ``--dask`` or :func:`dask_executor` is used. The functions sent to workers must be
+importable (module-level), and the workers must have ampsim installed.
 """
 from __future__ import annotations
 
@@ -27,7 +36,8 @@ import contextlib
 from functools import partial
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-__all__ = ["run_map", "starred", "dask_executor", "add_executor_arguments", "executor_from_args"]
+__all__ = ["run_map", "starred", "dask_executor", "dask_workers", "describe_executor", "add_executor_arguments",
+           "executor_from_args"]
 
 
 MAX_WORKERS = 64
@@ -97,40 +107,102 @@ def _executor_slots(executor: Any) -> int:
 
 
 @contextlib.contextmanager
-def dask_executor(address: str, workers: int = 2) -> Iterator[Any]:
+def dask_executor(address: str, workers: int = 2, dashboard: Optional[str] = None) -> Iterator[Any]:
     """A ``concurrent.futures.Executor`` on Dask: ``"local"`` starts a ``LocalCluster`` of ``workers``
-    processes (one thread each, no dashboard) for the block; any other address is a running scheduler.
+    processes (one thread each) for the block; any other address is a running scheduler.
+
+    A local cluster listens on 127.0.0.1 only and serves no dashboard unless ``dashboard``
+    (an address, ``127.0.0.1:8787``) is given: Dask's scheduler always opens an HTTP listener,
+    which then gets a free loopback port and no routes. ``dashboard`` with an external
+    scheduler raises ``ValueError`` (its dashboard is its own).
     """
     try:
+        import dask
         from dask.distributed import Client, LocalCluster
     except ModuleNotFoundError:
         raise ModuleNotFoundError("--dask needs Dask: pip install 'ampsim[dask]'") from None
     _check_workers(workers)
-    if address == "local":
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
-            yield client.get_executor()
-    else:
+    if address != "local":
+        if dashboard:
+            raise ValueError(f"--dask-dashboard: only with --dask local; the scheduler at {address} serves its own "
+                             "dashboard (if it was started with one)")
         with Client(address) as client:
             yield client.get_executor()
+        return
+    if dashboard:
+        try:
+            import bokeh  # noqa: F401
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError("--dask-dashboard needs bokeh: pip install bokeh") from None
+    routes = {} if dashboard else {"distributed.scheduler.http.routes": []}
+    with dask.config.set(routes), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address=dashboard or "127.0.0.1:0",
+                         scheduler_kwargs=dict(dashboard=bool(dashboard))) as cluster, \
+            Client(cluster) as client:
+        executor = client.get_executor()
+        if dashboard:
+            executor.dashboard_link = cluster.dashboard_link
+        yield executor
+
+
+def dask_workers(executor: Any) -> Optional[tuple[int, int]]:
+    """``(workers, threads)`` the Dask scheduler behind ``executor`` has now; None when it is not Dask."""
+    client = getattr(executor, "_client", None)
+    if client is None:
+        return None
+    nthreads = client.nthreads()
+    return len(nthreads), sum(nthreads.values())
+
+
+def describe_executor(executor: Any, workers: int = 1) -> str:
+    """``"2 workers"`` for a local sweep; for Dask its address and the workers and threads it has now."""
+    found = dask_workers(executor) if executor is not None else None
+    if found is None:
+        n = getattr(executor, "_max_workers", None) if executor is not None else workers
+        n = n if isinstance(n, int) and n > 0 else workers
+        return f"{n} worker{'s' if n != 1 else ''}"
+    n, threads = found
+    client = executor._client
+    text = (f"Dask scheduler {client.scheduler.address}: {n} worker{'s' if n != 1 else ''}, "
+            f"{threads} thread{'s' if threads != 1 else ''}")
+    link = getattr(executor, "dashboard_link", None)  # set by dask_executor when a dashboard was asked for
+    if link:
+        text += f"; dashboard {link}"
+    return text
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--dask ADDRESS`` to a sweep's command line (``--workers`` stays the sweep's own)."""
+    """Add ``--dask ADDRESS`` and ``--dask-dashboard ADDRESS`` to a sweep's command line.
+
+    Call it after the command's own ``--workers`` (if it has one): the help names
+    ``--workers`` only where the command has it.
+    """
+    has_workers = "--workers" in parser._option_string_actions
+    local = ("a LocalCluster of --workers processes (one per core when --workers is 1)" if has_workers
+             else f"a LocalCluster of one process per core (at most {MAX_WORKERS})")
     parser.add_argument("--dask", default=None, metavar="ADDRESS",
-                        help="run the sweep on a Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster "
-                             "of --workers processes (needs ampsim[dask]); results are identical")
+                        help=f"run the sweep on a Dask scheduler (tcp://host:8786), or 'local' for {local} "
+                             "(needs ampsim[dask]); prints the scheduler's workers; results are identical")
+    parser.add_argument("--dask-dashboard", default=None, metavar="ADDRESS",
+                        help="with --dask local: serve Dask's dashboard at ADDRESS (127.0.0.1:8787; needs bokeh); "
+                             "without it no dashboard is served")
 
 
 @contextlib.contextmanager
 def executor_from_args(args: argparse.Namespace) -> Iterator[Optional[Any]]:
-    """The executor ``--dask`` asks for (``None`` without it), open for the block."""
+    """The executor ``--dask`` asks for (``None`` without it), open for the block; prints what it has."""
     address = getattr(args, "dask", None)
+    dashboard = getattr(args, "dask_dashboard", None)
     if not address:
+        if dashboard:
+            raise ValueError("--dask-dashboard: only with --dask local")
         yield None
         return
     import os
 
     workers = getattr(args, "workers", 1) or 1
-    with dask_executor(address, workers=workers if workers > 1 else (os.cpu_count() or 2)) as executor:
+    with dask_executor(address, workers=workers if workers > 1 else min(MAX_WORKERS, os.cpu_count() or 2),
+                       dashboard=dashboard) as executor:
+        print(describe_executor(executor), flush=True)
         yield executor

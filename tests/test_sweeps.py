@@ -93,5 +93,82 @@ def test_cli_dask_address(capsys, dask_cluster):
     assert address.startswith("tcp://127.0.0.1:")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert main(["verify", "ids", "--graph", "star:3", "--seeds", "5", "--dask", address]) == 0
-    assert "star:3 (n=4): unique 5/5" in capsys.readouterr().out
+        assert main(["verify", "ids", "--graph", "star:3", "--seeds", "5", "--dask", address, "--workers", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "star:3 (n=4): unique 5/5" in out
+    # the scheduler's real workers (two, one thread each), not --workers
+    assert out.splitlines()[0] == f"Dask scheduler {address}: 2 workers, 2 threads"
+
+
+@pytest.mark.slow
+def test_cli_synchronizer_reports_the_schedulers_workers(capsys, tmp_path, dask_cluster):
+    import json
+
+    from ampsim.cli import main
+
+    address = dask_cluster._client.scheduler.address
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["verify", "synchronizer", "--graph", "path:3", "--layers", "1", "--seeds", "2", "--no-relu",
+                     "--delay", "uniform", "--dask", address, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"Dask scheduler {address}: 2 workers, 2 threads"
+    assert out[1].endswith("(2 Dask workers)")
+    summary = json.loads(next(tmp_path.glob("*_summary.json")).read_text())
+    assert summary["workers"] == 2
+
+
+@pytest.mark.slow
+def test_local_cluster_serves_no_dashboard_and_listens_on_loopback_only(dask_cluster):
+    import urllib.error
+    import urllib.request
+
+    psutil = pytest.importorskip("psutil")
+    client = dask_cluster._client
+    assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+    assert getattr(dask_cluster, "dashboard_link", None) is None
+    port = client.scheduler_info()["services"]["dashboard"]  # Dask's HTTP listener: always there, serves nothing
+    for path in ("/status", "/health", "/"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+        code = err.value.code
+        err.value.close()  # the error holds the response's socket
+        assert code == 404
+    listening = [c.laddr for c in psutil.Process().net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert listening and all(a.ip == "127.0.0.1" for a in listening) and 8787 not in [a.port for a in listening]
+
+
+def test_dashboard_is_asked_for_only_with_a_local_cluster(capsys):
+    pytest.importorskip("dask.distributed")
+    from ampsim.cli import main
+    from ampsim.sweeps import dask_executor
+
+    with pytest.raises(ValueError, match="only with --dask local; the scheduler at tcp://127.0.0.1:1 serves its own"):
+        with dask_executor("tcp://127.0.0.1:1", dashboard="127.0.0.1:0"):
+            pass  # refused before connecting
+    assert main(["verify", "ids", "--graph", "star:3", "--seeds", "2", "--dask-dashboard", "127.0.0.1:0"]) == 2
+    assert "--dask-dashboard: only with --dask local" in capsys.readouterr().err
+    try:
+        import bokeh  # noqa: F401
+    except ModuleNotFoundError:
+        with pytest.raises(ModuleNotFoundError, match="--dask-dashboard needs bokeh"):
+            with dask_executor("local", workers=1, dashboard="127.0.0.1:0"):
+                pass  # refused before a cluster starts
+
+
+@pytest.mark.parametrize("command", [["verify", "ids"], ["verify", "synchronizer"], ["verify", "separation"],
+                                     ["plot"]])
+def test_help_names_only_options_that_exist(capsys, command):
+    import re
+
+    from ampsim.cli import build_parser, main
+
+    with pytest.raises(SystemExit):
+        main(command + ["--help"])
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", capsys.readouterr().out))
+
+    parser = build_parser(command)
+    for word in command:  # down to the parser of the command's action (verify -> verify ids)
+        parser = next(a for a in parser._actions if a.nargs == "A...").choices[word]
+    flags = {f for action in parser._actions for f in action.option_strings}
+    assert named and named <= flags, named - flags

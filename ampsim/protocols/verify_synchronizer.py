@@ -39,7 +39,7 @@ from dataclasses import asdict
 from typing import Sequence
 
 from ..fileio import save_figure, write_text
-from ..sweeps import add_executor_arguments, executor_from_args
+from ..sweeps import add_executor_arguments, dask_workers, executor_from_args
 from .sgin import SGIN
 from .sync_cases import (DEFAULT_DIM, DEFAULT_GRAPHS, DEFAULT_LAYERS, MAX_REDRAWS, RULES, Case, CaseResult,
                          Divergence, Execution, budget_for, build_simulation, case_inputs, degeneracy, make_cases,
@@ -350,14 +350,16 @@ def main(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     with executor_from_args(args) as executor:  # None unless --dask
+        on_dask = dask_workers(executor) if executor is not None else None  # the scheduler's real workers
         results = sweep(cases, workers=args.workers, relu=not args.no_relu, executor=executor)
+    workers = on_dask[0] if on_dask else args.workers
     wall = time.perf_counter() - t0
     summary = summarize(results)
     summary["args"] = {k: v for k, v in vars(args).items() if k not in ("func", "command", "target")}
     summary["rule"] = rule
     summary["flaws"] = None if flaws is None else list(flaws)
     summary["wall_s"] = round(wall, 2)
-    summary["workers"] = args.workers
+    summary["workers"] = workers
     summary["budget"] = "20 * L * |E| + 2 * n processed deliveries"
     stem = rule.replace("-", "_") + ("" if flaws is None else "_flaws_" + ("_".join(flaws) or "none"))
     if args.out:
@@ -371,7 +373,8 @@ def main(args: argparse.Namespace) -> int:
         if args.plot:
             plot_messages_per_layer(summary, os.path.join(args.out, "messages_per_layer.png"))
     label = rule if flaws is None else f"{rule} with only {', '.join(flaws) or 'no flaw'}"
-    print(f"{label}: {len(cases)} cases in {wall:.1f} s ({args.workers} worker{'s' if args.workers > 1 else ''})")
+    print(f"{label}: {len(cases)} cases in {wall:.1f} s ({workers} {'Dask ' if on_dask else ''}"
+          f"worker{'s' if workers != 1 else ''})")
     text = format_summary(summary, results)
     if args.out and "smallest_failure" in summary:
         head, last = text.rsplit("\n", 1)
