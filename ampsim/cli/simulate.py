@@ -284,7 +284,7 @@ def configure(name: str, p: argparse.ArgumentParser, words: Sequence[str] = ()) 
         p.add_argument("--verify", action="store_true", help="fail at the first record that differs")
         p.set_defaults(func=_cmd_replay)
     elif name == "plot":
-        p.add_argument("trace")
+        p.add_argument("trace", help="a trace file (JSONL, or Parquet by its suffix)")
         p.description = PLOT_HELP
         p.add_argument("-o", "--output", type=file_name, default="timeline.png",
                        help="the file to write; its suffix picks what it holds (default: timeline.png): "

@@ -18,7 +18,8 @@ Jupyter and writes one self-contained HTML file (plotly.js embedded, no network)
 
 Size. A browser draws each message as SVG (a line, an arrowhead, a hover text), so the
 page's weight and its rendering time grow with the messages drawn: about 0.8 kB and
-1.5 ms per message in headless Chromium (docs/visualization.md has the measurements).
+1 ms per message in headless Chromium, after 1.5 s for plotly.js itself (docs/tools.md has
+the measurements).
 Above ``max_messages`` (:data:`MAX_MESSAGES`, 1,500) drawable messages the diagram
 draws an evenly spaced sample of them -- each kind of mark (initial, delivered, dropped,
 in flight) keeps its share, in time order -- and says so in the subtitle ("showing N of M
