@@ -20,7 +20,7 @@ from .graphs import Graph, as_graph, parse_graph_spec
 from . import pyg as _pyg  # noqa: F401 -- registers the PyG Data / Batch reader of as_graph (no PyG import)
 from .protocols import Flooding, get_rule
 from .trace.io import Trace, load_trace, register_format as _register_format, save_trace
-from .trace.records import EndRecord, MessageRecord, StateRecord
+from .trace.records import EndRecord, MessageRecord, StateRecord, PARQUET_SUFFIXES as _PARQUET_SUFFIXES
 from .trace.replay import replay
 from .trace.tracers import JSONLTracer, ListTracer, TeeTracer, Tracer
 
@@ -38,7 +38,7 @@ def _parquet(name: str):
 
 
 # the core reads and writes Parquet traces through this registration, never by importing the adapter
-_register_format("parquet", (".parquet", ".pq"), load=_parquet("load_parquet"), save=_parquet("save_parquet"))
+_register_format("parquet", _PARQUET_SUFFIXES, load=_parquet("load_parquet"), save=_parquet("save_parquet"))
 
 _LAZY = {
     # matplotlib is imported only when a picture is asked for

@@ -19,7 +19,7 @@ from typing import Callable, Optional, Union
 
 from ..engine.errors import GraphError, SizeLimitError, TraceFormatError, TraceMismatch
 from .. import validate as V
-from .records import FORMAT, SUPPORTED_VERSIONS, EndRecord, MessageRecord, StateRecord, Trace
+from .records import FORMAT, SUPPORTED_VERSIONS, EndRecord, MessageRecord, StateRecord, Trace, trace_format
 
 __all__ = ["Trace", "load_trace", "save_trace", "validate_trace", "register_format", "format_saver",
            "DEFAULT_MAX_RECORDS", "BYTES_PER_RECORD"]
@@ -36,8 +36,14 @@ def register_format(name: str, suffixes: tuple[str, ...], load: Callable, save: 
 
 
 def _format_of(path: str) -> Optional[tuple[tuple[str, ...], Callable, Callable]]:
-    lower = path.lower()
-    return next((f for f in _FORMATS.values() if lower.endswith(f[0])), None)
+    """The registered format that ``path``'s name names (:func:`~ampsim.trace.records.trace_format`), or None
+    for JSONL; a name of another format entirely is refused there."""
+    name = trace_format(path)
+    if name == "jsonl":
+        return None
+    if name not in _FORMATS:
+        raise ValueError(f"{path}: a {name} trace, but no {name} reader is registered (import ampsim)")
+    return _FORMATS[name]
 
 
 def format_saver(name: str) -> Callable:
@@ -166,7 +172,10 @@ def load_trace(path: Union[str, os.PathLike], max_records: Optional[int] = DEFAU
     path = os.fspath(path)
     if V.not_a_file(path) and not os.path.isdir(path):
         raise TraceFormatError(f"{path}: is {V.not_a_file(path)}, not a trace file")
-    fmt = _format_of(path)
+    try:
+        fmt = _format_of(path)
+    except ValueError as exc:
+        raise TraceFormatError(str(exc)) from None
     if fmt is not None:  # a registered format by its suffix: Parquet (ampsim.trace.columnar)
         trace = fmt[1](path, max_records=max_records)
         validate_trace(trace, path, max_edges=max_edges)  # the same checks as JSONL: records against the header and each other

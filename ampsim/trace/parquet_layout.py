@@ -7,7 +7,7 @@ import json
 import os
 from typing import Union
 
-from .records import DELIVER, DROP, SEND
+from .records import DELIVER, DROP, SEND, trace_format
 
 __all__ = ["HEADER_KEY", "COLUMNS", "T_SEND", "T_DELIVER", "T_DROP", "T_STATE", "T_END", "is_parquet"]
 
@@ -20,8 +20,8 @@ COLUMNS = ("type", "msg_id", "cause_id", "src", "dst", "t_send", "t_deliver", "d
 
 
 def is_parquet(path: Union[str, os.PathLike]) -> bool:
-    """Whether ``path`` names a Parquet trace (by its suffix, ``.parquet`` or ``.pq``)."""
-    return os.fspath(path).lower().endswith((".parquet", ".pq"))
+    """Whether ``path`` names a Parquet trace (by its suffix, ``.parquet`` or ``.pq``: :func:`trace_format`)."""
+    return trace_format(path) == "parquet"
 
 
 def _pyarrow():

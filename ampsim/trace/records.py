@@ -30,11 +30,12 @@ trace reader.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Union
 
 __all__ = ["MessageRecord", "StateRecord", "EndRecord", "Trace", "SEND", "DELIVER", "DROP", "FORMAT", "VERSION",
-           "SUPPORTED_VERSIONS", "summarize"]
+           "SUPPORTED_VERSIONS", "summarize", "trace_format", "PARQUET_SUFFIXES"]
 
 SEND, DELIVER, DROP = "send", "deliver", "drop"
 FORMAT = "ampsim.trace"
@@ -43,6 +44,31 @@ VERSION = 1
 """The trace format version the engine writes."""
 SUPPORTED_VERSIONS = (1,)
 """The versions the readers accept."""
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+"""A trace file named with one of these is Parquet (:mod:`ampsim.trace.columnar`); any other allowed name is JSONL."""
+OTHER_FORMAT_SUFFIXES = (".csv", ".tsv", ".gz", ".bz2", ".xz", ".zst", ".zip", ".tar", ".png", ".jpg", ".jpeg", ".gif",
+                         ".webp", ".tif", ".tiff", ".svg", ".svgz", ".pdf", ".eps", ".ps", ".html", ".htm", ".npy",
+                         ".npz", ".pt", ".pth", ".pkl", ".pickle", ".h5", ".hdf5", ".feather", ".arrow", ".xlsx")
+"""Suffixes that name a format a trace is not (a table, an archive, a picture, a page, an array)."""
+
+
+def trace_format(path: Union[str, os.PathLike]) -> str:
+    """A trace file's format from its name, the one place that decides it: ``"parquet"`` for a name
+    ending in :data:`PARQUET_SUFFIXES`, else ``"jsonl"``. A name ending in another format's suffix
+    (:data:`OTHER_FORMAT_SUFFIXES`: ``.csv``, ``.gz``, ``.png``, ``.html``, ...) is refused with a
+    ValueError naming the file, so a trace is never written, nor read, under another format's name
+    (a compressed trace is decompressed first)."""
+    name = os.fspath(path)
+    lower = name.lower()
+    if lower.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    other = next((suffix for suffix in OTHER_FORMAT_SUFFIXES if lower.endswith(suffix)), None)
+    if other is not None:
+        raise ValueError(f"{name}: a name ending in {other} names another format; a trace file is JSONL "
+                         f"(e.g. .jsonl) or Parquet ({', '.join(PARQUET_SUFFIXES)})"
+                         + ("; traces are written and read uncompressed" if other in (".gz", ".bz2", ".xz", ".zst", ".zip") else ""))
+    return "jsonl"
 
 
 class MessageRecord(NamedTuple):

@@ -28,7 +28,7 @@ from typing import Optional, Protocol, Sequence, Union, runtime_checkable
 
 from ..engine.errors import AmpsimError, RuleError
 from ..fileio import AtomicFile, FinishOnExit
-from .records import EndRecord, MessageRecord, StateRecord, Trace
+from .records import EndRecord, MessageRecord, StateRecord, Trace, trace_format
 
 __all__ = ["Tracer", "ListTracer", "JSONLTracer", "TeeTracer", "TraceLimitError", "as_tracer"]
 
@@ -150,6 +150,9 @@ class JSONLTracer(FinishOnExit):
 
     def __init__(self, path: Union[str, os.PathLike], states: bool = True, max_bytes: Optional[int] = None) -> None:
         self.path = os.fspath(path)
+        if trace_format(self.path) != "jsonl":
+            raise ValueError(f"{self.path}: a Parquet name; JSONLTracer writes JSONL (open_tracer picks the tracer "
+                             "by the name)")
         self.wants_states = states
         self.max_bytes = max_bytes
         self.bytes_written = 0
