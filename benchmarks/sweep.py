@@ -30,6 +30,7 @@ The last line is ``speedup: N.Nx`` (one after another / at once, same work).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -55,6 +56,8 @@ def main(argv=None) -> int:
                    help="a Table 2 set whose seeds share graphs (limits1, limits2, max, mean, skipcycles): K seeds "
                         "in one pass (ampsim.train.synthetic.fit_seeds) vs one after another (fit), evaluation included")
     p.add_argument("--level-rows", action="store_true", help="time one stacked level against K single ones")
+    p.add_argument("--out", default=None,
+                   help="also write the figures to OUT.json (the published one: --out results/sweeps)")
     args = p.parse_args(argv)
     if args.level_rows:
         return _level_rows(args)
@@ -89,7 +92,28 @@ def main(argv=None) -> int:
     at, seq = statistics.median(times["at once"]), statistics.median(times["one after another"])
     print(f"at once: {at:.2f} s, one after another: {seq:.2f} s (medians of {args.rounds} rounds)")
     print(f"speedup: {seq / at:.1f}x")
+    if args.out:
+        _write(args, times, worst, "max |loss difference|")
     return 0
+
+
+def _write(args, times: dict, worst: float, what: str) -> None:
+    """OUT.json: the workload, every round's seconds of both paths, their medians and ratio, the check."""
+    import platform
+
+    from ampsim.fileio import write_json
+
+    at, seq = statistics.median(times["at once"]), statistics.median(times["one after another"])
+    write_json(args.out + ".json", {
+        "command": "python benchmarks/sweep.py " + " ".join(sys.argv[1:]),
+        "workload": {"dataset": args.dataset, "point": args.point, "seeds_task": args.seeds_task,
+                     "K": args.folds, "epochs": args.epochs, "rounds": args.rounds, "threads": args.threads},
+        "seconds": {k: [round(t, 3) for t in v] for k, v in times.items()},
+        "median_s": {"at once": round(at, 3), "one after another": round(seq, 3)},
+        "speedup": round(seq / at, 2), "check": {what: worst},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d", time.gmtime())})
+    print(f"wrote {args.out}.json")
 
 
 def _seeds(args) -> int:
@@ -116,6 +140,8 @@ def _seeds(args) -> int:
     at, seq = statistics.median(times["at once"]), statistics.median(times["one after another"])
     print(f"at once: {at:.2f} s, one after another: {seq:.2f} s (medians of {args.rounds} rounds)")
     print(f"speedup: {seq / at:.1f}x")
+    if args.out:
+        _write(args, times, first, "max |first-epoch loss difference|")
     return 0
 
 
