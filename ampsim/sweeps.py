@@ -37,12 +37,44 @@ from functools import partial
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 __all__ = ["run_map", "starred", "dask_executor", "dask_workers", "describe_executor", "add_executor_arguments",
-           "executor_from_args"]
+           "executor_from_args", "MAX_CASES", "announce_cases"]
 
 
 MAX_WORKERS = 64
 """At most this many processes per sweep: every process holds an interpreter with torch (~0.3 GB), so a
 mistyped ``--workers 100000`` must be refused before anything is forked."""
+
+
+MAX_CASES = 100_000
+"""The most cases a verification sweep takes without ``--max-cases``: eight times the largest published sweep
+(12,000 cases). Its cost is time more than memory (a case is ~200 bytes, its result a few KB; one case runs for
+milliseconds to seconds of one core), so a mistyped ``--seeds 100000000`` is refused before any case is built."""
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.1f} h" if seconds < 360_000 else f"{seconds / 3600:,.0f} h"
+
+
+def announce_cases(count: int, what: str, workers: int, seconds_per_case: tuple[float, float],
+                   limit: Optional[int] = MAX_CASES, log: Any = None) -> None:
+    """Say what a sweep will do before it starts -- ``count`` cases (``what``: how they are made), over
+    ``workers`` processes, taking about ``seconds_per_case`` (low, high) of one core each -- or refuse a
+    sweep of more than ``limit`` cases (None: no limit) with that estimate and the flag that lifts it
+    (:class:`~ampsim.engine.errors.SizeLimitError`)."""
+    import sys
+
+    from .engine.errors import SizeLimitError
+
+    lo, hi = (count * t / max(1, workers) for t in seconds_per_case)
+    estimate = f"about {_duration(lo)} to {_duration(hi)} over {workers} worker{'s' if workers != 1 else ''}"
+    if limit is not None and count > limit:
+        raise SizeLimitError(f"{what} makes {count:,} cases ({estimate}); the limit is {limit:,} cases: lift it "
+                             f"with --max-cases {count} (0: no limit)")
+    print(f"{count:,} cases ({what}), {estimate}", file=log or sys.stderr, flush=True)
 
 
 def _check_workers(workers: int) -> None:

@@ -172,3 +172,30 @@ def test_help_names_only_options_that_exist(capsys, command):
         parser = next(a for a in parser._actions if a.nargs == "A...").choices[word]
     flags = {f for action in parser._actions for f in action.option_strings}
     assert named and named <= flags, named - flags
+
+
+def test_a_sweep_says_what_it_will_do_or_refuses_by_its_size():
+    import io
+
+    from ampsim.engine.errors import SizeLimitError
+    from ampsim.sweeps import announce_cases
+
+    out = io.StringIO()
+    announce_cases(12_000, "20 graphs x 4 L x 3 delay settings x 50 seeds", 2, (0.05, 0.5), log=out)
+    assert out.getvalue() == ("12,000 cases (20 graphs x 4 L x 3 delay settings x 50 seeds), about 5 min to 50 min "
+                              "over 2 workers\n")
+    with pytest.raises(SizeLimitError, match=r"makes 200,000 cases \(about 2.8 h to 28 min.*|makes 200,000 cases"):
+        announce_cases(200_000, "x", 1, (0.05, 0.5), log=out)
+    announce_cases(200_000, "x", 1, (0.05, 0.5), limit=None, log=out)  # --max-cases 0: no limit
+
+
+def test_verify_synchronizer_refuses_a_huge_sweep_before_building_it():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ampsim", "verify", "synchronizer", "--seeds", "100000000"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.startswith("ampsim: error: 20 graphs x 4 L x 3 delay settings x 100000000 seeds makes "
+                               "24,000,000,000 cases (about 333,333 h to 3,333,333 h over 1 worker); the limit is "
+                               "100,000 cases: lift it with --max-cases 24000000000 (0: no limit)")

@@ -128,7 +128,7 @@ def test_cli_message_loss_ends_in_stalls_not_hangs(capsys, tmp_path):
 def test_cli_bad_input_is_one_line_exit_2(capsys):
     assert cli_main(["verify", "synchronizer", "--seeds", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["ampsim: error: --seeds must be >= 1, got 0"]
+    assert err == ["ampsim: error: --seeds must be an integer >= 1, got 0"]
     assert cli_main(["verify", "synchronizer", "--graph", "wheel:5"]) == 2
 
 
