@@ -75,6 +75,8 @@ from . import register
 
 __all__ = [
     "UniqueIds",
+    "DegreeAwareIds",
+    "DegreeIdState",
     "IdState",
     "Name",
     "format_id",
@@ -85,11 +87,15 @@ __all__ = [
     "SPLIT_A",
     "SPLIT_B",
     "CLOSE",
+    "CALL",
+    "JOIN",
+    "FINAL",
 ]
 
 Name = tuple  # tuple[str, ...]: () for the root, parent name + (label,) for the others
 
 NAME, ACK, SPLIT_A, SPLIT_B, CLOSE = "name", "ack", "split-a", "split-b", "close"
+CALL, JOIN, FINAL = "call", "join", "final"  # the degree-aware variant only
 
 # Phases of one label in a centre's star.
 ONE, SPLITTING, DONE = 1, 2, 3
@@ -250,3 +256,203 @@ def _moved(name: Name, bit: str) -> tuple[IdState, Message]:
 
 
 register("ids", UniqueIds)
+
+
+# ------------------------------------------------------------------ degree-aware variant
+# Roles of a node in DegreeAwareIds.
+CHILD, CALLING, SPLITTING_STAR, FINISHED = 0, 1, 2, 3
+_ROLE_TEXT = {CHILD: "child", CALLING: "calling", SPLITTING_STAR: "splitting", FINISHED: "done"}
+
+
+@dataclass(frozen=True, slots=True)
+class DegreeIdState:
+    """One node of :class:`DegreeAwareIds`.
+
+    ``name`` (None until named); ``heard``: how many neighbours' announcements it has received;
+    ``a``/``b``: which of ``A``/``B`` it has for its own label; ``role``: child (name not final),
+    calling (final, waiting for all neighbours), splitting (its star is being split) or done;
+    ``reports``: ``((label, count), ...)`` of its children; ``groups``: ``((label, size, phase), ...)``
+    for the groups of its star being split (phase S before the first ack, D after ``B``).
+    """
+
+    name: Optional[Name] = None
+    heard: int = 0
+    a: bool = False
+    b: bool = False
+    role: int = CHILD
+    reports: tuple = ()
+    groups: tuple = ()
+
+    @property
+    def id(self) -> Optional[Name]:
+        """The node's ID (its name); final once ``role`` is done, unique across the graph."""
+        return self.name
+
+    def count(self, label: str) -> int:
+        for lab, c in self.reports:
+            if lab == label:
+                return c
+        return 0
+
+    def group(self, label: str) -> Optional[tuple]:
+        for g in self.groups:
+            if g[0] == label:
+                return g
+        return None
+
+
+def _replace(state: DegreeIdState, **changes: Any) -> DegreeIdState:
+    fields = {f: getattr(state, f) for f in DegreeIdState.__slots__}
+    fields.update(changes)
+    return DegreeIdState(**fields)
+
+
+class DegreeAwareIds:
+    """Unique IDs with random delays when every node knows its degree: one star at a time per centre.
+
+    The star protocol of Lemma 4.2 run as the paper moves its centre (Section 4.2, Corollary 4.3),
+    made possible by ``node.degree`` (``assumes`` ``"degree"`` as the synchronizer of Table 1 does,
+    plus ``"random_delays"`` and ``"overtaking"`` for the split race of :class:`UniqueIds`):
+
+    * **Announcements.** Every node announces itself exactly once, when it is named: the root with
+      ``call(())``, every other node with ``join(N)``. A node counts the announcements it hears
+      (``heard``); ``heard == degree`` means every neighbour is named, and then every neighbour that
+      joined it has told it so. This is what the degree buys: a centre knows its star is complete.
+    * **Joining.** An unnamed node joins only a ``call(M)`` (not any message): it becomes
+      ``M + ("",)`` and sends ``join``. Only a node whose name is final calls, so a child's parent
+      name never changes and nothing is ever renamed: no cascade of renames, no interference.
+    * **Splitting a complete group.** A calling centre waits for ``heard == degree``; its ``j``
+      joins form the group ``""``. A group of ``s >= 2`` is split by the race of :class:`UniqueIds`
+      (``A``; the first ack triggers ``B``; a child appends ``0`` if ``A`` came first, ``1`` if ``B``
+      overtook it and reports its new name). The centre knows ``s``, so it waits for all ``s``
+      reports before splitting ``l0`` and ``l1`` in turn (one ``A`` naming every label to split).
+      No report is ever late, so there is no ``close`` and no second ``A``.
+    * **Moving the centre.** When no group of two or more is left, the centre sends ``final(N)``;
+      each child, its name now final, calls its own neighbours, or, if all of them are already
+      named (``heard == degree``), is done without a message. Siblings call concurrently: their
+      names are final and distinct, so their stars never interfere.
+
+    Uniqueness is deterministic given termination: by induction on the depth, final names of
+    centres are distinct, each node joins exactly one centre, and a centre sends ``final`` only
+    when its children's labels are pairwise distinct. Termination has probability 1 (each split of
+    a group separates it with probability bounded below, as for :class:`UniqueIds`). docs/ids.md
+    compares its cost with :class:`UniqueIds`.
+    """
+
+    name = "ids-degree"
+    assumes = frozenset({"random_delays", "overtaking", "degree"})
+
+    def start(self, node: NodeView) -> tuple[DegreeIdState, Optional[Message]]:
+        if node.degree is None or node.degree < 1:
+            raise ValueError(f"the degree-aware ID rule needs every node to have a neighbour (degree >= 1), got {node.degree}")
+        return DegreeIdState(), None
+
+    def receive(self, node: NodeView, state: DegreeIdState, message: Message) -> tuple[DegreeIdState, Optional[Message]]:
+        kind, payload = message.kind, message.payload
+        if kind == "start":
+            if state.name is not None:
+                return state, None
+            return _replace(state, name=(), role=CALLING), Message(CALL, ())
+        if kind == CALL:
+            heard = state.heard + 1 if payload == () else state.heard  # the root's call is its announcement
+            if state.name is None:
+                name = tuple(payload) + ("",)
+                return _replace(state, name=name, heard=heard), Message(JOIN, name)
+            return _replace(state, heard=heard) if heard != state.heard else state, None
+        if kind == JOIN:
+            heard = state.heard + 1
+            if state.role == CALLING:
+                reports = state.reports
+                if payload[:-1] == state.name:
+                    reports = ((payload[-1], state.count(payload[-1]) + 1),)
+                state = _replace(state, heard=heard, reports=reports)
+                return self._begin(node, state) if heard == node.degree else (state, None)
+            return _replace(state, heard=heard), None
+        mine = state.name
+        if mine is None:
+            return state, None
+        if kind == FINAL:
+            if state.role != CHILD or not mine or payload != mine[:-1]:
+                return state, None
+            if state.heard == node.degree:
+                return _replace(state, role=FINISHED), None
+            return _replace(state, role=CALLING), Message(CALL, mine)
+        if kind in (SPLIT_A, SPLIT_B):
+            centre, labels = payload
+            if state.role != CHILD or not mine or centre != mine[:-1]:
+                return state, None
+            label = mine[-1]
+            if kind == SPLIT_A:
+                if label not in labels:
+                    return state, None
+                if state.b:
+                    return _moved_degree(state, "1")
+                return _replace(state, a=True), Message(ACK, mine)
+            if labels != label:
+                return state, None
+            if state.a:
+                return _moved_degree(state, "0")
+            return _replace(state, b=True), None
+        if state.role != SPLITTING_STAR or len(payload) != len(mine) + 1 or payload[:-1] != mine:
+            return state, None
+        label = payload[-1]
+        if kind == ACK:
+            g = state.group(label)
+            if g is None or g[2] != SPLITTING:
+                return state, None
+            groups = tuple(x if x[0] != label else (label, g[1], DONE) for x in state.groups)
+            return _replace(state, groups=groups), Message(SPLIT_B, (mine, label))
+        if kind == NAME:  # a child's report of its new label
+            reports = tuple(sorted({**dict(state.reports), label: state.count(label) + 1}.items()))
+            state = _replace(state, reports=reports)
+            parent = label[:-1]
+            g = state.group(parent)
+            if g is None or g[2] != DONE or state.count(parent + "0") + state.count(parent + "1") < g[1]:
+                return state, None
+            split = tuple(c for c in (parent + "0", parent + "1") if state.count(c) >= 2)
+            groups = tuple(x for x in state.groups if x[0] != parent) + tuple((c, state.count(c), SPLITTING) for c in split)
+            if split:
+                return _replace(state, groups=groups), Message(SPLIT_A, (mine, split))
+            if groups:
+                return _replace(state, groups=groups), None
+            return _replace(state, groups=(), role=FINISHED), Message(FINAL, mine)
+        return state, None
+
+    def _begin(self, node: NodeView, state: DegreeIdState) -> tuple[DegreeIdState, Optional[Message]]:
+        """Every neighbour is named: split the ``j`` joiners (group ``""``), or hand on at once."""
+        j = state.count("")
+        if j >= 2:
+            return _replace(state, role=SPLITTING_STAR, groups=(("", j, SPLITTING),)), Message(SPLIT_A, (state.name, ("",)))
+        if j == 1:
+            return _replace(state, role=FINISHED), Message(FINAL, state.name)
+        return _replace(state, role=FINISHED), None
+
+    def finished(self, state: DegreeIdState) -> bool:
+        return state.role == FINISHED
+
+    def summarize(self, payload: Any) -> str:
+        if isinstance(payload, tuple) and len(payload) == 2 and isinstance(payload[0], tuple):
+            labels = payload[1] if isinstance(payload[1], tuple) else (payload[1],)
+            return f"{format_id(payload[0])}/" + ",".join(lab or "_" for lab in labels)
+        if isinstance(payload, tuple):
+            return format_id(payload)
+        return "" if payload is None else repr(payload)
+
+    def summarize_state(self, state: DegreeIdState) -> str:
+        text = f"{format_id(state.name)} {_ROLE_TEXT[state.role]} heard {state.heard}"
+        if state.a or state.b:
+            text += " " + ("a" if state.a else "") + ("b" if state.b else "")
+        if state.groups:
+            text += " {" + ",".join(f"{lab or '_'}:{size}{_PHASE_TEXT[ph]}" for lab, size, ph in state.groups) + "}"
+        return text
+
+    def params(self) -> dict:
+        return {}
+
+
+def _moved_degree(state: DegreeIdState, bit: str) -> tuple[DegreeIdState, Message]:
+    name = state.name[:-1] + (state.name[-1] + bit,)
+    return _replace(state, name=name, a=False, b=False), Message(NAME, name)
+
+
+register("ids-degree", DegreeAwareIds)

@@ -6,6 +6,12 @@ and every node holds a name that no other node holds. The summary's last line is
 ``--delay constant`` the engine refuses the protocol (it assumes random delays): the
 refusal is printed as one line and the exit status is 2.
 
+``--variant`` picks the rule: ``plain`` (:class:`~ampsim.protocols.ids.UniqueIds`, nodes know
+nothing; the default), ``degree-aware`` (:class:`~ampsim.protocols.ids.DegreeAwareIds`, every node
+knows its degree) or ``both``, which runs the two on the same graphs and seeds and prints one line
+per graph and variant, then ``compare`` lines with the mean deliveries until quiescence of each
+(the table of docs/ids.md).
+
 The same functions produce ``results/ids/`` (``ampsim ids stars | graphs``):
 
 * ``stars``: time to finish on ``star:k`` against k (simulated time and deliveries,
@@ -35,7 +41,7 @@ from ..engine.simulation import Simulation
 from ..fileio import save_figure, write_text
 from ..sweeps import add_executor_arguments, executor_from_args
 from ..graphs import Graph, parse_graph_spec
-from .ids import UniqueIds
+from .ids import DegreeAwareIds, UniqueIds
 
 __all__ = [
     "IdRun",
@@ -51,11 +57,23 @@ __all__ = [
     "configure",
     "main",
     "DEFAULT_BUDGET",
+    "VARIANTS",
 ]
 
 DEFAULT_BUDGET = 500_000
 """Safety budget (processed deliveries) per run; reaching it is a failure. The largest run seen
 on graphs up to 30 nodes took about 12,000 deliveries (docs/ids.md)."""
+
+
+VARIANTS = {"plain": UniqueIds, "degree-aware": DegreeAwareIds}
+"""The ID rules ``run_ids`` can run: nodes know nothing, or every node knows its degree."""
+
+
+def _rule(variant: str):
+    try:
+        return VARIANTS[variant]()
+    except KeyError:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}") from None
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class IdRun:
     deliveries: int
     named: int
     distinct: int
+    variant: str = "plain"
 
     @property
     def ok(self) -> bool:
@@ -98,8 +117,9 @@ def run_ids(
     start: Union[int, str] = 0,
     budget: int = DEFAULT_BUDGET,
     fifo: bool = False,
+    variant: str = "plain",
 ) -> IdRun:
-    """Run :class:`~ampsim.protocols.ids.UniqueIds` once from one start node and check the names.
+    """Run the ID rule ``variant`` (:data:`VARIANTS`) once from one start node and check the names.
 
     ``fifo=True`` is refused (:class:`~ampsim.engine.errors.AssumptionError`): the protocol needs
     messages to overtake each other on an edge (docs/ids.md).
@@ -107,11 +127,11 @@ def run_ids(
     spec = graph if isinstance(graph, str) else (graph.name or repr(graph))
     g = _graph(graph) if isinstance(graph, str) else graph
     first = _start_node(start, seed, g.num_nodes)
-    sim = Simulation(g, UniqueIds(), delay=delay, fifo=fifo, seed=seed, start=first, budget=budget)
+    sim = Simulation(g, _rule(variant), delay=delay, fifo=fifo, seed=seed, start=first, budget=budget)
     result = sim.run()
     names = [s.name for s in result.states if s.name is not None]
     return IdRun(spec, g.num_nodes, seed, first, result.reason, result.time, result.total_deliveries,
-                 len(names), len(set(names)))
+                 len(names), len(set(names)), variant)
 
 
 def _run_task(task: tuple) -> IdRun:
@@ -127,8 +147,9 @@ def verify_ids(
     workers: int = 1,
     fifo: bool = False,
     executor: Any = None,
+    variant: str = "plain",
 ) -> list[IdRun]:
-    """Every graph spec x every seed (``seeds``: a count from 0, or a list), in that order.
+    """Every graph spec x every seed (``seeds``: a count from 0, or a list), in that order, with the rule ``variant``.
 
     With ``workers > 1`` the runs are spread over processes, with ``executor`` (any
     ``concurrent.futures.Executor``, e.g. Dask: :mod:`ampsim.sweeps`) over it; the result is identical.
@@ -142,8 +163,8 @@ def verify_ids(
         g = _graph(spec)
         _start_node(start, 0, g.num_nodes)
         # refuse (AssumptionError) or reject a bad graph before any worker starts
-        Simulation(g, UniqueIds(), delay=delay, fifo=fifo, seed=0, start=_start_node(start, 0, g.num_nodes))
-    tasks = [(spec, s, delay, start, budget, fifo) for spec in graphs for s in seed_list]
+        Simulation(g, _rule(variant), delay=delay, fifo=fifo, seed=0, start=_start_node(start, 0, g.num_nodes))
+    tasks = [(spec, s, delay, start, budget, fifo, variant) for spec in graphs for s in seed_list]
     from ..sweeps import run_map
 
     # a local pool gets few large chunks (about 8 per worker): a huge sweep then holds few pending futures
@@ -190,6 +211,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes (same results as 1)")
     parser.add_argument("--fifo", action="store_true",
                         help="FIFO channels: refused (the protocol needs messages to overtake each other)")
+    parser.add_argument("--variant", choices=[*VARIANTS, "both"], default="plain",
+                        help="plain: nodes know nothing (default); degree-aware: every node knows its degree; "
+                             "both: run the two on the same seeds and compare their deliveries until quiescence")
     add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
 
 
@@ -197,23 +221,35 @@ def main(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     start: Union[int, str] = args.start if args.start == "vary" else int(args.start)
+    variants = list(VARIANTS) if args.variant == "both" else [args.variant]
+    runs: list[IdRun] = []
     try:
         with executor_from_args(args) as executor:  # None unless --dask
-            runs = verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
-                              workers=args.workers, fifo=args.fifo, executor=executor)
+            for variant in variants:
+                runs += verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
+                                   workers=args.workers, fifo=args.fifo, executor=executor, variant=variant)
     except AssumptionError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
+    means: dict = {}
     for spec in args.graph:
-        mine = [r for r in runs if r.graph == spec]
-        s = summarize_runs(mine)
-        print(f"{spec} (n={mine[0].n}): unique {s['unique']}/{s['runs']}; "
-              f"time mean {s['time_mean']:.2f} p95 {s['time_p95']:.2f} max {s['time_max']:.2f}; "
-              f"deliveries mean {s['deliveries_mean']:.0f} p95 {s['deliveries_p95']} max {s['deliveries_max']}")
-        for r in mine:
-            if not r.ok:
-                print(f"  FAILED seed {r.seed} (start {r.start}): {r.reason} after {r.deliveries} deliveries, "
-                      f"{r.named}/{r.n} named, {r.distinct} distinct")
+        for variant in variants:
+            mine = [r for r in runs if r.graph == spec and r.variant == variant]
+            s = summarize_runs(mine)
+            means[spec, variant] = s["deliveries_mean"]
+            tag = "" if len(variants) == 1 else f" [{variant}]"
+            print(f"{spec}{tag} (n={mine[0].n}): unique {s['unique']}/{s['runs']}; "
+                  f"time mean {s['time_mean']:.2f} p95 {s['time_p95']:.2f} max {s['time_max']:.2f}; "
+                  f"deliveries mean {s['deliveries_mean']:.0f} p95 {s['deliveries_p95']} max {s['deliveries_max']}")
+            for r in mine:
+                if not r.ok:
+                    print(f"  FAILED seed {r.seed} (start {r.start}): {r.reason} after {r.deliveries} deliveries, "
+                          f"{r.named}/{r.n} named, {r.distinct} distinct")
+    if len(variants) > 1:
+        for spec in args.graph:
+            plain, aware = means[spec, "plain"], means[spec, "degree-aware"]
+            print(f"compare {spec}: deliveries mean plain {plain:.1f}, degree-aware {aware:.1f} "
+                  f"(ratio {aware / plain:.2f})")
     passed = sum(r.ok for r in runs)
     print(f"unique {passed}/{len(runs)}")
     return 0 if passed == len(runs) else 1
