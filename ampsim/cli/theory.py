@@ -13,7 +13,7 @@ import json
 import os
 from typing import Sequence
 
-from .args import names, nonneg, positive
+from .args import index_list, names, nonneg, positive
 
 __all__ = ["configure"]
 
@@ -60,10 +60,35 @@ def _delays(args: argparse.Namespace) -> int:
 
 
 def _reaction(args: argparse.Namespace) -> int:
+    if args.delay is not None:
+        return _halting_order(args)
     from ..theory.reaction_demo import write_reaction_demo
 
     print(json.dumps(write_reaction_demo(args.graphs, args.parity_run, args.out, args.figures), indent=1))
     return 0
+
+
+def _halting_order(args: argparse.Namespace) -> int:
+    """``ampsim reaction --delay D --seeds S``: the parity check "no halted node halted before a closer node's
+    first message", one line per test size and seed, then the total."""
+    from ..theory.reaction_demo import halting_order, load_parity_model
+
+    _torch_threads()
+    model, task, _ = load_parity_model(args.parity_run, test_sizes=tuple(int(s) for s in args.sizes))
+    rows = halting_order(model, task, args.sizes, args.seeds, args.delay, args.graphs)
+    for r in rows:
+        print(f"{r['size']} nodes, seed {r['seed']}: {r['before_first_closer']} of {r['halted']} halted nodes "
+              f"halted before a closer node's first message")
+    bad, halted = sum(r["before_first_closer"] for r in rows), sum(r["halted"] for r in rows)
+    print(f"total ({args.delay} delays, {args.graphs} graphs per size, {len(args.seeds)} seeds): "
+          f"{bad} of {halted} halted nodes halted before a closer node's first message")
+    return 0
+
+
+def _torch_threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] = ()) -> None:
@@ -105,4 +130,11 @@ def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] =
                                  "the published ones: --out results/reaction)")
         parser.add_argument("--figures", default=None,
                             help="folder of the pictures (default: --out; the published ones: --figures docs/reaction)")
+        parser.add_argument("--delay", choices=["constant", "uniform"], default=None,
+                            help="instead of the demo, count the parity nodes that halted before a closer node's "
+                                 "first message under this delay model, per test size and seed (docs/reaction.md)")
+        parser.add_argument("--seeds", type=index_list("seeds", limit=1000), default=list(range(5)),
+                            help="with --delay: the engine seeds, e.g. 0-4 (default) or 0,3")
+        parser.add_argument("--sizes", type=names("test sizes", ("25", "50")), default=["25", "50"],
+                            help="with --delay: parity test sizes, comma-separated (default 25,50)")
         parser.set_defaults(func=_reaction)

@@ -31,7 +31,7 @@ from ..engine.rng import stream
 from ..trace.reaction import Reaction, hop_distances, trace_reactions
 
 __all__ = ["figure3_task", "figure3_graph", "train_figure3", "load_figure3_model", "counterfactual_relays", "halting_drops", "direction",
-           "load_parity_model", "FIGURE3_RUN"]
+           "load_parity_model", "halting_order", "FIGURE3_RUN"]
 
 RED, BLUE, WHITE, MARK = 0, 1, 2, 3
 PARITY_RUN = "results/table3_runs.jsonl.gz/parity/amp-iter/seed0"  # the Table 3 AMP-Iter run of seed 0
@@ -218,6 +218,27 @@ def halting_drops(model, graphs: Sequence[GraphData], delay: str = "constant", s
         p, q = counts[(d, "processed")], counts[(d, "dropped")]
         by_dir[d] = {"processed": p, "dropped": q, "dropped_share": q / (p + q) if p + q else float("nan")}
     return {"by_direction": by_dir, "nodes": nodes}
+
+
+def halting_order(model, task, sizes: Sequence[str] = ("25", "50"), seeds: Sequence[int] = range(5),
+                  delay: str = "uniform", graphs: int = 16) -> list[dict]:
+    """How many halted nodes halted before the first message from a closer node reached them.
+
+    One row per (size, seed): the first ``graphs`` test graphs of ``task.tests[size]``, one run from
+    the origin each (:func:`halting_drops` with ``delay`` and ``seed``), giving ``halted`` and
+    ``before_first_closer`` (halted nodes, the origin excepted, whose first drop came no later than
+    their first message from a closer node, or that never got one). Under constant delays the count
+    is 0 by construction (docs/reaction.md); under uniform delays it is a measurement.
+    """
+    rows = []
+    for size in sizes:
+        if size not in task.tests:
+            raise ValueError(f"test size {size!r} not loaded; loaded: {', '.join(task.tests)}")
+        for seed in seeds:
+            nodes = halting_drops(model, task.tests[size][: graphs], delay=delay, seed=seed)["nodes"]
+            rows.append({"size": size, "seed": seed, "delay": delay, "graphs": min(graphs, len(task.tests[size])),
+                         "halted": nodes["halted"], "before_first_closer": nodes["halted_before_first_closer"]})
+    return rows
 
 
 def _parity_spacetime(model, g, path: str, title: str) -> None:
