@@ -1,7 +1,7 @@
 """``ampsim run | demo | replay | plot | export``: simulate a graph, and read, draw and convert its trace.
 
 * A run is bounded: at most ``--max-deliveries`` (default :func:`default_budget`:
-  max(100,000, 20 · |E|)) and a trace of at most ``--max-trace-mb`` (default 200); on a
+  max(100,000, 20 · ``|E|``)) and a trace of at most ``--max-trace-mb`` (default 200); on a
   terminal a progress bar shows the deliveries.
 * Imports are light (no torch): the simulation path is the start-up path.
 """
@@ -19,7 +19,7 @@ __all__ = ["configure", "CLI_BUDGET", "CLI_BUDGET_PER_EDGE", "default_budget", "
 
 CLI_BUDGET = 100_000
 CLI_BUDGET_PER_EDGE = 20
-"""``ampsim run`` processes at most max(CLI_BUDGET, CLI_BUDGET_PER_EDGE · |E|) deliveries unless
+"""``ampsim run`` processes at most max(CLI_BUDGET, CLI_BUDGET_PER_EDGE · ``|E|``) deliveries unless
 ``--max-deliveries`` says otherwise: flooding needs 2|E| + 1, the synchronizer (2L - 1) · 2|E| + 1,
 while a rule that never goes quiet (echo) stops after seconds, not minutes, and not gigabytes."""
 

@@ -11,16 +11,16 @@ simulation clock stays float64 (``t + np.float32(d)`` would otherwise be float32
 
 Registry (``get_delay("uniform")``):
 
-==============  ==========================================  ======
-name            delay                                       random
-==============  ==========================================  ======
-``constant``    ``value`` (default 1.0)                     no
-``uniform``     U(0, 1], drawn as ``1 - random()``          yes
-``exponential`` Exp with mean ``mean`` (default 0.5)       yes
-``pareto``      Pareto(``alpha``, ``scale``): heavy-tailed  yes
-                (default alpha 1.5, mean 0.5)
-``from-trace``  the delay recorded for that ``msg_id``      as recorded
-==============  ==========================================  ======
+===============  ==========================================  ===========
+name             delay                                       random
+===============  ==========================================  ===========
+``constant``     ``value`` (default 1.0)                     no
+``uniform``      U(0, 1], drawn as ``1 - random()``          yes
+``exponential``  Exp with mean ``mean`` (default 0.5)        yes
+``pareto``       Pareto(``alpha``, ``scale``): heavy-tailed  yes
+                 (default alpha 1.5, mean 0.5)
+``from-trace``   the delay recorded for that ``msg_id``      as recorded
+===============  ==========================================  ===========
 
 ``exponential`` and ``pareto`` are test-time distributions for models trained under
 ``constant`` or ``uniform`` delays (delay robustness, ``docs/node_classification.md``):

@@ -35,24 +35,24 @@ The state machine of one node (``N``: its name; ``R = N[:-1]``, ``l = N[-1]``: i
 parent's name and its label; ``a``, ``b``: which of ``A(R, l)``, ``B(R, l)`` it has;
 ``T[l']``: its star's phase for label ``l'``: 0 none, 1 one report, S splitting, D done):
 
-=====================  =============================================  ============================  ======================
-state                  on message (payload ``M`` = sender's name)     new state                     emits
-=====================  =============================================  ============================  ======================
-unnamed                ``start``                                      ``N = ()`` (root)             ``name(())``
-unnamed                any other, from ``M``                          ``N = M + ("",)``             ``name(N)``
-named                  ``name(M)``, ``M[:-1] == N``, ``T[M[-1]] = 0``  ``T[M[-1]] = 1``              --
-named                  ``name(M)``, ``M[:-1] == N``, ``T = 1``         ``T[M[-1]] = S``              ``A(N, M[-1])``
-named                  ``name(M)``, ``M[:-1] == N``, ``T = S``         unchanged                     ``A(N, M[-1])`` again
-named                  ``name(M)``, ``M[:-1] == N``, ``T = D``         unchanged                     ``close(N, M[-1])``
-named                  ``ack(M)``, ``M[:-1] == N``, ``T[M[-1]] = S``   ``T[M[-1]] = D``              ``B(N, M[-1])``
-child at ``(R, l)``    ``A(R, l)``, no ``b``                          ``a``                         ``ack(N)``
-child at ``(R, l)``    ``A(R, l)``, ``b``                             ``N = R + (l+"1",)``, fresh   ``name(N)``
-child at ``(R, l)``    ``B(R, l)``, no ``a``                          ``b``                         --
-child at ``(R, l)``    ``B(R, l)``, ``a``                             ``N = R + (l+"0",)``, fresh   ``name(N)``
-child at ``(R, l)``    ``close(R, l)``                                ``N = R + (l+"2",)``, fresh   ``name(N)``
-child (*general*)      ``name(M)``, ``M`` newer than ``R``            ``N = M + (l,)``, fresh       ``name(N)``
-any                    anything else                                  unchanged                     --
-=====================  =============================================  ============================  ======================
+=====================  ===============================================  ============================  ======================
+state                  on message (payload ``M`` = sender's name)       new state                     emits
+=====================  ===============================================  ============================  ======================
+unnamed                ``start``                                        ``N = ()`` (root)             ``name(())``
+unnamed                any other, from ``M``                            ``N = M + ("",)``             ``name(N)``
+named                  ``name(M)``, ``M[:-1] == N``, ``T[M[-1]] = 0``   ``T[M[-1]] = 1``              --
+named                  ``name(M)``, ``M[:-1] == N``, ``T = 1``          ``T[M[-1]] = S``              ``A(N, M[-1])``
+named                  ``name(M)``, ``M[:-1] == N``, ``T = S``          unchanged                     ``A(N, M[-1])`` again
+named                  ``name(M)``, ``M[:-1] == N``, ``T = D``          unchanged                     ``close(N, M[-1])``
+named                  ``ack(M)``, ``M[:-1] == N``, ``T[M[-1]] = S``    ``T[M[-1]] = D``              ``B(N, M[-1])``
+child at ``(R, l)``    ``A(R, l)``, no ``b``                            ``a``                         ``ack(N)``
+child at ``(R, l)``    ``A(R, l)``, ``b``                               ``N = R + (l+"1",)``, fresh   ``name(N)``
+child at ``(R, l)``    ``B(R, l)``, no ``a``                            ``b``                         --
+child at ``(R, l)``    ``B(R, l)``, ``a``                               ``N = R + (l+"0",)``, fresh   ``name(N)``
+child at ``(R, l)``    ``close(R, l)``                                  ``N = R + (l+"2",)``, fresh   ``name(N)``
+child (*general*)      ``name(M)``, ``M`` newer than ``R``              ``N = M + (l,)``, fresh       ``name(N)``
+any                    anything else                                    unchanged                     --
+=====================  ===============================================  ============================  ======================
 
 "Fresh" clears ``a``, ``b`` and ``T``: a new name is a new star, and a child at a new
 ``(R, l)`` only counts the ``A``/``B`` it gets from then on. Every node is ``finished``

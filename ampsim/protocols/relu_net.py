@@ -4,7 +4,7 @@
 
 three affine layers with ReLU between them (two hidden layers), weights set by
 hand from the sGIN weights, no training. It reproduces :class:`Synchronizer`'s
-``receive`` (state and message, ⊥ as all-zero bits) on the bounded domain
+``receive`` (state and message, ⊥ as all-zero bits) on the bounded domain::
 
     |s|, |a|, |m| <= bound (entrywise),  0 <= w, u <= D <= max_degree,  0 <= l <= L,
     σ, pulse, safe, origin in {0, 1}.

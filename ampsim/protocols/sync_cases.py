@@ -51,7 +51,7 @@ def make_rule(case: "Case", model: SGIN) -> Any:
 
 
 def budget_for(graph: Graph, layers: int) -> int:
-    """Processed deliveries a case may use: 20 · L · |E| + 2n."""
+    """Processed deliveries a case may use: 20 · L · ``|E|`` + 2n."""
     return 20 * layers * graph.num_edges + 2 * graph.num_nodes
 
 

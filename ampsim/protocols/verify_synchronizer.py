@@ -9,11 +9,11 @@ origin message to the start node. Each case ends as exactly one of
 
 =============  =====================================================================
 ``pass``       every node finished L layers and its final state equals sGIN's
-               (|got - expected| <= 1e-6 · max(1, |expected|) per entry)
+               (``|got - expected| <= 1e-6 · max(1, |expected|)`` per entry)
 ``wrong``      every node finished, some final state differs
 ``deadlock``   the run went quiet before every node finished L layers (the
                engine's ``stalled``; the stuck nodes are named)
-``budget``     the message budget ran out first: 20 · L · |E| + 2n processed
+``budget``     the message budget ran out first: 20 · L · ``|E|`` + 2n processed
                deliveries, 5x what the corrected synchronizer can need
                ((2L - 1) · 2|E| + 1)
 =============  =====================================================================

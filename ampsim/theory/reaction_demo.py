@@ -106,7 +106,7 @@ def counterfactual_relays(model, graphs: Sequence[GraphData], delay: str = "cons
 
     Per node: its role (``s``, ``relay``, ``v``), the summed state change of its deliveries in both
     runs, ``state_gap`` = ||h_red - h_white|| of its final hidden state, ``emitted_gap`` = summed
-    ||m_red - m_white|| over its emissions in delivery order, and ``answer_gap`` = |p_red - p_white| of
+    ||m_red - m_white|| over its emissions in delivery order, and ``answer_gap`` = ``|p_red - p_white|`` of
     its own predicted probability of class 1 (for relays their target is the same in both runs).
     """
     rows = []

@@ -76,7 +76,6 @@ __all__ = [
     "summarize",
     "render_markdown",
     "write_summary",
-    "main",
 ]
 
 DATASETS = ("Cora", "CiteSeer")
