@@ -14,9 +14,11 @@ whose docstring is broken fails the build.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import ampsim  # noqa: E402  (after the path is set)
+from sphinx.pycode import ModuleAnalyzer  # noqa: E402
 from sphinx.util import logging  # noqa: E402
 
 LOGGER = logging.getLogger(__name__)
@@ -55,7 +58,8 @@ API = DOCS / "api"
 SKIP_MODULES = {"ampsim.__main__"}
 
 
-def public_modules() -> list[str]:
+@functools.lru_cache(maxsize=None)
+def public_modules() -> tuple[str, ...]:
     """Every public module of ampsim, sorted: each ``.py`` file under the package (namespace folders
     without ``__init__.py`` included), none with a part of its dotted name starting with ``_``."""
     pkg = Path(ampsim.__file__).resolve().parent
@@ -68,20 +72,33 @@ def public_modules() -> list[str]:
         if name in SKIP_MODULES or any(p.startswith("_") for p in parts):
             continue
         names.append(name)
-    return sorted(names)
+    return tuple(sorted(names))
 
 
 def home(obj: object) -> "str | None":
-    """The dotted name of the place an object is defined, if it is a function, class or method."""
+    """The dotted name of the place a function or class is defined (None for data, and for a function
+    made inside another one, which has no importable place of its own)."""
     mod = getattr(obj, "__module__", None)
     qual = getattr(obj, "__qualname__", None)
     if not (inspect.isclass(obj) or inspect.isfunction(obj) or inspect.isbuiltin(obj)) or not mod or not qual:
         return None
+    if "<locals>" in qual:
+        return None
     return f"{mod}.{qual}"
 
 
+def defines(modname: str, name: str) -> bool:
+    """Whether the module's own source assigns ``name`` at its top level."""
+    mod = importlib.import_module(modname)
+    source = Path(mod.__file__).read_text(encoding="utf-8")
+    return re.search(rf"^{re.escape(name)}\s*(:[^=\n]*)?=", source, flags=re.M) is not None
+
+
 def split_names(modname: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """The names ``modname`` documents itself, and its re-exports as ``(name, home)`` pairs."""
+    """The names ``modname`` documents itself, and its re-exports as ``(name, home)`` pairs.
+
+    A function or class lives where its ``__module__`` says; a constant where its value is assigned
+    (the first public module, in name order, whose source assigns it and which holds the same object)."""
     mod = importlib.import_module(modname)
     names = getattr(mod, "__all__", None)
     if names is None:
@@ -94,6 +111,12 @@ def split_names(modname: str) -> tuple[list[str], list[tuple[str, str]]]:
             continue
         obj = getattr(mod, name)
         where = home(obj)
+        if inspect.ismodule(obj):  # a lazily loaded submodule that shadows the name it was to provide
+            where = obj.__name__
+        elif where is None and not defines(modname, name):
+            where = next((f"{other}.{name}" for other in public_modules() if other != modname and
+                          getattr(importlib.import_module(other), name, None) is obj and defines(other, name)),
+                         None)
         if where is not None and where.rsplit(".", 1)[0] != modname and where.split(".")[0] == "ampsim":
             moved.append((name, where))
         else:
@@ -103,9 +126,26 @@ def split_names(modname: str) -> tuple[list[str], list[tuple[str, str]]]:
 
 def module_page(modname: str) -> str:
     """One API page: the module's docstring and own names (autodoc), then links to its re-exports."""
+    mod = importlib.import_module(modname)
     own, moved = split_names(modname)
+    defs = [n for n in own if home(getattr(mod, n)) is not None]
     lines = [f"# `{modname}`", "", "```{eval-rst}", f".. automodule:: {modname}"]
-    lines += [f"   :members: {', '.join(own)}", "   :undoc-members:"] if own else ["   :no-members:"]
+    lines += [f"   :members: {', '.join(defs)}", "   :undoc-members:"] if defs else ["   :no-members:"]
+    notes = ModuleAnalyzer.for_module(modname).find_attr_docs()
+    for name in own:
+        if name in defs:
+            continue
+        value = getattr(mod, name)
+        if callable(value):  # a function made by a factory: its own docstring says what it does
+            lines += ["", f".. autofunction:: {modname}.{name}"]
+            continue
+        # a constant: its ``#:`` comment or the docstring after it (never the docstring of its type)
+        lines += ["", f".. py:data:: {modname}.{name}"]
+        text = repr(value)
+        if len(text) <= 80:
+            lines.append(f"   :value: {text}")
+        lines.append("")
+        lines += [f"   {line}" for line in notes.get(("", name), [])]
     lines += ["```", ""]
     if moved:
         lines += ["Also importable from here, documented where they are defined:", ""]
