@@ -36,6 +36,10 @@ PUBLISHED_TABLE4 = ("ampsim table4 render --out results/table4_runs.jsonl.gz "
     "--json results/table4.json --md results/table4.md")
 #: README command -> (how, command actually run or reason)
 PLAN: dict[str, tuple[str, str]] = {
+    "python3 -m venv .venv": (SKIP, "set-up: the test runs with PYTHONPATH, no install"),
+    ". .venv/bin/activate": (SKIP, "set-up: the test runs with PYTHONPATH, no install"),
+    "python -m sphinx -W --keep-going -b html docs docs/_build/html":
+        (SKIP, "tests/test_docs_site.py builds the site with exactly these options into a temporary folder"),
     'python3 -m pip install "torch==2.13.0"': (SKIP, "set-up: the test runs with PYTHONPATH, no install"),
     'python3 -m pip install -e ".[test]"': (SKIP, "set-up: the test runs with PYTHONPATH, no install"),
     "python3 -m pytest -q": (SKIP, "the test suite itself"),
