@@ -98,7 +98,8 @@ def split_names(modname: str) -> tuple[list[str], list[tuple[str, str]]]:
     """The names ``modname`` documents itself, and its re-exports as ``(name, home)`` pairs.
 
     A function or class lives where its ``__module__`` says; a constant where its value is assigned
-    (the first public module, in name order, whose source assigns it and which holds the same object)."""
+    (the first public module, in name order, whose source assigns it, whose ``__all__`` names it and which
+    holds the same object; else the module at hand)."""
     mod = importlib.import_module(modname)
     names = getattr(mod, "__all__", None)
     if names is None:
@@ -112,10 +113,12 @@ def split_names(modname: str) -> tuple[list[str], list[tuple[str, str]]]:
         obj = getattr(mod, name)
         where = home(obj)
         if inspect.ismodule(obj):  # a lazily loaded submodule that shadows the name it was to provide
-            where = obj.__name__
-        elif where is None and not defines(modname, name):
+            moved.append((name, obj.__name__))
+            continue
+        if where is None and not defines(modname, name):
             where = next((f"{other}.{name}" for other in public_modules() if other != modname and
-                          getattr(importlib.import_module(other), name, None) is obj and defines(other, name)),
+                          getattr(importlib.import_module(other), name, None) is obj and defines(other, name)
+                          and name in getattr(importlib.import_module(other), "__all__", ())),
                          None)
         if where is not None and where.rsplit(".", 1)[0] != modname and where.split(".")[0] == "ampsim":
             moved.append((name, where))
@@ -140,7 +143,7 @@ def module_page(modname: str) -> str:
             lines += ["", f".. autofunction:: {modname}.{name}"]
             continue
         # a constant: its ``#:`` comment or the docstring after it (never the docstring of its type)
-        lines += ["", f".. py:data:: {modname}.{name}"]
+        lines += ["", f".. py:data:: {name}"]  # inside the automodule: the module is the current one
         text = repr(value)
         if len(text) <= 80:
             lines.append(f"   :value: {text}")
