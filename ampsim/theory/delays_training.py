@@ -213,7 +213,7 @@ MAX_SEEDS = 100  # seeds summarize looks for (0 .. MAX_SEEDS-1, paired where bot
 def paired_test(constant: Sequence[float], uniform: Sequence[float], lower_is_better: bool,
                 band: float, relative: bool) -> dict:
     """Wilcoxon signed-rank test of the paired differences d_k = (uniform_k - constant_k), signed so that
-    d_k > 0 favours constant delays; pairs with |d_k| within the tie band (``band``, or ``band`` times the
+    d_k > 0 favours constant delays; pairs with ``|d_k|`` within the tie band (``band``, or ``band`` times the
     pair's mean magnitude when ``relative``) count as no difference and are dropped (Wilcoxon's own
     convention for zeros). Two-sided; exact p-value when no ranks tie (scipy's ``method="auto"``).
     Returns n (pairs), ties, favour_constant, favour_uniform, W (the smaller rank sum), p."""
