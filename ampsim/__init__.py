@@ -22,6 +22,9 @@ from .protocols import Flooding, get_rule
 from .trace.io import Trace, load_trace, register_format as _register_format, save_trace
 from .trace.records import EndRecord, MessageRecord, StateRecord, PARQUET_SUFFIXES as _PARQUET_SUFFIXES
 from .trace.replay import replay
+from . import trace as _trace
+
+_trace.replay = replay  # the submodule import bound ampsim.trace.replay to the module; the package exports the function
 from .trace.tracers import JSONLTracer, ListTracer, TeeTracer, Tracer
 
 

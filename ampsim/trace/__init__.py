@@ -33,7 +33,10 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        # importing ampsim.trace.replay binds the submodule under the name "replay": the function wins
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'ampsim.trace' has no attribute {name!r}")
 
 

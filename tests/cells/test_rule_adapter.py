@@ -15,7 +15,7 @@ from ampsim.data.graphdata import GraphData
 from ampsim.engine.errors import ReplayMismatch
 from ampsim.engine.messages import Message
 from ampsim.engine.simulation import Simulation
-from ampsim.trace import replay as replay_mod
+from ampsim.trace.replay import replay
 from ampsim.trace.io import load_trace, save_trace
 from ampsim.trace.tracers import JSONLTracer
 from ampsim.train.loop import TrainConfig, fit
@@ -116,7 +116,7 @@ def test_trained_model_run_replays_byte_identically(tmp_path):
                             start_message=start, features=g.x, num_nodes=16).run(max_deliveries=80)
     assert result.deliveries == 80
     recorded = load_trace(tmp_path / "run.jsonl")
-    again = replay_mod.replay(recorded, rule=CellRule(cell), start_message=start, features=g.x)
+    again = replay(recorded, rule=CellRule(cell), start_message=start, features=g.x)
     save_trace(again, tmp_path / "replayed.jsonl")
     old = (tmp_path / "run.jsonl").read_bytes().splitlines()
     new = (tmp_path / "replayed.jsonl").read_bytes().splitlines()
@@ -129,4 +129,4 @@ def test_trained_model_run_replays_byte_identically(tmp_path):
     other = AMPCell("gru", 4, 4, 3)
     init_parameters(other, torch.Generator().manual_seed(99))
     with pytest.raises(ReplayMismatch):
-        replay_mod.replay(recorded, rule=CellRule(other), start_message=start, features=g.x)
+        replay(recorded, rule=CellRule(other), start_message=start, features=g.x)

@@ -47,3 +47,11 @@ def test_export_writes_each_format_under_its_name(tmp_path):
     export_trace(trace, tmp_path / "a.parquet", "parquet")
     export_trace(trace, tmp_path / "a.jsonl", "jsonl")
     assert load_trace(tmp_path / "a.parquet").records == load_trace(tmp_path / "a.jsonl").records == trace.records
+
+
+def test_the_package_exports_the_replay_function_not_its_module():
+    import ampsim.trace
+    from ampsim.trace import replay
+    from ampsim.trace.replay import replay as from_module
+
+    assert callable(replay) and replay is from_module is ampsim.trace.replay
