@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from ..trace.causality import TraceLike, as_trace, num_nodes
 from ..trace.io import Trace, validate_trace
+from ..trace.records import DELIVER, DROP, SEND, MessageRecord
 
 __all__ = ["prepare", "lanes", "title"]
 
@@ -47,3 +48,16 @@ def title(header: dict, ends: Sequence) -> Optional[str]:
     if ends:
         text += f": {ends[-1].reason} at t={ends[-1].time:.4g}"
     return text
+
+
+def marks(trace: Trace, lanes_at: dict) -> tuple[list, list, list, list]:
+    """The message records a diagram draws, among the lanes ``lanes_at`` (node -> lane): start deliveries
+    (``src < 0``), deliveries, drops, and the sends still in flight at the end (both ends on a lane)."""
+    messages = [r for r in trace.records if isinstance(r, MessageRecord)]
+    delivered = [r for r in messages if r.event == DELIVER and r.src >= 0 and r.src in lanes_at and r.dst in lanes_at]
+    initial = [r for r in messages if r.event == DELIVER and r.src < 0 and r.dst in lanes_at]
+    drops = [r for r in messages if r.event == DROP and r.src >= 0 and r.src in lanes_at and r.dst in lanes_at]
+    sends = {r.msg_id: r for r in messages if r.event == SEND}
+    pending = trace.ends[-1].in_flight if trace.ends else ()
+    flying = [sends[m] for m in pending if m in sends and sends[m].src in lanes_at and sends[m].dst in lanes_at]
+    return initial, delivered, drops, flying

@@ -37,8 +37,8 @@ import os
 from typing import Any, Optional, Sequence, Union
 
 from ..trace.causality import TraceLike
-from ..trace.records import DELIVER, DROP, SEND, MessageRecord, StateRecord
-from .common import lanes as view_lanes, prepare, title as view_title
+from ..trace.records import DELIVER, DROP, MessageRecord, StateRecord
+from .common import lanes as view_lanes, marks, prepare, title as view_title
 
 __all__ = ["plot_interactive", "write_html", "MAX_MESSAGES", "MAX_HTML_MB", "MAX_HOVER_CHARS"]
 
@@ -149,12 +149,7 @@ def plot_interactive(
 
     messages = [r for r in trace.records if isinstance(r, MessageRecord)]
     after = {(r.msg_id, r.node): r.state for r in trace.records if isinstance(r, StateRecord)}
-    delivered = [r for r in messages if r.event == DELIVER and r.src >= 0 and r.src in y and r.dst in y]
-    initial = [r for r in messages if r.event == DELIVER and r.src < 0 and r.dst in y]
-    drops = [r for r in messages if r.event == DROP and r.src >= 0 and r.src in y and r.dst in y]
-    sends = {r.msg_id: r for r in messages if r.event == SEND}
-    pending = trace.ends[-1].in_flight if trace.ends else ()
-    flying = [sends[m] for m in pending if m in sends and sends[m].src in y and sends[m].dst in y]
+    initial, delivered, drops, flying = marks(trace, y)
     kinds = sorted({r.kind for r in delivered + drops + flying})  # before sampling: colours do not depend on it
     drawable = len(initial) + len(delivered) + len(drops) + len(flying)
     initial, delivered, drops, flying = _sample([initial, delivered, drops, flying], max_messages)

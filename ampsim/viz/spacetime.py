@@ -27,8 +27,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 
 from ..trace.causality import TraceLike
-from ..trace.records import DELIVER, DROP, SEND, MessageRecord
-from .common import lanes as view_lanes, prepare, title as view_title
+from ..trace.records import MessageRecord
+from .common import lanes as view_lanes, marks, prepare, title as view_title
 
 __all__ = ["plot_spacetime", "category_colors"]
 
@@ -81,13 +81,7 @@ def plot_spacetime(
         height = float(np.clip(0.3 * len(lanes) + 1.6, 2.8, 14.0))
         _, ax = plt.subplots(figsize=(11.0, height))
 
-    messages = [r for r in trace.records if isinstance(r, MessageRecord)]
-    delivered = [r for r in messages if r.event == DELIVER and r.src >= 0 and r.src in y and r.dst in y]
-    initial = [r for r in messages if r.event == DELIVER and r.src < 0 and r.dst in y]
-    drops = [r for r in messages if r.event == DROP and r.src >= 0 and r.src in y and r.dst in y]
-    sends = {r.msg_id: r for r in messages if r.event == SEND}
-    pending = trace.ends[-1].in_flight if trace.ends else ()
-    flying = [sends[m] for m in pending if m in sends and sends[m].src in y and sends[m].dst in y]
+    initial, delivered, drops, flying = marks(trace, y)
 
     categories: list[str] = []
     seen = set()
@@ -99,7 +93,7 @@ def plot_spacetime(
     categories.sort()
     colors = category_colors(categories)
 
-    times = [0.0] + [r.t_deliver for r in messages] + [e.time for e in trace.ends]
+    times = [0.0] + [r.t_deliver for r in trace.records if isinstance(r, MessageRecord)] + [e.time for e in trace.ends]
     t_max = max(times)
     span = t_max if t_max > 0 else 1.0
     ax.hlines(np.arange(len(lanes)), 0.0, t_max, colors="#cccccc", linewidth=0.8, zorder=1).set_gid("lanes")
