@@ -158,6 +158,10 @@ def as_graph(graph: Any, num_nodes: Optional[int] = None, name: str = "", max_ed
     (default :data:`DEFAULT_MAX_EDGES`) is a :class:`SizeLimitError`, before anything is allocated."""
     if isinstance(graph, Graph):
         return graph
+    max_edges = V.optional_positive_int("max_edges", max_edges)
+    num_nodes = V.optional_positive_int("num_nodes", num_nodes)
+    if not isinstance(name, str):
+        raise V.ArgumentError(f"name must be a str, got {V.show(name)}")
     for accepts, read in _READERS:  # adapters' input types: a PyG Data / Batch (ampsim.pyg)
         if accepts(graph):
             return read(graph, name)
@@ -384,6 +388,12 @@ def estimate_spec(spec: str) -> Optional[SizeEstimate]:
         if name == "random-regular" and len(p) == 3:
             d, n = int(p[0]), int(p[1])
             return SizeEstimate(n, d * n // 2)
+        if name == "csl" and len(p) == 2:
+            n = int(p[0])
+            return SizeEstimate(n, 2 * n)
+        if name == "rook" and len(p) == 1:
+            n = int(p[0])
+            return SizeEstimate(n * n, n * n * (n - 1))
         if name == "gnp" and len(p) == 3:
             n, prob = int(p[0]), float(p[1])
             if 0.0 <= prob <= 1.0:

@@ -44,6 +44,7 @@ __all__ = [
     "node_id",
     "node_ids",
     "callable_or_none",
+    "plain",
     "nonfinite_at",
     "finite_values",
     "features_rows",
@@ -234,6 +235,7 @@ def node_id(name: str, value: Any, num_nodes: int) -> int:
 
 def node_ids(name: str, values: Any, num_nodes: int, allow_empty: bool = False, distinct: bool = True) -> list[int]:
     """A list of node indices (any iterable of ints that is not a string), distinct unless told otherwise."""
+    values = plain(values)
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise _fail(name, "a list of node indices", values)
     out = [node_id(f"{name}[{i}]", v, num_nodes) for i, v in enumerate(values)]
@@ -245,10 +247,31 @@ def node_ids(name: str, values: Any, num_nodes: int, allow_empty: bool = False, 
     return out
 
 
-def callable_or_none(name: str, value: Any) -> Optional[Callable]:
-    """``None`` or a callable."""
+def callable_or_none(name: str, value: Any, args: Optional[Sequence[str]] = None) -> Optional[Callable]:
+    """``None`` or a callable; with ``args`` (the names of what it is called with) one that accepts that many
+    positional arguments, so a wrong signature is named here and not from inside a run."""
     if value is not None and not callable(value):
         raise _fail(name, "a function or None", value)
+    if value is not None and args is not None:
+        import inspect
+
+        try:
+            sig = inspect.signature(value)
+        except (TypeError, ValueError):  # a builtin without a signature: called as it is
+            return value
+        try:
+            sig.bind(*args)
+        except TypeError as exc:
+            raise ArgumentError(f"{name} must be a function {name}({', '.join(args)}), got "
+                                f"{getattr(value, '__qualname__', type(value).__name__)}{sig}: {exc}") from None
+    return value
+
+
+def plain(value: Any) -> Any:
+    """An array or tensor as the Python value of its ``tolist()`` (a 0-d one: its number); anything else as is.
+    Index arguments (start nodes, run starts) pass through it, so ``np.array([0, 2])`` means ``[0, 2]``."""
+    if hasattr(value, "tolist") and hasattr(value, "shape") and not isinstance(value, (str, bytes)):
+        return value.tolist()
     return value
 
 

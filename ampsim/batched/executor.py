@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from .. import validate as V
-from ..cells.execute import RunSpec, graph_of
+from ..cells.execute import RunSpec, check_runs, graph_of
 from ..cells.protocol import Cell, NodeInputs, emission_of
 from ..cells.noise import noise_keys
 from ..data.graphdata import GraphData
@@ -145,20 +145,18 @@ class BatchedExecutor:
     def __init__(self, mode: str = "auto", ties: Optional[str] = None, plan_cache: Optional[PlanCache] = None,
                  program_cache: int = 8, record: bool = False, segment_rows: Optional[int] = None,
                  dedup: bool = True, fused: Optional[bool] = None) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if ties is not None and ties not in TIES:
-            raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
-        self.mode = mode
-        self.ties = ties
+        self.mode = V.choice("mode", mode, MODES)
+        self.ties = None if ties is None else V.choice("ties", ties, TIES)
+        if plan_cache is not None and not isinstance(plan_cache, PlanCache):
+            raise V.ArgumentError(f"plan_cache must be a PlanCache or None, got {V.show(plan_cache)}")
         self.plans = plan_cache if plan_cache is not None else PlanCache()
-        self.program_cache = program_cache
+        self.program_cache = V.nonneg_int("program_cache", program_cache)
         self._programs: OrderedDict[tuple, _Program] = OrderedDict()
-        self.record = record
-        if segment_rows is not None and (isinstance(segment_rows, bool) or not isinstance(segment_rows, int)
-                                         or segment_rows < 0):
-            raise ValueError(f"segment_rows must be None (auto), 0 (never cut) or a positive int, got {segment_rows!r}")
-        self.segment_rows = segment_rows
+        self.record = V.boolean("record", record)
+        if segment_rows is not None and not (V._is_int(segment_rows) and segment_rows >= 0):
+            raise V.ArgumentError(f"segment_rows must be None (auto), 0 (never cut) or a positive int, "
+                                  f"got {V.show(segment_rows)}")
+        self.segment_rows = None if segment_rows is None else int(segment_rows)
         self.dedup = V.boolean("dedup", dedup)
         self.fused = None if fused is None else V.boolean("fused", fused)
         self.last_path: Optional[str] = None
@@ -185,21 +183,17 @@ class BatchedExecutor:
         """
         if len(graphs) != len(runs_per_graph):
             raise ValueError(f"{len(graphs)} graphs but {len(runs_per_graph)} run lists")
+        budget = V.positive_int("budget", budget)
         starts, seeds, messages, noise = [], [], [], []
         for g, runs in enumerate(runs_per_graph):
+            starts.append(check_runs(graphs[g], runs, cell.msg_size, "runs" if len(graphs) == 1 else f"runs[{g}]"))
             kinds = {r.noise_seed for r in runs}
             if len(kinds) > 1:
                 raise ValueError(f"graph {g}: its runs have noise seeds {sorted(kinds, key=str)}; the runs of one "
                                  "graph share their start states and must share one noise_seed")
             noise.append(kinds.pop() if kinds else None)
-            starts.append([tuple(int(v) for v in r.starts) for r in runs])
-            seeds.append([V.integer("RunSpec.seed", r.seed) for r in runs])
-            for r in runs:
-                m = r.messages
-                if m.dim() != 2 or m.shape[0] < len(r.starts) or m.shape[1] != cell.msg_size:
-                    raise ValueError(f"RunSpec.messages must be (k >= {len(r.starts)}, {cell.msg_size}), "
-                                     f"got {tuple(m.shape)}")
-                messages.append(m)
+            seeds.append([int(r.seed) for r in runs])
+            messages.extend(r.messages for r in runs)
         ref = next(cell.parameters())
         msgs = torch.cat(messages).to(ref.device) if messages else ref.new_zeros((0, cell.msg_size))
         widths = [[m.shape[0] for m in (r.messages for r in runs)] for runs in runs_per_graph]
@@ -272,9 +266,9 @@ class BatchedExecutor:
         in ``init_state``; a counted cell is planned with its ``count_rule``. A run of a cell
         with ``finished`` that goes quiet with unfinished nodes ends ``"stalled"``, as in the engine.
         """
-        V.positive_int("budget", budget)  # argument checks: ampsim.validate, one error per bad argument
+        budget = V.positive_int("budget", budget)  # argument checks: ampsim.validate, one error per bad argument
         loss = V.probability("loss", loss, allow_one=False)
-        V.boolean("fifo", fifo)
+        fifo = V.boolean("fifo", fifo)
         V.boolean("history", history)
         if history and self.segment_rows:
             raise ValueError(f"history=True keeps every state row, but this executor cuts runs into segments of "

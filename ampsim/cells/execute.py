@@ -29,7 +29,7 @@ from ..graphs import Graph, as_graph
 from .protocol import Cell
 from .rule import CellRule
 
-__all__ = ["RunSpec", "Executor", "EngineExecutor", "graph_of"]
+__all__ = ["RunSpec", "Executor", "EngineExecutor", "graph_of", "check_runs"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,37 @@ def graph_of(data: GraphData) -> Graph:
     return memo[1]
 
 
+def check_runs(graph: GraphData, runs: Sequence[RunSpec], msg_size: int, name: str = "runs") -> list[tuple[int, ...]]:
+    """Every executor's check of its runs on one graph, before anything runs; returns each run's start nodes
+    as ``int`` tuples. ``graph`` is a :class:`GraphData`; ``runs`` a sequence of :class:`RunSpec` whose
+    ``starts`` are distinct node indices (NumPy integers, arrays and tensors read as their values),
+    ``messages`` a ``(k >= len(starts), msg_size)`` tensor, ``seed`` an int, ``noise_seed`` an int or
+    ``None``. A bad one is an :class:`~ampsim.engine.errors.ArgumentError` naming the run and the field."""
+    from .. import validate as V
+
+    if not isinstance(graph, GraphData):
+        raise V.ArgumentError(f"graph must be a GraphData (ampsim.data.graphdata; from_pyg converts a PyG Data), "
+                              f"got {V.show(graph)}")
+    if isinstance(runs, (str, bytes, dict)) or not isinstance(runs, Sequence) and not hasattr(runs, "__iter__"):
+        raise V.ArgumentError(f"{name} must be a list of RunSpec, got {V.show(runs)}")
+    n = graph.num_nodes
+    starts = []
+    for i, run in enumerate(runs):
+        where = f"{name}[{i}]"
+        if not isinstance(run, RunSpec):
+            raise V.ArgumentError(f"{where} must be a RunSpec, got {V.show(run)}")
+        starts.append(tuple(V.node_ids(f"{where}.starts", run.starts, n, allow_empty=True)))
+        m = run.messages
+        if not isinstance(m, Tensor) or m.dim() != 2 or m.shape[0] < len(starts[-1]) or m.shape[1] != msg_size:
+            got = tuple(m.shape) if isinstance(m, Tensor) else V.show(m)
+            raise V.ArgumentError(f"{where}.messages must be a tensor of shape (k >= {len(starts[-1])}, {msg_size}), "
+                                  f"got {got}")
+        V.integer(f"{where}.seed", run.seed)
+        if run.noise_seed is not None:
+            V.integer(f"{where}.noise_seed", run.noise_seed)
+    return starts
+
+
 class EngineExecutor:
     """The per-message reference path: each run is a SimPy simulation of :class:`CellRule`."""
 
@@ -74,12 +105,16 @@ class EngineExecutor:
         self, cell: Cell, graph: GraphData, runs: Sequence[RunSpec], budget: int,
         delay: Union[str, DelayModel] = "constant", fifo: bool = False, loss: float = 0.0,
     ) -> Tensor:
+        from .. import validate as V
+
+        starts = check_runs(graph, runs, cell.msg_size)
+        budget = V.positive_int("budget", budget)
         g = graph_of(graph)
         finals = []
         self.last_results = []
         for i, run in enumerate(runs):
             rule = CellRule(cell, run.noise_seed)
-            start = {v: Message("start", run.messages[j]) for j, v in enumerate(run.starts)}
+            start = {v: Message("start", run.messages[j]) for j, v in enumerate(starts[i])}
             tracer = self.tracer_factory(i) if self.tracer_factory else None
             sim = Simulation(g, rule, delay=delay, fifo=fifo, seed=run.seed, start=start,
                              features=graph.x, allow_isolated=True, tracer=tracer, loss=loss)

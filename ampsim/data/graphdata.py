@@ -34,16 +34,25 @@ class GraphData:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.level not in ("node", "graph"):
-            raise ValueError(f"GraphData.level must be 'node' or 'graph', got {self.level!r}")
-        if self.edge_index.dim() != 2 or self.edge_index.shape[0] != 2:
-            raise ValueError(f"edge_index must have shape (2, E), got {tuple(self.edge_index.shape)}")
-        if self.x.shape[0] != self.num_nodes:
-            raise ValueError(f"x has {self.x.shape[0]} rows but num_nodes={self.num_nodes}")
-        if self.edge_index.numel() and int(self.edge_index.max()) >= self.num_nodes:
-            raise ValueError("edge_index refers to a node >= num_nodes")
+        from .. import validate as V
+
+        V.choice("GraphData.level", self.level, ("node", "graph"))
+        object.__setattr__(self, "num_nodes", V.positive_int("GraphData.num_nodes", self.num_nodes))
+        for name in ("edge_index", "x"):
+            if not isinstance(getattr(self, name), torch.Tensor):
+                raise V.ArgumentError(f"GraphData.{name} must be a tensor, got {V.show(getattr(self, name))}")
+        ei = self.edge_index
+        if ei.dim() != 2 or ei.shape[0] != 2:
+            raise V.ArgumentError(f"GraphData.edge_index must have shape (2, E), got {tuple(ei.shape)}")
+        if ei.is_floating_point() or ei.is_complex() or ei.dtype == torch.bool:
+            raise V.ArgumentError(f"GraphData.edge_index must hold integer node ids, got dtype {ei.dtype}")
+        if self.x.dim() == 0 or self.x.shape[0] != self.num_nodes:
+            raise V.ArgumentError(f"GraphData.x has {tuple(self.x.shape)[:1] or 'no'} rows but num_nodes={self.num_nodes}")
+        if ei.numel() and not 0 <= int(ei.min()) <= int(ei.max()) < self.num_nodes:
+            raise V.ArgumentError(f"GraphData.edge_index holds node ids {int(ei.min())}..{int(ei.max())}, "
+                                  f"outside 0..{self.num_nodes - 1}")
         if not torch.isfinite(self.x).all():
-            raise ValueError("x contains NaN or infinite features")
+            raise V.ArgumentError("GraphData.x contains NaN or infinite features")
 
     @property
     def num_edges(self) -> int:

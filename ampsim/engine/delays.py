@@ -188,7 +188,7 @@ class FromTrace:
     def __post_init__(self) -> None:
         if not isinstance(self.delays, Mapping):
             raise DelayError(f"from-trace delays must be a mapping msg_id -> delay, got {type(self.delays).__name__}")
-        if not all(type(v) is float for v in self.delays.values()):  # once: the table as float64 delays
+        if not all(type(k) is int and type(v) is float for k, v in self.delays.items()):  # once: int ids, float64 delays
             table = {}
             for k, v in self.delays.items():
                 if isinstance(k, bool) or not isinstance(k, numbers.Integral):
@@ -301,6 +301,9 @@ def get_delay(delay: Union[str, float, DelayModel]) -> DelayModel:
             ) from None
     if _is_number(delay):
         return Constant(float(delay))
+    if isinstance(delay, type):  # Uniform, not Uniform(): the class passes the protocol check by its attributes
+        raise DelayError(f"delay must be a name, a number or a DelayModel instance, got the class {delay.__name__} "
+                         f"(use {delay.__name__}())")
     if isinstance(delay, DelayModel):
         return delay
     if hasattr(delay, "bind"):  # a model of the user's that lacks part of the protocol: name what

@@ -101,9 +101,10 @@ def check_rule(rule: Any, what: str = "rule") -> frozenset:
 
 
 def check_output(rule: Any, method: str, result: Any) -> tuple:
-    """``result`` of ``rule.start`` / ``rule.receive`` if it is ``(state, Message or None)``; else :class:`RuleError`."""
-    if not isinstance(result, tuple) or len(result) != 2:
-        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+    """``result`` of ``rule.start`` / ``rule.receive`` if it is a pair ``(state, Message or None)`` (a tuple, or a
+    list of two: ``receive``'s result is unpacked as it is, so ``start``'s is read the same way); else :class:`RuleError`."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        got = f"a {type(result).__name__} of {len(result)}" if isinstance(result, (tuple, list)) else type(result).__name__
         raise RuleError(f"{type(rule).__name__}.{method} must return a pair (state, Message or None), got {got}")
     out = result[1]
     if out is not None and not isinstance(out, Message):

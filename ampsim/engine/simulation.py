@@ -135,11 +135,11 @@ class Simulation:
         if not isinstance(start_message, Message):
             raise V.ArgumentError(f"start_message must be a Message, got {V.show(start_message)}")
         if callable(loss):
-            self.loss, self._lose = -1.0, loss
+            self.loss, self._lose = -1.0, self._first_loss(loss)
         else:
             self.loss = V.probability("loss", loss, allow_one=False)
             if self.loss > 0:
-                draw, p = stream(seed, "loss").random, self.loss
+                draw, p = stream(self.seed, "loss").random, self.loss
                 self._lose = lambda msg_id, src, dst: draw() < p
             else:
                 self._lose = None
@@ -181,13 +181,14 @@ class Simulation:
         self.start_nodes = self._start_nodes(start)
         self.start_message = start_message
         if tracer is not None:
+            self._check_summaries()
             tracer.run_start(self.header())
 
         self.states: list[Any] = [None] * n
         for v in range(n):
             self.states[v], out = check_output(rule, "start", rule.start(self.views[v]))
             if self._wants_states:
-                tracer.state(StateRecord(0.0, v, -1, self._summ_state(self.states[v])))
+                tracer.state(StateRecord(0.0, v, -1, self._text_of("summarize_state", self._summ_state(self.states[v]))))
             if out is not None:
                 self._broadcast(v, out, -1)
         for v, message in self.start_nodes:
@@ -220,11 +221,41 @@ class Simulation:
                 "pass fifo=True"
             )
 
+    def _first_loss(self, lost: Callable[[int, int, int], Any]) -> Callable[[int, int, int], Any]:
+        """A user's ``loss(msg_id, src, dst)``: its first answer must be a bool (a :class:`RuleError`
+        otherwise, naming the function); after it the simulation calls the user's function directly."""
+        V.callable_or_none("loss", lost)
+
+        def first(msg_id: int, src: int, dst: int) -> bool:
+            answer = lost(msg_id, src, dst)
+            if not (type(answer) is bool or V._is_np_bool(answer)):
+                name = getattr(lost, "__qualname__", type(lost).__name__)
+                raise RuleError(f"loss function {name}(msg_id, src, dst) must return True or False, "
+                                f"got {V.show(answer)}")
+            self._lose = lost  # checked once: the next broadcast calls it unwrapped
+            return answer
+
+        return first
+
+    def _check_summaries(self) -> None:
+        """A traced rule's ``summarize`` returns text: checked once, on the start message (which the trace
+        summarises first anyway), so a record never holds another type; ``summarize_state`` is checked on
+        every start-up state."""
+        if self._summ is not summarize:
+            self._text_of("summarize", self._summ(self.start_message.payload))
+
+    def _text_of(self, hook: str, text: Any) -> str:
+        if type(text) is not str:
+            raise RuleError(f"{type(self.rule).__name__}.{hook} must return a str, got {V.show(text)}")
+        return text
+
     def _start_nodes(self, start: Any) -> list[tuple[int, Optional[Message]]]:
-        """The start policy (semantics 5) as ``(node, message or None)`` pairs, every node checked."""
+        """The start policy (semantics 5) as ``(node, message or None)`` pairs, every node checked; an array
+        or tensor of indices reads as the list of its values (a 0-d one as its value)."""
         n = self.graph.num_nodes
         if start is None:
             return []
+        start = V.plain(start)
         if isinstance(start, str):
             if start != "all":
                 raise V.ArgumentError(
@@ -473,7 +504,7 @@ class Simulation:
             if until == INF:  # no time limit: the run ends quiescent (or by budget) at its real time
                 until = None
         max_deliveries = V.optional_positive_int("max_deliveries", max_deliveries)
-        V.callable_or_none("stop_when", stop_when)
+        V.callable_or_none("stop_when", stop_when, ("simulation",))
         if max_deliveries is None and until is None:
             max_deliveries = self.budget if self.budget is not None else DEFAULT_BUDGET
         start = self._deliveries

@@ -4,8 +4,10 @@ Other modules add theirs with :func:`register` (the synchronizer and ID protocol
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
+from ..engine.errors import ArgumentError
 from ..engine.rule import NodeRule
 from .echo import Echo
 from .flooding import Flooding, HaltingFlooding
@@ -35,8 +37,14 @@ def _load_builtin() -> None:
 def get_rule(name: str, **params) -> NodeRule:
     """The registered rule ``name`` built with ``params``; unknown names list the known ones."""
     _load_builtin()
-    try:
-        factory = RULES[name]
-    except KeyError:
-        raise ValueError(f"unknown rule {name!r}; known rules: {', '.join(sorted(RULES))}") from None
+    factory = RULES.get(name) if isinstance(name, str) else None
+    if factory is None:
+        raise ValueError(f"unknown rule {name!r}; known rules: {', '.join(sorted(RULES))}")
+    try:  # a parameter the rule does not take is named here, not by a TypeError from inside its constructor
+        inspect.signature(factory).bind(**params)
+    except TypeError as exc:
+        given = ", ".join(f"{k}={v!r:.40}" for k, v in params.items()) or "no parameters"
+        raise ArgumentError(f"rule {name!r} cannot be built with {given}: {exc}") from None
+    except ValueError:  # no signature to read: the call says
+        pass
     return factory(**params)

@@ -456,8 +456,13 @@ def _check_starts(header: dict, records: tuple, n: int, fail) -> None:
 
 def save_trace(trace: Trace, path: Union[str, os.PathLike]) -> None:
     """Write ``trace`` as JSONL (or Parquet, by suffix), atomically (a temporary file renamed into place)."""
+    from ..validate import ArgumentError, show
     from .tracers import JSONLTracer
 
+    if not isinstance(trace, Trace):
+        raise ArgumentError(f"trace must be a Trace (load_trace, ListTracer.trace()), got {show(trace)}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentError(f"path must be a file name (str or os.PathLike), got {show(path)}")
     fmt = _format_of(os.fspath(path))
     if fmt is not None:  # a registered format by its suffix: Parquet (ampsim.trace.columnar)
         return fmt[2](trace, path)

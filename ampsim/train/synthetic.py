@@ -101,14 +101,29 @@ class TrainConfig:
     checkpoint_every: int = 50
 
     def __post_init__(self) -> None:
+        """Every field checked and normalised (NumPy numbers become ``int``/``float``), so a configuration
+        equals, hashes and serialises as the one written with Python values."""
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 -- frozen dataclass
+        if not isinstance(self.task, str):
+            raise V.ArgumentError(f"task must be a task name (str), got {V.show(self.task)}")  # known by load_task
+        if not isinstance(self.model, str):
+            raise V.ArgumentError(f"model must be a model name (str), got {V.show(self.model)}")
         cell_kind(self.model)
-        if self.delay not in ("constant", "uniform"):
-            raise ValueError(f"delay must be 'constant' or 'uniform', got {self.delay!r}")
+        V.choice("delay", self.delay, ("constant", "uniform"))
+        set_("seed", V.integer("seed", self.seed))
         check_run_numbers(self.epochs, self.lr, self.checkpoint_every)
+        set_("epochs", int(self.epochs))
+        set_("lr", float(self.lr))
+        set_("checkpoint_every", int(self.checkpoint_every))
+        set_("gate", V.boolean("gate", self.gate))
+        set_("sources", V.positive_int("sources", self.sources))
         for name in ("hidden", "msg_size", "budget_factor", "train_graphs"):
-            V.optional_positive_int(name, getattr(self, name))
+            set_(name, V.optional_positive_int(name, getattr(self, name)))
         if self.test_sizes is not None:
-            object.__setattr__(self, "test_sizes", tuple(int(s) for s in self.test_sizes))
+            sizes = V.plain(self.test_sizes)
+            if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+                raise V.ArgumentError(f"test_sizes must be a list of graph sizes, got {V.show(self.test_sizes)}")
+            set_("test_sizes", tuple(V.positive_int(f"test_sizes[{i}]", s) for i, s in enumerate(sizes)))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -195,7 +195,7 @@ def test_bad_runs_are_rejected():
     cell = make_cell("rnn", False)
     with pytest.raises(ValueError, match="messages"):
         BatchedExecutor().execute(cell, g, [RunSpec((0, 1), torch.ones(1, M, dtype=torch.float64))], 5)
-    with pytest.raises(ValueError, match="not in the graph"):
+    with pytest.raises(ValueError, match=r"^runs\[0\]\.starts\[0\] must be a node index in 0\.\.4, got 9$"):
         BatchedExecutor().execute(cell, g, [RunSpec((9,), torch.ones(1, M, dtype=torch.float64))], 5)
     with pytest.raises(ValueError, match="budget"):
         BatchedExecutor().execute(cell, g, [RunSpec((0,), torch.ones(1, M, dtype=torch.float64))], 0)
