@@ -90,6 +90,8 @@ def target_path(path: "str | os.PathLike[str]") -> str:
     path = os.fspath(path)
     if not path:
         raise OutputPathError("an empty file name; give a file name")
+    if "\0" in path:
+        raise OutputPathError(f"{path!r}: a file name cannot hold a NUL byte")
     if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
         raise OutputPathError(f"{path}: is a folder name; give a file name")
     target = path

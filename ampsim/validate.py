@@ -215,15 +215,15 @@ def boolean(name: str, value: Any) -> bool:
 
 
 def choice(name: str, value: Any, choices: Collection[Any]) -> Any:
-    """One of ``choices`` (compared by equality; the message lists them once each, in order)."""
-    try:
-        ok = value in choices and not isinstance(value, bool)
-    except TypeError:  # unhashable
-        ok = False
-    if not ok:
-        listed = ", ".join(repr(c) for c in dict.fromkeys(choices))
-        raise ArgumentError(f"{name} must be one of {listed}; got {show(value)}")
-    return value
+    """One of ``choices``, returned as the choice itself (a NumPy string gives the plain ``str``): ``value`` must
+    be of the choice's type (bools never stand for ints) and equal to it; arrays, tensors and unhashable values
+    are refused (of no choice's type), never compared element-wise. The message lists the choices once each, in order."""
+    for c in choices:
+        if type(value) is type(c) or (isinstance(value, type(c)) and not isinstance(value, bool)):
+            if value == c:
+                return c
+    listed = ", ".join(repr(c) for c in dict.fromkeys(choices))
+    raise ArgumentError(f"{name} must be one of {listed}; got {show(value)}")
 
 
 def node_id(name: str, value: Any, num_nodes: int) -> int:

@@ -183,7 +183,6 @@ class BatchedExecutor:
         """
         if len(graphs) != len(runs_per_graph):
             raise ValueError(f"{len(graphs)} graphs but {len(runs_per_graph)} run lists")
-        budget = V.positive_int("budget", budget)
         starts, seeds, messages, noise = [], [], [], []
         for g, runs in enumerate(runs_per_graph):
             starts.append(check_runs(graphs[g], runs, cell.msg_size, "runs" if len(graphs) == 1 else f"runs[{g}]"))
@@ -194,6 +193,7 @@ class BatchedExecutor:
             noise.append(kinds.pop() if kinds else None)
             seeds.append([int(r.seed) for r in runs])
             messages.extend(r.messages for r in runs)
+        budget = V.positive_int("budget", budget)  # after the runs, as EngineExecutor: the same error first
         ref = next(cell.parameters())
         msgs = torch.cat(messages).to(ref.device) if messages else ref.new_zeros((0, cell.msg_size))
         widths = [[m.shape[0] for m in (r.messages for r in runs)] for runs in runs_per_graph]

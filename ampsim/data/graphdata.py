@@ -36,7 +36,7 @@ class GraphData:
     def __post_init__(self) -> None:
         from .. import validate as V
 
-        V.choice("GraphData.level", self.level, ("node", "graph"))
+        object.__setattr__(self, "level", V.choice("GraphData.level", self.level, ("node", "graph")))
         object.__setattr__(self, "num_nodes", V.positive_int("GraphData.num_nodes", self.num_nodes))
         for name in ("edge_index", "x"):
             if not isinstance(getattr(self, name), torch.Tensor):

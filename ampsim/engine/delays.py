@@ -163,6 +163,10 @@ class Pareto:
         a, s = self.alpha, self.scale
         if not (_is_number(a) and _is_number(s) and math.isfinite(a) and math.isfinite(s) and a > 0 and s > 0):
             raise DelayError(f"pareto delay needs finite alpha > 0 and scale > 0, got alpha={a!r}, scale={s!r}")
+        # the largest draw is scale * 2**(53 / alpha) (1 - random() >= 2**-53): it must be a finite float
+        if math.log2(float(s)) + 53.0 / float(a) >= 1023.0:
+            raise DelayError(f"pareto delay with alpha={a!r}, scale={s!r} can draw delays beyond the largest float "
+                             f"(scale * 2**(53/alpha)); use a larger alpha or a smaller scale")
 
     def bind(self, rng: Random) -> Sampler:
         draw, scale, power = rng.random, float(self.scale), -1.0 / float(self.alpha)

@@ -109,7 +109,7 @@ class TrainConfig:
         if not isinstance(self.model, str):
             raise V.ArgumentError(f"model must be a model name (str), got {V.show(self.model)}")
         cell_kind(self.model)
-        V.choice("delay", self.delay, ("constant", "uniform"))
+        set_("delay", V.choice("delay", self.delay, ("constant", "uniform")))
         set_("seed", V.integer("seed", self.seed))
         check_run_numbers(self.epochs, self.lr, self.checkpoint_every)
         set_("epochs", int(self.epochs))
