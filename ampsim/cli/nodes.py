@@ -7,6 +7,7 @@ summary (``--json``, ``--md``) from the result files under ``--out`` (a folder o
 
     ampsim nodes run --models GCN GAT --seeds 0-9
     ampsim nodes run --models AMP-GRU AMP-ACT --delays constant uniform --seeds 0-9
+    ampsim nodes run --models AMP-Mean AMP-Att --delays constant uniform --seeds 0-9
     ampsim nodes render --out results/node_classification_runs.jsonl.gz
 
 A new flag is one ``add_argument`` in :func:`configure_run` and, when it is a setting of the
@@ -20,8 +21,10 @@ from typing import Sequence
 from .. import runpack
 from .. import validate as V
 from ..train.loop import training_process
+from ..cells.aggregate import NORMS
 from ..train.node_classification import (AMP_BUDGET, BASELINES, DATASETS, DEFAULT_RUNS, DEFAULTS, DELAYS, MODELS,
-                                         READOUTS, NodeConfig, NodeTask, load_node_task, train_seed, write_summary)
+                                         READOUTS, WAVE_MODELS, NodeConfig, NodeTask, load_node_task, train_seed,
+                                         write_summary)
 from .args import add_threads, checked, index_list, learning_rate, positive
 
 __all__ = ["configure", "configure_run", "configs"]
@@ -46,12 +49,14 @@ def configs(args: argparse.Namespace) -> list[NodeConfig]:
             defaults = DEFAULTS.get(model, DEFAULTS["AMP"])
             given = {k: getattr(args, k, None) for k in defaults}
             settings = {k: defaults[k] if v is None else v for k, v in given.items()}
+            features = getattr(args, "amp_features", None) or ("normalized" if model in WAVE_MODELS else "binary")
             for delay in (["constant"] if model in BASELINES else args.delays):
                 for seed in args.seeds:
                     out.append(NodeConfig(dataset, model, delay, seed, msg_size=args.msg_size,
                                           budget_factor=args.budget_factor, readout=args.readout, embed=args.embed,
                                           weight_decay=args.weight_decay, heads=getattr(args, "heads", 8),
-                                          normalize=model in BASELINES or args.amp_features == "normalized",
+                                          waves=getattr(args, "waves", 2), norm=getattr(args, "norm", "sym"),
+                                          normalize=model in BASELINES or features == "normalized",
                                           **settings))
     return out
 
@@ -99,12 +104,16 @@ def configure_run(p: argparse.ArgumentParser) -> None:
     for name, kind in _SETTINGS.items():
         p.add_argument(f"--{name}", type=kind, default=None, help="default per model: " + ", ".join(
             f"{model} {d[name]}" for model, d in DEFAULTS.items()))
-    p.add_argument("--heads", type=_width, default=8, help="GAT attention heads (default 8)")
+    p.add_argument("--heads", type=_width, default=8, help="GAT and AMP-Att attention heads (default 8)")
+    p.add_argument("--waves", type=_width, default=2, help="AMP-Mean, AMP-Att: waves = GNN layers (default 2)")
+    p.add_argument("--norm", choices=NORMS, default="sym",
+                   help="AMP-Mean: sym (GCN's D^-1/2 (A+I) D^-1/2, default) or mean")
     p.add_argument("--msg-size", type=_width, default=16)
     p.add_argument("--budget-factor", type=_budget, default=AMP_BUDGET, help="AMP budget: deliveries per node")
     p.add_argument("--weight-decay", type=_decay, default=5e-4)
-    p.add_argument("--amp-features", choices=("binary", "normalized"), default="binary",
-                   help="AMP input: the binary bag of words (default) or row-normalised (the GCN's, always)")
+    p.add_argument("--amp-features", choices=("binary", "normalized"), default=None,
+                   help="AMP input: the binary bag of words or row-normalised (the GCN's, always); default "
+                        "binary for AMP-GRU/ACT/Iter/RNN, normalized for AMP-Mean/Att")
     p.add_argument("--readout", default="skip", choices=READOUTS, help="AMP readout (default skip)")
     p.add_argument("--embed", action="store_true", help="AMP: a sparse linear embedding before the cell")
     add_threads(p)

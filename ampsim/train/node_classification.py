@@ -17,6 +17,12 @@ on the one training loop (:class:`Protocol` on :func:`ampsim.train.loop.fit_mode
   layer from ``drop([h_v^0 ‖ out(s_v)])`` (readout ``skip``; also ``last``, ``mean``). Why this
   start policy, and the settings used (binary features, budget 12 n, 50 epochs: the CLI's defaults):
   ``docs/node_classification.md``. Adam lr 0.01, weight decay 5e-4, dropout 0.5;
+* **AMP-Mean, AMP-Att** (the aggregating cells of :mod:`ampsim.cells.aggregate`, Section 4.1: AMP
+  expresses a GNN): the same start policy, every node wakes with its row-normalised features and
+  the cell's start message; the cell's last wave is the classifier (:class:`AMPWaveClassifier`).
+  Recipe of the GNN each expresses: AMP-Mean the GCN's (hidden 16, dropout 0.5, weight decay on
+  the first wave, lr 0.01, 200 epochs), AMP-Att the GAT's (8 heads x 8, dropout 0.6, lr 0.005,
+  500 epochs); 2 waves, budget 12 n (a run needs ``n + 2 waves |E|`` deliveries and ends quiescent);
 * loss: NLL over the training nodes plus the weight decay as an L2 term; after every epoch the
   model is evaluated (dropout off, fixed evaluation delays) and **the epoch with the best
   validation accuracy** (ties: lower validation loss) gives the reported test accuracy: model
@@ -30,6 +36,7 @@ finished seed is skipped, an interrupted one continues from its checkpoint, bit 
 
     ampsim nodes run --models GCN GAT --seeds 0-9
     ampsim nodes run --models AMP-GRU AMP-ACT --delays constant uniform --seeds 0-9
+    ampsim nodes run --models AMP-Mean AMP-Att --delays constant uniform --seeds 0-9
     ampsim nodes render --out results/node_classification_runs.jsonl.gz
 """
 from __future__ import annotations
@@ -48,6 +55,7 @@ from torch import Tensor, nn
 
 from .. import runpack
 from .. import validate as V
+from ..cells.aggregate import NORMS, AttentionCell, MeanCell
 from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec
 from ..cells.models import cell_kind, init_parameters
@@ -67,6 +75,8 @@ __all__ = [
     "GCN",
     "GAT",
     "AMPNodeClassifier",
+    "AMPWaveClassifier",
+    "WAVE_MODELS",
     "load_node_task",
     "gcn_adjacency",
     "build_model",
@@ -81,7 +91,9 @@ __all__ = [
 DATASETS = ("Cora", "CiteSeer")
 #: The classical baselines (no delays) and the AMP models.
 BASELINES = ("GCN", "GAT")
-MODELS = BASELINES + ("AMP-GRU", "AMP-ACT", "AMP-Iter", "AMP-RNN")
+#: The aggregating cells (:mod:`ampsim.cells.aggregate`): one wave per GNN layer, emission once per wave.
+WAVE_MODELS = ("AMP-Mean", "AMP-Att")
+MODELS = BASELINES + ("AMP-GRU", "AMP-ACT", "AMP-Iter", "AMP-RNN") + WAVE_MODELS
 DELAYS = ("constant", "uniform")
 #: AMP readouts: the final output, it beside the start encoding ("skip"), or the mean over the node's states beside it.
 READOUTS = ("last", "skip", "mean")
@@ -90,9 +102,12 @@ PUBLISHED = {"GCN": {"Cora": 81.5, "CiteSeer": 70.3}, "GAT": {"Cora": 83.0, "Cit
 DEFAULT_RUNS = os.path.join("runs", "node_classification")
 #: CLI defaults: the published protocols (GCN 200 epochs; GAT 500; AMP scaled down to 50, budget 12 n).
 GCN_EPOCHS, AMP_EPOCHS, AMP_BUDGET = 200, 50, 12.0
-#: Per-model defaults of the flags a user leaves out (the published settings of each model).
+#: Per-model defaults of the flags a user leaves out (the published settings of each model; the
+#: aggregating cells take the recipe of the GNN they express: AMP-Mean the GCN's, AMP-Att the GAT's).
 DEFAULTS = {"GCN": {"epochs": GCN_EPOCHS, "hidden": 16, "lr": 0.01, "dropout": 0.5},
             "GAT": {"epochs": 500, "hidden": 8, "lr": 0.005, "dropout": 0.6},
+            "AMP-Mean": {"epochs": GCN_EPOCHS, "hidden": 16, "lr": 0.01, "dropout": 0.5},
+            "AMP-Att": {"epochs": 500, "hidden": 8, "lr": 0.005, "dropout": 0.6},
             "AMP": {"epochs": AMP_EPOCHS, "hidden": 16, "lr": 0.01, "dropout": 0.5}}
 FORMAT = "ampsim.node_classification"
 
@@ -117,6 +132,8 @@ class NodeConfig:
     normalize: bool = True
     checkpoint_every: int = 10
     heads: int = 8
+    waves: int = 2
+    norm: str = "sym"
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -127,8 +144,10 @@ class NodeConfig:
             raise ValueError(f"delay must be one of {DELAYS}, got {self.delay!r}")
         if self.model in BASELINES and self.delay != "constant":
             raise ValueError(f"the {self.model} has no delays: use delay='constant'")
-        for name in ("epochs", "hidden", "msg_size", "checkpoint_every", "heads"):
+        for name in ("epochs", "hidden", "msg_size", "checkpoint_every", "heads", "waves"):
             V.positive_int(name, getattr(self, name))
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         V.positive_float("budget_factor", self.budget_factor)
         V.positive_float("lr", self.lr)
         V.nonneg_float("weight_decay", self.weight_decay)
@@ -232,6 +251,76 @@ class AMPNodeClassifier(nn.Module):
         return torch.log_softmax(self.decoder(dropout(z, self.dropout, generator)), dim=-1)
 
 
+class AMPWaveClassifier(nn.Module):
+    """An aggregating cell (:class:`~ampsim.cells.aggregate.MeanCell` or
+    :class:`~ampsim.cells.aggregate.AttentionCell`) run once with every node started; its output
+    is the class scores.
+
+    ``forward(graph, features, executor, budget, delay, seed, generator) -> (n, C)``
+    log-probabilities, the signature of :class:`AMPNodeClassifier`. Every node v wakes with its
+    features ``x_v`` (dense; row-normalised in the protocol, as the GCN's) and receives the cell's
+    start message (zeros); the cell computes K waves (K GNN layers, Section 4.1: AMP expresses a
+    GNN), the last one ``num_classes`` wide, and ``log_softmax(output(s_v))`` is the prediction.
+    No decoder: the last wave is the classifier, as the GCN's second layer.
+
+    * ``"AMP-Mean"``: ``MeanCell(F, hidden, C, waves, norm, dropout)`` -- with ``norm="sym"`` a
+      quiescent run computes the two-layer GCN of the same weights;
+    * ``"AMP-Att"``: ``AttentionCell(F, hidden, C, heads, out_heads=1, waves, dropout,
+      attn_dropout=dropout)`` -- the GAT's architecture (dropout on each wave's input and on the
+      attention coefficients, the same rate, as the GAT baseline).
+
+    Dropout masks come from the run's noise seed (:mod:`ampsim.cells.noise`), one draw from
+    ``generator`` per forward pass; ``generator=None`` (evaluation) runs without noise.
+    """
+
+    def __init__(self, kind: str, in_features: int, hidden: int, num_classes: int, dropout: float = 0.5,
+                 waves: int = 2, norm: str = "sym", heads: int = 8) -> None:
+        super().__init__()
+        if kind == "AMP-Mean":
+            self.cell = MeanCell(in_features, hidden, num_classes, waves=waves, norm=norm, dropout=dropout)
+        elif kind == "AMP-Att":
+            self.cell = AttentionCell(in_features, hidden, num_classes, heads=heads, out_heads=1, waves=waves,
+                                      dropout=dropout, attn_dropout=dropout)
+        else:
+            raise ValueError(f"unknown aggregating model {kind!r}; choose one of {WAVE_MODELS}")
+        self.kind = kind
+
+    def reset(self, generator: torch.Generator) -> None:
+        """Glorot-uniform weights (per head for the attention vectors), zero biases, drawn from
+        ``generator`` in registration order: the GCN's and the GAT's initialisation."""
+        cell = self.cell
+        for lin in cell.weights:
+            glorot(lin.weight, generator)
+        if isinstance(cell, AttentionCell):
+            for a in cell.att:
+                glorot(a.view(a.shape[0], 1, a.shape[1]), generator)
+            for q in cell.query:
+                glorot(q.weight, generator)
+        with torch.no_grad():
+            for b in cell.biases:
+                b.zero_()
+
+    def decayed(self) -> list[Tensor]:
+        """The weights under weight decay: the first wave's (GCN's choice) or every weight but the biases (GAT's)."""
+        cell = self.cell
+        if isinstance(cell, MeanCell):
+            return [cell.weights[0].weight]
+        return [lin.weight for lin in cell.weights] + list(cell.att) + [q.weight for q in cell.query]
+
+    def runs(self, n: int, seed: int, noise_seed: Optional[int] = None) -> list[RunSpec]:
+        """The start policy: one run, every node starts with the cell's start message."""
+        return [RunSpec(tuple(range(n)), self.cell.start_message(n), seed, noise_seed)]
+
+    def forward(self, graph: GraphData, features: Tensor, executor, budget: int, delay: str = "constant",
+                seed: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
+        noise_seed = None if generator is None else int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        x = features.to_dense() if features.is_sparse else features
+        data = graph if x is graph.x else GraphData(graph.edge_index, x, graph.y, graph.num_nodes, graph.level,
+                                                     None, graph.meta)
+        states = executor.execute(self.cell, data, self.runs(graph.num_nodes, seed, noise_seed), budget, delay)[0]
+        return torch.log_softmax(self.cell.output(states), dim=-1)
+
+
 def build_model(task: NodeTask, config: NodeConfig) -> nn.Module:
     """The model of ``config``, every parameter drawn from ``derive_seed(seed, "init")``."""
     generator = torch.Generator().manual_seed(derive_seed(config.seed, "init") % (2**63))
@@ -243,8 +332,12 @@ def build_model(task: NodeTask, config: NodeConfig) -> nn.Module:
     if config.model in BASELINES:
         model.reset(generator)
         return model
-    model = AMPNodeClassifier(config.model, in_features, config.hidden, task.num_classes, config.msg_size,
-                              config.dropout, config.readout, config.embed)
+    if config.model in WAVE_MODELS:
+        model = AMPWaveClassifier(config.model, in_features, config.hidden, task.num_classes, config.dropout,
+                                  config.waves, config.norm, config.heads)
+    else:
+        model = AMPNodeClassifier(config.model, in_features, config.hidden, task.num_classes, config.msg_size,
+                                  config.dropout, config.readout, config.embed)
     model.reset(generator)
     return model
 
@@ -252,7 +345,8 @@ def build_model(task: NodeTask, config: NodeConfig) -> nn.Module:
 class Protocol:
     """Node classification as a definition on the one loop (:func:`ampsim.train.loop.fit_models`).
 
-    * model: :class:`GCN`, :class:`GAT` or :class:`AMPNodeClassifier` (:func:`build_model`);
+    * model: :class:`GCN`, :class:`GAT`, :class:`AMPNodeClassifier` or :class:`AMPWaveClassifier`
+      (:func:`build_model`);
     * data: one item, the graph; its targets are the labels of the training nodes only;
     * forward / readout: ``forward(model, items, seeds)`` returns the log-probabilities of the
       training nodes; ``seeds[0]`` (the epoch's draw from the ``train-delays`` stream, which the
@@ -260,7 +354,8 @@ class Protocol:
       an uninterrupted one;
     * loss: per-prediction NLL plus the L2 term ``wd/2 ||W||^2`` spread over the P training
       predictions (weight decay as the reference codes add it to the loss: on the first layer
-      for the GCN, on every weight but the biases for the GAT, on every parameter for AMP);
+      for the GCN and AMP-Mean, on every weight but the biases for the GAT and AMP-Att, on every
+      parameter for the other AMP models);
     * evaluation after every epoch (dropout off, the fixed ``eval-delays``): ``val_loss``,
       ``val_acc``, ``test_acc``, and the epoch's wall seconds.
     """
@@ -284,17 +379,16 @@ class Protocol:
             self.budget = config.budget(task.graph.num_nodes)
 
     def decayed(self) -> list[Tensor]:
-        """The weights under weight decay: a baseline's own choice (its ``decayed()``), every AMP parameter."""
-        if self.config.model in BASELINES:
-            return self.model.decayed()
-        return list(self.model.parameters())
+        """The weights under weight decay: the model's own choice (its ``decayed()``), else every parameter."""
+        own = getattr(self.model, "decayed", None)
+        return own() if own is not None else list(self.model.parameters())
 
     def logp(self, model: nn.Module, generator: Optional[torch.Generator], delay_seed: int) -> Tensor:
         """(n, C) log-probabilities of every node."""
         if self.config.model in BASELINES:
             return model(self.task.features, self.adj, generator)
-        return model(self.task.graph, self.task.features, self.executor, self.budget, self.config.delay,
-                     delay_seed, generator)
+        features = self.task.graph.x if self.config.model in WAVE_MODELS else self.task.features
+        return model(self.task.graph, features, self.executor, self.budget, self.config.delay, delay_seed, generator)
 
     def forward(self, model: nn.Module, items: Sequence[int], seeds: Sequence[int]) -> Tensor:
         seed = int(seeds[0])
@@ -343,16 +437,26 @@ def _checkpoint_path(path: Path) -> Path:
     return path.with_suffix(".ckpt.pt")
 
 
-#: Settings that do not change what a GCN computes (AMP only), and ones that never change a result.
+#: Settings that do not change what a GCN computes (AMP only), ones that only the aggregating cells
+#: read (and the GAT's heads), ones the aggregating cells do not read, and ones that never change a result.
 _AMP_ONLY = ("msg_size", "budget_factor", "readout", "embed")
 _GAT_ONLY = ("heads",)
+_WAVE_ONLY = ("waves", "norm")
+_RECURRENT_ONLY = ("msg_size", "readout", "embed")
 _BOOKKEEPING = ("checkpoint_every",)
 
 
 def _protocol(config: dict) -> dict:
-    """The settings that define a run's result (what a finished file or a checkpoint must match)."""
+    """The settings that define a run's result (what a finished file or a checkpoint must match).
+
+    A setting a model does not read is left out, so the files written before a setting existed
+    still match (absent and default alike)."""
     model = config.get("model")
-    drop = _BOOKKEEPING + (_AMP_ONLY if model in BASELINES else ()) + (() if model == "GAT" else _GAT_ONLY)
+    drop = _BOOKKEEPING + (_AMP_ONLY if model in BASELINES else ())
+    drop += () if model in ("GAT", "AMP-Att") else _GAT_ONLY
+    drop += _RECURRENT_ONLY if model in WAVE_MODELS else _WAVE_ONLY
+    if model == "AMP-Att":
+        drop += ("norm",)
     return {k: v for k, v in config.items() if k not in drop}
 
 
@@ -455,11 +559,19 @@ def summarize(root: str = DEFAULT_RUNS) -> dict:
                    "minutes": round(sum(r["seconds"] for r in runs) / 60.0, 2),
                    "val_mean": round(sum(vals) / len(vals), 2), "epochs": c["epochs"], "hidden": c["hidden"],
                    "seed_list": [r["seed"] for r in runs]}
-            if c["model"] == "GAT":
-                row.update(heads=c["heads"], lr=c["lr"], dropout=c["dropout"])
+            if c["model"] in ("GAT", "AMP-Att", "AMP-Mean"):
+                row.update(lr=c["lr"], dropout=c["dropout"])
+            if c["model"] in ("GAT", "AMP-Att"):
+                row.update(heads=c["heads"])
+            if c["model"] in WAVE_MODELS:
+                row.update(waves=c["waves"], budget_factor=c["budget_factor"],
+                           **({"norm": c["norm"]} if c["model"] == "AMP-Mean" else {}))
+            elif c["model"] not in BASELINES:
+                row.update(msg_size=c["msg_size"], budget_factor=c["budget_factor"], readout=c["readout"])
             if c["model"] not in BASELINES:
-                row.update(msg_size=c["msg_size"], budget_factor=c["budget_factor"], readout=c["readout"],
-                           deliveries=runs[0].get("deliveries"), batches=runs[0].get("batches"))
+                row.update(deliveries=runs[0].get("deliveries"), batches=runs[0].get("batches"),
+                           seconds_per_epoch=round(sum(r["seconds"] for r in runs)
+                                                   / sum(r["epochs_done"] for r in runs), 3))
             rows[key] = row
         summary[dataset] = rows
     return summary
@@ -499,11 +611,27 @@ def render_markdown(summary: dict) -> str:
     lines += ["", "Settings per row (first data set that has it):", ""]
     for key in keys:
         row = next(summary[d][key] for d in datasets if key in summary[d])
-        extra = ("" if key == "GCN" else f" x {row['heads']} heads, lr {row['lr']}, dropout {row['dropout']}"
-                 if key == "GAT" else f", message {row['msg_size']}, budget {row['budget_factor']}n deliveries, "
-                 f"readout {row['readout']}")
-        lines.append(f"* {key}: {row['epochs']} epochs, hidden {row['hidden']}{extra}")
+        lines.append(f"* {key}: {row['epochs']} epochs, hidden {row['hidden']}{_settings(key, row)}")
     return "\n".join(lines) + "\n"
+
+
+def _settings(key: str, row: dict) -> str:
+    """The settings of a summary row beyond epochs and hidden size, as the Markdown list shows them."""
+    model = key.split("@")[0]
+    if model == "GCN":
+        return ""
+    if model == "GAT":
+        return f" x {row['heads']} heads, lr {row['lr']}, dropout {row['dropout']}"
+    if model in WAVE_MODELS:
+        cell = (f", norm {row['norm']}" if model == "AMP-Mean" else f" x {row['heads']} heads")
+        return (f"{cell}, {row['waves']} waves, lr {row['lr']}, dropout {row['dropout']}, budget "
+                f"{row['budget_factor']}n deliveries ({_per_run(row)}), {row['seconds_per_epoch']} s per epoch")
+    return f", message {row['msg_size']}, budget {row['budget_factor']}n deliveries, readout {row['readout']}"
+
+
+def _per_run(row: dict) -> str:
+    d = row.get("deliveries")
+    return "deliveries per run: " + ("—" if not d else str(d[0]))
 
 
 def write_summary(root: str, json_path: str = "results/node_classification.json",

@@ -227,3 +227,95 @@ def test_cli_defaults_are_per_model():
     assert (amp.epochs, amp.hidden, amp.lr, amp.dropout) == (50, 16, 0.01, 0.5)
     (gat,) = configs(parser.parse_args(["--models", "GAT", "--seeds", "0", "--datasets", "Cora", "--hidden", "4"]))
     assert gat.hidden == 4
+
+
+# --------------------------------------------------------------------------- the aggregating cells
+def test_amp_mean_classifier_is_the_gcn_of_its_weights_on_cora():
+    """Evaluation (no dropout), constant and uniform delays: AMP-Mean's log-probabilities are the GCN's."""
+    from ampsim.batched import BatchedExecutor
+
+    task = cora()
+    model = nc.build_model(task, NodeConfig("Cora", "AMP-Mean", epochs=1)).eval()
+    assert isinstance(model, nc.AMPWaveClassifier) and model.cell.dims == [1433, 16, 7]
+    gcn = GCN(1433, 16, 7).eval()
+    with torch.no_grad():
+        gcn.w0.copy_(model.cell.weights[0].weight.t())
+        gcn.w1.copy_(model.cell.weights[1].weight.t())
+        ref = gcn(task.features, gcn_adjacency(task.graph.edge_index, 2708))
+        ex = BatchedExecutor()
+        for delay in ("constant", "uniform"):
+            logp = model(task.graph, task.graph.x, ex, 12 * 2708, delay, 4)
+            assert ex.last.reasons == ("quiescent",) and ex.last.deliveries == (2708 + 2 * 10556,)
+            assert torch.allclose(logp, ref, atol=1e-5)
+
+
+def test_wave_models_init_and_weight_decay_follow_gcn_and_gat():
+    task = small_task()
+    mean = nc.Protocol(task, NodeConfig("Cora", "AMP-Mean", hidden=4))
+    assert [p.shape for p in mean.decayed()] == [(4, 3)]  # the first wave only, as the GCN
+    bound = (6.0 / (3 + 4)) ** 0.5
+    w = mean.model.cell.weights[0].weight
+    assert w.abs().max() <= bound and w.abs().max() > 0.5 * bound and not any(b.abs().sum() for b in mean.model.cell.biases)
+    att = nc.Protocol(task, NodeConfig("Cora", "AMP-Att", hidden=2, heads=3))
+    # W_0 (6, 3), W_1 (2, 6); attention vectors (3, 2), (1, 2); queries (3, 6), (1, 6): no biases
+    assert [tuple(p.shape) for p in att.decayed()] == [(6, 3), (2, 6), (3, 2), (1, 2), (3, 6), (1, 6)]
+    again = nc.build_model(task, NodeConfig("Cora", "AMP-Att", hidden=2, heads=3))
+    assert all(torch.equal(a, b) for a, b in zip(att.model.parameters(), again.parameters()))
+
+
+@pytest.mark.parametrize("model", ["AMP-Mean", "AMP-Att"])
+def test_wave_models_train_through_the_loop_and_resume_bit_for_bit(tmp_path, model):
+    task = small_task()
+    cfg = NodeConfig("Cora", model, "uniform", seed=2, epochs=4, hidden=4, heads=2, checkpoint_every=2)
+    whole = train_seed(cfg, root=None, task=task)
+    assert whole["finished"] and whole["key"] == f"{model}@uniform" and len(whole["history"]["loss"]) == 4
+    assert whole["deliveries"] == [6 + 2 * 10] and whole["reasons"] == ["quiescent"]
+    assert whole["history"]["loss"][0] != whole["history"]["loss"][1]
+    part = train_seed(cfg, root=str(tmp_path), task=task, stop_after=3)
+    assert not part["finished"]
+    done = train_seed(cfg, root=str(tmp_path), task=task)
+    assert done["history"]["loss"] == whole["history"]["loss"] and done["test_acc"] == whole["test_acc"]
+
+
+def test_wave_model_dropout_comes_from_the_generator():
+    task = small_task()
+    model = nc.build_model(task, NodeConfig("Cora", "AMP-Mean", hidden=4, dropout=0.5))
+    from ampsim.batched import BatchedExecutor
+
+    ex = BatchedExecutor()
+    run = lambda g: model(task.graph, task.graph.x, ex, 30, "constant", 0, g)  # noqa: E731
+    a, b = run(torch.Generator().manual_seed(5)), run(torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and not torch.equal(a, run(torch.Generator().manual_seed(6)))
+    model.eval()
+    assert torch.equal(run(None), run(None))
+
+
+def test_wave_settings_matter_to_the_wave_models_only():
+    assert nc._same_protocol(NodeConfig("Cora", "AMP-GRU", waves=3, norm="mean").__dict__,
+                             NodeConfig("Cora", "AMP-GRU").__dict__)
+    assert nc._same_protocol(NodeConfig("Cora", "AMP-Mean", msg_size=3, readout="last", heads=2).__dict__,
+                             NodeConfig("Cora", "AMP-Mean").__dict__)
+    assert not nc._same_protocol(NodeConfig("Cora", "AMP-Mean", waves=3).__dict__, NodeConfig("Cora", "AMP-Mean").__dict__)
+    assert not nc._same_protocol(NodeConfig("Cora", "AMP-Att", heads=2).__dict__, NodeConfig("Cora", "AMP-Att").__dict__)
+    assert nc._same_protocol(NodeConfig("Cora", "AMP-Att", norm="mean").__dict__, NodeConfig("Cora", "AMP-Att").__dict__)
+    # an AMP-GRU result written before the wave settings existed has no "waves"/"norm": the same protocol
+    old = {k: v for k, v in NodeConfig("Cora", "AMP-GRU").__dict__.items() if k not in ("waves", "norm")}
+    assert nc._same_protocol(old, NodeConfig("Cora", "AMP-GRU").__dict__)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        NodeConfig("Cora", "AMP-Mean", norm="max")
+
+
+def test_cli_wave_models_take_the_gcn_and_gat_recipes():
+    parser = argparse.ArgumentParser()
+    configure_run(parser)
+    mean, mean_u, att, att_u, gru = configs(parser.parse_args(
+        ["--models", "AMP-Mean", "AMP-Att", "AMP-GRU", "--delays", "constant", "uniform", "--seeds", "0",
+         "--datasets", "Cora"]))[:5]
+    assert (mean.key, mean.epochs, mean.hidden, mean.lr, mean.dropout, mean.normalize, mean.waves, mean.norm) == (
+        "AMP-Mean", 200, 16, 0.01, 0.5, True, 2, "sym")
+    assert mean_u.key == "AMP-Mean@uniform" and att_u.key == "AMP-Att@uniform"
+    assert (att.epochs, att.hidden, att.heads, att.lr, att.dropout, att.normalize) == (500, 8, 8, 0.005, 0.6, True)
+    assert (gru.key, gru.normalize) == ("AMP-GRU", False)  # the recurrent cells keep the binary features
+    (mean,) = configs(parser.parse_args(["--models", "AMP-Mean", "--seeds", "0", "--datasets", "Cora", "--waves",
+                                         "3", "--norm", "mean", "--amp-features", "binary"]))
+    assert (mean.waves, mean.norm, mean.normalize) == (3, "mean", False)
