@@ -240,14 +240,17 @@ class MeanCell(_WaveCell):
         for j in range(K):
             hit = (w == j) & (started > 0.5) & (counts[j] > deg + 0.5)
             done = hit.to(state.dtype)
-            if j + 1 < K:  # own messages of the rows that complete wave j (few per batch)
+            if j + 1 < K:  # own messages of the rows that complete wave j (few per batch, often none)
                 rows = hit.nonzero().flatten()
-                h = self._complete(j, S[j].index_select(0, rows), counts[j].index_select(0, rows),
-                                   deg.index_select(0, rows))
-                z = self._own(j + 1, h, deg.index_select(0, rows), key.index_select(0, rows))
-                z = S[j + 1].new_zeros(S[j + 1].shape).index_add(0, rows, z)
-                S[j + 1] = S[j + 1] + z
-                counts[j + 1] = counts[j + 1] + done
+                if rows.numel():
+                    h = self._complete(j, S[j].index_select(0, rows), counts[j].index_select(0, rows),
+                                       deg.index_select(0, rows))
+                    z = self._own(j + 1, h, deg.index_select(0, rows), key.index_select(0, rows))
+                    z = S[j + 1].new_zeros(S[j + 1].shape).index_add(0, rows, z)
+                    S[j + 1] = S[j + 1] + z
+                    counts[j + 1] = counts[j + 1] + done
+                else:  # no row completes: nothing to compute (the level's graph stays small for backward)
+                    z = S[j + 1].new_zeros(S[j + 1].shape)
                 slots[j + 1] = z
                 flags[j + 1] = done
             w = w + done
@@ -408,12 +411,15 @@ class AttentionCell(_WaveCell):
         for j in range(K):
             hit = (w == j) & (started > 0.5) & (counts[j] > deg + 0.5)
             done = hit.to(state.dtype)
-            if j + 1 < K:  # own messages of the rows that complete wave j
+            if j + 1 < K:  # own messages of the rows that complete wave j (often none)
                 rows = hit.nonzero().flatten()
-                z = self._own(j + 1, self._complete(j, accs[j].index_select(0, rows)), key.index_select(0, rows))
-                z = z.new_zeros(state.shape[0], z.shape[1]).index_add(0, rows, z)
-                accs[j + 1] = self._absorb(j + 1, accs[j + 1], counts[j + 1], z, z0, key, key, hit)
-                counts[j + 1] = counts[j + 1] + done
+                if rows.numel():
+                    z = self._own(j + 1, self._complete(j, accs[j].index_select(0, rows)), key.index_select(0, rows))
+                    z = z.new_zeros(state.shape[0], z.shape[1]).index_add(0, rows, z)
+                    accs[j + 1] = self._absorb(j + 1, accs[j + 1], counts[j + 1], z, z0, key, key, hit)
+                    counts[j + 1] = counts[j + 1] + done
+                else:
+                    z = state.new_zeros(state.shape[0], self.slot_sizes[j + 1])
                 slots[j + 1] = z
                 flags[j + 1] = done
             w = w + done
