@@ -332,3 +332,58 @@ def test_attention_order_invariance(deg, data):
     a, b = run(range(len(msgs))), run(order)
     assert torch.allclose(a, b, atol=1e-5) and bool(cell.finished(b)[0])
     assert torch.allclose(cell.output(a), cell.output(b), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- delay invariance of a whole run
+def _permuted_delays(order: list) -> "Custom":
+    """Delays ``1 + order[k] / len(order)`` for the k-th copy sent (cycled): distinct delays, so the arrival
+    order of a run is the one ``order`` (a permutation) makes, not the send order."""
+    from ampsim.engine.delays import Custom
+
+    calls = iter(range(10**9))
+    return Custom(lambda rng, mid, src, dst: 1.0 + order[next(calls) % len(order)] / len(order), name="permuted")
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 9), p=st.floats(0.2, 0.8), graph_seed=st.integers(0, 1000),
+       order=st.permutations(range(40)), delay_seed=st.integers(0, 1000), train=st.booleans())
+def test_mean_run_outputs_do_not_depend_on_the_delays(n, p, graph_seed, order, delay_seed, train):
+    """A quiescent loss-free run of MeanCell computes the same outputs under constant, uniform and
+    permuted delays (the aggregate is order-free: invariance is a theorem), to 1e-6; dropout with
+    one noise seed too (a mask depends on the node, the wave and the column, never on the order).
+    Engine (SimPy) and batched executor alike."""
+    from ampsim.batched import BatchedExecutor
+
+    data = graph_data(nx.gnp_random_graph(n, p, seed=graph_seed))
+    cell = make_cell(dropout=0.5 if train else 0.0)
+    cell.train(train)
+    noise = 7 if train else None
+    edges = data.edge_index.shape[1]
+    outs = []
+    for ex in (EngineExecutor(), BatchedExecutor()):
+        for delay in ("constant", "uniform", _permuted_delays(list(order))):
+            final = ex.execute(cell, data, [all_start(cell, n, seed=delay_seed, noise=noise)], 10_000, delay)[0]
+            done = ex.last_results[0] if isinstance(ex, EngineExecutor) else None
+            if done is not None:
+                assert (done.reason, done.deliveries) == ("quiescent", n + 2 * edges)
+            else:
+                assert ex.last.reasons == ("quiescent",) and ex.last.deliveries == (n + 2 * edges,)
+            assert bool(cell.finished(final).all())
+            outs.append(cell.output(final).detach())
+    for o in outs[1:]:
+        assert torch.allclose(o, outs[0], rtol=0.0, atol=1e-6)
+    if not train:
+        assert torch.allclose(outs[0], gcn(cell, data), rtol=0.0, atol=1e-6)
+
+
+def test_permuted_delays_reorder_the_deliveries():
+    """The permuted-delay run of the invariance property is not the constant run in disguise."""
+    data = graph_data(nx.gnp_random_graph(7, 0.5, seed=1))
+    cell = make_cell()
+    order = [(17 * k) % 40 for k in range(40)]
+    seen = []
+    for delay in ("constant", _permuted_delays(order)):
+        tracer = ListTracer(states=False)
+        EngineExecutor(lambda i: tracer).execute(cell, data, [all_start(cell, 7, 3)], 1000, delay)
+        seen.append([(r.dst, r.src) for r in tracer.records if r.event == "deliver"])
+    assert sorted(seen[0]) == sorted(seen[1]) and seen[0] != seen[1]
