@@ -571,7 +571,7 @@ def summarize(root: str = DEFAULT_RUNS) -> dict:
             if c["model"] not in BASELINES:
                 row.update(deliveries=runs[0].get("deliveries"), batches=runs[0].get("batches"),
                            seconds_per_epoch=round(sum(r["seconds"] for r in runs)
-                                                   / sum(r["epochs_done"] for r in runs), 3))
+                                                   / sum(r.get("epochs_done", c["epochs"]) for r in runs), 3))
             rows[key] = row
         summary[dataset] = rows
     return summary

@@ -319,3 +319,19 @@ def test_cli_wave_models_take_the_gcn_and_gat_recipes():
     (mean,) = configs(parser.parse_args(["--models", "AMP-Mean", "--seeds", "0", "--datasets", "Cora", "--waves",
                                          "3", "--norm", "mean", "--amp-features", "binary"]))
     assert (mean.waves, mean.norm, mean.normalize) == (3, "mean", False)
+
+
+def test_summary_rows_of_the_wave_models(tmp_path):
+    _fake_result(tmp_path, "Cora", "GCN", "constant", 0, 0.80, 0.79)
+    _fake_result(tmp_path, "Cora", "AMP-Mean", "uniform", 0, 0.82, 0.80, seconds=30.0)
+    _fake_result(tmp_path, "Cora", "AMP-Att", "constant", 0, 0.81, 0.80, seconds=60.0)
+    s = summarize(str(tmp_path))
+    assert list(s["Cora"]) == ["GCN", "AMP-Mean@uniform", "AMP-Att"]
+    mean = s["Cora"]["AMP-Mean@uniform"]
+    assert (mean["waves"], mean["norm"], mean["seconds_per_epoch"], mean["delay"]) == (2, "sym", 6.0, "uniform")
+    assert "heads" not in mean and "msg_size" not in mean and s["Cora"]["AMP-Att"]["heads"] == 8
+    md = render_markdown(s)
+    assert "| AMP-Mean | uniform | 82.0 ± 0.0 (+2.0) | 1 | 0.5 |" in md
+    assert ("* AMP-Mean@uniform: 5 epochs, hidden 32, norm sym, 2 waves, lr 0.01, dropout 0.5, budget 12.0n "
+            "deliveries (deliveries per run: —), 6.0 s per epoch") in md
+    assert "* AMP-Att: 5 epochs, hidden 32 x 8 heads, 2 waves, lr 0.01, dropout 0.5" in md
