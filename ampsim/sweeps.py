@@ -37,7 +37,7 @@ from functools import partial
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 __all__ = ["run_map", "starred", "dask_executor", "dask_workers", "describe_executor", "add_executor_arguments",
-           "executor_from_args", "MAX_CASES", "announce_cases"]
+           "executor_from_args", "MAX_CASES", "announce_cases", "add_max_cases", "case_limit"]
 
 
 MAX_WORKERS = 64
@@ -60,21 +60,53 @@ def _duration(seconds: float) -> str:
 
 
 def announce_cases(count: int, what: str, workers: int, seconds_per_case: tuple[float, float],
-                   limit: Optional[int] = MAX_CASES, log: Any = None) -> None:
+                   limit: Optional[int] = MAX_CASES, log: Any = None, unit: str = "cases") -> None:
     """Say what a sweep will do before it starts -- ``count`` cases (``what``: how they are made), over
     ``workers`` processes, taking about ``seconds_per_case`` (low, high) of one core each -- or refuse a
     sweep of more than ``limit`` cases (None: no limit) with that estimate and the flag that lifts it
-    (:class:`~ampsim.engine.errors.SizeLimitError`)."""
+    (:class:`~ampsim.engine.errors.SizeLimitError`). A count of 0 is said as zero work. Every sweep command
+    calls it once its inputs are checked and before its first case, so the one line it prints is the plan
+    and an error is never preceded by it."""
     import sys
 
     from .engine.errors import SizeLimitError
 
-    lo, hi = (count * t / max(1, workers) for t in seconds_per_case)
+    _check_workers(workers)
+    busy = max(1, min(workers, count))  # a worker runs whole cases: more workers than cases do not help
+    lo, hi = (count * t / busy for t in seconds_per_case)
     estimate = f"about {_duration(lo)} to {_duration(hi)} over {workers} worker{'s' if workers != 1 else ''}"
     if limit is not None and count > limit:
-        raise SizeLimitError(f"{what} makes {count:,} cases ({estimate}); the limit is {limit:,} cases: lift it "
+        raise SizeLimitError(f"{what} makes {count:,} {unit} ({estimate}); the limit is {limit:,} {unit}: lift it "
                              f"with --max-cases {count} (0: no limit)")
-    print(f"{count:,} cases ({what}), {estimate}", file=log or sys.stderr, flush=True)
+    if count == 0:
+        print(f"0 {unit} ({what}): nothing to do", file=log or sys.stderr, flush=True)
+        return
+    print(f"{count:,} {unit} ({what}), {estimate}", file=log or sys.stderr, flush=True)
+
+
+def _count(text: str) -> int:
+    """``--max-cases``: a whole number >= 0 (argparse's one-line usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: no limit), got {text!r}")
+    return value
+
+
+def add_max_cases(parser: argparse.ArgumentParser, what: str = "cases") -> None:
+    """Add ``--max-cases N`` (default :data:`MAX_CASES`; 0: no limit), the one flag that lifts the limit of
+    :func:`announce_cases`, to a sweep's command line; ``what`` names a case in the help (``runs``)."""
+    parser.add_argument("--max-cases", type=_count, default=MAX_CASES,
+                        help=f"refuse, before starting, a sweep of more {what} than this; it states the number and "
+                             f"a time estimate first (default {MAX_CASES:,}; 0: no limit)")
+
+
+def case_limit(args: argparse.Namespace) -> Optional[int]:
+    """The ``--max-cases`` of ``args`` as :func:`announce_cases` takes it (None: no limit)."""
+    limit = getattr(args, "max_cases", MAX_CASES)
+    return limit or None
 
 
 def _check_workers(workers: int) -> None:

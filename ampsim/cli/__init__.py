@@ -155,10 +155,28 @@ def _one_line(text: str) -> str:
 def _os_error(exc: OSError) -> str:
     if exc.filename is not None and exc.errno is not None:
         what = _ERRNO_TEXT.get(exc.errno, (exc.strerror or "").lower())
-        if exc.errno == errno.EEXIST and os.path.isfile(exc.filename):
-            what = "is a file, not a folder"
+        if exc.errno == errno.EEXIST and os.path.lexists(exc.filename) and not os.path.isdir(exc.filename):
+            from ..validate import not_a_file
+
+            kind = not_a_file(exc.filename)  # a FIFO, a device, a socket; None for a regular file
+            what = f"is {kind}, not a folder" if kind else "is a file, not a folder"
         return f"{exc.filename}: {what}"
     return str(exc)
+
+
+def _is_allocation_failure(exc: BaseException) -> bool:
+    text = str(exc)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
+def _allocation(exc: BaseException) -> str:
+    """``tried to allocate 6.4 GB`` from torch's message, else ``an allocation failed``."""
+    import re
+
+    from ..validate import fmt_bytes
+
+    found = re.search(r"allocate (\d+) bytes", str(exc))
+    return f"tried to allocate {fmt_bytes(int(found.group(1)))}" if found else "an allocation failed"
 
 
 def _error(text: str) -> None:
@@ -196,6 +214,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return 2
             except (AmpsimError, ValueError) as exc:
                 _error(f"error: {exc}")
+                return 2
+            except MemoryError:
+                _error("error: out of memory (a size given is too large for this machine); lower it")
+                return 2
+            except RuntimeError as exc:  # torch reports a failed allocation as a RuntimeError
+                if not _is_allocation_failure(exc):
+                    raise
+                _error(f"error: out of memory ({_allocation(exc)}; a size given is too large for this machine); "
+                       "lower it")
                 return 2
         except KeyboardInterrupt:
             _error("interrupted (Ctrl-C); no partial files left")

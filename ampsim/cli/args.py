@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 from .. import validate as V
 from ..sweeps import MAX_WORKERS
 
-__all__ = ["checked", "whole", "positive", "nonneg", "positive_real", "learning_rate", "processes", "MAX_PROCESSES", "megabytes", "int_ranges", "index_list",
+__all__ = ["checked", "whole", "positive", "width", "MAX_WIDTH", "nonneg", "positive_real", "learning_rate", "processes", "MAX_PROCESSES", "megabytes", "int_ranges", "index_list",
            "file_name", "file_or_stdout", "names", "add_threads", "add_workers"]
 
 
@@ -44,6 +44,11 @@ def whole(lo: Optional[int] = None, hi: Optional[int] = None):
 
 positive = whole(1)
 nonneg = whole(0)
+MAX_WIDTH = 4096
+"""Model widths (``--hidden``, ``--msg-size``, ``--heads``) are at most this (the protocols use 3-64): a weight
+matrix of 4096 x 4096 float32 is 67 MB; a mistyped 100000000 is refused at parse time, never allocated."""
+width = checked(int, lambda v: V.integer("value", v, 1, MAX_WIDTH), "a whole number",
+                f"a whole number in 1..{MAX_WIDTH}")
 learning_rate = checked(float, lambda v: V.positive_float("value", v), "a number > 0", "a finite number > 0")
 MAX_PROCESSES = MAX_WORKERS
 """``--workers`` / ``--nproc`` start at most this many processes."""

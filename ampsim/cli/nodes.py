@@ -25,15 +25,12 @@ from ..cells.aggregate import NORMS
 from ..train.node_classification import (AMP_BUDGET, BASELINES, DATASETS, DEFAULT_RUNS, DEFAULTS, DELAYS, MODELS,
                                          READOUTS, WAVE_MODELS, NodeConfig, NodeTask, load_node_task, train_seed,
                                          write_summary)
-from .args import add_threads, checked, index_list, learning_rate, positive
+from .args import MAX_WIDTH, add_threads, checked, index_list, learning_rate, positive, width
 
 __all__ = ["configure", "configure_run", "configs"]
 
 MAX_SEEDS = 1000
-MAX_WIDTH = 4096
-"""``--hidden``, ``--msg-size`` and ``--heads`` at most this (the protocols: 8-16)."""
-
-_width = checked(int, lambda v: V.integer("value", v, 1, MAX_WIDTH), "a whole number", f"a whole number in 1..{MAX_WIDTH}")
+_width = width  # --hidden, --msg-size, --heads: at most MAX_WIDTH (the protocols: 8-16)
 _budget = checked(float, lambda v: V.positive_float("value", v), "a number", "a finite number > 0")
 _rate = checked(float, lambda v: V.probability("value", v, allow_one=False), "a number", "a number in [0, 1)")
 _decay = checked(float, lambda v: V.nonneg_float("value", v), "a number", "a finite number >= 0")

@@ -13,14 +13,20 @@ import json
 import os
 from typing import Sequence
 
+from ..sweeps import add_max_cases
 from .args import index_list, names, nonneg, positive
 
 __all__ = ["configure"]
 
 
 def _figure4(args: argparse.Namespace) -> int:
-    from ..train.figure4 import report
+    from ..sweeps import announce_cases, case_limit
+    from ..train.figure4 import CASES_PER_SEED, SECONDS_PER_CASE, report
 
+    if args.out and os.path.dirname(args.out):
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    announce_cases(CASES_PER_SEED * args.seeds, f"{CASES_PER_SEED} cells and delay draws x {args.seeds} seeds", 1,
+                   SECONDS_PER_CASE, case_limit(args))
     lines = report(range(args.seeds))
     for line in lines:
         print(line)
@@ -95,6 +101,7 @@ def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] =
     if name == "figure4":
         parser.add_argument("--seeds", type=positive, default=3, help="random cells per kind (default 3)")
         parser.add_argument("--out", default=None, help="also write OUT.md (the published one: --out results/figure4)")
+        add_max_cases(parser)
         parser.set_defaults(func=_figure4)
     elif name == "delays":
         from ..theory.delays_training import (FULL_SEEDS, PUBLISHED, RUNS, SHORT_EPOCHS, SHORT_SEEDS, TASKS)

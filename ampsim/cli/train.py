@@ -22,7 +22,7 @@ from ..train import ddp
 from ..train.loop import training_process
 from ..train.synthetic import (PARITY_TASKS, USER_RUNS, TrainConfig, finished_result, fit_seeds, get_executor,
                                run_folder)
-from .args import MAX_PROCESSES, index_list, learning_rate, nonneg, positive, processes
+from .args import MAX_PROCESSES, index_list, learning_rate, nonneg, positive, processes, whole, width
 
 __all__ = ["configure", "TASK_NAMES"]
 
@@ -32,9 +32,20 @@ def _sizes(text: str) -> tuple[int, ...]:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated sizes, got {text!r}") from None
-    if not sizes or min(sizes) < 2:
-        raise argparse.ArgumentTypeError("test sizes must be integers >= 2")
+    if not sizes or min(sizes) < 2 or max(sizes) > MAX_TEST_NODES:
+        raise argparse.ArgumentTypeError(f"expected comma-separated test sizes in 2..{MAX_TEST_NODES:,} nodes, "
+                                         f"got {text!r}")
     return sizes
+
+
+MAX_TEST_NODES = 5000
+"""``--test-sizes``: parity test graphs of at most this many nodes (the paper's: 10, 25, 50)."""
+MAX_TRAIN_GRAPHS = 100_000
+"""``--train-graphs`` at most this (the paper's: 100)."""
+MAX_SOURCES = 64
+"""``--sources`` at most this (the paper's: 3); the message size grows with it."""
+MAX_BUDGET_FACTOR = 1000
+"""``--budget-factor`` at most this (the paper's: 5 and 10 deliveries per node)."""
 
 
 MAX_SEEDS = 1000
@@ -59,12 +70,12 @@ def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] =
     parser.add_argument("--epochs", type=nonneg, default=1000, help="full-batch Adam steps (paper: 1000; 0: evaluate the initial model)")
     parser.add_argument("--lr", type=learning_rate, default=0.01)
     parser.add_argument("--gate", action="store_true", help="learned emission gate (straight-through)")
-    parser.add_argument("--hidden", type=positive, default=None, help="default: the task's (16/32, or 30)")
-    parser.add_argument("--msg-size", type=positive, default=None, help="default: 3 (3 * sources for parity-multi)")
-    parser.add_argument("--budget-factor", type=positive, default=None, help="budget = factor * n (default 5, parity 10)")
-    parser.add_argument("--train-graphs", type=positive, default=None, help="parity tasks: training graphs (default 100)")
+    parser.add_argument("--hidden", type=width, default=None, help="default: the task's (16/32, or 30)")
+    parser.add_argument("--msg-size", type=width, default=None, help="default: 3 (3 * sources for parity-multi)")
+    parser.add_argument("--budget-factor", type=whole(1, MAX_BUDGET_FACTOR), default=None, help="budget = factor * n (default 5, parity 10)")
+    parser.add_argument("--train-graphs", type=whole(1, MAX_TRAIN_GRAPHS), default=None, help="parity tasks: training graphs (default 100)")
     parser.add_argument("--test-sizes", type=_sizes, default=None, help="parity tasks: e.g. 10,25,50")
-    parser.add_argument("--sources", type=positive, default=3, help="parity-multi: number of origins")
+    parser.add_argument("--sources", type=whole(1, MAX_SOURCES), default=3, help="parity-multi: number of origins")
     parser.add_argument("--checkpoint-every", type=positive, default=50)
     parser.add_argument("--executor", choices=["engine", "batched"], default=None,
                         help="default: batched if ampsim.batched imports, else engine")

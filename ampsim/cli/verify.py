@@ -12,6 +12,7 @@ import importlib
 import os
 from typing import Sequence
 
+from ..sweeps import add_max_cases, announce_cases, case_limit
 from .args import positive, processes
 
 __all__ = ["configure", "VERIFY_TARGETS"]
@@ -38,8 +39,11 @@ def _ks(text: str) -> range:
 
 
 def _stars(args: argparse.Namespace) -> int:
-    from ..protocols.verify_ids import measure_stars, plot_time_vs_k
+    from ..protocols.verify_ids import SECONDS_PER_RUN, measure_stars, plot_time_vs_k
 
+    os.makedirs(args.out, exist_ok=True)  # an --out that is not a folder is refused before the plan
+    announce_cases(len(args.ks) * args.seeds, f"{len(args.ks)} star sizes x {args.seeds} seeds; sizes already "
+                   f"measured under {args.out} are read back", args.workers, SECONDS_PER_RUN, case_limit(args))
     table = measure_stars(args.ks, args.seeds, args.out, args.workers)
     plot_time_vs_k(table, os.path.join(args.out, "time_vs_k.png"))
     for r in table["rows"]:
@@ -50,8 +54,12 @@ def _stars(args: argparse.Namespace) -> int:
 
 
 def _graphs(args: argparse.Namespace) -> int:
-    from ..protocols.verify_ids import check_graphs
+    from ..protocols.verify_ids import SECONDS_PER_RUN, check_graphs, fixed_graph_specs
 
+    graphs = args.count + len(fixed_graph_specs())
+    os.makedirs(args.out, exist_ok=True)
+    announce_cases(graphs * args.seeds, f"{args.count} random + {graphs - args.count} fixed graphs x {args.seeds} "
+                   "seeds", args.workers, SECONDS_PER_RUN, case_limit(args))
     table = check_graphs(args.out, args.count, args.seeds, args.workers)
     t = table["total"]
     print(f"{table['graphs']} graphs x {args.seeds} seeds: unique {t['unique']}/{t['runs']}, "
@@ -82,3 +90,4 @@ def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] =
     for r in (p, q):
         r.add_argument("--out", default="runs/ids", help="default runs/ids (published: results/ids)")
         r.add_argument("--workers", type=processes, default=1)
+        add_max_cases(r, "runs")

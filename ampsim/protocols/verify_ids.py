@@ -39,7 +39,7 @@ from ..engine.errors import AssumptionError
 from ..engine.rng import stream
 from ..engine.simulation import Simulation
 from ..fileio import save_figure, write_text
-from ..sweeps import add_executor_arguments, executor_from_args
+from ..sweeps import add_executor_arguments, add_max_cases, announce_cases, case_limit, executor_from_args
 from ..graphs import Graph, parse_graph_spec
 from .ids import DegreeAwareIds, UniqueIds
 
@@ -138,6 +138,18 @@ def _run_task(task: tuple) -> IdRun:
     return run_ids(*task)
 
 
+SECONDS_PER_RUN = (0.005, 0.5)
+"""One core's time of one run (one graph, one seed): a few ms on a small star, about a second at 100 nodes."""
+
+
+def check_inputs(graphs: Sequence[str], delay: str = "uniform", start: Union[int, str] = 0, fifo: bool = False,
+                 variant: str = "plain") -> None:
+    """Refuse a bad graph spec, start node or assumption (``AssumptionError``: FIFO channels) before any run."""
+    for spec in graphs:
+        g = _graph(spec)
+        Simulation(g, _rule(variant), delay=delay, fifo=fifo, seed=0, start=_start_node(start, 0, g.num_nodes))
+
+
 def verify_ids(
     graphs: Sequence[str],
     seeds: Union[int, Sequence[int]],
@@ -159,11 +171,7 @@ def verify_ids(
         raise ValueError("need at least one seed")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    for spec in graphs:
-        g = _graph(spec)
-        _start_node(start, 0, g.num_nodes)
-        # refuse (AssumptionError) or reject a bad graph before any worker starts
-        Simulation(g, _rule(variant), delay=delay, fifo=fifo, seed=0, start=_start_node(start, 0, g.num_nodes))
+    check_inputs(graphs, delay, start, fifo, variant)
     tasks = [(spec, s, delay, start, budget, fifo, variant) for spec in graphs for s in seed_list]
     from ..sweeps import run_map
 
@@ -203,27 +211,57 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = "Check that the ID protocol (Lemma 4.2, Corollary 4.3) ends with unique IDs."
     parser.add_argument("--graph", action="append", required=True,
                         help="graph spec (repeatable): star:K, random-regular:D:N:SEED, petersen, ...")
-    parser.add_argument("--seeds", type=int, default=100, help="runs per graph, seeds 0..N-1 (default 100)")
+    parser.add_argument("--seeds", type=_positive, default=100, help="runs per graph, seeds 0..N-1 (default 100)")
     parser.add_argument("--delay", choices=["uniform", "constant"], default="uniform")
-    parser.add_argument("--start", default="0", help="start node index, or 'vary' (seed mod n); default 0")
-    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+    parser.add_argument("--start", type=_start_arg, default=0,
+                        help="start node index, or 'vary' (seed mod n); default 0")
+    parser.add_argument("--budget", type=_positive, default=DEFAULT_BUDGET,
                         help=f"safety budget of deliveries per run, reaching it fails the run (default {DEFAULT_BUDGET})")
-    parser.add_argument("--workers", type=int, default=1, help="processes (same results as 1)")
+    parser.add_argument("--workers", type=_positive, default=1, help="processes (same results as 1)")
     parser.add_argument("--fifo", action="store_true",
                         help="FIFO channels: refused (the protocol needs messages to overtake each other)")
     parser.add_argument("--variant", choices=[*VARIANTS, "both"], default="plain",
                         help="plain: nodes know nothing (default); degree-aware: every node knows its degree; "
                              "both: run the two on the same seeds and compare their deliveries until quiescence")
+    add_max_cases(parser, "runs")
     add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
 
 
+def _positive(text: str) -> int:
+    """A whole number >= 1 (argparse's one-line usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _start_arg(text: str) -> Union[int, str]:
+    """``--start``: a node index >= 0 or ``vary``."""
+    if text.strip() == "vary":
+        return "vary"
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a node index >= 0 or 'vary', got {text!r}")
+    return value
+
+
 def main(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
-    start: Union[int, str] = args.start if args.start == "vary" else int(args.start)
+    start: Union[int, str] = args.start
     variants = list(VARIANTS) if args.variant == "both" else [args.variant]
     runs: list[IdRun] = []
     try:
+        for variant in variants:
+            check_inputs(args.graph, args.delay, start, args.fifo, variant)
+        announce_cases(len(args.graph) * args.seeds * len(variants),
+                       f"{len(args.graph)} graphs x {args.seeds} seeds"
+                       + (f" x {len(variants)} variants" if len(variants) > 1 else ""),
+                       args.workers, SECONDS_PER_RUN, case_limit(args))
         with executor_from_args(args) as executor:  # None unless --dask
             for variant in variants:
                 runs += verify_ids(args.graph, args.seeds, delay=args.delay, start=start, budget=args.budget,
@@ -337,8 +375,12 @@ def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1,
         data = None
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            if data.get("seeds") != seeds:
+                try:
+                    data = json.load(f)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}: not a valid measurement file ({exc.msg}, line {exc.lineno}); "
+                                     "remove it to measure this k again") from None
+            if not isinstance(data, dict) or data.get("seeds") != seeds:
                 data = None
         if data is None:
             began = time.perf_counter()

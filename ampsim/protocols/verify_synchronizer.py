@@ -40,7 +40,8 @@ from typing import Sequence
 
 from ..fileio import save_figure, write_text
 from .. import validate as V
-from ..sweeps import MAX_CASES, add_executor_arguments, announce_cases, dask_workers, executor_from_args
+from ..sweeps import (MAX_WORKERS, add_executor_arguments, add_max_cases, announce_cases, case_limit, dask_workers,
+                      executor_from_args)
 from .sgin import SGIN
 from .sync_cases import (DEFAULT_DIM, DEFAULT_GRAPHS, DEFAULT_LAYERS, MAX_REDRAWS, RULES, Case, CaseResult,
                          Divergence, Execution, budget_for, build_simulation, case_inputs, degeneracy, make_cases,
@@ -303,29 +304,57 @@ SECONDS_PER_CASE = (0.05, 0.5)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``ampsim verify synchronizer``."""
-    parser.add_argument("--seeds", type=int, default=50, help="seeds per (graph, L, delay setting) (default 50)")
+    parser.add_argument("--seeds", type=_whole(1), default=50, help="seeds per (graph, L, delay setting) (default 50)")
     parser.add_argument("--table1-literal", action="store_true", help="verify Table 1 exactly as printed")
     parser.add_argument("--flaw", type=_flaw_list, default=None, metavar="F[,F...]",
                         help="with --table1-literal: keep only these of Table 1's flaws F1..F6 and correct the "
                              "others ('none': all corrected, 'all': as printed); docs/synchronizer.md, section 3a")
     parser.add_argument("--graph", action="append", default=None, metavar="SPEC",
                         help="graph spec (repeatable; default: the 20-graph sweep)")
-    parser.add_argument("--layers", action="append", type=int, default=None, metavar="L",
+    parser.add_argument("--layers", action="append", type=_whole(1, MAX_LAYERS), default=None, metavar="L",
                         help="sGIN layers (repeatable; default 1 2 3 5)")
     parser.add_argument("--delay", action="append", choices=["constant", "uniform"], default=None,
                         help="delay models (repeatable; default both; uniform runs with FIFO off and on)")
     parser.add_argument("--aggregation", choices=["sum", "mean", "gcn"], default="sum")
-    parser.add_argument("--dim", type=int, default=DEFAULT_DIM, help=f"sGIN dimension d (default {DEFAULT_DIM})")
-    parser.add_argument("--loss", type=float, default=0.0, help="probability that a message copy is lost")
-    parser.add_argument("--workers", type=int, default=1, help="processes (default 1; results are identical)")
-    parser.add_argument("--max-cases", type=int, default=MAX_CASES,
-                        help=f"refuse a sweep of more cases than this (default {MAX_CASES:,}; 0: no limit)")
+    parser.add_argument("--dim", type=_whole(1, MAX_DIM), default=DEFAULT_DIM,
+                        help=f"sGIN dimension d (default {DEFAULT_DIM}; at most {MAX_DIM})")
+    parser.add_argument("--loss", type=_loss, default=0.0, help="probability that a message copy is lost")
+    parser.add_argument("--workers", type=_whole(1, MAX_WORKERS), default=1,
+                        help="processes (default 1; results are identical)")
+    add_max_cases(parser)
     parser.add_argument("--no-relu", action="store_true", help="skip the ReLU-network check")
     add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
     parser.add_argument("--out", default=os.path.join("runs", "synchronizer"),
                         help="where the summary JSON and the smallest failing trace go (default runs/synchronizer; "
                              "the published summary: --out results/synchronizer)")
     parser.add_argument("--plot", action="store_true", help="also draw the messages-per-layer plot into --out")
+
+
+MAX_LAYERS = 64
+"""``--layers`` at most this (the sweep: 1-5): a case's messages grow as (2L - 1) · 2|E|."""
+MAX_DIM = 4096
+"""``--dim`` at most this (default 8): the sGIN's weights are d x d per layer, its states n x d."""
+
+
+def _whole(lo: int, hi: "int | None" = None):
+    """An argparse ``type``: a whole number in ``[lo, hi]`` (one usage line naming the flag otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            rng = f">= {lo}" if hi is None else f"in {lo}..{hi:,}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {rng}, got {text!r}")
+        return value
+    return parse
+
+
+def _loss(text: str) -> float:
+    try:
+        return V.probability("--loss", float(text), allow_one=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}") from None
 
 
 def _flaw_list(text: str) -> tuple:
@@ -342,28 +371,18 @@ def main(args: argparse.Namespace) -> int:
     flaws = getattr(args, "flaw", None)
     if flaws is not None and not args.table1_literal:
         raise ValueError("--flaw selects flaws of Table 1: it needs --table1-literal")
-    if args.dim < 1:
-        raise ValueError(f"--dim must be >= 1, got {args.dim}")
-    for flag in ("seeds", "workers"):
-        V.positive_int(f"--{flag}", getattr(args, flag))
-    V.nonneg_int("--max-cases", args.max_cases)
     graphs, layers = args.graph or DEFAULT_GRAPHS, args.layers or DEFAULT_LAYERS
     delays = args.delay or ("constant", "uniform")
     settings = sum(2 if d == "uniform" else 1 for d in delays)  # uniform runs with and without FIFO channels
+    make = dict(graphs=graphs, layers=layers, rule=rule, delays=delays, aggregation=args.aggregation, dim=args.dim,
+                loss=args.loss, flaws=flaws)
+    make_cases(seeds=1, **make)  # every graph spec and setting checked before the plan is stated
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)  # an --out that is not a folder is refused before the sweep
     announce_cases(len(graphs) * len(layers) * settings * args.seeds,
                    f"{len(graphs)} graphs x {len(layers)} L x {settings} delay settings x {args.seeds} seeds",
-                   args.workers, SECONDS_PER_CASE, args.max_cases or None)
-    cases = make_cases(
-        graphs=args.graph or DEFAULT_GRAPHS,
-        layers=args.layers or DEFAULT_LAYERS,
-        seeds=args.seeds,
-        rule=rule,
-        delays=args.delay or ("constant", "uniform"),
-        aggregation=args.aggregation,
-        dim=args.dim,
-        loss=args.loss,
-        flaws=flaws,
-    )
+                   args.workers, SECONDS_PER_CASE, case_limit(args))
+    cases = make_cases(seeds=args.seeds, **make)
     t0 = time.perf_counter()
     with executor_from_args(args) as executor:  # None unless --dask
         on_dask = dask_workers(executor) if executor is not None else None  # the scheduler's real workers

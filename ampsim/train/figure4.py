@@ -141,6 +141,12 @@ def separated(pair: GraphPair, start_first: int, start_second: int, cell: AMPCel
     return start_view(pair.first, start_first, cell, delay, seed) != start_view(pair.second, start_second, cell, delay, seed)
 
 
+CASES_PER_SEED = 6 * 5 + 1
+"""Separation checks per seed in :func:`report`: 6 (pair, start) cases x 5 cell kinds, and one delay draw."""
+SECONDS_PER_CASE = (0.005, 0.2)
+"""One core's time of one check (one random cell on one pair of Figure 4's small graphs)."""
+
+
 def report(seeds: Sequence[int] = (0, 1, 2), kinds: Sequence[str] = CELL_KINDS) -> list[str]:
     """Lines stating, per pair and start colour, for how many (kind, seed) cells the views differ."""
     pairs = figure4_pairs()
