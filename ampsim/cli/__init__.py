@@ -81,6 +81,12 @@ CLI_HINTS = (
 )
 
 
+# API advice with a value in it -> the CLI flag (regular expression, replacement)
+CLI_HINT_PATTERNS = (
+    (r"max_records= \(now (\d+)\)", r"--max-records (now \1; 0: no limit)"),
+)
+
+
 # ------------------------------------------------------------------ parser
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``ampsim run: error: <what> (see ampsim run --help)`` (exit 2)."""
@@ -146,9 +152,13 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParse
 
 # ------------------------------------------------------------------ errors and signals
 def _one_line(text: str) -> str:
+    import re
+
     text = " ".join(str(text).split())
     for api, flag in CLI_HINTS:
         text = text.replace(api, flag)
+    for api, flag in CLI_HINT_PATTERNS:
+        text = re.sub(api, flag, text)
     return text
 
 

@@ -133,7 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ..trace.replay import replay
 
-    new = replay(args.trace, verify=args.verify)
+    new = replay(args.trace, verify=args.verify, max_records=_records(args))
     n = len(new.deliveries)
     print(f"replayed {n} deliveries, {len(new.messages)} message records"
           + (": identical to the recorded trace" if args.verify else ""))
@@ -148,7 +148,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         from ..viz.interactive import plot_interactive
 
         target_path(args.output)  # a bad output path is refused before the figure is built
-        fig = plot_interactive(args.trace, max_messages=args.max_messages)
+        fig = plot_interactive(_load(args), max_messages=args.max_messages)
         write_html(fig, args.output, max_mb=args.max_html_mb)
         meta = fig.layout.meta
         shown = (f" (showing {meta['drawn']:,} of {meta['messages']:,} messages, an evenly spaced sample; "
@@ -164,14 +164,50 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from ..trace.io import load_trace
     from ..viz import plot_spacetime
 
-    trace = load_trace(args.trace)
+    trace = _load(args)
     ax = plot_spacetime(trace)
     try:
+        _check_pixels(ax.figure, args)
         path = save_figure(ax.figure, args.output, dpi=args.dpi, bbox_inches="tight")
     finally:
         plt.close(ax.figure)
     print(f"space-time diagram written to {path}")
     return 0
+
+
+def _records(args: argparse.Namespace) -> Optional[int]:
+    """``--max-records`` as :func:`ampsim.trace.io.load_trace` takes it (0: no limit)."""
+    return args.max_records or None
+
+
+def _load(args: argparse.Namespace):
+    """The trace named on the command line, read within ``--max-records`` (checked before it is read)."""
+    from ..trace.io import load_trace
+
+    return load_trace(args.trace, max_records=_records(args))
+
+
+MAX_MEGAPIXELS = 100.0
+"""Default of ``plot --max-megapixels``: a static picture of at most this many million pixels (400 MB as RGBA
+while drawn); the diagram is at most 11 x 14 inches, so 120 dpi is 2.2 megapixels."""
+
+
+def _check_pixels(figure, args: argparse.Namespace) -> None:
+    """Refuse, before drawing, a raster picture larger than ``--max-megapixels`` (``--dpi`` times the size)."""
+    if args.max_megapixels <= 0 or os.path.splitext(args.output)[1].lower() in VECTOR_SUFFIXES:
+        return
+    from ..validate import fmt_bytes
+
+    w, h = (float(x) * args.dpi for x in figure.get_size_inches())
+    pixels = w * h
+    if pixels > args.max_megapixels * 1e6:
+        raise ValueError(f"--dpi {args.dpi} makes a {w:,.0f} x {h:,.0f} pixel picture ({pixels / 1e6:,.0f} "
+                         f"megapixels, about {fmt_bytes(4 * pixels)} while drawn); the limit is "
+                         f"{args.max_megapixels:g} megapixels: lower --dpi, or lift it with --max-megapixels "
+                         f"{pixels / 1e6:.0f} (0: no limit)")
+
+
+VECTOR_SUFFIXES = (".svg", ".svgz", ".pdf", ".eps", ".ps", ".pgf")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -183,9 +219,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise ValueError(f"-o -: a {args.format} trace cannot go to standard output; name a file")
         from ..trace.causality import shiviz_file
 
-        sys.stdout.write(shiviz_file(args.trace))
+        sys.stdout.write(shiviz_file(_load(args)))
         return 0
-    info = export_trace(args.trace, args.output, args.format)
+    info = export_trace(_load(args), args.output, args.format)
     print(f"{info} written to {args.output}")
     return 0
 
@@ -248,6 +284,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ flags
+def _add_max_records(p: argparse.ArgumentParser) -> None:
+    from ..trace.io import BYTES_PER_RECORD, DEFAULT_MAX_RECORDS  # light: no torch, no plotting
+
+    p.add_argument("--max-records", type=nonneg, default=DEFAULT_MAX_RECORDS,
+                   help=f"refuse, before reading, a trace of more records than this (default {DEFAULT_MAX_RECORDS:,}"
+                        f", ampsim.trace.io.DEFAULT_MAX_RECORDS, about {DEFAULT_MAX_RECORDS * BYTES_PER_RECORD / 1e9:.0f}"
+                        " GB loaded; 0: no limit)")
+
+
 def configure(name: str, p: argparse.ArgumentParser, words: Sequence[str] = ()) -> None:
     """The flags of ``ampsim run | demo | replay | plot | export``."""
     if name == "run":
@@ -281,6 +326,7 @@ def configure(name: str, p: argparse.ArgumentParser, words: Sequence[str] = ()) 
         p.set_defaults(func=_cmd_demo)
     elif name == "replay":
         p.add_argument("trace")
+        _add_max_records(p)
         p.add_argument("--verify", action="store_true", help="fail at the first record that differs")
         p.set_defaults(func=_cmd_replay)
     elif name == "plot":
@@ -293,6 +339,10 @@ def configure(name: str, p: argparse.ArgumentParser, words: Sequence[str] = ()) 
                             ".tif, .tiff: a static raster picture (--dpi); .svg, .svgz, .pdf, .eps, .ps, .pgf: a "
                             "static vector picture")
         p.add_argument("--dpi", type=positive, default=120, help="dots per inch of a raster picture (default 120)")
+        p.add_argument("--max-megapixels", type=megabytes, default=MAX_MEGAPIXELS,
+                       help=f"refuse, before drawing, a raster picture of more million pixels than this (--dpi "
+                            f"times the diagram's size; default {MAX_MEGAPIXELS:g}; 0: no limit)")
+        _add_max_records(p)
         p.add_argument("--max-messages", type=nonneg, default=MAX_MESSAGES,
                        help=f".html only: draw an evenly spaced sample of this many messages when the trace has more "
                             f"(the page says so; default {MAX_MESSAGES:,}, which renders in a few seconds; 0: all)")
@@ -303,6 +353,7 @@ def configure(name: str, p: argparse.ArgumentParser, words: Sequence[str] = ()) 
     elif name == "export":
         p.add_argument("trace")
         p.add_argument("--format", required=True, choices=["shiviz", "jsonl", "parquet"])
+        _add_max_records(p)
         p.add_argument("-o", "--output", required=True, type=file_or_stdout,
                        help="the file to write (atomically); - writes the ShiViz log to standard output")
         p.set_defaults(func=_cmd_export)

@@ -18,7 +18,7 @@ from ..engine.messages import Message
 from ..engine.rule import NodeRule, check_rule
 from ..graphs import Graph
 from .. import validate as V
-from .io import Trace, load_trace, validate_trace
+from .io import DEFAULT_MAX_RECORDS, Trace, load_trace, validate_trace
 from .records import StateRecord
 from .tracers import ListTracer
 
@@ -32,12 +32,14 @@ def replay(
     start_message: Optional[Message] = None,
     features: Any = None,
     start: Any = None,
+    max_records: Optional[int] = DEFAULT_MAX_RECORDS,
 ) -> Trace:
     """Rerun ``trace`` (a :class:`Trace` or a path) and return the new trace; verify it matches.
 
     ``rule`` defaults to the registered protocol named in the header; ``features``
     to the header's. Learned cells, and start messages with payloads (tensors),
     must be passed in: ``start_message=`` or, for per-node messages, ``start={v: Message}``.
+    ``max_records`` bounds a trace read from a file (:func:`~ampsim.trace.io.load_trace`; None: no limit).
     """
     from ..engine.simulation import Simulation
     from ..protocols import get_rule  # upward: a trace names its protocol, replay finds it in the registry (rule= skips it)
@@ -54,7 +56,7 @@ def replay(
         validate_trace(trace)
     elif isinstance(trace, (str, os.PathLike)):
         source = os.fspath(trace)
-        trace = load_trace(trace)
+        trace = load_trace(trace, max_records=max_records)
     else:
         raise V.ArgumentError(f"trace must be a Trace or a trace file path, got {V.show(trace)}")
     header = trace.header
