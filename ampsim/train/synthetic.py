@@ -366,7 +366,14 @@ def finished_result(out_dir: str, config: Optional[TrainConfig] = None) -> Optio
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:
-        result = json.load(f)
+        try:
+            result = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a valid result file ({exc.msg}, line {exc.lineno}); it is kept: move it "
+                             "away to train this run again") from None
+    if not isinstance(result, dict):
+        raise ValueError(f"{path}: not a result file (a JSON {type(result).__name__}, not an object); move it away "
+                         "to train this run again")
     if not result.get("finished"):
         return None
     if config is None:
@@ -375,6 +382,27 @@ def finished_result(out_dir: str, config: Optional[TrainConfig] = None) -> Optio
     got.pop("checkpoint_every", None)
     want.pop("checkpoint_every", None)
     return result if got == want else None
+
+
+def check_run_folder(out_dir: Optional[str], config: TrainConfig, resume: bool = False) -> None:
+    """Refuse to train into ``out_dir`` when its result file is a run of another configuration: that file is
+    never overwritten (``ValueError`` naming it and the settings that differ); a corrupt one is named too.
+    With ``resume`` a run of fewer or more epochs is the same run continued (its checkpoint decides)."""
+    if not out_dir:
+        return
+    path = os.path.join(out_dir, RESULT)
+    if not os.path.exists(path):
+        return
+    finished_result(out_dir)  # a corrupt file: an error naming it
+    with open(path, encoding="utf-8") as f:
+        got = dict(json.load(f).get("config") or {})
+    want = config.to_dict()
+    ignored = {"checkpoint_every", "epochs"} if resume else {"checkpoint_every"}
+    differ = sorted(k for k in set(got) | set(want) if k not in ignored and got.get(k) != want.get(k))
+    if differ:
+        shown = ", ".join(f"{k} {got.get(k)!r} there, {want.get(k)!r} here" for k in differ[:4])
+        raise ValueError(f"{path} holds a run of another configuration ({shown}); it is never overwritten: "
+                         "give another --out (or --root), or move it away")
 
 
 def _resolve(executor: Optional[Executor], executor_name: Optional[str]) -> tuple[str, Executor]:
@@ -409,6 +437,8 @@ def fit(
         done = finished_result(out_dir, config)
         if done is not None:  # nothing to train: the stored result, and no file is touched
             return done
+    if ddp.is_main():
+        check_run_folder(out_dir, config, resume)
     executor_name, executor = _resolve(executor, executor_name)
     task = task if task is not None else load_task(
         config.task, config.seed, train_graphs=config.train_graphs, test_sizes=config.test_sizes,
@@ -539,6 +569,9 @@ def fit_seeds(configs: Sequence[TrainConfig], executor: Optional[Executor] = Non
     if resume:  # finished runs: their stored results, nothing trained or written
         results = [finished_result(d, c) if d else None for c, d in zip(configs, out_dirs)]
     todo = [i for i, r in enumerate(results) if r is None]
+    if ddp.is_main():
+        for i in todo:
+            check_run_folder(out_dirs[i], configs[i], resume)
     tasks: list = [None] * len(configs)
     for i in todo:
         c = configs[i]
