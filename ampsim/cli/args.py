@@ -14,7 +14,7 @@ from .. import validate as V
 from ..sweeps import MAX_WORKERS
 
 __all__ = ["checked", "whole", "positive", "width", "MAX_WIDTH", "nonneg", "positive_real", "learning_rate", "processes", "MAX_PROCESSES", "megabytes", "int_ranges", "index_list",
-           "file_name", "file_or_stdout", "names", "add_threads", "add_workers"]
+           "file_name", "file_or_stdout", "names", "add_threads", "add_workers", "announce_runs"]
 
 
 def checked(convert: Callable[[str], Any], check: Optional[Callable[[Any], Any]], parse_what: str,
@@ -133,3 +133,14 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
 def add_workers(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--workers", type=processes, default=1,
                         help=f"processes that share the {what}, largest first (default 1; e.g. the cores)")
+
+
+def announce_runs(count: int, what: str, workers: int, epochs: int, seconds_per_epoch: tuple[float, float],
+                  setup: tuple[float, float] = (1.0, 10.0)) -> None:
+    """State a training command's plan before its first run: ``count`` runs (``what``) of ``epochs`` epochs, with a
+    time estimate of one core's ``seconds_per_epoch`` (low, high) plus ``setup`` (loading, evaluating) per run:
+    the line of :func:`ampsim.sweeps.announce_cases`, the one plan format of every sweep command."""
+    from ..sweeps import announce_cases
+
+    per_run = tuple(epochs * t + s for t, s in zip(seconds_per_epoch, setup))
+    announce_cases(count, f"{what}, {epochs:,} epochs each", workers, per_run, limit=None, unit="runs")

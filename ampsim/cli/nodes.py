@@ -25,11 +25,13 @@ from ..cells.aggregate import NORMS
 from ..train.node_classification import (AMP_BUDGET, BASELINES, DATASETS, DEFAULT_RUNS, DEFAULTS, DELAYS, MODELS,
                                          READOUTS, WAVE_MODELS, NodeConfig, NodeTask, load_node_task, train_seed,
                                          write_summary)
-from .args import MAX_WIDTH, add_threads, checked, index_list, learning_rate, positive, width
+from .args import MAX_WIDTH, add_threads, announce_runs, checked, index_list, learning_rate, positive, width
 
 __all__ = ["configure", "configure_run", "configs"]
 
 MAX_SEEDS = 1000
+SECONDS_PER_EPOCH = (0.01, 1.0)
+"""One core's seconds per epoch of one seed on Cora / CiteSeer: a GCN to an AMP model."""
 _width = width  # --hidden, --msg-size, --heads: at most MAX_WIDTH (the protocols: 8-16)
 _budget = checked(float, lambda v: V.positive_float("value", v), "a number", "a finite number > 0")
 _rate = checked(float, lambda v: V.probability("value", v, allow_one=False), "a number", "a number in [0, 1)")
@@ -65,6 +67,10 @@ def _run(args: argparse.Namespace) -> int:
                              "with ampsim runs pack")
         training_process(args.threads)
         todo = configs(args)
+        epochs = max(c.epochs for c in todo) if todo else 0
+        announce_runs(len(todo), f"{len(args.datasets)} data sets x {len(args.models)} models x delays x "
+                      f"{len(args.seeds)} seeds, at most: finished seeds under {args.out} are skipped", 1, epochs,
+                      SECONDS_PER_EPOCH)
         tasks: dict[tuple, NodeTask] = {}
         for config in todo:
             key = (config.dataset, config.normalize)

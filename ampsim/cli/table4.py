@@ -19,14 +19,16 @@ from typing import Sequence
 from .. import runpack
 from ..data.tu import DATASETS
 from ..train import ddp
-from ..train.graph_classification import (DEFAULT_RUNS, EPOCHS, FOLDS, USER_RUNS, GridPoint, log_main, grid_process,
+from ..train.graph_classification import (DEFAULT_RUNS, EPOCHS, FOLDS, USER_RUNS, GridPoint, grid, log_main, grid_process,
                                           run_grid, run_grid_parallel)
 from ..train.loop import training_process
 from ..train.table4_report import summarize, write_tables
-from .args import MAX_PROCESSES, add_threads, add_workers, index_list, nonneg, positive, processes
+from .args import MAX_PROCESSES, add_threads, add_workers, announce_runs, index_list, nonneg, positive, processes
 
 __all__ = ["configure", "MAX_HIDDEN", "MAX_MESSAGES"]
 
+SECONDS_PER_EPOCH = (0.02, 5.0)
+"""One core's seconds per epoch of one fold: MUTAG (188 graphs) to the larger TU sets."""
 MAX_HIDDEN = 1024
 MAX_MESSAGES = 1000
 """``--points`` tags name at most this hidden size and message budget (the grid: 16-64 and 15-25)."""
@@ -71,6 +73,12 @@ def _run(args: argparse.Namespace) -> int:
                device=args.device, stack=args.stack)
     if args.nproc > 1 and args.workers > 1:
         raise ValueError("--nproc (data-parallel) and --workers (grid points in parallel) do not combine")
+    if ddp.is_main() and os.environ.get("LOCAL_RANK") is None:
+        points = sum(len(args.points) if args.points else len(grid(d)) for d in args.datasets)
+        announce_runs(points * len(args.folds),
+                      f"{len(args.datasets)} data sets, {points} grid points in all x {len(args.folds)} folds, at most: "
+                      f"finished folds under {args.out} are skipped", max(args.workers, args.nproc), args.epochs,
+                      SECONDS_PER_EPOCH)
     written = None
     if args.nproc > 1:
         ddp.launch(args.nproc, grid_process, args.threads, list(args.datasets), list(args.folds), job)
@@ -100,7 +108,9 @@ def _table_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=USER_RUNS,
                    help=f"folder of the per-fold result files (default {USER_RUNS}); for the table also "
                         f"their pack (published: {DEFAULT_RUNS})")
-    p.add_argument("--epochs", type=nonneg, default=EPOCHS, help=f"epochs per fold (default {EPOCHS}, the protocol)")
+    p.add_argument("--epochs", type=positive, default=EPOCHS,
+                   help=f"epochs per fold (default {EPOCHS}, the protocol; at least 1: a fold's accuracy is its "
+                        "last epoch's)")
     p.add_argument("--note", default="", help="a paragraph for the table's head (how the runs ran, wall time)")
     p.add_argument("--json", default=os.path.join("runs", "table4.json"), help="default runs/table4.json "
                    "(published: results/table4.json)")

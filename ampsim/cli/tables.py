@@ -19,10 +19,13 @@ from typing import Sequence
 from ..train.loop import training_process, write_result
 from ..train.tables import (GATE_TASKS, ROOT, TABLE2_TASKS, TABLE3_MODELS, USER_ROOT, compare_table2, measure_cost,
                             pack_runs, run_protocol)
-from .args import add_threads, add_workers, index_list, names, nonneg, positive
+from .args import add_threads, add_workers, announce_runs, index_list, names, nonneg, positive
 
 __all__ = ["configure", "PROTOCOLS"]
 
+SECONDS_PER_EPOCH = (0.005, 2.0)
+"""One core's seconds per epoch of one run: the batched executor on Limits1 to the engine on the larger tasks
+(results/cost_batched.json, results/cost_engine.json)."""
 MAX_SEEDS = 1000
 """``--seeds`` names at most this many seeds (one run folder each)."""
 
@@ -45,6 +48,9 @@ def _run(args: argparse.Namespace) -> int:
     models = args.models or list(models)
     trained: list[str] = []
     log = lambda line: (trained.append(line), print(line, flush=True))  # noqa: E731
+    announce_runs(len(tasks) * len(models) * len(args.seeds), f"{len(tasks)} tasks x {len(models)} models x "
+                  f"{len(args.seeds)} seeds, at most: finished runs under {args.root} are skipped", args.workers,
+                  args.epochs, SECONDS_PER_EPOCH)
     done = run_protocol(tasks, models, args.seeds, args.root, args.executor, gate=gate, epochs=args.epochs,
                         quiet=args.quiet, log=log, stack=args.stack, workers=args.workers, threads=args.threads)
     if not trained:

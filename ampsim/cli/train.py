@@ -22,7 +22,7 @@ from ..train import ddp
 from ..train.loop import training_process
 from ..train.synthetic import (PARITY_TASKS, USER_RUNS, TrainConfig, finished_result, fit_seeds, get_executor,
                                run_folder)
-from .args import MAX_PROCESSES, index_list, learning_rate, nonneg, positive, processes, whole, width
+from .args import MAX_PROCESSES, announce_runs, index_list, learning_rate, nonneg, positive, processes, whole, width
 
 __all__ = ["configure", "TASK_NAMES"]
 
@@ -124,6 +124,11 @@ def main(args: argparse.Namespace) -> int:
     else:
         outs = [run_folder(USER_RUNS, args.task, args.model, seed, args.gate, args.delay) for seed in seeds]
     finished = [bool(args.resume) and finished_result(out, c) is not None for c, out in zip(configs, outs)]
+    if len(configs) > 1 and ddp.is_main():
+        from .tables import SECONDS_PER_EPOCH
+
+        announce_runs(len(configs) - sum(finished), f"{len(configs)} seeds, {sum(finished)} already finished",
+                      1, args.epochs, SECONDS_PER_EPOCH)
     job = ([c.to_dict() for c in configs], args.executor, outs, args.resume, args.quiet, args.threads, args.stack)
     if args.nproc > 1:
         results = ddp.launch(args.nproc, _train, *job)[0]

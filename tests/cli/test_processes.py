@@ -57,8 +57,8 @@ COMMANDS = {
                              "--workers", "2"],
     "table4 run --nproc": ["table4", "run", "--datasets", "MUTAG", "--folds", "0", "--points", "h16_m15_skip",
                            "--epochs", "100000", "--max-graphs", "30", "--out", "{tmp}/g", "--nproc", "2"],
-    "verify ids --workers": ["verify", "ids", "--graph", "star:8", "--seeds", "1000000", "--workers", "2"],
-    "verify ids --dask local": ["verify", "ids", "--graph", "star:8", "--seeds", "1000000", "--workers", "2",
+    "verify ids --workers": ["verify", "ids", "--graph", "star:8", "--seeds", "1000000", "--max-cases", "0", "--workers", "2"],
+    "verify ids --dask local": ["verify", "ids", "--graph", "star:8", "--seeds", "1000000", "--max-cases", "0", "--workers", "2",
                                 "--dask", "local"],
 }
 

@@ -126,10 +126,14 @@ def test_cli_message_loss_ends_in_stalls_not_hangs(capsys, tmp_path):
 
 
 def test_cli_bad_input_is_one_line_exit_2(capsys):
-    assert cli_main(["verify", "synchronizer", "--seeds", "0"]) == 2
+    with pytest.raises(SystemExit) as stop:  # a usage error: the parser's line
+        cli_main(["verify", "synchronizer", "--seeds", "0"])
+    assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["ampsim: error: --seeds must be an integer >= 1, got 0"]
+    assert err == ["ampsim verify synchronizer: error: argument --seeds: expected a whole number >= 1, got '0' "
+                   "(see ampsim verify synchronizer --help)"]
     assert cli_main(["verify", "synchronizer", "--graph", "wheel:5"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1  # refused before the plan line
 
 
 # ---------------------------------------------------------------- degenerate references are redrawn
