@@ -37,7 +37,7 @@ from functools import partial
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 __all__ = ["run_map", "starred", "dask_executor", "dask_workers", "describe_executor", "add_executor_arguments",
-           "executor_from_args", "MAX_CASES", "announce_cases", "add_max_cases", "case_limit"]
+           "executor_from_args", "MAX_CASES", "announce_cases", "add_max_cases", "case_limit", "check_folder"]
 
 
 MAX_WORKERS = 64
@@ -82,6 +82,23 @@ def announce_cases(count: int, what: str, workers: int, seconds_per_case: tuple[
         print(f"0 {unit} ({what}): nothing to do", file=log or sys.stderr, flush=True)
         return
     print(f"{count:,} {unit} ({what}), {estimate}", file=log or sys.stderr, flush=True)
+
+
+def check_folder(path: str) -> None:
+    """Refuse an output folder that names something else (``FileExistsError`` / ``NotADirectoryError``, naming
+    it), without creating anything: sweeps check ``--out`` before :func:`announce_cases` and make it after."""
+    import errno
+    import os
+
+    if not path:
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path)
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
 
 
 def _count(text: str) -> int:

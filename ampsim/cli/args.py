@@ -14,7 +14,7 @@ from .. import validate as V
 from ..sweeps import MAX_WORKERS
 
 __all__ = ["checked", "whole", "positive", "width", "MAX_WIDTH", "nonneg", "positive_real", "learning_rate", "processes", "MAX_PROCESSES", "megabytes", "int_ranges", "index_list",
-           "file_name", "file_or_stdout", "names", "add_threads", "add_workers", "announce_runs"]
+           "file_name", "file_or_stdout", "names", "add_threads", "add_workers", "announce_runs", "output_folder", "input_folder"]
 
 
 def checked(convert: Callable[[str], Any], check: Optional[Callable[[Any], Any]], parse_what: str,
@@ -144,3 +144,29 @@ def announce_runs(count: int, what: str, workers: int, epochs: int, seconds_per_
 
     per_run = tuple(epochs * t + s for t, s in zip(seconds_per_epoch, setup))
     announce_cases(count, f"{what}, {epochs:,} epochs each", workers, per_run, limit=None, unit="runs")
+
+
+def output_folder(path: str, create: bool = True) -> str:
+    """The folder a command writes into, checked before any work: a path that is a file, a FIFO or a device
+    is refused (``FileExistsError``, one line naming it), never found out after the training. ``create``: make
+    it now; else only check (a sweep that may still be refused leaves nothing behind)."""
+    from ..sweeps import check_folder
+
+    check_folder(path)
+    if create:
+        import os
+
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
+def input_folder(flag: str, path: str) -> str:
+    """A folder a command reads: ``FileNotFoundError`` / ``NotADirectoryError`` naming ``flag`` and ``path``."""
+    import errno
+    import os
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), f"{flag} {path}")
+    if not os.path.isdir(path):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), f"{flag} {path}")
+    return path

@@ -25,7 +25,7 @@ from ..cells.aggregate import NORMS
 from ..train.node_classification import (AMP_BUDGET, BASELINES, DATASETS, DEFAULT_RUNS, DEFAULTS, DELAYS, MODELS,
                                          READOUTS, WAVE_MODELS, NodeConfig, NodeTask, load_node_task, train_seed,
                                          write_summary)
-from .args import MAX_WIDTH, add_threads, announce_runs, checked, index_list, learning_rate, positive, width
+from .args import MAX_WIDTH, add_threads, announce_runs, output_folder, checked, index_list, learning_rate, positive, width
 
 __all__ = ["configure", "configure_run", "configs"]
 
@@ -65,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
         if runpack.is_pack(args.out):
             raise ValueError(f"--out {args.out}: a pack is read, not trained into; train into a folder and pack it "
                              "with ampsim runs pack")
+        output_folder(args.out)
         training_process(args.threads)
         todo = configs(args)
         epochs = max(c.epochs for c in todo) if todo else 0

@@ -23,7 +23,7 @@ from ..train.graph_classification import (DEFAULT_RUNS, EPOCHS, FOLDS, USER_RUNS
                                           run_grid, run_grid_parallel)
 from ..train.loop import training_process
 from ..train.table4_report import summarize, write_tables
-from .args import MAX_PROCESSES, add_threads, add_workers, announce_runs, index_list, nonneg, positive, processes
+from .args import MAX_PROCESSES, add_threads, add_workers, announce_runs, output_folder, index_list, nonneg, positive, processes
 
 __all__ = ["configure", "MAX_HIDDEN", "MAX_MESSAGES"]
 
@@ -73,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
                device=args.device, stack=args.stack)
     if args.nproc > 1 and args.workers > 1:
         raise ValueError("--nproc (data-parallel) and --workers (grid points in parallel) do not combine")
+    if ddp.is_main():
+        output_folder(args.out)
     if ddp.is_main() and os.environ.get("LOCAL_RANK") is None:
         points = sum(len(args.points) if args.points else len(grid(d)) for d in args.datasets)
         announce_runs(points * len(args.folds),

@@ -19,7 +19,7 @@ from typing import Sequence
 from ..train.loop import training_process, write_result
 from ..train.tables import (GATE_TASKS, ROOT, TABLE2_TASKS, TABLE3_MODELS, USER_ROOT, compare_table2, measure_cost,
                             pack_runs, run_protocol)
-from .args import add_threads, add_workers, announce_runs, index_list, names, nonneg, positive
+from .args import add_threads, add_workers, announce_runs, input_folder, output_folder, index_list, names, nonneg, positive
 
 __all__ = ["configure", "PROTOCOLS"]
 
@@ -42,6 +42,7 @@ MODELS = ("amp-rnn", "amp-gru", "amp-lstm", "amp-act", "amp-iter")
 
 
 def _run(args: argparse.Namespace) -> int:
+    output_folder(args.root)
     training_process(args.threads)
     tasks, models, gate = PROTOCOLS[args.command]
     tasks = args.tasks or list(tasks)
@@ -67,8 +68,12 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    for path in pack_runs(args.root, args.out):
+    input_folder("--root", args.root)
+    written = pack_runs(args.root, args.out)
+    for path in written:
         print(f"wrote {path}")
+    if not written:
+        print(f"{args.command} pack: no finished runs under {args.root}; nothing written")
     return 0
 
 

@@ -20,13 +20,14 @@ __all__ = ["configure"]
 
 
 def _figure4(args: argparse.Namespace) -> int:
-    from ..sweeps import announce_cases, case_limit
+    from ..sweeps import announce_cases, case_limit, check_folder
     from ..train.figure4 import CASES_PER_SEED, SECONDS_PER_CASE, report
 
-    if args.out and os.path.dirname(args.out):
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    check_folder(os.path.dirname(args.out or ""))  # OUT.md's folder, checked before the plan
     announce_cases(CASES_PER_SEED * args.seeds, f"{CASES_PER_SEED} cells and delay draws x {args.seeds} seeds", 1,
                    SECONDS_PER_CASE, case_limit(args))
+    if args.out and os.path.dirname(args.out):
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
     lines = report(range(args.seeds))
     for line in lines:
         print(line)

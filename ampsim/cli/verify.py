@@ -12,7 +12,7 @@ import importlib
 import os
 from typing import Sequence
 
-from ..sweeps import add_max_cases, announce_cases, case_limit
+from ..sweeps import add_max_cases, announce_cases, case_limit, check_folder
 from .args import positive, processes
 
 __all__ = ["configure", "VERIFY_TARGETS"]
@@ -41,7 +41,7 @@ def _ks(text: str) -> range:
 def _stars(args: argparse.Namespace) -> int:
     from ..protocols.verify_ids import SECONDS_PER_RUN, measure_stars, plot_time_vs_k
 
-    os.makedirs(args.out, exist_ok=True)  # an --out that is not a folder is refused before the plan
+    check_folder(args.out)  # an --out that is not a folder is refused before the plan; nothing is made
     announce_cases(len(args.ks) * args.seeds, f"{len(args.ks)} star sizes x {args.seeds} seeds; sizes already "
                    f"measured under {args.out} are read back", args.workers, SECONDS_PER_RUN, case_limit(args))
     table = measure_stars(args.ks, args.seeds, args.out, args.workers)
@@ -57,7 +57,7 @@ def _graphs(args: argparse.Namespace) -> int:
     from ..protocols.verify_ids import SECONDS_PER_RUN, check_graphs, fixed_graph_specs
 
     graphs = args.count + len(fixed_graph_specs())
-    os.makedirs(args.out, exist_ok=True)
+    check_folder(args.out)
     announce_cases(graphs * args.seeds, f"{args.count} random + {graphs - args.count} fixed graphs x {args.seeds} "
                    "seeds", args.workers, SECONDS_PER_RUN, case_limit(args))
     table = check_graphs(args.out, args.count, args.seeds, args.workers)

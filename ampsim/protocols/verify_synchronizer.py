@@ -40,8 +40,8 @@ from typing import Sequence
 
 from ..fileio import save_figure, write_text
 from .. import validate as V
-from ..sweeps import (MAX_WORKERS, add_executor_arguments, add_max_cases, announce_cases, case_limit, dask_workers,
-                      executor_from_args)
+from ..sweeps import (MAX_WORKERS, add_executor_arguments, add_max_cases, announce_cases, case_limit, check_folder,
+                      dask_workers, executor_from_args)
 from .sgin import SGIN
 from .sync_cases import (DEFAULT_DIM, DEFAULT_GRAPHS, DEFAULT_LAYERS, MAX_REDRAWS, RULES, Case, CaseResult,
                          Divergence, Execution, budget_for, build_simulation, case_inputs, degeneracy, make_cases,
@@ -377,8 +377,7 @@ def main(args: argparse.Namespace) -> int:
     make = dict(graphs=graphs, layers=layers, rule=rule, delays=delays, aggregation=args.aggregation, dim=args.dim,
                 loss=args.loss, flaws=flaws)
     make_cases(seeds=1, **make)  # every graph spec and setting checked before the plan is stated
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)  # an --out that is not a folder is refused before the sweep
+    check_folder(args.out)  # an --out that is not a folder is refused before the plan, and nothing is made
     announce_cases(len(graphs) * len(layers) * settings * args.seeds,
                    f"{len(graphs)} graphs x {len(layers)} L x {settings} delay settings x {args.seeds} seeds",
                    args.workers, SECONDS_PER_CASE, case_limit(args))

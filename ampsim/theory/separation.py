@@ -57,7 +57,8 @@ from ..engine.rng import derive_seed, stream
 from ..engine.simulation import Simulation
 from ..graphs import Graph, as_graph, parse_graph_spec
 from ..protocols.ids import UniqueIds, format_id
-from ..sweeps import add_executor_arguments, add_max_cases, announce_cases, case_limit, executor_from_args, run_map, starred
+from ..sweeps import (add_executor_arguments, add_max_cases, announce_cases, case_limit, check_folder, executor_from_args,
+                      run_map, starred)
 
 __all__ = [
     "GatherEdges",
@@ -510,12 +511,11 @@ def main(args: argparse.Namespace) -> int:
         learned = {"seeds": 2, "epochs": 40, "train_per_class": 4, "test_per_class": 10}
     elif args.learned == "full":
         learned = {"seeds": 10, "epochs": 300, "train_per_class": 8, "test_per_class": 25}
+    check_folder(os.path.dirname(args.out))  # OUT.json's folder: refused before the plan if it is not one
     announce_cases(len(pairs) * 2 * (args.seeds + args.relabellings),
                    f"{len(pairs)} pairs x 2 graphs x ({args.seeds} seeds + {args.relabellings} relabellings)"
                    + ("" if learned is None else "; then the learned route"), 1, SECONDS_PER_RUN, case_limit(args),
                    unit="runs")
-    if args.out and os.path.dirname(args.out):
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
     t0 = time.perf_counter()
     tasks = [(a, b, args.seeds, args.relabellings,
               learned if (args.learned == "full" or (a, b) in QUICK_LEARNED_PAIRS) else None) for a, b in pairs]
