@@ -25,6 +25,7 @@ import atexit
 import base64
 import fnmatch
 import gzip
+import zlib
 import json
 import os
 import shutil
@@ -89,35 +90,49 @@ def pack(root: str, out: str, select: Optional[Sequence[str]] = None) -> int:
 
 def read_pack(path: str) -> Iterator[dict]:
     """The entries of the pack ``path``, in order (``{"path", "json"}`` or ``{"path", "base64"}``)."""
+    from .validate import not_a_file
+
+    if not_a_file(path):
+        raise ValueError(f"{path}: is {not_a_file(path)}, not a pack")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such pack")
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            entry = json.loads(line)
-            rel = entry.get("path", "")
-            if not rel or rel.startswith("/") or ".." in rel.split("/") or ("json" in entry) == ("base64" in entry):
-                raise ValueError(f"{path}:{number}: not a pack entry")
-            yield entry
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: empty file, not a pack (a .jsonl.gz of ampsim runs pack)")
+    number = 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                entry = json.loads(line)
+                rel = entry.get("path", "") if isinstance(entry, dict) else ""
+                if not rel or rel.startswith("/") or ".." in rel.split("/") or ("json" in entry) == ("base64" in entry):
+                    raise ValueError(f"{path}:{number}: not a pack entry")
+                yield entry
+    except (gzip.BadGzipFile, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"{path}:{number + 1}" if number else path
+        raise ValueError(f"{where}: not a pack (a .jsonl.gz of ampsim runs pack): {exc}") from None
 
 
 def unpack(packs: Iterable[str], to: str) -> int:
     """Restore the files of ``packs`` under the folder ``to``; returns the number of files.
     Two packs holding the same path raise ``ValueError``."""
     seen: set[str] = set()
-    for p in packs:
+    entries = []
+    for p in packs:  # every pack read and checked before the first file is written
         for entry in read_pack(p):
             rel = entry["path"]
             if rel in seen:
                 raise ValueError(f"{p}: {rel} is in another pack too")
             seen.add(rel)
-            path = os.path.join(to, *rel.split("/"))
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            if "json" in entry:
-                with atomic_write(path) as f:
-                    f.write(json.dumps(entry["json"], allow_nan=False) + "\n")
-            else:
-                with atomic_write(path, "wb", encoding=None) as f:
-                    f.write(base64.b64decode(entry["base64"]))
+            entries.append(entry)
+    for entry in entries:
+        path = os.path.join(to, *entry["path"].split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if "json" in entry:
+            with atomic_write(path) as f:
+                f.write(json.dumps(entry["json"], allow_nan=False) + "\n")
+        else:
+            with atomic_write(path, "wb", encoding=None) as f:
+                f.write(base64.b64decode(entry["base64"]))
     return len(seen)
 
 

@@ -59,16 +59,9 @@ def _delays(args: argparse.Namespace) -> int:
             raise ValueError(f"--extra-tasks and --extra-seeds go together: seeds {D.FULL_SEEDS} .. EXTRA_SEEDS-1 of the "
                              f"named tasks (got --extra-tasks {','.join(args.extra_tasks) or 'none'}, "
                              f"--extra-seeds {args.extra_seeds}; EXTRA_SEEDS must be above {D.FULL_SEEDS})")
-        from .args import announce_runs
-        from .tables import SECONDS_PER_EPOCH
-
-        runs = D.plan(args.full_seeds, args.short_seeds, D.FULL_EPOCHS, args.short_epochs, args.extra_tasks,
-                      args.extra_seeds)
-        announce_runs(len(runs), f"{args.full_seeds} full and {args.short_seeds} short seeds, {args.extra_seeds} "
-                      f"extra; finished runs under {args.root} are skipped", 1,
-                      max((r[2] for r in runs), default=0), SECONDS_PER_EPOCH)
-        if runs:
-            D.run_plan(runs, root=args.root)
+        # run_plan states the plan (runs planned, finished, to train, time per run) before the first run
+        D.run_plan(D.plan(args.full_seeds, args.short_seeds, D.FULL_EPOCHS, args.short_epochs,
+                          args.extra_tasks, args.extra_seeds), root=args.root)
     else:
         D.gradient_files(args.tasks, args.draws, args.root)
     return 0
