@@ -139,10 +139,13 @@ def announce_runs(count: int, what: str, workers: int, epochs: int, seconds_per_
                   setup: tuple[float, float] = (1.0, 10.0)) -> None:
     """State a training command's plan before its first run: ``count`` runs (``what``) of ``epochs`` epochs, with a
     time estimate of one core's ``seconds_per_epoch`` (low, high) plus ``setup`` (loading, evaluating) per run:
-    the line of :func:`ampsim.sweeps.announce_cases`, the one plan format of every sweep command."""
+    the line of :func:`ampsim.sweeps.announce_cases`, the one plan format of every sweep command. One run that
+    takes at most a minute is not announced."""
     from ..sweeps import announce_cases
 
     per_run = tuple(epochs * t + s for t, s in zip(seconds_per_epoch, setup))
+    if count == 1 and per_run[1] <= 60:  # one short run: nothing worth a plan line
+        return
     announce_cases(count, f"{what}, {epochs:,} epochs each", workers, per_run, limit=None, unit="runs")
 
 

@@ -65,13 +65,14 @@ def _run(args: argparse.Namespace) -> int:
         if runpack.is_pack(args.out):
             raise ValueError(f"--out {args.out}: a pack is read, not trained into; train into a folder and pack it "
                              "with ampsim runs pack")
-        output_folder(args.out)
+        output_folder(args.out, create=False)
         training_process(args.threads)
         todo = configs(args)
         epochs = max(c.epochs for c in todo) if todo else 0
         announce_runs(len(todo), f"{len(args.datasets)} data sets x {len(args.models)} models x delays x "
                       f"{len(args.seeds)} seeds, at most: finished seeds under {args.out} are skipped", 1, epochs,
                       SECONDS_PER_EPOCH)
+        output_folder(args.out)
         tasks: dict[tuple, NodeTask] = {}
         for config in todo:
             key = (config.dataset, config.normalize)

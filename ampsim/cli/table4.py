@@ -74,13 +74,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.nproc > 1 and args.workers > 1:
         raise ValueError("--nproc (data-parallel) and --workers (grid points in parallel) do not combine")
     if ddp.is_main():
-        output_folder(args.out)
+        output_folder(args.out, create=False)
     if ddp.is_main() and os.environ.get("LOCAL_RANK") is None:
         points = sum(len(args.points) if args.points else len(grid(d)) for d in args.datasets)
         announce_runs(points * len(args.folds),
                       f"{len(args.datasets)} data sets, {points} grid points in all x {len(args.folds)} folds, at most: "
                       f"finished folds under {args.out} are skipped", max(args.workers, args.nproc), args.epochs,
                       SECONDS_PER_EPOCH)
+    if ddp.is_main():
+        output_folder(args.out)
     written = None
     if args.nproc > 1:
         ddp.launch(args.nproc, grid_process, args.threads, list(args.datasets), list(args.folds), job)

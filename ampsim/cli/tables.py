@@ -19,7 +19,8 @@ from typing import Sequence
 from ..train.loop import training_process, write_result
 from ..train.tables import (GATE_TASKS, ROOT, TABLE2_TASKS, TABLE3_MODELS, USER_ROOT, compare_table2, measure_cost,
                             pack_runs, run_protocol)
-from .args import add_threads, add_workers, announce_runs, input_folder, output_folder, index_list, names, nonneg, positive
+from .args import (add_threads, add_workers, announce_runs, index_list, input_folder, names, nonneg, output_folder,
+                   positive)
 
 __all__ = ["configure", "PROTOCOLS"]
 
@@ -42,16 +43,21 @@ MODELS = ("amp-rnn", "amp-gru", "amp-lstm", "amp-act", "amp-iter")
 
 
 def _run(args: argparse.Namespace) -> int:
-    output_folder(args.root)
-    training_process(args.threads)
+    from .train import _check_task
+
     tasks, models, gate = PROTOCOLS[args.command]
     tasks = args.tasks or list(tasks)
     models = args.models or list(models)
+    for task in tasks:
+        _check_task(task)  # an unknown name is refused before the plan line and before any folder is made
+    output_folder(args.root, create=False)
+    training_process(args.threads)
     trained: list[str] = []
     log = lambda line: (trained.append(line), print(line, flush=True))  # noqa: E731
     announce_runs(len(tasks) * len(models) * len(args.seeds), f"{len(tasks)} tasks x {len(models)} models x "
                   f"{len(args.seeds)} seeds, at most: finished runs under {args.root} are skipped", args.workers,
                   args.epochs, SECONDS_PER_EPOCH)
+    output_folder(args.root)
     done = run_protocol(tasks, models, args.seeds, args.root, args.executor, gate=gate, epochs=args.epochs,
                         quiet=args.quiet, log=log, stack=args.stack, workers=args.workers, threads=args.threads)
     if not trained:

@@ -20,8 +20,8 @@ from typing import Optional, Sequence
 
 from ..train import ddp
 from ..train.loop import training_process
-from ..train.synthetic import (PARITY_TASKS, USER_RUNS, TrainConfig, finished_result, fit_seeds, get_executor,
-                               run_folder)
+from ..train.synthetic import (CHECKPOINT, PARITY_TASKS, USER_RUNS, TrainConfig, check_run_folder, finished_result,
+                               fit_seeds, get_executor, run_folder)
 from .args import MAX_PROCESSES, announce_runs, index_list, learning_rate, nonneg, positive, processes, whole, width
 
 __all__ = ["configure", "TASK_NAMES"]
@@ -124,11 +124,17 @@ def main(args: argparse.Namespace) -> int:
     else:
         outs = [run_folder(USER_RUNS, args.task, args.model, seed, args.gate, args.delay) for seed in seeds]
     finished = [bool(args.resume) and finished_result(out, c) is not None for c, out in zip(configs, outs)]
-    if len(configs) > 1 and ddp.is_main():
+    if ddp.is_main() and os.environ.get("LOCAL_RANK") is None:
         from .tables import SECONDS_PER_EPOCH
 
-        announce_runs(len(configs) - sum(finished), f"{len(configs)} seeds, {sum(finished)} already finished",
-                      1, args.epochs, SECONDS_PER_EPOCH)
+        for config, out, was_done in zip(configs, outs, finished):  # the folders, before the plan line
+            if not was_done:
+                check_run_folder(out, config, args.resume)
+                if not args.resume and os.path.exists(os.path.join(out, CHECKPOINT)):
+                    raise ValueError(f"{os.path.join(out, CHECKPOINT)} exists: add --resume to continue it, or give "
+                                     "another --out")
+        announce_runs(len(configs) - sum(finished), f"{len(configs)} seed{'s' if len(configs) > 1 else ''}, "
+                      f"{sum(finished)} already finished", args.nproc, args.epochs, SECONDS_PER_EPOCH)
     job = ([c.to_dict() for c in configs], args.executor, outs, args.resume, args.quiet, args.threads, args.stack)
     if args.nproc > 1:
         results = ddp.launch(args.nproc, _train, *job)[0]

@@ -398,9 +398,12 @@ def check_run_folder(out_dir: Optional[str], config: TrainConfig, resume: bool =
         got = dict(json.load(f).get("config") or {})
     want = config.to_dict()
     ignored = {"checkpoint_every", "epochs"} if resume else {"checkpoint_every"}
-    differ = sorted(k for k in set(got) | set(want) if k not in ignored and got.get(k) != want.get(k))
+    first = ("task", "model", "seed", "delay", "gate", "epochs")
+    differ = sorted((k for k in set(got) | set(want) if k not in ignored and got.get(k) != want.get(k)),
+                    key=lambda k: (first.index(k) if k in first else len(first), k))
     if differ:
         shown = ", ".join(f"{k} {got.get(k)!r} there, {want.get(k)!r} here" for k in differ[:4])
+        shown += f", and {len(differ) - 4} more" if len(differ) > 4 else ""
         raise ValueError(f"{path} holds a run of another configuration ({shown}); it is never overwritten: "
                          "give another --out (or --root), or move it away")
 
