@@ -103,7 +103,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    write_tables(summarize(args.out, epochs=args.epochs), args.json, args.md, args.out, args.note)
+    summary = summarize(args.out, epochs=args.epochs)
+    if not any(e["folds"] for row in summary.values() for e in row["grid"].values()):
+        raise ValueError(f"--out {args.out}: no fold results of {args.epochs} epochs (the folder of ampsim table4 run, "
+                         "or its pack); nothing to tabulate")
+    write_tables(summary, args.json, args.md, args.out, args.note)
     print(f"wrote {args.json} and {args.md}")
     return 0
 

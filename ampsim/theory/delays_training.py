@@ -431,14 +431,18 @@ def gradient_files(tasks: Sequence[str], draws: int = 8, root: str = RUNS, log=s
     """``<root>/gradients_<task>.json`` (:func:`gradient_variance`) for each task without one; the files written."""
     from ..fileio import write_json
 
-    os.makedirs(root, exist_ok=True)
+    from ..sweeps import check_folder
+
+    check_folder(root)  # refused before any work; made only when the first file is written
     written = []
     for task in tasks:
         path = os.path.join(root, f"gradients_{task}.json")
         if os.path.exists(path):
             continue
         t0 = time.time()
-        write_json(path, {"task": task, **gradient_variance(task, draws)})
+        doc = {"task": task, **gradient_variance(task, draws)}
+        os.makedirs(root, exist_ok=True)
+        write_json(path, doc)
         written.append(path)
         print(f"{time.strftime('%H:%M:%S')} gradients {task} {time.time() - t0:.0f}s", file=log, flush=True)
     return written

@@ -272,10 +272,15 @@ def write_reaction_demo(graphs: int = 16, parity_run: str = PARITY_RUN, out: str
 
     figures = figures or out
     torch.set_num_threads(1)
-    os.makedirs(figures, exist_ok=True)
-    os.makedirs(out, exist_ok=True)
+    from ..sweeps import check_folder
+
+    check_folder(figures)  # refused before any work; both made once the models are loaded
+    check_folder(out)
     # Figure 3
     model, task = load_figure3_model()
+    pmodel, ptask, _ = load_parity_model(parity_run, test_sizes=(25, 50))  # both models before any file
+    os.makedirs(figures, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     tests = task.tests["test"][: graphs]
     rows = counterfactual_relays(model, tests)
     by_role: dict = collections.defaultdict(list)
@@ -300,8 +305,7 @@ def write_reaction_demo(graphs: int = 16, parity_run: str = PARITY_RUN, out: str
     fig.tight_layout()
     save_figure(fig, os.path.join(figures, "figure3_spacetime.png"), dpi=110)
     plt.close(fig)
-    # parity / AMP-Iter
-    pmodel, ptask, _ = load_parity_model(parity_run, test_sizes=(25, 50))
+    # parity / AMP-Iter (its model loaded first of all)
     by_size = {}
     for size in ("25", "50"):
         by_size[size] = halting_drops(pmodel, ptask.tests[size][: graphs])
