@@ -25,6 +25,10 @@ port and no routes (nothing is served). ``--dask-dashboard ADDRESS`` (``127.0.0.
 serves the dashboard there (it needs ``bokeh``) and prints its link; an external scheduler's
 dashboard is that scheduler's own, so the flag is refused with one.
 
+Every sweep command states its plan before its first case (:func:`announce_cases`: the number of
+cases and a time estimate), or refuses one of more than ``--max-cases`` (default :data:`MAX_CASES`)
+with that estimate and the flag; its output folder is checked first (:func:`check_folder`).
+
 Dask (``dask[distributed]``) is the optional extra ``ampsim[dask]``; nothing imports it
 unless ``--dask`` or :func:`dask_executor` is used. The functions sent to workers must be
 importable (module-level), and the workers must have ampsim installed.

@@ -10,6 +10,10 @@ Rules of the command line:
 * Bad input exits with status 2 and one line on stderr naming the user's input
   (a file, a flag); hints name CLI flags, never Python keyword arguments. A check that
   fails (a replay mismatch, a verification case) exits 1.
+* Work is stated before it is done: a sweep prints its plan (cases or runs and a time estimate,
+  :func:`ampsim.sweeps.announce_cases`) once its inputs are checked, or refuses above ``--max-cases``;
+  sizes that allocate (widths, pixels, trace records) are bounded by flags with the limit in their help;
+  an allocation that still fails is one line (exit 2). Output folders are checked before the plan line.
 * One way to end on a signal (:func:`main`): Ctrl-C prints one line and exits 130,
   SIGTERM (SIGHUP) exits 128 + the signal number (143); on every path the files being
   written are removed, nothing half-written is left (:mod:`ampsim.fileio`), and the
