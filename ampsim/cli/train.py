@@ -22,7 +22,8 @@ from ..train import ddp
 from ..train.loop import training_process
 from ..train.synthetic import (CHECKPOINT, PARITY_TASKS, USER_RUNS, TrainConfig, check_run_folder, finished_result,
                                fit_seeds, get_executor, run_folder)
-from .args import MAX_PROCESSES, announce_runs, index_list, learning_rate, nonneg, positive, processes, whole, width
+from .args import (MAX_PROCESSES, announce_runs, index_list, learning_rate, nonneg, output_folder, positive, processes,
+                   whole, width)
 
 __all__ = ["configure", "TASK_NAMES"]
 
@@ -129,6 +130,7 @@ def main(args: argparse.Namespace) -> int:
 
         for config, out, was_done in zip(configs, outs, finished):  # the folders, before the plan line
             if not was_done:
+                output_folder(out, create=False)
                 check_run_folder(out, config, args.resume)
                 if not args.resume and os.path.exists(os.path.join(out, CHECKPOINT)):
                     raise ValueError(f"{os.path.join(out, CHECKPOINT)} exists: add --resume to continue it, or give "
