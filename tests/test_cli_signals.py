@@ -208,7 +208,8 @@ def _children(pid: int) -> list[int]:
 def test_signal_to_a_sweep_with_workers_is_one_line(tmp_path, signum, code):
     """Ctrl-C reaches the whole process group: the workers stay silent, the parent prints one line."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ampsim", "verify", "ids", "--graph", "star:8", "--seeds", "1000000", "--workers", "2"],
+        [sys.executable, "-m", "ampsim", "verify", "ids", "--graph", "star:8", "--seeds", "1000000", "--max-cases", "0",
+         "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -225,5 +226,7 @@ def test_signal_to_a_sweep_with_workers_is_one_line(tmp_path, signum, code):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == code
-    assert err.count("\n") == 1 and err.startswith("ampsim: ") and "Traceback" not in err, err
+    plan, last = err.splitlines()  # the sweep's plan line (sweeps.announce_cases), then the signal's one line
+    assert plan == "1,000,000 cases (1 graphs x 1000000 seeds), about 42 min to 69.4 h over 2 workers", err
+    assert last.startswith("ampsim: ") and "Traceback" not in err, err
     assert _names(tmp_path) == []
