@@ -135,6 +135,12 @@ def add_workers(parser: argparse.ArgumentParser, what: str) -> None:
                         help=f"processes that share the {what}, largest first (default 1; e.g. the cores)")
 
 
+SECONDS_PER_EPOCH = (0.005, 2.0)
+"""One core's seconds per epoch of one synthetic-task run (Tables 2 and 3, Figure 6, the gate, ``ampsim train``),
+low and high: the batched executor on Limits1 to the engine on the larger tasks (results/cost_batched.json,
+results/cost_engine.json); the estimate of their plan lines."""
+
+
 def announce_runs(count: int, what: str, workers: int, epochs: int, seconds_per_epoch: tuple[float, float],
                   setup: tuple[float, float] = (1.0, 10.0)) -> None:
     """State a training command's plan before its first run: ``count`` runs (``what``) of ``epochs`` epochs, with a

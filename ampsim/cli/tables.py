@@ -19,14 +19,11 @@ from typing import Sequence
 from ..train.loop import training_process, write_result
 from ..train.tables import (GATE_TASKS, ROOT, TABLE2_TASKS, TABLE3_MODELS, USER_ROOT, compare_table2, measure_cost,
                             pack_runs, run_protocol)
-from .args import (add_threads, add_workers, announce_runs, index_list, input_folder, names, nonneg, output_folder,
-                   positive)
+from .args import (SECONDS_PER_EPOCH, add_threads, add_workers, announce_runs, index_list, input_folder, names, nonneg,
+                   output_folder, positive)
 
 __all__ = ["configure", "PROTOCOLS"]
 
-SECONDS_PER_EPOCH = (0.005, 2.0)
-"""One core's seconds per epoch of one run: the batched executor on Limits1 to the engine on the larger tasks
-(results/cost_batched.json, results/cost_engine.json)."""
 MAX_SEEDS = 1000
 """``--seeds`` names at most this many seeds (one run folder each)."""
 

@@ -126,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
         outs = [run_folder(USER_RUNS, args.task, args.model, seed, args.gate, args.delay) for seed in seeds]
     finished = [bool(args.resume) and finished_result(out, c) is not None for c, out in zip(configs, outs)]
     if ddp.is_main() and os.environ.get("LOCAL_RANK") is None:
-        from .tables import SECONDS_PER_EPOCH
+        from .args import SECONDS_PER_EPOCH
 
         for config, out, was_done in zip(configs, outs, finished):  # the folders, before the plan line
             if not was_done:
