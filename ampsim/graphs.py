@@ -334,12 +334,13 @@ from .graph_families import FAMILY_SPECS  # noqa: E402 -- csl:N:S, rook:N, shrik
 GRAPH_SPECS.update(FAMILY_SPECS)
 
 
-DEFAULT_MAX_EDGES = 5_000_000
+DEFAULT_MAX_EDGES = 1_500_000
 """The most undirected edges a graph spec or edge-list file may build without ``max_edges=`` (``--max-edges``).
 
 A graph of m edges holds about 0.5 KB per edge while built (networkx, then ampsim's
-tuples) and a flood keeps up to 2m message copies in flight; 5 million edges is
-a few GB, the most a laptop builds in under a minute."""
+tuples) and a flood keeps up to 2m message copies in flight (:class:`SizeEstimate`):
+1.5 million edges is about 2 GB by that estimate, the most a command uses without
+saying so first; above it the refusal gives the estimate and the flag that lifts the limit."""
 
 BYTES_PER_EDGE = 500
 BYTES_PER_COPY = 300

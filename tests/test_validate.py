@@ -254,11 +254,11 @@ SPEC_BAD = [
     ("random-regular:3:5:0", GraphError, r"needs d < n and d\*n even"),
     ("wheel:5", GraphError, r"unknown graph spec 'wheel:5'"),
     ("complete:100000", SizeLimitError, r"graph spec 'complete:100000' would have 100,000 nodes and 4,999,950,000 "
-                                        r"edges .* the limit is 5,000,000 edges: raise it with max_edges="),
+                                        r"edges .* the limit is 1,500,000 edges: raise it with max_edges="),
     ("path:10000000000", SizeLimitError, r"10,000,000,000 nodes"),
     ("grid:100000x100000", SizeLimitError, r"19,999,800,000 edges"),
     ("random-regular:500:100000:1", SizeLimitError, r"25,000,000 edges"),
-    ("gnp:100000:0.5:1", SizeLimitError, r"the limit is 5,000,000 edges"),
+    ("gnp:100000:0.5:1", SizeLimitError, r"the limit is 1,500,000 edges"),
 ]
 
 
@@ -280,7 +280,11 @@ def test_size_limit_is_overridable_and_estimated_exactly():
         parse_graph_spec("cycle:5", max_edges=0)
     with pytest.raises(ArgumentError, match=r"graph spec must be a string .* got 5"):
         parse_graph_spec(5)
-    assert DEFAULT_MAX_EDGES == 5_000_000
+    assert DEFAULT_MAX_EDGES == 1_500_000
+    from ampsim.graphs import SizeEstimate
+
+    # the largest graph the default admits (as many nodes as edges) stays within about 2 GB by the estimate
+    assert SizeEstimate(DEFAULT_MAX_EDGES, DEFAULT_MAX_EDGES).bytes <= 2_000_000_000
 
 
 EDGE_LIST_BAD = [

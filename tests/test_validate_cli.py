@@ -43,7 +43,7 @@ def test_big_spec_refused_in_milliseconds(capsys):
     assert main(["run", "--graph", "complete:100000"]) == 2
     assert time.perf_counter() - t0 < 5  # generous: building it would take minutes and die of MemoryError
     msg = one_error(capsys)
-    assert "the limit is 5,000,000 edges" in msg and "--max-edges" in msg and "max_edges=" not in msg
+    assert "the limit is 1,500,000 edges" in msg and "--max-edges" in msg and "max_edges=" not in msg
 
 
 def test_edge_list_with_extra_columns_names_file_and_line(tmp_path, capsys):

@@ -310,8 +310,11 @@ def configure(name: str, p: argparse.ArgumentParser, words: Sequence[str] = ()) 
                             f"{CLI_BUDGET_PER_EDGE}*|E|))")
         p.add_argument("--allow-isolated", action="store_true",
                        help="simulate although some nodes have no neighbours")
+        from ..graphs import DEFAULT_MAX_EDGES
+
         p.add_argument("--max-edges", type=int, default=None,
-                       help="refuse graphs with more edges than this (default 5,000,000; estimated before building)")
+                       help=f"refuse graphs with more edges than this (default {DEFAULT_MAX_EDGES:,}, about 2 GB; "
+                            "estimated before building)")
         p.add_argument("--trace", type=file_name, default=None,
                        help="write the trace to this file (JSONL; Parquet if it ends in .parquet)")
         p.add_argument("--max-trace-mb", type=megabytes, default=MAX_TRACE_MB,
