@@ -39,12 +39,13 @@ def _ks(text: str) -> range:
 
 
 def _stars(args: argparse.Namespace) -> int:
-    from ..protocols.verify_ids import SECONDS_PER_RUN, measure_stars, plot_time_vs_k
+    from ..protocols.verify_ids import SECONDS_PER_RUN, existing_stars, measure_stars, plot_time_vs_k
 
     check_folder(args.out)  # an --out that is not a folder is refused before the plan; nothing is made
+    existing_stars(args.ks, args.seeds, args.out, force=args.force)  # a file of other seeds: refused before the plan
     announce_cases(len(args.ks) * args.seeds, f"{len(args.ks)} star sizes x {args.seeds} seeds; sizes already "
                    f"measured under {args.out} are read back", args.workers, SECONDS_PER_RUN, case_limit(args))
-    table = measure_stars(args.ks, args.seeds, args.out, args.workers)
+    table = measure_stars(args.ks, args.seeds, args.out, args.workers, force=args.force)
     plot_time_vs_k(table, os.path.join(args.out, "time_vs_k.png"))
     for r in table["rows"]:
         print(f"k={r['k']:2d}  unique {r['unique']}/{r['runs']}  time mean {r['time_mean']:7.2f} "
@@ -82,6 +83,8 @@ def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] =
     p = sub.add_parser("stars", help="time to finish against k on stars (time_vs_k.json, .png)")
     p.add_argument("--ks", type=_ks, default=range(1, 13), help="range a-b (default 1-12)")
     p.add_argument("--seeds", type=positive, default=1000)
+    p.add_argument("--force", action="store_true",
+                   help="measure again a star size whose file under --out holds another --seeds (and replace it)")
     p.set_defaults(func=_stars)
     q = sub.add_parser("graphs", help="unique IDs on random connected graphs (graphs_check.json)")
     q.add_argument("--count", type=positive, default=200)

@@ -362,26 +362,48 @@ def _write_json(path: str, data: dict, indent: Optional[int] = 1) -> None:
     write_text(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")
 
 
-def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1, budget: int = DEFAULT_BUDGET) -> dict:
+def _measured(path: str, seeds: int, budget: int, force: bool) -> Optional[dict]:
+    """The measurement in ``path`` when it is one of ``seeds`` runs with ``budget``; None when there is none
+    (or ``force``). One of another configuration is refused unless ``force``: never replaced silently."""
+    if not os.path.exists(path) or force:
+        return None
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a valid measurement file ({exc.msg}, line {exc.lineno}); "
+                             "remove it (or pass --force) to measure this k again") from None
+    if not isinstance(data, dict) or "seeds" not in data:
+        raise ValueError(f"{path}: not a measurement file of ampsim ids stars; remove it or pass --force")
+    if data.get("seeds") != seeds or data.get("budget", budget) != budget:
+        raise ValueError(f"{path}: a measurement of {data.get('seeds')} seeds (budget {data.get('budget')}); this run "
+                         f"asks {seeds} (budget {budget}): pass --force to measure it again and replace the file, "
+                         "or write to another --out")
+    return data
+
+
+def existing_stars(ks: Iterable[int], seeds: int, out_dir: str, budget: int = DEFAULT_BUDGET,
+                   force: bool = False) -> dict:
+    """``{k: measurement or None}`` for the ``star_k{k}.json`` files under ``out_dir`` (:func:`measure_stars`
+    reads them back); a file of another configuration is refused here, before anything runs."""
+    return {k: _measured(os.path.join(out_dir, f"star_k{k}.json"), seeds, budget, force) for k in ks}
+
+
+def measure_stars(ks: Iterable[int], seeds: int, out_dir: str, workers: int = 1, budget: int = DEFAULT_BUDGET,
+                  force: bool = False) -> dict:
     """Time to finish on ``star:k`` (started at the centre) for each k; ``time_vs_k.json`` in ``out_dir``.
 
     One ``star_k{k}.json`` per k (per-seed time and deliveries, in seed order, and the wall
-    time of the sweep); a k whose file already holds ``seeds`` runs is read back, not rerun.
+    time of the sweep); a k whose file already holds ``seeds`` runs is read back, not rerun. A file of
+    another configuration (other seeds or budget) is refused before anything runs, unless ``force``.
     """
+    ks = list(ks)
+    found = existing_stars(ks, seeds, out_dir, budget, force)
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     for k in ks:
         path = os.path.join(out_dir, f"star_k{k}.json")
-        data = None
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                try:
-                    data = json.load(f)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}: not a valid measurement file ({exc.msg}, line {exc.lineno}); "
-                                     "remove it to measure this k again") from None
-            if not isinstance(data, dict) or data.get("seeds") != seeds:
-                data = None
+        data = found[k]
         if data is None:
             began = time.perf_counter()
             runs = verify_ids([f"star:{k}"], seeds, start=0, budget=budget, workers=workers)

@@ -152,3 +152,15 @@ def test_saved_results_cover_the_issue():
     graphs = json.loads((RESULTS / "graphs_check.json").read_text())
     assert graphs["random_graphs"] >= 200 and graphs["total"]["unique"] == graphs["total"]["runs"]
     assert (RESULTS / "time_vs_k.png").exists()
+
+
+def test_stars_of_other_seeds_are_refused_unless_forced(tmp_path):
+    from ampsim.protocols.verify_ids import measure_stars
+
+    out = str(tmp_path / "ids")
+    measure_stars([1], 3, out)
+    before = (tmp_path / "ids" / "star_k1.json").read_text()
+    with pytest.raises(ValueError, match=r"star_k1.json: a measurement of 3 seeds .* this run asks 4 .* --force"):
+        measure_stars([1, 2], 4, out)
+    assert (tmp_path / "ids" / "star_k1.json").read_text() == before and not (tmp_path / "ids" / "star_k2.json").exists()
+    assert measure_stars([1], 4, out, force=True)["rows"][0]["runs"] == 4
