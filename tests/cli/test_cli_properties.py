@@ -156,7 +156,10 @@ def test_ctrl_c_during_a_sweep_is_one_line_130_and_leaves_nothing(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen([sys.executable, "-m", "ampsim", "verify", "ids", "--graph", "star:6", "--seeds",
                              "20000"], cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            # a test runner started in the background (`cmd &`) ignores SIGINT, and so would its
+                            # children; Ctrl-C at a terminal reaches a process that does not
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         line = ""
@@ -172,6 +175,8 @@ def test_ctrl_c_during_a_sweep_is_one_line_130_and_leaves_nothing(tmp_path):
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
     assert proc.returncode == 130, err
     assert [line for line in err.splitlines() if line.strip()] == ["ampsim: interrupted (Ctrl-C); no partial files left"]
     assert list(tmp_path.iterdir()) == []
