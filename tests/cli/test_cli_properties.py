@@ -151,6 +151,21 @@ def test_bad_input_ends_in_one_line_within_bounds(case, trace):
             assert not out.left, f"left {out.left}: {where}"
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """In the child: SIGINT handled by default and not blocked, whatever the runner's state (a runner started
+    in the background ignores SIGINT, and a mask set by a library in the runner is inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _signal_state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            return " ".join(line.strip() for line in f if line.startswith(("SigBlk", "SigIgn", "SigCgt", "State")))
+    except OSError:
+        return "?"
+
+
 def test_ctrl_c_during_a_sweep_is_one_line_130_and_leaves_nothing(tmp_path):
     """SIGINT to the group while ``verify ids`` runs (after its plan line): 130, one line, no file left."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
@@ -159,7 +174,7 @@ def test_ctrl_c_during_a_sweep_is_one_line_130_and_leaves_nothing(tmp_path):
                             stderr=subprocess.PIPE, start_new_session=True,
                             # a test runner started in the background (`cmd &`) ignores SIGINT, and so would its
                             # children; Ctrl-C at a terminal reaches a process that does not
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=_sigint_as_at_a_terminal)
     try:
         deadline = time.monotonic() + 60
         line = ""
@@ -167,8 +182,12 @@ def test_ctrl_c_during_a_sweep_is_one_line_130_and_leaves_nothing(tmp_path):
             line = proc.stderr.readline()
         assert PLAN.match(line), line
         time.sleep(0.5)
+        state = _signal_state(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"no exit 30 s after SIGINT; the child's signal state then: {state}") from None
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
