@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runner import run_bounded  # noqa: E402
+from runner import make_inputs, run_bounded  # noqa: E402
 
 TRACE = None  # a valid trace made once per probe session (fixtures copies it)
 
@@ -138,24 +138,6 @@ def make_trace(folder: Path) -> Path:
     return path
 
 
-def fixtures(folder: Path, trace: Path) -> None:
-    """The named inputs of :data:`CASES` in ``folder``."""
-    (folder / "dir").mkdir()
-    (folder / "dir" / "a.json").write_text("{}")
-    os.mkfifo(folder / "fifo")
-    (folder / "empty.txt").write_text("")
-    (folder / "bad.jsonl").write_text("this is not a trace\n")
-    (folder / "json.parquet").write_text('{"not": "parquet"}\n')
-    (folder / "result.json").write_text('{"task": "limits1"')
-    shutil.copy(trace, folder / "t.jsonl")
-    (folder / "badstar").mkdir()
-    (folder / "badstar" / "star_k2.json").write_text("{not json")
-    (folder / "oldrun").mkdir()
-    (folder / "oldrun" / "result.json").write_text('{"config": {"task": "lcc", "epochs": 5}, "epochs_done": 5}\n')
-    (folder / "corruptrun").mkdir()
-    (folder / "corruptrun" / "checkpoint.pt").write_bytes(b"PK\x03\x04 corrupt")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--timeout", type=float, default=15)
@@ -168,7 +150,7 @@ def main(argv=None) -> int:
                 continue
             folder = Path(base) / f"c{i}"
             folder.mkdir()
-            fixtures(folder, trace)
+            make_inputs(folder, trace)
             out = run_bounded(case, folder, timeout=args.timeout)
             first = (out.lines[:1] or [""])[0][:200]
             if out.kind() == "traceback":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,3 +96,27 @@ def run_bounded(argv: Sequence[str], cwd: Path, timeout: float = 20.0, memory: i
                 pass
     left = sorted(_snapshot(cwd) - before) if rc not in (0, None) else []
     return Outcome(list(argv), rc, out, err, time.monotonic() - t0, left)
+
+
+def make_inputs(folder: Path, trace: Path) -> None:
+    """The named bad inputs the probe's cases and the property suite's paths refer to, made in ``folder``:
+    a folder, a FIFO, an empty file, files of the wrong format, a truncated result, links (to a folder and
+    dangling), a valid trace copied from ``trace``, a corrupt star measurement, a run folder of another
+    configuration and a corrupt checkpoint."""
+    (folder / "dir").mkdir()
+    (folder / "dir" / "a.json").write_text("{}")
+    os.mkfifo(folder / "fifo")
+    (folder / "empty.txt").write_text("")
+    (folder / "bad.jsonl").write_text("this is not a trace\n")
+    (folder / "json.parquet").write_text('{"not": "parquet"}\n')
+    (folder / "result.json").write_text('{"task": "limits1"')
+    os.symlink("dir", folder / "link_to_dir")
+    os.symlink("nowhere/x", folder / "dangling")
+    shutil.copy(trace, folder / "t.jsonl")
+    (folder / "badstar").mkdir()
+    (folder / "badstar" / "star_k2.json").write_text("{not json")
+    (folder / "oldrun").mkdir()
+    (folder / "oldrun" / "result.json").write_text('{"config": {"task": "lcc", "epochs": 5}, "epochs_done": 5}\n')
+    (folder / "corruptrun").mkdir()
+    (folder / "corruptrun" / "checkpoint.pt").write_bytes(b"PK\x03\x04 corrupt")
+

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runner import ROOT, run_bounded  # noqa: E402
+from runner import ROOT, make_inputs, run_bounded  # noqa: E402
 
 settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -99,19 +98,6 @@ TEMPLATES = [
 ]
 
 
-def _fixtures(folder: Path, trace: Path) -> None:
-    (folder / "dir").mkdir()
-    (folder / "dir" / "a.json").write_text("{}")
-    os.mkfifo(folder / "fifo")
-    (folder / "empty.txt").write_text("")
-    (folder / "bad.jsonl").write_text("this is not a trace\n")
-    (folder / "json.parquet").write_text('{"not": "parquet"}\n')
-    (folder / "result.json").write_text('{"task": "limits1"')
-    os.symlink("dir", folder / "link_to_dir")
-    os.symlink("nowhere/x", folder / "dangling")
-    shutil.copy(trace, folder / "t.jsonl")
-
-
 @pytest.fixture(scope="module")
 def trace(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("trace")
@@ -136,7 +122,7 @@ def test_bad_input_ends_in_one_line_within_bounds(case, trace):
     argv, timeout = case
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        _fixtures(folder, trace)
+        make_inputs(folder, trace)
         out = run_bounded(argv, folder, timeout=timeout)
         lines = [line for line in out.lines if not PLAN.match(line)]
         planned = len(lines) < len(out.lines)
