@@ -238,7 +238,11 @@ def node_ids(name: str, values: Any, num_nodes: int, allow_empty: bool = False, 
     values = plain(values)
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise _fail(name, "a list of node indices", values)
-    out = [node_id(f"{name}[{i}]", v, num_nodes) for i, v in enumerate(values)]
+    if isinstance(values, (list, tuple)) and values and all(type(v) is int for v in values) \
+            and 0 <= min(values) and max(values) < num_nodes:
+        out = list(values)  # the common case, checked at C speed: plain ints in range
+    else:
+        out = [node_id(f"{name}[{i}]", v, num_nodes) for i, v in enumerate(values)]
     if not out and not allow_empty:
         raise _fail(name, "a non-empty list of node indices", values)
     if distinct and len(set(out)) != len(out):

@@ -33,12 +33,13 @@ def plan_events(graph: Graph, model: DelayModel, seed: int, fifo: bool, ties: st
                 budget: int, loss: float = 0.0, rule: Optional[Any] = None) -> tuple[dict, int, int, str]:
     """One run through the event queue with ``loss`` and the count ``rule`` (``None``: always emit).
 
-    Returns ``(columns, deliveries, copies sent, reason)``; columns as the level planner's.
+    Returns ``(columns, deliveries, copies sent, reason)``; columns as the level planner's, plus with
+    a ``rule`` the column ``tag``: the tag of each delivered message (0 for a start message).
     """
     queue = EventQueue(graph.neighbors, model, seed, fifo, ties, loss)
     for j, (v, _) in enumerate(pairs):
         queue.start(v, slot_base + j)
-    node, mids, causes, prevs, slots, srcs, times, levels = ([] for _ in range(8))
+    node, mids, causes, prevs, slots, srcs, times, levels, got = ([] for _ in range(9))
     last: dict[int, int] = {}
     counters: dict[int, Any] = {}
     tags: list[int] = []
@@ -69,13 +70,17 @@ def plan_events(graph: Graph, model: DelayModel, seed: int, fifo: bool, ties: st
         state = counters.get(v)
         if state is None:
             state = counters[v] = rule.start(len(nbrs[v]))
-        _, out = rule.deliver(state, tags[cause] if cause >= 0 else 0)
+        tag = tags[cause] if cause >= 0 else 0
+        got.append(tag)
+        _, out = rule.deliver(state, tag)
         tags.append(out)
         if out:
             broadcast(t, v, done - 1)
     i64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
     cols = {"node": i64(node), "msg_id": i64(mids), "cause": i64(causes), "prev": i64(prevs), "slot": i64(slots),
             "src": i64(srcs), "time": np.asarray(times, dtype=np.float64), "level": i64(levels)}
+    if rule is not None:
+        cols["tag"] = i64(got)
     if done >= budget:
         reason = "message_budget"
     elif rule is not None and any(not rule.finished(counters[v]) if v in counters else

@@ -41,6 +41,7 @@ from .kernels import kernel_for
 from .levels import _forward_segments, _LevelUnroll, _Segments, _cut, segment_plan
 from .lockstep import _forward_levels, _LockStepDriver, _Unroll
 from .planned import ProgramDriver
+from .settled import settle_runs, settles
 from .planner import TIES, PlanCache, delay_key, engine_ties, neighbour_hash, seeded, start_slots
 from .program import _compile, _deduped, _init_classes, _Program, _pruned, _start_classes
 from .unrolled import Unrolled
@@ -139,13 +140,19 @@ class BatchedExecutor:
     and runs the cell (RNN, GRU, LSTM in float32 or float64 on the CPU), else the eager kernels;
     ``True`` requires it, ``False`` runs the eager kernels. ``last_path`` says which ran last:
     ``"fused"``, ``"eager"``, ``"planned"`` (a planned cell without a kernel runs its own ``step``
-    on the program's levels, :mod:`ampsim.batched.planned`) or ``"lockstep"``.
+    on the program's levels, :mod:`ampsim.batched.planned`), ``"settled"`` or ``"lockstep"``.
+    ``settled``: an order-free counted cell (the aggregating cells) is computed wave by wave from
+    the set of delivered copies (:mod:`ampsim.batched.settled`: the same final states up to float
+    rounding, K aggregation passes instead of one batch per level): ``True`` (the default) where it
+    applies (not with ``history``, ``record`` or ``mode="lockstep"``), ``False`` runs the cell's
+    ``step`` on the level program (the reference path).
     """
 
     def __init__(self, mode: str = "auto", ties: Optional[str] = None, plan_cache: Optional[PlanCache] = None,
                  program_cache: int = 8, record: bool = False, segment_rows: Optional[int] = None,
-                 dedup: bool = True, fused: Optional[bool] = None) -> None:
+                 dedup: bool = True, fused: Optional[bool] = None, settled: bool = True) -> None:
         self.mode = V.choice("mode", mode, MODES)
+        self.settled = V.boolean("settled", settled)
         self.ties = None if ties is None else V.choice("ties", ties, TIES)
         if plan_cache is not None and not isinstance(plan_cache, PlanCache):
             raise V.ArgumentError(f"plan_cache must be a PlanCache or None, got {V.show(plan_cache)}")
@@ -309,20 +316,25 @@ class BatchedExecutor:
         if x.shape[0] != sum(g.num_nodes for g in gs):
             raise ValueError("features do not have one row per node")
         program = None
-        if mode == "levels":
-            program = self._program(graphs, gs, starts, seeds, message_rows, budget, model, fifo, ties, loss, rule)
-            if keep is not None:
-                program = _pruned(program, keep)
-            n_msgs = program.n_messages
-        else:
-            runs = _runs(starts, seeds)
-            msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
-            idx = torch.from_numpy(np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)).to(device)
+        runs = _runs(starts, seeds)
+        msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
         if messages.dim() != 2 or messages.shape[0] != n_msgs or messages.shape[1] != cell.msg_size:
             raise ValueError(f"messages must be ({n_msgs}, {cell.msg_size}), got {tuple(messages.shape)}")
         inputs = None
         if getattr(cell, "node_inputs", None):
             inputs = _node_inputs(gs, noise_seeds, dtype, device)
+        if (mode == "levels" and emission == "counted" and self.settled and not history and not self.record
+                and inputs is not None and settles(cell, messages)):
+            out = settle_runs(cell, gs, [_graph_hash(g) for g in graphs], runs, msg_rows, x, inputs,
+                              messages.to(device=device, dtype=dtype), budget, model, fifo, ties, loss, self.plans)
+            if out is not None:
+                return self._settled_result(out, gs, num_runs, device)
+        if mode == "levels":
+            program = self._program(graphs, gs, starts, seeds, message_rows, budget, model, fifo, ties, loss, rule)
+            if keep is not None:
+                program = _pruned(program, keep)
+        else:
+            idx = torch.from_numpy(np.concatenate(msg_rows) if msg_rows else np.zeros(0, dtype=np.int64)).to(device)
         if program is not None:
             if inputs is None:  # start states read more than the features: no dedup
                 program = self._dedup_for(program, graphs, own_features, x, messages)
@@ -389,6 +401,19 @@ class BatchedExecutor:
         result = Unrolled(states, final_rows, back, tuple(int(e) for e in entry),
                           tuple((r, g.num_nodes) for r, g in zip(num_runs, gs)), reasons, deliveries,
                           batches, records, compact, None if compact else program)
+        self.last = result
+        return result
+
+    def _settled_result(self, out, gs: Sequence[Graph], num_runs: Sequence[int], device) -> Unrolled:
+        """The :class:`Unrolled` of a settled batch: a zero row, then the final state of every entry."""
+        final, reasons, deliveries = out
+        states = torch.cat([final.new_zeros(1, final.shape[1]), final])
+        E = final.shape[0]
+        entry = np.concatenate([[0], np.cumsum([r * g.num_nodes for r, g in zip(num_runs, gs)])])
+        result = Unrolled(states, torch.arange(1, E + 1, device=device), torch.zeros(E + 1, dtype=torch.long,
+                          device=device), tuple(int(e) for e in entry), tuple((r, g.num_nodes) for r, g in
+                          zip(num_runs, gs)), reasons, deliveries, 0, None, True, None)
+        self.last_path = "settled"
         self.last = result
         return result
 

@@ -108,6 +108,7 @@ class Schedule:
     final: np.ndarray
     reasons: tuple[str, ...]
     sent: tuple[int, ...]
+    tag: Optional[np.ndarray] = None
 
     @property
     def num_deliveries(self) -> int:
@@ -256,8 +257,11 @@ def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
     dtypes = {k: np.float64 if k == "time" else np.int64 if (k == "msg_id" or wide) else np.int32 for k in keys}
     arr = {k: (parts[0][k] if len(parts) == 1 else np.concatenate([c[k] for c in parts]) if parts else np.zeros(0))
            .astype(dtypes[k], copy=False) for k in keys}
+    tag = None
+    if parts and all("tag" in c for c in parts):
+        tag = np.concatenate([c["tag"] for c in parts]).astype(np.int64, copy=False)
     return Schedule(n, len(runs), arr["run"], arr["node"], arr["msg_id"], arr["cause"], arr["prev"],
-                    arr["slot"], arr["src"], arr["time"], arr["level"], final, tuple(reasons), tuple(sent))
+                    arr["slot"], arr["src"], arr["time"], arr["level"], final, tuple(reasons), tuple(sent), tag)
 
 
 #: Constant-delay runs with at least this budget are planned wave by wave with numpy (else one by one).

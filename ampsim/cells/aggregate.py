@@ -58,6 +58,10 @@ class WaveCount:
             raise ValueError(f"waves must be an int >= 1, got {waves!r}")
         self.waves = waves
         self.key = f"wave-count/{waves}"
+        #: Every emission carries one wave (K <= 2: completing wave 0 can at most emit wave 1), so the
+        #: number of deliveries of a loss-free run does not depend on the delays
+        #: (:mod:`ampsim.batched.settled`). With K >= 3 two waves can complete on one delivery.
+        self.fixed_messages = waves <= 2
 
     def start(self, degree: int) -> list:
         return [False, 0] + [0] * self.waves + [int(degree)]
@@ -89,6 +93,11 @@ class WaveCount:
         return state[1] >= self.waves
 
 
+def _linear(lin: nn.Linear, h: Tensor) -> Tensor:
+    """``h W^T`` for a dense or a sparse COO ``h`` (features: a bag of words is 1-2% non-zero)."""
+    return torch.sparse.mm(h, lin.weight.t()) if h.is_sparse else lin(h)
+
+
 def _dims(in_features: int, hidden: int, out_features: Optional[int], waves: int) -> list[int]:
     for name, v in (("in_features", in_features), ("hidden", hidden), ("waves", waves)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -104,6 +113,8 @@ class _WaveCell(nn.Module):
 
     emission = "counted"
     node_inputs = frozenset({"degree", "noise"})
+    #: The aggregates are sums / running softmaxes: the settled driver applies (:mod:`ampsim.batched.settled`).
+    order_free = True
 
     def _layout(self, own: int, agg: list[int], extra: int, msg_extra: int = 0) -> None:
         """State: ``[own wave-0 message (own) | aggregate of wave j (agg[j]) ... | extra | counts (K) |
@@ -143,6 +154,48 @@ class _WaveCell(nn.Module):
 
     def _tail(self, counts: list[Tensor], w: Tensor, started: Tensor, state: Tensor) -> list[Tensor]:
         return [torch.stack(counts, dim=1), w.unsqueeze(1), started.unsqueeze(1), state[:, self._deg:]]
+
+    def settles_from(self, messages: Tensor) -> bool:
+        """True when every start message has an all-zero wave mask (read as a start, as the count rule does)."""
+        return not bool(messages[:, -self.waves:].detach().any())
+
+    def settle(self, x: Tensor, inputs: NodeInputs, start: Tensor, started: Tensor, edges: tuple[Tensor, Tensor],
+               delivered: Optional[list[tuple[Tensor, Tensor]]]) -> tuple[Tensor, Tensor]:
+        """Final states from the delivered copies, wave by wave (the settled driver, :mod:`ampsim.batched.settled`).
+
+        Rows are the run's nodes: ``x`` features, ``start`` (B, M) the start message of each row
+        (zeros where ``started`` is False). ``delivered[j]``: ``(sender rows, receiver rows)`` of the
+        delivered copies of wave j; ``None``: every copy, over ``edges``, of every wave-j message
+        sent (a loss-free run that its budget does not cut). Per wave j: ``c_v^j`` = the copies
+        received + the own message once counted; the wave completes where the node has completed
+        wave j - 1 (``w == j``) and ``c_v^j = degree + 1``, which sends wave j + 1 (counted as own).
+        Returns the states (``step``'s layout, equal up to float rounding) and ``sent`` (B, K) bool.
+        """
+        K = self.waves
+        deg, key = inputs.degree.to(x.dtype), inputs.noise
+        own = started.to(x.dtype)
+        w = torch.zeros_like(deg)
+        z0 = self._first(x, deg, key)
+        z, aggs, counts, sent = z0, [], [], []
+        for j in range(K):
+            sent.append(own > 0.5)
+            if delivered is None:
+                live = (own > 0.5).index_select(0, edges[0]).nonzero().flatten()
+                src, dst = edges[0].index_select(0, live), edges[1].index_select(0, live)
+            else:
+                src, dst = delivered[j]
+            agg, cnt = self._gather(j, z, z0, own, src, dst, key, start)
+            hit = (w == j) & started & (cnt > deg + 0.5)
+            done = hit.to(x.dtype)
+            if j + 1 < K:
+                z = self._next(j, agg, cnt, deg, key)
+                own = done
+            w = w + done
+            aggs.append(agg)
+            counts.append(cnt)
+        tail = [torch.stack(counts, dim=1), w.unsqueeze(1), started.to(x.dtype).unsqueeze(1), deg.unsqueeze(1),
+                key.to(x.dtype).unsqueeze(1)]
+        return torch.cat([z0] + aggs + tail, dim=1), torch.stack(sent, dim=1)
 
     @staticmethod
     def _check_inputs(x: Tensor, inputs: Optional[NodeInputs]) -> NodeInputs:
@@ -200,7 +253,7 @@ class MeanCell(_WaveCell):
         """``z^j = s(d) · drop(h^j) W_j``."""
         if self.training and self.dropout > 0.0:
             h = noise.dropout(h, self.dropout, key, j)
-        return self._send(deg) * self.weights[j](h)
+        return self._send(deg) * _linear(self.weights[j], h)
 
     def _complete(self, j: int, S: Tensor, c: Tensor, deg: Tensor) -> Tensor:
         """``act(r(d) · S (d+1)/c + b_j)``."""
@@ -208,6 +261,21 @@ class MeanCell(_WaveCell):
         r = d1.rsqrt() if self.norm == "sym" else 1.0 / d1
         a = S * (r * d1 / c.clamp_min(1.0)).unsqueeze(1) + self.biases[j]
         return torch.relu(a) if j + 1 < self.waves else a
+
+    # ------------------------------------------------------------- settled driver
+    def _first(self, x: Tensor, deg: Tensor, key: Tensor) -> Tensor:
+        return self._own(0, x, deg, key)
+
+    def _gather(self, j: int, z: Tensor, z0: Tensor, own: Tensor, src: Tensor, dst: Tensor, key: Tensor,
+                start: Tensor) -> tuple[Tensor, Tensor]:
+        """``S_v^j = Σ_{u -> v} z_u^j + own_v z_v^j`` (+ the start message's slot), and the count."""
+        S = start[:, self._slots[j]] + own.unsqueeze(1) * z
+        S = S.index_add(0, dst, z.index_select(0, src))
+        cnt = own.index_add(0, dst, own.new_ones(dst.shape[0]))
+        return S, cnt
+
+    def _next(self, j: int, S: Tensor, cnt: Tensor, deg: Tensor, key: Tensor) -> Tensor:
+        return self._own(j + 1, self._complete(j, S, cnt, deg), deg, key)
 
     # ------------------------------------------------------------- protocol
     def init_state(self, x: Tensor, inputs: Optional[NodeInputs] = None) -> Tensor:
@@ -217,7 +285,7 @@ class MeanCell(_WaveCell):
         key = inputs.noise
         z0 = self._own(0, x, deg, key)
         B = x.shape[0]
-        zeros = x.new_zeros(B, self.state_size - self.dims[1] - 2)
+        zeros = z0.new_zeros(B, self.state_size - self.dims[1] - 2)
         return torch.cat([z0, zeros, deg.unsqueeze(1), key.to(x.dtype).unsqueeze(1)], dim=1)
 
     def step(self, state: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -338,7 +406,7 @@ class AttentionCell(_WaveCell):
         """``z^j = drop(h^j) W_j``."""
         if self.training and self.dropout > 0.0:
             h = noise.dropout(h, self.dropout, key, j)
-        return self.weights[j](h)
+        return _linear(self.weights[j], h)
 
     def _absorb(self, j: int, acc: Tensor, count: Tensor, z: Tensor, z0: Tensor, key: Tensor, sender: Tensor,
                 present: Tensor) -> Tensor:
@@ -378,13 +446,42 @@ class AttentionCell(_WaveCell):
             return nn.functional.elu(agg.reshape(B, H * f) + self.biases[j])
         return agg.mean(1) + self.biases[j]
 
+    # ------------------------------------------------------------- settled driver
+    def _first(self, x: Tensor, deg: Tensor, key: Tensor) -> Tensor:
+        return self._own(0, x, key)
+
+    def _gather(self, j: int, z: Tensor, z0: Tensor, own: Tensor, src: Tensor, dst: Tensor, key: Tensor,
+                start: Tensor) -> tuple[Tensor, Tensor]:
+        """Wave j's softmax ``[μ | λ | A]`` over the delivered copies and the own message, at once:
+        ``μ = max e``, ``λ = Σ e^{e-μ}``, ``A = Σ e^{e-μ} δ z`` (what the running softmax ends with)."""
+        H, f = self.heads_of[j], self.feats_of[j]
+        B = z.shape[0]
+        mine = (own > 0.5).nonzero().flatten()
+        src, dst = torch.cat([src, mine]), torch.cat([dst, mine])
+        zz = z.index_select(0, src).reshape(-1, H, f)
+        e = nn.functional.leaky_relu(self.query[j](z0).index_select(0, dst) + (zz * self.att[j]).sum(-1),
+                                     self.negative_slope)
+        mu = e.new_zeros(B, H).scatter_reduce(0, dst.unsqueeze(1).expand(-1, H), e, "amax", include_self=False)
+        ex = torch.exp(e - mu.index_select(0, dst))
+        weight = ex
+        if self.training and self.attn_dropout > 0.0:
+            kf = key.to(z.dtype)
+            weight = ex * self._attn_mask(j, kf.index_select(0, dst), kf.index_select(0, src), H, ex.dtype)
+        lam = ex.new_zeros(B, H).index_add(0, dst, ex)
+        A = zz.new_zeros(B, H, f).index_add(0, dst, weight.unsqueeze(2) * zz)
+        cnt = own.new_zeros(B).index_add(0, dst, own.new_ones(dst.shape[0]))
+        return torch.cat([mu, lam, A.reshape(B, H * f)], dim=1), cnt
+
+    def _next(self, j: int, acc: Tensor, cnt: Tensor, deg: Tensor, key: Tensor) -> Tensor:
+        return self._own(j + 1, self._complete(j, acc), key)
+
     # ------------------------------------------------------------- protocol
     def init_state(self, x: Tensor, inputs: Optional[NodeInputs] = None) -> Tensor:
         """``[z_v^0 | running softmaxes 0 | counts 0 | wave 0 | not started | d_v | noise key]``."""
         inputs = self._check_inputs(x, inputs)
         key = inputs.noise
         z0 = self._own(0, x, key)
-        zeros = x.new_zeros(x.shape[0], self.state_size - self.slot_sizes[0] - 2)
+        zeros = z0.new_zeros(x.shape[0], self.state_size - self.slot_sizes[0] - 2)
         return torch.cat([z0, zeros, inputs.degree.to(x.dtype).unsqueeze(1), key.to(x.dtype).unsqueeze(1)], dim=1)
 
     def step(self, state: Tensor, m: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -63,19 +63,24 @@ def dropout(x: Tensor, p: float, keys: Tensor, counter: int) -> Tensor:
     rows with key -1 are kept as they are.
 
     When ``x`` needs no gradient only its non-zero entries draw (a dropped zero stays zero: the
-    same values; a bag-of-words row is 1-2% non-zero).
+    same values; a bag-of-words row is 1-2% non-zero); a sparse COO ``x`` gives the sparse result
+    (its stored entries draw).
     """
     if p <= 0.0:
         return x
     keys = keys.reshape(-1)
     live = keys >= 0
     scale = 1.0 / (1.0 - p)
+    if x.is_sparse:  # a sparse COO x: its stored entries draw, as a dense x's non-zero entries
+        x = x.coalesce()
+        (r, c), v = x.indices(), x.values()
+        u = (_bits(keys.index_select(0, r), counter, c) >> 8).to(v.dtype) * (1.0 / (1 << 24))
+        factor = torch.where(live.index_select(0, r), (u >= p).to(v.dtype) * scale, torch.ones_like(u))
+        return torch.sparse_coo_tensor(x.indices(), v * factor, x.shape, is_coalesced=True, check_invariants=False)
     if not x.requires_grad:
         r, c = ((x != 0) & live.unsqueeze(1)).nonzero(as_tuple=True)
         u = (_bits(keys.index_select(0, r), counter, c) >> 8).to(x.dtype) * (1.0 / (1 << 24))
-        factor = torch.ones_like(x)
-        factor[r, c] = (u >= p).to(x.dtype) * scale
-        return x * factor
+        return x.index_put((r, c), x[r, c] * ((u >= p).to(x.dtype) * scale))
     keep = (uniform(keys, counter, x.shape[1], x.dtype) >= p) | ~live.unsqueeze(1)
     factor = torch.where(live, torch.full_like(keys, scale, dtype=x.dtype), torch.ones_like(keys, dtype=x.dtype))
     return x * keep.to(x.dtype) * factor.unsqueeze(1)

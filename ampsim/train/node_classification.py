@@ -55,6 +55,7 @@ from torch import Tensor, nn
 
 from .. import runpack
 from .. import validate as V
+from ..batched import BatchedExecutor
 from ..cells.aggregate import NORMS, AttentionCell, MeanCell
 from ..cells.cells import AMPCell
 from ..cells.execute import RunSpec
@@ -314,10 +315,15 @@ class AMPWaveClassifier(nn.Module):
     def forward(self, graph: GraphData, features: Tensor, executor, budget: int, delay: str = "constant",
                 seed: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
         noise_seed = None if generator is None else int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        x = features.to_dense() if features.is_sparse else features
-        data = graph if x is graph.x else GraphData(graph.edge_index, x, graph.y, graph.num_nodes, graph.level,
-                                                     None, graph.meta)
-        states = executor.execute(self.cell, data, self.runs(graph.num_nodes, seed, noise_seed), budget, delay)[0]
+        run = self.runs(graph.num_nodes, seed, noise_seed)[0]
+        if isinstance(executor, BatchedExecutor):  # sparse features stay sparse (the GCN's): one product per pass
+            states = executor.unroll(self.cell, [graph], [[run.starts]], [[run.seed]], run.messages, budget, delay,
+                                     features=[features], noise_seeds=[noise_seed]).final()
+        else:
+            x = features.to_dense() if features.is_sparse else features
+            data = graph if x is graph.x else GraphData(graph.edge_index, x, graph.y, graph.num_nodes, graph.level,
+                                                         None, graph.meta)
+            states = executor.execute(self.cell, data, [run], budget, delay)[0]
         return torch.log_softmax(self.cell.output(states), dim=-1)
 
 
@@ -373,7 +379,6 @@ class Protocol:
             self.adj = self_loop_edges(task.graph.edge_index, task.graph.num_nodes)
         else:
             if executor is None:
-                from ..batched import BatchedExecutor
                 executor = BatchedExecutor()
             self.executor = executor
             self.budget = config.budget(task.graph.num_nodes)
@@ -387,7 +392,7 @@ class Protocol:
         """(n, C) log-probabilities of every node."""
         if self.config.model in BASELINES:
             return model(self.task.features, self.adj, generator)
-        features = self.task.graph.x if self.config.model in WAVE_MODELS else self.task.features
+        features = self.task.features
         return model(self.task.graph, features, self.executor, self.budget, self.config.delay, delay_seed, generator)
 
     def forward(self, model: nn.Module, items: Sequence[int], seeds: Sequence[int]) -> Tensor:

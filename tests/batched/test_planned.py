@@ -84,10 +84,11 @@ def test_engine_equals_batched(delay, loss, kind):
 
 @pytest.mark.parametrize("kind", ["mean", "attention"])
 def test_planned_path_is_levels_and_cached(kind):
-    """The counted cell is planned (one batch per level, no lock-step), once per seed, and equals lock-step."""
+    """The counted cell's reference path is planned (one batch per level, no lock-step), once per seed,
+    and equals lock-step."""
     cell = make_cell(kind=kind)
     data = graphs()[0]
-    ex = BatchedExecutor()
+    ex = BatchedExecutor(settled=False)
     run = all_start(cell, data.num_nodes, seed=4)
     a = ex.execute(cell, data, [run], 10_000, "uniform")
     sched = plan(graph_of(data), [(run.starts, 4)], 10_000, "uniform", rule=cell.count_rule)
@@ -105,7 +106,7 @@ def test_planned_path_is_levels_and_cached(kind):
 def test_constant_delays_plan_once_for_any_seed():
     cell = make_cell()
     data = graphs()[0]
-    ex = BatchedExecutor()
+    ex = BatchedExecutor(settled=False)
     for seed in range(3):
         ex.execute(cell, data, [all_start(cell, data.num_nodes, seed, noise=seed)], 10_000, "constant")
     assert ex.plans.misses == 1
