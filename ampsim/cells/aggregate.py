@@ -338,7 +338,9 @@ class MeanCell(_WaveCell):
         h = self._complete(0, S, c, deg)
         for j in range(1, self.waves):
             add = (w < j).to(state.dtype)
-            S = state[:, self._agg_slices[j]] + add.unsqueeze(1) * self._own(j, h, deg, key)
+            S = state[:, self._agg_slices[j]]
+            if bool(add.any()):  # some node did not reach wave j: its own message, as if it had
+                S = S + add.unsqueeze(1) * self._own(j, h, deg, key)
             h = self._complete(j, S, cnt[:, j] + add, deg)
         return h
 
@@ -531,11 +533,14 @@ class AttentionCell(_WaveCell):
         z0 = state[:, : self.slot_sizes[0]]
         key, w, started = state[:, self._key], state[:, self._w], state[:, self._started]
         cnt = state[:, self._counts]
-        acc = self._absorb(0, state[:, self._agg_slices[0]], cnt[:, 0], z0, z0, key, key, started < 0.5)
+        acc, fresh = state[:, self._agg_slices[0]], started < 0.5
+        if bool(fresh.any()):  # a node never started: its own wave-0 message, as if it had
+            acc = self._absorb(0, acc, cnt[:, 0], z0, z0, key, key, fresh)
         h = self._complete(0, acc)
         for j in range(1, self.waves):
-            add = w < j
-            acc = self._absorb(j, state[:, self._agg_slices[j]], cnt[:, j], self._own(j, h, key), z0, key, key, add)
+            add, acc = w < j, state[:, self._agg_slices[j]]
+            if bool(add.any()):
+                acc = self._absorb(j, acc, cnt[:, j], self._own(j, h, key), z0, key, key, add)
             h = self._complete(j, acc)
         return h
 

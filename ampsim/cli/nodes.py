@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    summary = write_summary(args.out, args.json, args.md)
+    summary = write_summary(args.out, args.json, args.md, args.robustness)
     for dataset, rows in summary.items():
         for key, row in rows.items():
             print(f"{dataset:9s} {key:18s} {row['mean']:5.1f} ± {row['std']:4.1f}  ({row['seeds']} seeds)")
@@ -96,6 +96,9 @@ def _summary_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--out", default=DEFAULT_RUNS, help=f"folder of the per-seed result files{what}")
     p.add_argument("--json", default="results/node_classification.json")
     p.add_argument("--md", default="results/node_classification.md")
+    p.add_argument("--robustness", default="results/delay_robustness", metavar="STEM",
+                   help="STEM.json and STEM.md: the delay-robustness table of the AMP runs that have one "
+                        "(written when some run has)")
 
 
 def configure_run(p: argparse.ArgumentParser) -> None:

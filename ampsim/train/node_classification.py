@@ -21,13 +21,15 @@ on the one training loop (:class:`Protocol` on :func:`ampsim.train.loop.fit_mode
   expresses a GNN): the same start policy, every node wakes with its row-normalised features and
   the cell's start message; the cell's last wave is the classifier (:class:`AMPWaveClassifier`).
   Recipe of the GNN each expresses: AMP-Mean the GCN's (hidden 16, dropout 0.5, weight decay on
-  the first wave, lr 0.01, 200 epochs), AMP-Att the GAT's (8 heads x 8, dropout 0.6, lr 0.005,
-  500 epochs); 2 waves, budget 12 n (a run needs ``n + 2 waves |E|`` deliveries and ends quiescent);
+  the first wave, lr 0.01, 200 epochs), AMP-Att the GAT's (8 heads x 8, dropout 0.6, lr 0.005) over
+  200 epochs (its validation accuracy peaks within the first 100); 2 waves, budget 12 n (a run needs ``n + 2 waves |E|`` deliveries and ends quiescent);
 * loss: NLL over the training nodes plus the weight decay as an L2 term; after every epoch the
   model is evaluated (dropout off, fixed evaluation delays) and **the epoch with the best
   validation accuracy** (ties: lower validation loss) gives the reported test accuracy: model
   selection sees the validation split only;
-* 10 seeds; every random draw (initialisation, dropout masks, delays) comes from the seed.
+* 10 seeds; every random draw (initialisation, dropout masks, delays) comes from the seed;
+* every AMP model's selected epoch is then evaluated under other delays and message loss
+  (:mod:`ampsim.train.robustness`, the ``robustness`` entry of its result file).
 
 Files: one result JSON per (data set, model, delay, seed) under ``runs/node_classification/``
 (``--out`` to change), the loop's checkpoint beside it while it trains (always resumed: a
@@ -63,9 +65,11 @@ from ..cells.models import cell_kind, init_parameters
 from ..data.graphdata import GraphData
 from ..data.planetoid import load_planetoid, row_normalize
 from ..engine.rng import derive_seed, stream
-from ..fileio import write_json, write_text
+from ..checkpoint import load_checkpoint
+from ..fileio import save_torch, write_json, write_text
 from .baselines import GAT, GCN, dropout, gcn_adjacency, glorot, self_loop_edges
 from .loop import Data, Options, fit_models, nll_terms, write_result
+from .robustness import evaluate_conditions, render_robustness, summarize_robustness
 
 __all__ = [
     "DATASETS",
@@ -108,7 +112,7 @@ GCN_EPOCHS, AMP_EPOCHS, AMP_BUDGET = 200, 50, 12.0
 DEFAULTS = {"GCN": {"epochs": GCN_EPOCHS, "hidden": 16, "lr": 0.01, "dropout": 0.5},
             "GAT": {"epochs": 500, "hidden": 8, "lr": 0.005, "dropout": 0.6},
             "AMP-Mean": {"epochs": GCN_EPOCHS, "hidden": 16, "lr": 0.01, "dropout": 0.5},
-            "AMP-Att": {"epochs": 500, "hidden": 8, "lr": 0.005, "dropout": 0.6},
+            "AMP-Att": {"epochs": GCN_EPOCHS, "hidden": 8, "lr": 0.005, "dropout": 0.6},
             "AMP": {"epochs": AMP_EPOCHS, "hidden": 16, "lr": 0.01, "dropout": 0.5}}
 FORMAT = "ampsim.node_classification"
 
@@ -215,9 +219,9 @@ class AMPNodeClassifier(nn.Module):
         if self.embed is not None:
             glorot(self.embed, generator)
 
-    def _mean_states(self, data: GraphData, executor, run: RunSpec, budget: int, delay: str) -> Tensor:
+    def _mean_states(self, data: GraphData, executor, run: RunSpec, budget: int, delay: str, loss: float) -> Tensor:
         """Every node's output averaged over its own states in the run (start state included)."""
-        out = executor.unroll(self.cell, [data], [[run.starts]], [[run.seed]], run.messages, budget, delay)
+        out = executor.unroll(self.cell, [data], [[run.starts]], [[run.seed]], run.messages, budget, delay, loss=loss)
         rows = out.final_rows
         total = self.cell.output(out.states.index_select(0, rows))
         count = torch.ones(rows.shape[0], 1, dtype=total.dtype)
@@ -235,7 +239,7 @@ class AMPNodeClassifier(nn.Module):
         return [RunSpec(tuple(range(n)), ones, seed)]
 
     def forward(self, graph: GraphData, features: Tensor, executor, budget: int, delay: str = "constant",
-                seed: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
+                seed: int = 0, generator: Optional[torch.Generator] = None, loss: float = 0.0) -> Tensor:
         x = dropout(features, self.dropout, generator)
         if self.embed is not None:
             f = torch.sparse.mm(x, self.embed) if x.is_sparse else x @ self.embed
@@ -244,9 +248,9 @@ class AMPNodeClassifier(nn.Module):
         data = GraphData(graph.edge_index, f, graph.y, graph.num_nodes, graph.level, None, graph.meta)
         runs = self.runs(graph.num_nodes, seed)
         if self.readout == "mean":
-            z = self._mean_states(data, executor, runs[0], budget, delay)
+            z = self._mean_states(data, executor, runs[0], budget, delay, loss)
         else:
-            z = self.cell.output(executor.execute(self.cell, data, runs, budget, delay)[0])
+            z = self.cell.output(executor.execute(self.cell, data, runs, budget, delay, loss=loss)[0])
         if self.readout != "last":
             z = torch.cat([self.cell.init_state(f)[:, : self.cell.hidden], z], dim=1)  # h_v^0 = W_e f_v
         return torch.log_softmax(self.decoder(dropout(z, self.dropout, generator)), dim=-1)
@@ -313,17 +317,17 @@ class AMPWaveClassifier(nn.Module):
         return [RunSpec(tuple(range(n)), self.cell.start_message(n), seed, noise_seed)]
 
     def forward(self, graph: GraphData, features: Tensor, executor, budget: int, delay: str = "constant",
-                seed: int = 0, generator: Optional[torch.Generator] = None) -> Tensor:
+                seed: int = 0, generator: Optional[torch.Generator] = None, loss: float = 0.0) -> Tensor:
         noise_seed = None if generator is None else int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         run = self.runs(graph.num_nodes, seed, noise_seed)[0]
         if isinstance(executor, BatchedExecutor):  # sparse features stay sparse (the GCN's): one product per pass
             states = executor.unroll(self.cell, [graph], [[run.starts]], [[run.seed]], run.messages, budget, delay,
-                                     features=[features], noise_seeds=[noise_seed]).final()
+                                     features=[features], noise_seeds=[noise_seed], loss=loss).final()
         else:
             x = features.to_dense() if features.is_sparse else features
             data = graph if x is graph.x else GraphData(graph.edge_index, x, graph.y, graph.num_nodes, graph.level,
                                                          None, graph.meta)
-            states = executor.execute(self.cell, data, [run], budget, delay)[0]
+            states = executor.execute(self.cell, data, [run], budget, delay, loss=loss)[0]
         return torch.log_softmax(self.cell.output(states), dim=-1)
 
 
@@ -366,8 +370,12 @@ class Protocol:
       ``val_acc``, ``test_acc``, and the epoch's wall seconds.
     """
 
-    def __init__(self, task: NodeTask, config: NodeConfig, executor=None) -> None:
+    def __init__(self, task: NodeTask, config: NodeConfig, executor=None, best_path: Optional[Path] = None) -> None:
         self.task, self.config = task, config
+        self.best_path = best_path if config.model not in BASELINES else None
+        self.best: Optional[dict] = None  # the selected epoch so far: val_acc, val_loss, the AMP model's parameters
+        if self.best_path is not None and self.best_path.exists():
+            self.best = load_checkpoint(str(self.best_path), ("val_acc", "val_loss", "state"))
         self.model = build_model(task, config)
         self.y = task.graph.y
         self.train_nodes = task.train_mask.nonzero().flatten()
@@ -388,12 +396,13 @@ class Protocol:
         own = getattr(self.model, "decayed", None)
         return own() if own is not None else list(self.model.parameters())
 
-    def logp(self, model: nn.Module, generator: Optional[torch.Generator], delay_seed: int) -> Tensor:
-        """(n, C) log-probabilities of every node."""
+    def logp(self, model: nn.Module, generator: Optional[torch.Generator], delay_seed: int, delay: Any = None,
+             loss: float = 0.0) -> Tensor:
+        """(n, C) log-probabilities of every node (AMP: under ``delay``, default the configured one, and ``loss``)."""
         if self.config.model in BASELINES:
             return model(self.task.features, self.adj, generator)
-        features = self.task.features
-        return model(self.task.graph, features, self.executor, self.budget, self.config.delay, delay_seed, generator)
+        delay = self.config.delay if delay is None else delay
+        return model(self.task.graph, self.task.features, self.executor, self.budget, delay, delay_seed, generator, loss)
 
     def forward(self, model: nn.Module, items: Sequence[int], seeds: Sequence[int]) -> Tensor:
         seed = int(seeds[0])
@@ -419,7 +428,22 @@ class Protocol:
             out[f"{split}_acc"] = float((pred[m] == self.y[m]).float().mean())
         now = time.perf_counter()
         out["seconds"], self.clock = now - self.clock, now
+        b = self.best
+        if self.config.model not in BASELINES and (b is None or out["val_acc"] > b["val_acc"] or (
+                out["val_acc"] == b["val_acc"] and out["val_loss"] < b["val_loss"])):  # select_epoch's rule
+            self.best = {"val_acc": out["val_acc"], "val_loss": out["val_loss"],
+                         "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            if self.best_path is not None:  # a resumed run starts from it
+                self.best_path.parent.mkdir(parents=True, exist_ok=True)
+                save_torch(self.best, self.best_path)
         return [out]
+
+    def robustness(self) -> dict:
+        """The selected epoch's model under every condition of :mod:`ampsim.train.robustness`."""
+        self.model.load_state_dict(self.best["state"])
+        self.model.eval()
+        return evaluate_conditions(lambda delay, s, loss: self.logp(self.model, None, s, delay, loss),
+                                   self.config.delay, self.config.seed, self.y, self.task.test_mask)
 
 
 def select_epoch(history: dict[str, list]) -> int:
@@ -490,8 +514,8 @@ def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: 
             raise ValueError(f"{path} holds a finished run of another configuration (differs in {diff}); "
                              "use another --out folder, or remove the file to retrain")
     task = task if task is not None else load_node_task(config.dataset, normalize=config.normalize)
-    proto = Protocol(task, config, executor)
     ckpt = _checkpoint_path(path) if path else None
+    proto = Protocol(task, config, executor, path.with_suffix(".best.pt") if path else None)
 
     def progress(epoch: int, outcomes: list) -> None:
         h = outcomes[0].history
@@ -522,9 +546,12 @@ def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: 
         result["deliveries"] = list(last.deliveries) if last is not None else None
         result["batches"] = last.batches if last is not None else None
         result["reasons"] = list(last.reasons) if last is not None else None
+        if outcome.finished and proto.best is not None:
+            result["robustness"] = proto.robustness()
     if outcome.finished and path is not None:
         write_result(str(path), result)
         ckpt.unlink(missing_ok=True)
+        path.with_suffix(".best.pt").unlink(missing_ok=True)
     return result
 
 
@@ -536,6 +563,16 @@ def _std(values: Sequence[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def finished_results(root: str = DEFAULT_RUNS) -> list[dict]:
+    """The finished result files under ``root`` (a folder, or a pack: :mod:`ampsim.runpack`), in path order."""
+    out = []
+    for path in sorted(Path(runpack.folder(root)).glob("*/*/seed*.json")):
+        r = json.loads(path.read_text())
+        if r.get("format") == FORMAT and r.get("finished"):
+            out.append(r)
+    return out
+
+
 def summarize(root: str = DEFAULT_RUNS) -> dict:
     """``{dataset: {key: {"mean", "std", "seeds", "delay", "minutes", ...}}}`` from the finished result files.
 
@@ -544,11 +581,7 @@ def summarize(root: str = DEFAULT_RUNS) -> dict:
     ``root``: the result files' folder, or their pack (:mod:`ampsim.runpack`).
     """
     out: dict[str, dict] = {}
-    root = runpack.folder(root)
-    for path in sorted(Path(root).glob("*/*/seed*.json")):
-        r = json.loads(path.read_text())
-        if r.get("format") != FORMAT or not r.get("finished"):
-            continue
+    for r in finished_results(root):
         out.setdefault(r["dataset"], {}).setdefault(r["key"], []).append(r)
     summary: dict[str, dict] = {}
     for dataset in [d for d in DATASETS if d in out]:
@@ -640,12 +673,20 @@ def _per_run(row: dict) -> str:
 
 
 def write_summary(root: str, json_path: str = "results/node_classification.json",
-                  md_path: str = "results/node_classification.md") -> dict:
+                  md_path: str = "results/node_classification.md",
+                  robustness: Optional[str] = "results/delay_robustness") -> dict:
+    """Write the accuracy table (``json_path``, ``md_path``) and, when some run has one, the delay-robustness
+    table (``<robustness>.json`` and ``.md``, :mod:`ampsim.train.robustness`; ``None``: not written)."""
     summary = summarize(root)
-    for p in (json_path, md_path):
+    robust = summarize_robustness(finished_results(root)) if robustness else None
+    paths = [json_path, md_path] + ([robustness + ".json"] if robust and robust["rows"] else [])
+    for p in paths:
         Path(p).parent.mkdir(parents=True, exist_ok=True)
     write_json(json_path, summary)
     write_text(md_path, render_markdown(summary))
+    if robust and robust["rows"]:
+        write_json(robustness + ".json", robust)
+        write_text(robustness + ".md", render_robustness(robust))
     return summary
 
 

@@ -314,7 +314,7 @@ def test_cli_wave_models_take_the_gcn_and_gat_recipes():
     assert (mean.key, mean.epochs, mean.hidden, mean.lr, mean.dropout, mean.normalize, mean.waves, mean.norm) == (
         "AMP-Mean", 200, 16, 0.01, 0.5, True, 2, "sym")
     assert mean_u.key == "AMP-Mean@uniform" and att_u.key == "AMP-Att@uniform"
-    assert (att.epochs, att.hidden, att.heads, att.lr, att.dropout, att.normalize) == (500, 8, 8, 0.005, 0.6, True)
+    assert (att.epochs, att.hidden, att.heads, att.lr, att.dropout, att.normalize) == (200, 8, 8, 0.005, 0.6, True)
     assert (gru.key, gru.normalize) == ("AMP-GRU", False)  # the recurrent cells keep the binary features
     (mean,) = configs(parser.parse_args(["--models", "AMP-Mean", "--seeds", "0", "--datasets", "Cora", "--waves",
                                          "3", "--norm", "mean", "--amp-features", "binary"]))
