@@ -72,12 +72,14 @@ def _run(args: argparse.Namespace) -> int:
         announce_runs(len(todo), f"{len(args.datasets)} data sets x {len(args.models)} models x delays x "
                       f"{len(args.seeds)} seeds, at most: finished seeds under {args.out} are skipped", 1, epochs,
                       SECONDS_PER_EPOCH)
-        output_folder(args.out)
         tasks: dict[tuple, NodeTask] = {}
-        for config in todo:
+        for config in todo:  # every data file read before anything is written
             key = (config.dataset, config.normalize)
             if key not in tasks:
                 tasks[key] = load_node_task(config.dataset, normalize=config.normalize)
+        output_folder(args.out)
+        for config in todo:
+            key = (config.dataset, config.normalize)
             r = train_seed(config, args.out, task=tasks[key], log=lambda s: print(s, flush=True))
             print(f"{config.dataset} {config.key} seed {config.seed}: test {100 * r['test_acc']:.1f} "
                   f"(val {100 * r['val_acc']:.1f}, epoch {r['best_epoch']}, {r['seconds']:.0f}s)", flush=True)

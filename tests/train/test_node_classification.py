@@ -161,6 +161,7 @@ def test_cli_missing_data_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("ampsim: error: data file not found:") and "cora/labels.txt" in err
     assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # every data file is read before the output folder is made
 
 
 def test_finished_result_of_another_configuration_is_refused(tmp_path):
