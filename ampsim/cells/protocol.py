@@ -23,6 +23,14 @@ row and the batched executor with thousands. A node's whole state is one packed 
 * ``"learned"``: the schedule depends on values (a learned gate, ACT/Iter halting): the
   lock-step driver decides each batch after the previous one (one host synchronisation per batch).
 
+A counted cell may also declare ``order_free = True``: its per-message update is an order-free
+aggregate (a sum, a running softmax), so a node's final state is a function of the *set* of
+messages delivered to it. Such a cell implements ``settle(x, inputs, start, started, edges,
+delivered) -> (states, sent)`` -- the final states of a run computed wave by wave from the
+delivered copies -- and ``settles_from(messages)`` (whether start messages are read as starts);
+the batched executor then runs the *settled* driver (:mod:`ampsim.batched.settled`) instead of
+one batch per level.
+
 Per-node inputs reach a cell through ``init_state(x, inputs)`` (:class:`NodeInputs`: the node's
 degree, its noise key). The cell copies into its state row what ``step`` needs later, so
 ``step`` has one signature for every cell and the executors' hot path gathers nothing extra.
