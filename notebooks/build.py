@@ -3,7 +3,7 @@
 Each notebook runs top to bottom in a fresh ``python3`` kernel (nbclient), from ``notebooks/`` as the
 working directory, in name order; a cell that raises stops the build with that notebook unchanged.
 Pictures are PNG at :data:`DPI` dots per inch (the inline backend; ``MPLBACKEND`` is not passed on),
-so the five notebooks stay small enough to read on the web and in the documentation site
+so the notebooks stay small enough to read on the web and in the documentation site
 (``docs/notebooks`` links here; the site shows the committed outputs and executes nothing).
 
 What would make a rebuild differ without a change of content is left out: no per-cell execution

@@ -6,7 +6,7 @@
   a notebook edited without a rebuild fails here with the command that fixes it.
 * The committed copies (what a reader on the web and the documentation site see) have their outputs:
   every code cell ran, in order, without an error; a cell that prints shows it; a notebook that plots
-  shows at least one PNG; no build timings; all five together under :data:`MAX_TOTAL_BYTES`.
+  shows at least one PNG; no build timings; all of them together under :data:`MAX_TOTAL_BYTES`.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _kinds(cell) -> set[str]:
 def test_the_notebooks_are_there():
     assert [p.name for p in NOTEBOOKS] == [
         "01_step_through.ipynb", "02_synchronizer.ipynb", "03_id_assignment.ipynb", "04_training.ipynb",
-        "05_learned_dynamics.ipynb"]
+        "05_learned_dynamics.ipynb", "06_node_classification.ipynb"]
     assert [p.name for p in _build().notebooks()] == [p.name for p in NOTEBOOKS]
 
 
