@@ -620,19 +620,20 @@ def render_markdown(summary: dict) -> str:
     datasets = [d for d in DATASETS if d in summary]
     lines = ["# Node classification on the Planetoid public split (test accuracy, %)", "",
              "Mean ± std over seeds of the test accuracy at the epoch with the best validation accuracy; "
-             "in brackets the difference to our GCN. Minutes: wall-clock training time of all seeds "
-             "(one torch thread each, on a shared machine). Protocol and reproduction: "
-             "`docs/node_classification.md`.", "",
-             "| model | delay | " + " | ".join(datasets) + " | seeds | minutes (all seeds) |",
-             "|---|---|" + "---|" * len(datasets) + "---|---|"]
+             "in brackets the difference to our GCN. Minutes per seed: wall-clock training time of one seed "
+             "(one torch thread, on a shared machine), in brackets its multiple of our GCN's; deliveries: "
+             "of one AMP run (one run per forward pass, every node started). Per data set, in the order "
+             f"{' / '.join(datasets)}. Protocol and reproduction: `docs/node_classification.md`.", "",
+             "| model | delay | " + " | ".join(datasets) + " | seeds | minutes per seed | deliveries per run |",
+             "|---|---|" + "---|" * len(datasets) + "---|---|---|"]
     for name, figures in PUBLISHED.items():
         cells = [f"{figures[d]:.1f}" for d in datasets]
-        lines.append(f"| {name} (published) | — | " + " | ".join(cells) + " | — | — |")
+        lines.append(f"| {name} (published) | — | " + " | ".join(cells) + " | — | — | — |")
     keys: list[str] = []
     for d in datasets:
         keys += [k for k in summary[d] if k not in keys]
     for key in keys:
-        cells, seeds, minutes, delay = [], [], [], "—"
+        cells, seeds, minutes, runs, delay = [], [], [], [], "—"
         for d in datasets:
             row = summary[d].get(key)
             if row is None:
@@ -642,10 +643,14 @@ def render_markdown(summary: dict) -> str:
             gap = f" ({row['mean'] - gcn['mean']:+.1f})" if gcn is not None and key != "GCN" else ""
             cells.append(f"{row['mean']:.1f} ± {row['std']:.1f}{gap}")
             seeds.append(str(row["seeds"]))
-            minutes.append(f"{row['minutes']:.1f}")
+            per_seed = row["minutes"] / row["seeds"]
+            times = f" ({per_seed / (gcn['minutes'] / gcn['seeds']):.1f}x)" if gcn is not None and key != "GCN" else ""
+            minutes.append(f"{per_seed:.2f}{times}")
+            runs.append("—" if not row.get("deliveries") else f"{row['deliveries'][0]:,}")
             delay = row["delay"] or "—"
         label = key.split("@")[0] + (" (ours)" if key in BASELINES else "")
-        lines.append(f"| {label} | {delay} | " + " | ".join(cells) + f" | {'/'.join(seeds)} | {' / '.join(minutes)} |")
+        lines.append(f"| {label} | {delay} | " + " | ".join(cells) + f" | {'/'.join(seeds)} | {' / '.join(minutes)} "
+                     f"| {' / '.join(runs)} |")
     lines += ["", "Settings per row (first data set that has it):", ""]
     for key in keys:
         row = next(summary[d][key] for d in datasets if key in summary[d])

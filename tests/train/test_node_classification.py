@@ -139,10 +139,10 @@ def test_summary_json_and_markdown(tmp_path):
     amp = s["Cora"]["AMP-GRU@uniform"]
     assert (amp["mean"], amp["std"], amp["seeds"], amp["delay"], amp["minutes"]) == (70.0, 0.0, 1, "uniform", 1.5)
     md = render_markdown(s)
-    assert "| GCN (published) | — | 81.5 | 70.3 | — | — |" in md
-    assert "| GAT (published) | — | 83.0 | 72.5 | — | — |" in md
-    assert "| GCN (ours) | — | 81.0 ± 1.4 | 70.0 ± 0.0 | 2/1 | 1.0 / 0.5 |" in md
-    assert "| AMP-GRU | uniform | 70.0 ± 0.0 (-11.0) | — | 1 | 1.5 |" in md
+    assert "| GCN (published) | — | 81.5 | 70.3 | — | — | — |" in md
+    assert "| GAT (published) | — | 83.0 | 72.5 | — | — | — |" in md
+    assert "| GCN (ours) | — | 81.0 ± 1.4 | 70.0 ± 0.0 | 2/1 | 0.50 / 0.50 | — / — |" in md
+    assert "| AMP-GRU | uniform | 70.0 ± 0.0 (-11.0) | — | 1 | 1.50 (3.0x) | — |" in md
 
 
 def test_cli_rejects_gcn_with_uniform_and_summarizes(tmp_path, capsys):
@@ -332,7 +332,7 @@ def test_summary_rows_of_the_wave_models(tmp_path):
     assert (mean["waves"], mean["norm"], mean["seconds_per_epoch"], mean["delay"]) == (2, "sym", 6.0, "uniform")
     assert "heads" not in mean and "msg_size" not in mean and s["Cora"]["AMP-Att"]["heads"] == 8
     md = render_markdown(s)
-    assert "| AMP-Mean | uniform | 82.0 ± 0.0 (+2.0) | 1 | 0.5 |" in md
+    assert "| AMP-Mean | uniform | 82.0 ± 0.0 (+2.0) | 1 | 0.50 (1.0x) | — |" in md
     assert ("* AMP-Mean@uniform: 5 epochs, hidden 32, norm sym, 2 waves, lr 0.01, dropout 0.5, budget 12.0n "
             "deliveries (deliveries per run: —), 6.0 s per epoch") in md
     assert "* AMP-Att: 5 epochs, hidden 32 x 8 heads, 2 waves, lr 0.01, dropout 0.5" in md
