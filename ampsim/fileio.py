@@ -26,6 +26,7 @@ What the path already names is respected (:func:`target_path`, checked before an
 * :class:`AtomicFile` -- a stream kept open across calls (a trace being written):
   ``write`` ... then ``commit()`` or ``abort()``; never committed means aborted.
 * :func:`save_figure` -- a matplotlib figure to exactly ``path`` (format from its suffix).
+* :func:`output_stem` -- a command's ``--out STEM`` (files ``STEM.md``, ``STEM.json``), checked before any work.
 * reading checkpoints back is :func:`ampsim.checkpoint.load_checkpoint` (one reader).
 * :func:`on_signal_exit` -- the one way to end on a signal: inside it SIGTERM (and
   SIGHUP) raise :class:`SignalExit` (a ``SystemExit`` with code 128 + signal number),
@@ -50,7 +51,7 @@ from typing import IO, Any, Iterator, Optional
 from .engine.errors import OutputPathError
 
 __all__ = ["AtomicFile", "FinishOnExit", "atomic_write", "write_json", "write_text", "save_torch", "save_figure",
-           "cleanup_partials", "target_path", "OutputPathError",
+           "cleanup_partials", "target_path", "output_stem", "OutputPathError",
            "SignalExit", "on_signal_exit", "process_pool", "die_with_parent"]
 
 _counter = itertools.count()
@@ -125,6 +126,45 @@ def target_path(path: "str | os.PathLike[str]") -> str:
     if st is not None and not os.access(target, os.W_OK):
         raise OutputPathError(f"{path}: the file is read-only; it is not replaced")
     return target
+
+
+def output_stem(stem: str, suffixes: "tuple[str, ...]", flag: str = "--out") -> str:
+    """The stem of a command's files ``stem + suffix`` (one per suffix: ``results/figure4`` -> ``results/figure4.md``),
+    checked before any work; returned without a suffix of ``suffixes`` it was given with (``results/figure4.md``
+    names the same file, never ``results/figure4.md.md``). :class:`OutputPathError` naming ``flag`` when the stem
+    names a folder, a FIFO, a device or a socket (``--out /dev/null`` would write ``/dev/null.md`` beside it), is
+    empty or ends in a separator, or when :func:`target_path` refuses one of the files. A missing folder is not
+    refused here when one can be made in its place (the caller makes it, after its plan line)."""
+    path = os.fspath(stem)
+    for suffix in suffixes:
+        if suffix.startswith(".") and path.endswith(suffix) and len(path) > len(suffix):
+            path = path[: -len(suffix)]
+            break
+    shape = " and ".join("STEM" + s for s in suffixes)
+    if not path or path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+        raise OutputPathError(f"{flag} {stem!r}: not a file stem; {flag} STEM writes {shape}, e.g. {flag} "
+                              f"{os.path.join(path, 'name') if path else 'results/name'}")
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        what = next((text for test, text in _KINDS if test(st.st_mode)), "not a regular file")
+        files = " and ".join(path + s for s in suffixes)
+        example = os.path.join(path, "name") if stat.S_ISDIR(st.st_mode) else "results/name"
+        raise OutputPathError(f"{flag} {stem}: is {what}; {flag} STEM writes {shape} ({files}), not into it: "
+                              f"give a file stem, e.g. {flag} {example}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(folder):
+        for suffix in suffixes:
+            target_path(path + suffix)
+    else:
+        parent = folder
+        while not os.path.lexists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise OutputPathError(f"{flag} {stem}: {parent} is not a folder")
+    return path
 
 
 def _discard(tmp: str) -> None:

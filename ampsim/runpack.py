@@ -35,10 +35,14 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from .fileio import atomic_write
 
-__all__ = ["SUFFIX", "is_pack", "pack", "read_pack", "unpack", "folder"]
+__all__ = ["SUFFIX", "CHECKOUT", "is_pack", "pack", "read_pack", "unpack", "folder", "published"]
 
 #: How a pack's name ends.
 SUFFIX = ".jsonl.gz"
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The folder that holds the ``ampsim`` package: in a checkout, the repository root, whose ``results/`` holds the
+published packs."""
 
 _unpacked: dict[tuple[str, ...], str] = {}  # packs (absolute paths) -> their folder in this process
 
@@ -134,6 +138,14 @@ def unpack(packs: Iterable[str], to: str) -> int:
             with atomic_write(path, "wb", encoding=None) as f:
                 f.write(base64.b64decode(entry["base64"]))
     return len(seen)
+
+
+def published(spec: str) -> str:
+    """``spec`` -- a path of the published runs as the repository names it (``results/table3_runs.jsonl.gz``,
+    several separated by commas, or a path through a pack) -- under :data:`CHECKOUT`, so a command that reads
+    them by default works from any current folder. A path a user gives is read as given, relative to the
+    current folder; a missing pack is refused by :func:`folder`, naming the file."""
+    return ",".join(os.path.join(CHECKOUT, part) for part in os.fspath(spec).split(","))
 
 
 def folder(spec: str) -> str:

@@ -40,6 +40,8 @@ import contextlib
 from functools import partial
 from typing import Any, Callable, Iterator, Optional, Sequence
 
+from . import validate as V
+
 __all__ = ["run_map", "starred", "dask_executor", "dask_workers", "describe_executor", "add_executor_arguments",
            "executor_from_args", "MAX_CASES", "announce_cases", "add_max_cases", "case_limit", "check_folder"]
 
@@ -105,15 +107,8 @@ def check_folder(path: str) -> None:
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
 
 
-def _count(text: str) -> int:
-    """``--max-cases``: a whole number >= 0 (argparse's one-line usage error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0: no limit), got {text!r}")
-    return value
+_count = V.whole_flag(0, parse_what="a whole number >= 0 (0: no limit)", range_what="a whole number >= 0 (0: no limit)")
+"""``--max-cases``: a whole number >= 0 (argparse's one-line usage error otherwise)."""
 
 
 def add_max_cases(parser: argparse.ArgumentParser, what: str = "cases") -> None:

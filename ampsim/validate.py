@@ -52,6 +52,8 @@ __all__ = [
     "fmt_bytes",
     "within_memory",
     "not_a_file",
+    "flag_type",
+    "whole_flag",
 ]
 
 MAX_BYTES = 2_000_000_000
@@ -158,6 +160,39 @@ def nonneg_int(name: str, value: Any, hi: Optional[int] = None) -> int:
 def optional_positive_int(name: str, value: Any) -> Optional[int]:
     """``None`` or an ``int >= 1``."""
     return None if value is None else positive_int(name, value)
+
+
+def flag_type(convert: Callable[[str], Any], check: Optional[Callable[[Any], Any]], parse_what: str,
+              range_what: Optional[str] = None) -> Callable[[str], Any]:
+    """A command-line flag's type (argparse's ``type=``): ``convert(text)``, then ``check(value)`` (a checker of
+    this module; its return value is the result). Anything else is argparse's one-line usage error
+    ``expected <what>, got '<text>'``: ``parse_what`` when the text does not convert, ``range_what`` (default
+    ``parse_what``) when ``check`` refuses the value. The one way every layer turns a flag's text into a checked
+    value (``ampsim.cli.args``, and the sweeps' own flags below the CLI)."""
+    import argparse
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(f"expected {parse_what}, got {text!r}") from None
+        if check is None:
+            return value
+        try:
+            return check(value)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(f"expected {range_what or parse_what}, got {text!r}") from None
+    return parse
+
+
+def whole_flag(lo: Optional[int] = None, hi: Optional[int] = None, parse_what: str = "a whole number",
+               range_what: Optional[str] = None) -> Callable[[str], int]:
+    """A flag of type int in ``[lo, hi]`` (:func:`flag_type` over :func:`integer`). Its wording, unless given:
+    ``expected a whole number, got 'x'``, ``expected a whole number >= 1 and <= 4,096, got '0'``."""
+    if range_what is None:
+        rng = " and ".join(([f">= {lo}"] if lo is not None else []) + ([f"<= {hi:,}"] if hi is not None else []))
+        range_what = f"a whole number {rng}" if rng else parse_what
+    return flag_type(int, lambda v: integer("value", v, lo, hi), parse_what, range_what)
 
 
 def _is_number(value: Any) -> bool:

@@ -14,13 +14,16 @@ A success is checked too: NumPy numbers are normalised (the clock is a Python fl
 the stream of the equal ``int``), and PyG input means what the equal networkx input means.
 
 Profiles: ``ci`` (default; a fixed small budget, no deadline) and ``long`` (``HYPOTHESIS_PROFILE=long``).
-Every example runs under ``signal.alarm`` (:data:`SECONDS`).
+Every example runs under ``signal.alarm`` (:data:`SECONDS`) and, on Linux, an address-space limit
+(``RLIMIT_AS``: what the process maps now plus :data:`MEMORY`), so a refusal that allocates what it was
+given fails at once with a ``MemoryError`` instead of filling the machine.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import resource
 import signal
 import tempfile
 from contextlib import contextmanager
@@ -47,19 +50,55 @@ SECONDS = 10
 """Time bound of one example (``signal.alarm``): every refusal is a check, never a built graph or a run."""
 
 
+MEMORY = 1 << 30
+"""Address space one example may add (1 GiB): a check costs kilobytes; the largest legitimate example (two
+executors on a 4-node graph) maps tens of megabytes."""
+
+
 class TimeBound(Exception):
     pass
 
 
+def _mapped() -> "int | None":
+    """The address space this process maps now (``VmSize``), or None where ``/proc`` does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 @contextmanager
-def bounded(seconds: int = SECONDS):
+def memory_bound(extra: int = MEMORY):
+    """Lower the soft ``RLIMIT_AS`` to what is mapped now plus ``extra`` for the block, then restore it."""
+    mapped = _mapped()
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = None if mapped is None else mapped + extra
+    if limit is not None and hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if limit is None or (soft != resource.RLIM_INFINITY and soft <= limit):
+        yield  # no /proc, or already bounded tighter
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@contextmanager
+def bounded(seconds: int = SECONDS, memory: int = MEMORY):
     def ring(signum, frame):
         raise TimeBound(f"over {seconds} s")
 
     old = signal.signal(signal.SIGALRM, ring)
     signal.alarm(seconds)
     try:
-        yield
+        with memory_bound(memory):
+            yield
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
@@ -509,3 +548,15 @@ def test_trace_paths(where, data):
         after = set(os.listdir(d))
         made = after - before
         assert made <= {name, "gone.jsonl"}, f"left behind: {made - {name, 'gone.jsonl'}}"
+
+
+# ----------------------------------------------------------------- the bounds themselves
+def test_the_memory_bound_holds():
+    """An allocation past :data:`MEMORY` fails at once inside :func:`bounded` (the bound every example runs
+    under), and the limit is lifted after it."""
+    if _mapped() is None:
+        pytest.skip("no /proc/self/status: the address-space bound is not set here")
+    with pytest.raises(MemoryError):
+        with bounded():
+            np.empty(2 * MEMORY, dtype=np.uint8)  # mapped, not touched: refused by the limit alone
+    assert np.empty(2 * MEMORY, dtype=np.uint8).size == 2 * MEMORY  # lifted again

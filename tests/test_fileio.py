@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from ampsim.engine.errors import AmpsimError, OutputPathError
-from ampsim.fileio import AtomicFile, atomic_write, target_path, write_json, write_text
+from ampsim.fileio import AtomicFile, atomic_write, output_stem, target_path, write_json, write_text
 
 
 def _names(folder) -> list[str]:
@@ -129,3 +129,27 @@ def test_an_error_inside_the_block_leaves_the_old_file(tmp_path):
             f.write("half")
             raise RuntimeError("boom")
     assert path.read_text() == "old" and _names(tmp_path) == ["r.json"]
+
+
+def test_an_output_stem_names_files_beside_it_never_inside_a_device_or_folder(tmp_path):
+    """``--out STEM`` writes STEM.json and STEM.md: a stem given with one of its suffixes names the same files; a
+    stem that is a folder, a device or a FIFO, or no name at all, is refused naming the flag; nothing is made."""
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "file").write_text("")
+    both = (".json", ".md")
+    for given in ("out", "out.json", "out.md"):
+        assert output_stem(str(tmp_path / given), both) == str(tmp_path / "out")
+    assert output_stem(str(tmp_path / "out.txt"), both) == str(tmp_path / "out.txt")
+    assert output_stem(str(tmp_path / "new" / "deeper" / "out"), both) == str(tmp_path / "new" / "deeper" / "out")
+    with pytest.raises(OutputPathError, match=r"^--out /dev/null: is a character device; --out STEM writes STEM.json "
+                                              r"and STEM.md \(/dev/null.json and /dev/null.md\), not into it"):
+        output_stem("/dev/null", both)
+    for bad, words in (("dir", "is a folder"), ("fifo", "is a FIFO"), ("dir/", "not a file stem"),
+                       ("file/out", "is not a folder"), ("", "not a file stem")):
+        with pytest.raises(OutputPathError, match=f"--flag .*{words}"):
+            output_stem(os.path.join(str(tmp_path), bad) if bad else "", (".md",), flag="--flag")
+    (tmp_path / "dir" / "x.md").mkdir()
+    with pytest.raises(OutputPathError, match="x.md: is a folder; give a file name"):
+        output_stem(str(tmp_path / "dir" / "x"), both)
+    assert _names(tmp_path) == ["dir", "fifo", "file"] and _names(tmp_path / "dir") == ["x.md"]

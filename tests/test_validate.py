@@ -415,3 +415,31 @@ def test_delay_model_output_checked_never_clamped(value, match):
 
     with pytest.raises(DelayError, match=match):
         Simulation(cycle(), Flooding(), delay=Custom(lambda rng, m, s, d: value)).run()
+
+
+def test_flag_types_are_one_checker_with_each_commands_wording():
+    """Every flag type, in the CLI and in the sweeps below it, is :func:`V.flag_type` over a checker of this
+    module: one usage line ``expected <what>, got '<text>'``, with the wording its command chose."""
+    import argparse
+
+    from ampsim.cli import args as cli_args
+    from ampsim.protocols import verify_ids, verify_synchronizer
+    from ampsim import sweeps
+
+    cases = [
+        (V.whole_flag(1, 64), "3", 3, ["x", "0", "65", "1.0"],
+         ["a whole number", "a whole number >= 1 and <= 64", "a whole number >= 1 and <= 64", "a whole number"]),
+        (cli_args.whole(0), "0", 0, ["-1"], ["a whole number >= 0"]),
+        (sweeps._count, "0", 0, ["-1", "z"], ["a whole number >= 0 (0: no limit)"] * 2),
+        (verify_ids._positive, "2", 2, ["0", "x"], ["a whole number >= 1"] * 2),
+        (verify_ids._start_arg, "vary", "vary", ["-1", "x"], ["a node index >= 0 or 'vary'"] * 2),
+        (verify_synchronizer._whole(1, 4096), "8", 8, ["0", "y"], ["a whole number in 1..4,096", "a whole number"]),
+        (verify_synchronizer._loss, "0.5", 0.5, ["1", "p"], ["a probability in [0, 1)"] * 2),
+    ]
+    for parse, good, value, bad, wording in cases:
+        assert parse(good) == value
+        for text, what in zip(bad, wording):
+            with pytest.raises(argparse.ArgumentTypeError) as info:
+                parse(text)
+            assert str(info.value) == f"expected {what}, got {text!r}"
+    assert verify_ids._start_arg(" 3") == 3

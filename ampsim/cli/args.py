@@ -8,7 +8,7 @@ nothing (an empty list, a reversed range ``5-2``) is refused, never replaced by 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from .. import validate as V
 from ..sweeps import MAX_WORKERS
@@ -17,29 +17,13 @@ __all__ = ["checked", "whole", "positive", "width", "MAX_WIDTH", "nonneg", "posi
            "file_name", "file_or_stdout", "names", "add_threads", "add_workers", "announce_runs", "output_folder", "input_folder"]
 
 
-def checked(convert: Callable[[str], Any], check: Optional[Callable[[Any], Any]], parse_what: str,
-            range_what: Optional[str] = None):
-    """An argparse ``type``: ``convert(text)``, then ``check(value)`` (a :mod:`ampsim.validate` checker; its
-    return value is the result). One line saying what was expected otherwise: ``parse_what`` when the text
-    does not convert, ``range_what`` when the checker refuses the value."""
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {parse_what}, got {text!r}") from None
-        if check is None:
-            return value
-        try:
-            return check(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {range_what or parse_what}, got {text!r}") from None
-    return parse
+checked = V.flag_type
+"""An argparse ``type``: ``convert(text)`` then a :mod:`ampsim.validate` check (:func:`ampsim.validate.flag_type`)."""
 
 
-def whole(lo: Optional[int] = None, hi: Optional[int] = None):
-    """An integer in ``[lo, hi]``."""
-    rng = " and ".join(([f">= {lo}"] if lo is not None else []) + ([f"<= {hi:,}"] if hi is not None else []))
-    return checked(int, lambda v: V.integer("value", v, lo, hi), "a whole number", f"a whole number {rng}")
+def whole(lo: Optional[int] = None, hi: Optional[int] = None) -> Callable[[str], int]:
+    """An integer in ``[lo, hi]`` (:func:`ampsim.validate.whole_flag`)."""
+    return V.whole_flag(lo, hi)
 
 
 positive = whole(1)

@@ -23,8 +23,8 @@ from .. import validate as V
 from ..train.loop import training_process
 from ..cells.aggregate import NORMS
 from ..train.node_classification import (AMP_BUDGET, BASELINES, DATASETS, DEFAULT_RUNS, DEFAULTS, DELAYS, MODELS,
-                                         READOUTS, WAVE_MODELS, NodeConfig, NodeTask, load_node_task, train_seed,
-                                         write_summary)
+                                         READOUTS, WAVE_MODELS, NodeConfig, NodeTask, finished_seed, load_node_task,
+                                         train_seed, write_summary)
 from .args import MAX_WIDTH, add_threads, announce_runs, output_folder, checked, index_list, learning_rate, positive, width
 
 __all__ = ["configure", "configure_run", "configs"]
@@ -67,11 +67,12 @@ def _run(args: argparse.Namespace) -> int:
                              "with ampsim runs pack")
         output_folder(args.out, create=False)
         training_process(args.threads)
-        todo = configs(args)
+        planned = configs(args)
+        todo = [c for c in planned if finished_seed(c, args.out) is None]  # another configuration's: refused here
         epochs = max(c.epochs for c in todo) if todo else 0
         announce_runs(len(todo), f"{len(args.datasets)} data sets x {len(args.models)} models x delays x "
-                      f"{len(args.seeds)} seeds, at most: finished seeds under {args.out} are skipped", 1, epochs,
-                      SECONDS_PER_EPOCH)
+                      f"{len(args.seeds)} seeds, {len(planned) - len(todo):,} of the {len(planned):,} already "
+                      f"finished under {args.out}", 1, epochs, SECONDS_PER_EPOCH)
         tasks: dict[tuple, NodeTask] = {}
         for config in todo:  # every data file read before anything is written
             key = (config.dataset, config.normalize)

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from ..train.loop import training_process, write_result
 from ..train.tables import (GATE_TASKS, ROOT, TABLE2_TASKS, TABLE3_MODELS, USER_ROOT, compare_table2, measure_cost,
-                            pack_runs, run_protocol)
+                            pack_runs, protocol_runs, run_protocol)
 from .args import (SECONDS_PER_EPOCH, add_threads, add_workers, announce_runs, index_list, input_folder, names, nonneg,
                    output_folder, positive)
 
@@ -51,8 +51,10 @@ def _run(args: argparse.Namespace) -> int:
     training_process(args.threads)
     trained: list[str] = []
     log = lambda line: (trained.append(line), print(line, flush=True))  # noqa: E731
-    announce_runs(len(tasks) * len(models) * len(args.seeds), f"{len(tasks)} tasks x {len(models)} models x "
-                  f"{len(args.seeds)} seeds, at most: finished runs under {args.root} are skipped", args.workers,
+    finished, _ = protocol_runs(tasks, models, args.seeds, args.root, gate=gate, epochs=args.epochs)
+    total = len(tasks) * len(models) * len(args.seeds)
+    announce_runs(total - len(finished), f"{len(tasks)} tasks x {len(models)} models x {len(args.seeds)} seeds, "
+                  f"{len(finished):,} of the {total:,} already finished under {args.root}", args.workers,
                   args.epochs, SECONDS_PER_EPOCH)
     output_folder(args.root)
     done = run_protocol(tasks, models, args.seeds, args.root, args.executor, gate=gate, epochs=args.epochs,

@@ -20,22 +20,23 @@ __all__ = ["configure"]
 
 
 def _figure4(args: argparse.Namespace) -> int:
-    from ..sweeps import announce_cases, case_limit, check_folder
+    from ..fileio import output_stem
+    from ..sweeps import announce_cases, case_limit
     from ..train.figure4 import CASES_PER_SEED, SECONDS_PER_CASE, report
 
-    check_folder(os.path.dirname(args.out or ""))  # OUT.md's folder, checked before the plan
+    stem = output_stem(args.out, (".md",)) if args.out is not None else None  # OUT.md, checked before the plan
     announce_cases(CASES_PER_SEED * args.seeds, f"{CASES_PER_SEED} cells and delay draws x {args.seeds} seeds", 1,
                    SECONDS_PER_CASE, case_limit(args))
-    if args.out and os.path.dirname(args.out):
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    if stem and os.path.dirname(stem):
+        os.makedirs(os.path.dirname(stem), exist_ok=True)
     lines = report(range(args.seeds))
     for line in lines:
         print(line)
-    if args.out:
+    if stem:
         from ..fileio import write_text
 
-        command = f"ampsim figure4 --seeds {args.seeds} --out {args.out}"
-        write_text(args.out + ".md", figure4_markdown(lines, command, args.seeds))
+        command = f"ampsim figure4 --seeds {args.seeds} --out {stem}"
+        write_text(stem + ".md", figure4_markdown(lines, command, args.seeds))
     return 0
 
 
@@ -102,7 +103,9 @@ def _torch_threads() -> None:
 def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] = ()) -> None:
     if name == "figure4":
         parser.add_argument("--seeds", type=positive, default=3, help="random cells per kind (default 3)")
-        parser.add_argument("--out", default=None, help="also write OUT.md (the published one: --out results/figure4)")
+        parser.add_argument("--out", default=None, metavar="STEM",
+                            help="also write the file STEM.md (STEM.md names it too; the published one: --out "
+                                 "results/figure4); a folder, a device or a FIFO is refused")
         add_max_cases(parser)
         parser.set_defaults(func=_figure4)
     elif name == "delays":
@@ -121,9 +124,11 @@ def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] =
         g = sub.add_parser("gradients", help="gradient variance across delay draws at fixed parameters")
         g.add_argument("--draws", type=positive, default=8)
         g.add_argument("--tasks", type=names("tasks", TASKS), default=list(TASKS))
-        m = sub.add_parser("summarize", help="write OUT.{json,md} and OUT_curves.png")
-        m.add_argument("--out", default=os.path.join("runs", "delays_training"),
-                       help="default runs/delays_training (published: results/delays_training)")
+        m = sub.add_parser("summarize", help="write STEM.{json,md} and STEM_curves.png (--out STEM)")
+        m.add_argument("--out", default=os.path.join("runs", "delays_training"), metavar="STEM",
+                       help="the files STEM.json, STEM.md, STEM_curves.png (STEM.json or STEM.md name them too); "
+                            "default runs/delays_training (published: results/delays_training); a folder, a device "
+                            "or a FIFO is refused")
         for q in (r, g, m):
             q.add_argument("--root", default=RUNS, help=f"run folders (default {RUNS}); summarize also reads their "
                                                         f"pack (published: {PUBLISHED})")
@@ -132,8 +137,9 @@ def configure(name: str, parser: argparse.ArgumentParser, words: Sequence[str] =
         from ..theory.reaction_demo import PARITY_RUN
 
         parser.add_argument("--graphs", type=positive, default=16, help="test graphs per question (default 16)")
-        parser.add_argument("--parity-run", default=PARITY_RUN,
-                            help="a parity run folder, or one inside a pack (default: the Table 3 AMP-Iter run of seed 0)")
+        parser.add_argument("--parity-run", default=None,
+                            help="a parity run folder, or one inside a pack (default: the Table 3 AMP-Iter run of seed "
+                                 f"0, {PARITY_RUN} of the checkout, read from any folder)")
         parser.add_argument("--out", default=os.path.join("runs", "reaction"),
                             help="folder of figure3.json and parity_iter.json (default runs/reaction, ignored by git; "
                                  "the published ones: --out results/reaction)")

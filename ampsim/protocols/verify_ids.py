@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable, Optional, Sequence, Union
 
+from .. import validate as V
 from ..engine.errors import AssumptionError
 from ..engine.rng import stream
 from ..engine.simulation import Simulation
@@ -227,28 +228,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
 
 
-def _positive(text: str) -> int:
-    """A whole number >= 1 (argparse's one-line usage error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
-
-
-def _start_arg(text: str) -> Union[int, str]:
-    """``--start``: a node index >= 0 or ``vary``."""
-    if text.strip() == "vary":
-        return "vary"
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a node index >= 0 or 'vary', got {text!r}")
-    return value
+_positive = V.whole_flag(1, parse_what="a whole number >= 1")
+"""A whole number >= 1 (argparse's one-line usage error otherwise)."""
+_start_arg = V.flag_type(lambda text: "vary" if text.strip() == "vary" else int(text),
+                         lambda v: v if v == "vary" else V.nonneg_int("--start", v), "a node index >= 0 or 'vary'")
+"""``--start``: a node index >= 0 or ``vary``."""
 
 
 def main(args: argparse.Namespace) -> int:

@@ -338,23 +338,12 @@ MAX_DIM = 4096
 
 def _whole(lo: int, hi: "int | None" = None):
     """An argparse ``type``: a whole number in ``[lo, hi]`` (one usage line naming the flag otherwise)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            rng = f">= {lo}" if hi is None else f"in {lo}..{hi:,}"
-            raise argparse.ArgumentTypeError(f"expected a whole number {rng}, got {text!r}")
-        return value
-    return parse
+    rng = f">= {lo}" if hi is None else f"in {lo}..{hi:,}"
+    return V.whole_flag(lo, hi, range_what=f"a whole number {rng}")
 
 
-def _loss(text: str) -> float:
-    try:
-        return V.probability("--loss", float(text), allow_one=False)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}") from None
+_loss = V.flag_type(float, lambda v: V.probability("--loss", v, allow_one=False), "a probability in [0, 1)")
+"""``--loss``: a probability in [0, 1)."""
 
 
 def _flaw_list(text: str) -> tuple:

@@ -32,14 +32,14 @@ FULL_SEEDS, FULL_EPOCHS = 10, 1000
 SHORT_SEEDS, SHORT_EPOCHS = 2, 100
 RUNS = os.path.join("runs", "delays_training_runs")  # a user's runs (ignored by git)
 PUBLISHED = "results/delays_training_runs.jsonl.gz"  # the committed ones, packed: summarize --root PUBLISHED
-TABLE_RUNS = "results/table2_runs.jsonl.gz,results/table3_runs.jsonl.gz"  # the packed Table 2/3 runs
+TABLE_RUNS = "results/table2_runs.jsonl.gz,results/table3_runs.jsonl.gz"  # the packed Table 2/3 runs (of the checkout)
 
 
 def run_dir(task: str, delay: str, epochs: int, seed: int, root: str = RUNS) -> str:
     """Run folder of one (task, delay, epochs, seed); the existing Table 2/3 runs (seeds 0-9) for
     constant/1000, the plan's own folders for every other run (extra seeds included)."""
     if delay == "constant" and epochs == 1000 and seed < FULL_SEEDS:
-        return os.path.join(runpack.folder(TABLE_RUNS), task, "amp-rnn", f"seed{seed}")
+        return os.path.join(runpack.folder(runpack.published(TABLE_RUNS)), task, "amp-rnn", f"seed{seed}")
     return os.path.join(root, task, delay, f"e{epochs}", f"seed{seed}")
 
 
@@ -278,10 +278,12 @@ def claim_verdict(rows: dict) -> str:
 
 def summarize(out: str = os.path.join("runs", "delays_training"), root: str = RUNS) -> dict:
     """Pair every finished uniform run with its constant twin (same task, seed, epochs) and write
-    ``out``.json, ``out``.md and ``out``_curves.png (``root``: run folders or their pack)."""
-    from ..fileio import write_json, write_text
+    ``out``.json, ``out``.md and ``out``_curves.png (``root``: run folders or their pack; ``out`` a file stem,
+    :func:`ampsim.fileio.output_stem`, checked before anything is read)."""
+    from ..fileio import output_stem, write_json, write_text
     from ..train.synthetic import finished_result
 
+    out = output_stem(out, (".json", ".md", "_curves.png"))
     root = runpack.folder(root)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     rows = {}

@@ -34,6 +34,7 @@ __all__ = ["figure3_task", "figure3_graph", "train_figure3", "load_figure3_model
            "load_parity_model", "halting_order", "FIGURE3_RUN"]
 
 RED, BLUE, WHITE, MARK = 0, 1, 2, 3
+# the published runs read by default, as the repository names them; read from the checkout (runpack.published)
 PARITY_RUN = "results/table3_runs.jsonl.gz/parity/amp-iter/seed0"  # the Table 3 AMP-Iter run of seed 0
 FIGURE3_RUN = os.path.join("results", "reaction", "figure3-amp-rnn")
 
@@ -88,10 +89,12 @@ def train_figure3(out_dir: str = FIGURE3_RUN, epochs: int = 300, seed: int = 0) 
     return fit(config, task=figure3_task(seed), out_dir=out_dir, resume=True)
 
 
-def load_figure3_model(out_dir: str = FIGURE3_RUN):
-    """The trained Figure 3 model of ``out_dir`` and its task."""
+def load_figure3_model(out_dir: Optional[str] = None):
+    """The trained Figure 3 model of ``out_dir`` (default: the published :data:`FIGURE3_RUN` of the checkout) and
+    its task."""
     from ..train import TrainConfig, build_model
 
+    out_dir = runpack.published(FIGURE3_RUN) if out_dir is None else out_dir
     ckpt = torch.load(os.path.join(out_dir, "checkpoint.pt"), map_location="cpu", weights_only=True)
     config = TrainConfig.from_dict(ckpt["config"])
     task = figure3_task(config.seed)
@@ -166,12 +169,13 @@ def direction(r: Reaction, dist: Sequence[Optional[int]]) -> str:
     return "closer" if a < b else ("same" if a == b else "farther")
 
 
-def load_parity_model(run_dir: str, test_sizes: Sequence[int] = (25,)):
+def load_parity_model(run_dir: Optional[str] = None, test_sizes: Sequence[int] = (25,)):
     """A trained parity model of the run folder ``run_dir`` (or ``<pack>/parity/<model>/seed<k>`` inside
-    a pack, :func:`ampsim.runpack.folder`) with a small test set only (:func:`ampsim.train.load_model`
-    would rebuild every test size up to 2500 nodes)."""
+    a pack, :func:`ampsim.runpack.folder`; default: the published :data:`PARITY_RUN` of the checkout) with a
+    small test set only (:func:`ampsim.train.load_model` would rebuild every test size up to 2500 nodes)."""
     from ..train import TrainConfig, build_model, load_task
 
+    run_dir = runpack.published(PARITY_RUN) if run_dir is None else run_dir
     ckpt = torch.load(os.path.join(runpack.folder(run_dir), "checkpoint.pt"), map_location="cpu", weights_only=True)
     config = TrainConfig.from_dict(ckpt["config"])
     task = load_task(config.task, config.seed, train_graphs=config.train_graphs, test_sizes=tuple(test_sizes))
@@ -256,10 +260,11 @@ def _parity_spacetime(model, g, path: str, title: str) -> None:
     plt.close(ax.figure)
 
 
-def write_reaction_demo(graphs: int = 16, parity_run: str = PARITY_RUN, out: str = os.path.join("runs", "reaction"),
+def write_reaction_demo(graphs: int = 16, parity_run: Optional[str] = None, out: str = os.path.join("runs", "reaction"),
                         figures: Optional[str] = None) -> dict:
     """Write ``out/{figure3,parity_iter}.json`` and the pictures into ``figures`` (default ``out``); return both
-    summaries (published: ``ampsim reaction --out results/reaction --figures docs/reaction``)."""
+    summaries (published: ``ampsim reaction --out results/reaction --figures docs/reaction``). ``parity_run``:
+    a parity run folder (default: the published :data:`PARITY_RUN`, read from the checkout)."""
     import collections
 
     import matplotlib
@@ -309,7 +314,7 @@ def write_reaction_demo(graphs: int = 16, parity_run: str = PARITY_RUN, out: str
     by_size = {}
     for size in ("25", "50"):
         by_size[size] = halting_drops(pmodel, ptask.tests[size][: graphs])
-    write_json(os.path.join(out, "parity_iter.json"), {"run": parity_run, "graphs": graphs, "by_size": by_size})
+    write_json(os.path.join(out, "parity_iter.json"), {"run": parity_run or PARITY_RUN, "graphs": graphs, "by_size": by_size})
     _parity_spacetime(pmodel, ptask.tests["25"][0], os.path.join(figures, "parity_iter_spacetime.png"),
                       "Parity, AMP-Iter (seed 0), 25 nodes: reaction per delivery; x = dropped by a halted node")
     return {"figure3": summary, "parity_iter": by_size}

@@ -52,12 +52,14 @@ from typing import Any, Optional, Sequence
 
 import networkx as nx
 
+from .. import validate as V
 from ..engine.messages import Message, NodeView
 from ..engine.rng import derive_seed, stream
 from ..engine.simulation import Simulation
+from ..fileio import output_stem
 from ..graphs import Graph, as_graph, parse_graph_spec
 from ..protocols.ids import UniqueIds, format_id
-from ..sweeps import (add_executor_arguments, add_max_cases, announce_cases, case_limit, check_folder, executor_from_args,
+from ..sweeps import (add_executor_arguments, add_max_cases, announce_cases, case_limit, executor_from_args,
                       run_map, starred)
 
 __all__ = [
@@ -415,14 +417,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = "Theorem 4.4: random delays separate non-isomorphic graphs (constructive and learned routes)."
     parser.add_argument("--pair", action="append", default=None, metavar="SPEC_A,SPEC_B",
                         help=f"a pair of graph specs or edge-list files (repeatable; default: {DEFAULT_PAIRS})")
-    parser.add_argument("--seeds", type=int, default=10, help="seeds (random relabelling + delays) per graph (default 10)")
-    parser.add_argument("--relabellings", type=int, default=20,
+    parser.add_argument("--seeds", type=V.whole_flag(1), default=10, help="seeds (random relabelling + delays) per graph (default 10)")
+    parser.add_argument("--relabellings", type=V.whole_flag(1), default=20,
                         help="random relabellings per graph for the constant-delay measurement (default 20)")
     parser.add_argument("--learned", choices=["off", "quick", "full"], default="quick",
                         help="route 2: off; quick (default: rook:4,shrikhande only when it is among the pairs, "
                              "2 seeds, 40 epochs, 4 training graphs per class); full (every pair, 10 seeds, 300 epochs, 8 per class)")
-    parser.add_argument("--out", default="",
-                        help="also write OUT.json and OUT.md (the published run: --out results/separation); "
+    parser.add_argument("--out", default=None, metavar="STEM",
+                        help="also write the files STEM.json and STEM.md (STEM.json or STEM.md name them too; the "
+                             "published run: --out results/separation); a folder, a device or a FIFO is refused; "
                              "default: print only")
     add_max_cases(parser, "runs")
     add_executor_arguments(parser)  # --dask ADDRESS (ampsim.sweeps)
@@ -434,8 +437,6 @@ graphs of up to MAX_NODES nodes."""
 
 
 def _check_args(args: argparse.Namespace) -> list[tuple[str, str]]:
-    from .. import validate as V
-
     V.positive_int("--seeds", args.seeds)
     V.positive_int("--relabellings", args.relabellings)
     pairs = []
@@ -511,7 +512,7 @@ def main(args: argparse.Namespace) -> int:
         learned = {"seeds": 2, "epochs": 40, "train_per_class": 4, "test_per_class": 10}
     elif args.learned == "full":
         learned = {"seeds": 10, "epochs": 300, "train_per_class": 8, "test_per_class": 25}
-    check_folder(os.path.dirname(args.out))  # OUT.json's folder: refused before the plan if it is not one
+    stem = output_stem(args.out, (".json", ".md")) if args.out is not None else None  # refused before the plan
     announce_cases(len(pairs) * 2 * (args.seeds + args.relabellings),
                    f"{len(pairs)} pairs x 2 graphs x ({args.seeds} seeds + {args.relabellings} relabellings)"
                    + ("" if learned is None else "; then the learned route"), 1, SECONDS_PER_RUN, case_limit(args),
@@ -524,15 +525,15 @@ def main(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     text = format_table(reports)
     print(text)
-    if args.out:
+    if stem:
         from ..fileio import write_json, write_text
 
         meta = {"command": "ampsim verify separation " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else
                 "ampsim verify separation", "seeds": args.seeds, "relabellings": args.relabellings,
                 "learned": args.learned, "learned_settings": learned, "wall_s": wall}
-        folder = os.path.dirname(args.out)
+        folder = os.path.dirname(stem)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        write_json(args.out + ".json", {"meta": meta, "pairs": [asdict(r) for r in reports]})
-        write_text(args.out + ".md", _markdown(reports, meta))
+        write_json(stem + ".json", {"meta": meta, "pairs": [asdict(r) for r in reports]})
+        write_text(stem + ".md", _markdown(reports, meta))
     return 0 if all(r.separated == r.covered for r in reports) else 1

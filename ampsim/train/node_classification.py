@@ -66,7 +66,7 @@ from ..data.graphdata import GraphData
 from ..data.planetoid import load_planetoid, row_normalize
 from ..engine.rng import derive_seed, stream
 from ..checkpoint import load_checkpoint
-from ..fileio import save_torch, write_json, write_text
+from ..fileio import output_stem, save_torch, write_json, write_text
 from .baselines import GAT, GCN, dropout, gcn_adjacency, glorot, self_loop_edges
 from .loop import Data, Options, fit_models, nll_terms, write_result
 from .robustness import evaluate_conditions, render_robustness, summarize_robustness
@@ -87,6 +87,7 @@ __all__ = [
     "build_model",
     "Protocol",
     "train_seed",
+    "finished_seed",
     "result_path",
     "summarize",
     "render_markdown",
@@ -493,6 +494,32 @@ def _same_protocol(a: dict, b: dict) -> bool:
     return _protocol(a) == _protocol(b)
 
 
+def finished_seed(config: NodeConfig, root: str) -> Optional[dict]:
+    """The finished result of ``config`` under ``root`` (:func:`result_path`), else None (a stopped seed resumes
+    from its checkpoint). A finished result of another configuration, or a file that is not a result, is
+    refused (``ValueError`` naming it): it is never overwritten."""
+    path = result_path(root, config)
+    if not path.exists():
+        return None
+    try:
+        done = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a valid result file ({exc}); it is kept: move it away to train this seed "
+                         "again") from None
+    if not isinstance(done, dict):
+        raise ValueError(f"{path}: not a result file (a JSON {type(done).__name__}, not an object); move it away "
+                         "to train this seed again")
+    if not done.get("finished"):
+        return None
+    saved = done.get("config") if isinstance(done.get("config"), dict) else {}
+    if _same_protocol(saved, asdict(config)):
+        return done
+    mine, saved = _protocol(asdict(config)), _protocol(saved)
+    diff = sorted(k for k in set(mine) | set(saved) if mine.get(k) != saved.get(k))
+    raise ValueError(f"{path} holds a finished run of another configuration (differs in {diff}); "
+                     "use another --out folder, or remove the file to retrain")
+
+
 def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: Optional[NodeTask] = None,
                executor=None, stop_after: Optional[int] = None,
                log: Optional[Callable[[str], None]] = None) -> dict:
@@ -504,15 +531,9 @@ def train_seed(config: NodeConfig, root: Optional[str] = DEFAULT_RUNS, *, task: 
     many epochs (an interruption, for tests); the returned dict then has ``"finished": False``.
     """
     path = result_path(root, config) if root else None
-    if path is not None and path.exists():
-        done = json.loads(path.read_text())
-        if done.get("finished"):
-            if _same_protocol(done["config"], asdict(config)):
-                return done
-            mine, saved = _protocol(asdict(config)), _protocol(done["config"])
-            diff = sorted(k for k in set(mine) | set(saved) if mine.get(k) != saved.get(k))
-            raise ValueError(f"{path} holds a finished run of another configuration (differs in {diff}); "
-                             "use another --out folder, or remove the file to retrain")
+    done = finished_seed(config, root) if root else None
+    if done is not None:
+        return done
     task = task if task is not None else load_node_task(config.dataset, normalize=config.normalize)
     ckpt = _checkpoint_path(path) if path else None
     proto = Protocol(task, config, executor, path.with_suffix(".best.pt") if path else None)
@@ -681,7 +702,10 @@ def write_summary(root: str, json_path: str = "results/node_classification.json"
                   md_path: str = "results/node_classification.md",
                   robustness: Optional[str] = "results/delay_robustness") -> dict:
     """Write the accuracy table (``json_path``, ``md_path``) and, when some run has one, the delay-robustness
-    table (``<robustness>.json`` and ``.md``, :mod:`ampsim.train.robustness`; ``None``: not written)."""
+    table (``<robustness>.json`` and ``.md``, :mod:`ampsim.train.robustness`; ``None``: not written; a file stem,
+    :func:`ampsim.fileio.output_stem`, checked first)."""
+    if robustness is not None:
+        robustness = output_stem(robustness, (".json", ".md"), flag="--robustness")
     summary = summarize(root)
     robust = summarize_robustness(finished_results(root)) if robustness else None
     paths = [json_path, md_path] + ([robustness + ".json"] if robust and robust["rows"] else [])

@@ -32,8 +32,8 @@ from .. import runpack
 from .. import validate as V
 from ..cells.models import cell_kind
 from .loop import run_largest_first
-from .synthetic import (TrainConfig, finished_result, fit, fit_seeds, get_executor, load_task, run_folder,
-                        stack_groups, work_per_epoch)
+from .synthetic import (TrainConfig, check_run_folder, finished_result, fit, fit_seeds, get_executor, load_task,
+                        run_folder, stack_groups, work_per_epoch)
 
 __all__ = [
     "PAPER_TABLE2",
@@ -42,6 +42,7 @@ __all__ = [
     "TABLE3_MODELS",
     "TABLE3_SIZES",
     "protocol_config",
+    "protocol_runs",
     "run_protocol",
     "table2_summary",
     "table3_summary",
@@ -109,6 +110,32 @@ def protocol_config(task: str, model: str, seed: int, gate: bool = False, delay:
 CELL_COST = {"rnn": 1.0, "gru": 1.5, "lstm": 2.0, "act": 2.8, "iter": 4.3}
 
 
+def protocol_runs(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[int], root: str = USER_ROOT,
+                  gate: bool = False, delay: str = "constant", epochs: int = 1000
+                  ) -> tuple[list[str], list[list[tuple[TrainConfig, str]]]]:
+    """The protocol's runs under ``root``, split: the folders already finished with this configuration, and the
+    rest as ``(config, folder)`` pairs, one list per (task, model) that has any. What :func:`run_protocol` trains,
+    and what a plan line counts before it starts; a folder holding a run of another configuration is refused
+    here (:func:`~ampsim.train.synthetic.check_run_folder`; other epochs are the same run continued)."""
+    seeds = list(seeds)
+    done: list[str] = []
+    pending: list[list[tuple[TrainConfig, str]]] = []
+    for task in tasks:
+        for model in models:
+            todo = []
+            for seed in seeds:
+                config = protocol_config(task, model, seed, gate, delay, epochs)
+                folder = run_folder(root, task, model, seed, gate, delay)
+                if finished_result(folder, config) is not None:
+                    done.append(folder)
+                else:
+                    check_run_folder(folder, config, resume=True)
+                    todo.append((config, folder))
+            if todo:
+                pending.append(todo)
+    return done, pending
+
+
 def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[int], root: str = USER_ROOT,
                  executor: Optional[str] = None, gate: bool = False, delay: str = "constant",
                  epochs: int = 1000, quiet: bool = False, log=print, stack: bool = True, workers: int = 1,
@@ -126,20 +153,7 @@ def run_protocol(tasks: Sequence[str], models: Sequence[str], seeds: Iterable[in
     """
     V.positive_int("workers", workers)
     name, ex = get_executor(executor)
-    seeds = list(seeds)
-    done, pending = [], []
-    for task in tasks:
-        for model in models:
-            todo = []
-            for seed in seeds:
-                config = protocol_config(task, model, seed, gate, delay, epochs)
-                folder = run_folder(root, task, model, seed, gate, delay)
-                if finished_result(folder, config) is not None:
-                    done.append(folder)
-                else:
-                    todo.append((config, folder))
-            if todo:
-                pending.append(todo)
+    done, pending = protocol_runs(tasks, models, seeds, root, gate, delay, epochs)
     if workers == 1 or not pending:
         for todo in pending:
             done += train_unit(todo, name, stack, quiet, log, ex)

@@ -114,7 +114,7 @@ CASES: list[list[str]] = [
     ["nodes", "run", "--epochs", "100000000", "--seeds", "0"],
     # theory
     ["figure4", "--seeds", "0"], ["figure4", "--seeds", "100000000"], ["figure4", "--seeds", "1", "--out", "dir"],
-    ["figure4", "--seeds", "1", "--out", "fifo/x"],  # not /dev/null: OUT is a stem, it would write /dev/null.md
+    ["figure4", "--seeds", "1", "--out", "fifo/x"],  # --out /dev/null (a stem that is a device): tests/cli/test_cli_files.py
     ["delays", "run", "--full-seeds", "0", "--short-seeds", "0", "--root", "d"], ["delays", "run", "--extra-seeds", "5"],
     ["delays", "run", "--full-seeds", "100000", "--root", "d"],
     ["delays", "gradients", "--draws", "0"], ["delays", "gradients", "--draws", "100000000", "--root", "d"],

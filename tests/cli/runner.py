@@ -67,13 +67,14 @@ def _snapshot(folder: Path) -> set:
 
 
 def run_bounded(argv: Sequence[str], cwd: Path, timeout: float = 20.0, memory: int = MEMORY_LIMIT,
-                stdin: Optional[str] = None) -> Outcome:
-    """``python -m ampsim *argv`` in ``cwd`` (its own session), killed with its whole group after ``timeout``."""
+                stdin: Optional[str] = None, module: str = "ampsim") -> Outcome:
+    """``python -m <module> *argv`` (default ``ampsim``) in ``cwd`` (its own session), killed with its whole group
+    after ``timeout``."""
     before = _snapshot(cwd)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "ampsim", *argv], cwd=cwd, env=env, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", module, *argv], cwd=cwd, env=env, text=True,
                             stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                             preexec_fn=lambda: _limit_memory(memory))
