@@ -344,7 +344,27 @@ def save_figure(fig: Any, path: "str | os.PathLike[str]", **kwargs: Any) -> str:
     return path
 
 
+def _in_gc_callback(frame: Any) -> bool:
+    """Whether ``frame`` (where a signal handler runs) is inside a garbage collector's callback (``gc.callbacks``,
+    e.g. Dask's GC diagnosis): an exception raised there is printed as "Exception ignored" and lost."""
+    import gc
+
+    codes = {getattr(getattr(cb, "__func__", cb), "__code__", None) for cb in list(gc.callbacks)} - {None}
+    while codes and frame is not None:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise_signal_exit(signum: int, frame: Any) -> None:
+    """The handler of :func:`on_signal_exit`: raise :class:`SignalExit` where the program was interrupted; inside a
+    garbage collector's callback, where it would be lost, send the signal again a moment later instead."""
+    if _in_gc_callback(frame):
+        again = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
+        return
     raise SignalExit(signum)
 
 

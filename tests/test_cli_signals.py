@@ -171,6 +171,27 @@ def test_sigterm_inside_on_signal_exit_unwinds_and_cleans(tmp_path):
     assert _names(tmp_path) == []
 
 
+def test_sigterm_during_a_gc_callback_is_not_lost():
+    """A signal whose handler runs inside a garbage collector's callback (Dask registers one) would raise where
+    Python prints and drops the exception; it is sent again once the callback is done, so the block still ends."""
+    code = (
+        "import gc, os, signal, time\n"
+        "from ampsim.fileio import on_signal_exit\n"
+        "def callback(phase, info):\n"
+        "    if phase == 'start' and not getattr(callback, 'fired', False):\n"
+        "        callback.fired = True\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        sum(range(1000))  # the handler runs here, inside the callback\n"
+        "gc.callbacks.append(callback)\n"
+        "with on_signal_exit():\n"
+        "    gc.collect()\n"
+        "    time.sleep(20)\n"
+        "    print('not reached')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (143, "", "")
+
+
 def test_on_signal_exit_restores_handlers():
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SignalExit) as info:
