@@ -42,6 +42,15 @@ def test_an_out_stem_that_is_a_device_is_refused_before_the_plan(argv, files, ca
     assert not any(os.path.exists(f) for f in files.split(" and "))
 
 
+def test_nodes_robustness_stem_that_is_a_device_is_refused_before_any_file(tmp_path, capsys):
+    code, _, err = _run(["nodes", "render", "--out", str(tmp_path), "--json", str(tmp_path / "s.json"), "--md",
+                         str(tmp_path / "s.md"), "--robustness", "/dev/null"], capsys)
+    assert code == 2 and err == [
+        "ampsim: error: --robustness /dev/null: is a character device; --robustness STEM writes STEM.json and STEM.md "
+        "(/dev/null.json and /dev/null.md), not into it: give a file stem, e.g. --robustness results/name"]
+    assert list(tmp_path.iterdir()) == [] and not os.path.exists("/dev/null.json")
+
+
 def test_an_out_stem_that_is_a_folder_is_refused_and_a_named_file_is_honoured(tmp_path, capsys):
     code, _, err = _run(["figure4", "--seeds", "1", "--out", str(tmp_path)], capsys)
     assert code == 2 and err == [f"ampsim: error: --out {tmp_path}: is a folder; --out STEM writes STEM.md "
