@@ -29,3 +29,16 @@ def test_sweep_trains_the_folds_both_ways_with_the_same_losses():
     lines = out.stdout.strip().splitlines()
     assert re.fullmatch(r"speedup: \d+\.\dx", lines[-1])
     assert "MUTAG h16_m25_noskip, K = 2 folds x 1 epochs" in lines[-3]
+
+
+def test_nodes_cost_times_the_models_side_by_side():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "nodes_cost.py"), "--datasets", "Cora",
+                          "--models", "GCN", "AMP-Mean", "AMP-Att", "--delays", "constant", "--epochs", "1",
+                          "--warmup", "0"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[1].split()[:2] == ["Cora", "GCN"] and lines[1].split()[-1] == "1.00"
+    assert [ln.split()[1] for ln in lines[1:4]] == ["GCN", "AMP-Mean", "AMP-Att"]
+    assert lines[3].split()[4] == "200"  # the recipe's epochs, as `ampsim nodes run` builds it
+    assert re.fullmatch(r"per seed, worst data set: AMP-Mean constant \d+\.\dx; AMP-Att constant \d+\.\dx of our GCN",
+                        lines[-1])

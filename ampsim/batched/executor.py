@@ -312,7 +312,10 @@ class BatchedExecutor:
             if not all(isinstance(g, GraphData) for g in graphs):
                 raise ValueError("pass features= when graphs are not GraphData")
             features = [g.x for g in graphs]
-        x = torch.cat([f.to(device=device, dtype=dtype) for f in features]) if features else ref.new_zeros((0, cell.in_features))
+        if len(features) == 1:  # one graph: no cat (a sparse x stays coalesced)
+            x = features[0].to(device=device, dtype=dtype)
+        else:
+            x = torch.cat([f.to(device=device, dtype=dtype) for f in features]) if features else ref.new_zeros((0, cell.in_features))
         if x.shape[0] != sum(g.num_nodes for g in gs):
             raise ValueError("features do not have one row per node")
         program = None

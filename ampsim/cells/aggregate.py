@@ -32,6 +32,7 @@ waves it did not reach. For a finished node this is exactly ``h^K``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Optional
 
 import torch
@@ -40,7 +41,7 @@ from torch import Tensor, nn
 from . import noise
 from .protocol import NodeInputs
 
-__all__ = ["WaveCount", "MeanCell", "AttentionCell", "NORMS"]
+__all__ = ["WaveCount", "MeanCell", "AttentionCell", "NORMS", "feature_product"]
 
 NORMS = ("sym", "mean")
 
@@ -93,9 +94,21 @@ class WaveCount:
         return state[1] >= self.waves
 
 
+def feature_product(x: Tensor, w: Tensor) -> Tensor:
+    """``x @ w`` for a dense or a sparse COO ``x`` (features: a bag of words is 1-2% non-zero).
+
+    A sparse ``x`` is multiplied in CSR form: forward and backward together about twice as fast as
+    COO's ``torch.sparse.mm`` on Cora's features (the GCN, the GAT and the wave cells all use it)."""
+    if not x.is_sparse:
+        return x @ w
+    with warnings.catch_warnings():  # torch marks CSR support "beta"; this product is tested here
+        warnings.simplefilter("ignore", UserWarning)
+        return x.to_sparse_csr() @ w
+
+
 def _linear(lin: nn.Linear, h: Tensor) -> Tensor:
-    """``h W^T`` for a dense or a sparse COO ``h`` (features: a bag of words is 1-2% non-zero)."""
-    return torch.sparse.mm(h, lin.weight.t()) if h.is_sparse else lin(h)
+    """``h W^T`` (no bias) for a dense or a sparse COO ``h``."""
+    return feature_product(h, lin.weight.t()) if h.is_sparse else lin(h)
 
 
 def _dims(in_features: int, hidden: int, out_features: Optional[int], waves: int) -> list[int]:
@@ -461,7 +474,8 @@ class AttentionCell(_WaveCell):
         mine = (own > 0.5).nonzero().flatten()
         src, dst = torch.cat([src, mine]), torch.cat([dst, mine])
         zz = z.index_select(0, src).reshape(-1, H, f)
-        e = nn.functional.leaky_relu(self.query[j](z0).index_select(0, dst) + (zz * self.att[j]).sum(-1),
+        score = (z.reshape(B, H, f) * self.att[j]).sum(-1)  # a_j · z_u^j once per sender, not per copy
+        e = nn.functional.leaky_relu(self.query[j](z0).index_select(0, dst) + score.index_select(0, src),
                                      self.negative_slope)
         mu = e.new_zeros(B, H).scatter_reduce(0, dst.unsqueeze(1).expand(-1, H), e, "amax", include_self=False)
         ex = torch.exp(e - mu.index_select(0, dst))

@@ -21,6 +21,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from ..cells.aggregate import feature_product
+
 __all__ = ["GCN", "GAT", "gcn_adjacency", "self_loop_edges", "dropout", "glorot"]
 
 
@@ -86,7 +88,7 @@ class GCN(nn.Module):
     def forward(self, x: Tensor, adj: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         """``x`` dense or sparse (n, F)."""
         x = dropout(x, self.dropout, generator)
-        xw = torch.sparse.mm(x, self.w0) if x.is_sparse else x @ self.w0
+        xw = feature_product(x, self.w0)
         h = torch.relu(torch.sparse.mm(adj, xw))
         z = torch.sparse.mm(adj, dropout(h, self.dropout, generator) @ self.w1)
         return torch.log_softmax(z, dim=-1)
@@ -150,7 +152,7 @@ class GAT(nn.Module):
         """``x`` dense or sparse (n, F); ``edges`` (2, E) with self-loops (:func:`self_loop_edges`)."""
         n, p = x.shape[0], self.dropout
         x = dropout(x, p, generator)
-        h = (torch.sparse.mm(x, self.w0) if x.is_sparse else x @ self.w0).view(n, self.heads, self.hidden)
+        h = feature_product(x, self.w0).view(n, self.heads, self.hidden)
         h = nn.functional.elu(attend(h, self.a0_src, self.a0_dst, edges, p, generator).reshape(n, -1) + self.b0)
         z = (dropout(h, p, generator) @ self.w1).unsqueeze(1)
         z = attend(z, self.a1_src, self.a1_dst, edges, p, generator).squeeze(1) + self.b1
