@@ -25,6 +25,7 @@ or a path to an edge-list file (``u v`` per line, ``#`` comments).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import numbers
 import os
@@ -67,8 +68,9 @@ class Graph:
     def num_edges(self) -> int:
         return sum(len(nb) for nb in self.neighbors) // 2
 
-    @property
+    @functools.cached_property
     def degrees(self) -> tuple[int, ...]:
+        """Each node's degree (computed once: the graph is immutable)."""
         return tuple(len(nb) for nb in self.neighbors)
 
     def isolated(self) -> list[int]:

@@ -136,6 +136,12 @@ def start_slots(starts: Sequence[int], num_nodes: int) -> list[tuple[int, int]]:
     The engine receives ``{v: messages[j]}`` (a dict, so a repeated node keeps its last
     message) and sorts it by node; ``j`` indexes the run's ``messages`` rows.
     """
+    if isinstance(starts, (tuple, list)) and starts and all(type(v) is int for v in starts) \
+            and all(a < b for a, b in zip(starts, starts[1:])):  # ascending, no repeat: the common case
+        if starts[0] < 0 or starts[-1] >= num_nodes:
+            bad = starts[0] if starts[0] < 0 else starts[-1]
+            raise ValueError(f"start node {bad} is not in the graph (nodes 0..{num_nodes - 1})")
+        return list(zip(starts, range(len(starts))))
     chosen: dict[int, int] = {}
     for j, v in enumerate(starts):
         v = int(v)

@@ -124,6 +124,8 @@ def emission_of(cell: Any) -> str:
     kind = getattr(cell, "emission", None)
     if kind not in EMISSIONS:
         raise ValueError(f"cell {type(cell).__name__} declares emission {kind!r}; expected one of {EMISSIONS}")
-    if kind == "counted" and not isinstance(getattr(cell, "count_rule", None), CountRule):
+    rule = getattr(cell, "count_rule", None)
+    if kind == "counted" and not (isinstance(getattr(rule, "key", None), str) and all(
+            callable(getattr(rule, m, None)) for m in ("start", "deliver", "finished"))):  # CountRule, checked fast
         raise ValueError(f"cell {type(cell).__name__} has counted emission but no count_rule (a CountRule)")
     return kind
