@@ -67,9 +67,16 @@ def test_every_table_of_the_tables_module_from_its_packed_runs(tmp_path):
 def test_node_classification_from_its_packed_runs(tmp_path, name):
     from ampsim.train.node_classification import write_summary
 
-    write_summary(str(RESULTS / f"{name}_runs.jsonl.gz"), str(tmp_path / f"{name}.json"), str(tmp_path / f"{name}.md"))
+    robust = tmp_path / "delay_robustness"
+    write_summary(str(RESULTS / f"{name}_runs.jsonl.gz"), str(tmp_path / f"{name}.json"), str(tmp_path / f"{name}.md"),
+                  str(robust))
     _same(tmp_path / f"{name}.json", f"{name}.json")
     _same(tmp_path / f"{name}.md", f"{name}.md")
+    if name == "node_classification":  # the robustness table comes from the same runs
+        _same(tmp_path / "delay_robustness.json", "delay_robustness.json")
+        _same(tmp_path / "delay_robustness.md", "delay_robustness.md")
+    else:
+        assert not robust.with_suffix(".json").exists()
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ summary (``--json``, ``--md``) from the result files under ``--out`` (a folder o
     ampsim nodes run --models GCN GAT --seeds 0-9
     ampsim nodes run --models AMP-GRU AMP-ACT --delays constant uniform --seeds 0-9
     ampsim nodes run --models AMP-Mean AMP-Att --delays constant uniform --seeds 0-9
-    ampsim nodes render --out results/node_classification_runs.jsonl.gz
+    ampsim nodes render --out results/node_classification_runs.jsonl.gz --json results/node_classification.json \
+        --md results/node_classification.md --robustness results/delay_robustness
 
 A new flag is one ``add_argument`` in :func:`configure_run` and, when it is a setting of the
 model, one keyword in :func:`configs` (a per-model default goes into ``DEFAULTS``).
@@ -97,9 +98,11 @@ def _render(args: argparse.Namespace) -> int:
 
 def _summary_flags(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--out", default=DEFAULT_RUNS, help=f"folder of the per-seed result files{what}")
-    p.add_argument("--json", default="results/node_classification.json")
-    p.add_argument("--md", default="results/node_classification.md")
-    p.add_argument("--robustness", default="results/delay_robustness", metavar="STEM",
+    p.add_argument("--json", default="runs/node_classification.json",
+                   help="the summary table (default under runs/, ignored by git; the published one: "
+                        "results/node_classification.json)")
+    p.add_argument("--md", default="runs/node_classification.md")
+    p.add_argument("--robustness", default="runs/delay_robustness", metavar="STEM",
                    help="STEM.json and STEM.md: the delay-robustness table of the AMP runs that have one "
                         "(written when some run has)")
 

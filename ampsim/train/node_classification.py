@@ -39,7 +39,8 @@ finished seed is skipped, an interrupted one continues from its checkpoint, bit 
     ampsim nodes run --models GCN GAT --seeds 0-9
     ampsim nodes run --models AMP-GRU AMP-ACT --delays constant uniform --seeds 0-9
     ampsim nodes run --models AMP-Mean AMP-Att --delays constant uniform --seeds 0-9
-    ampsim nodes render --out results/node_classification_runs.jsonl.gz
+    ampsim nodes render --out results/node_classification_runs.jsonl.gz --json results/node_classification.json \
+        --md results/node_classification.md --robustness results/delay_robustness
 """
 from __future__ import annotations
 
@@ -698,9 +699,9 @@ def _per_run(row: dict) -> str:
     return "deliveries per run: " + ("—" if not d else str(d[0]))
 
 
-def write_summary(root: str, json_path: str = "results/node_classification.json",
-                  md_path: str = "results/node_classification.md",
-                  robustness: Optional[str] = "results/delay_robustness") -> dict:
+def write_summary(root: str, json_path: str = "runs/node_classification.json",
+                  md_path: str = "runs/node_classification.md",
+                  robustness: Optional[str] = "runs/delay_robustness") -> dict:
     """Write the accuracy table (``json_path``, ``md_path``) and, when some run has one, the delay-robustness
     table (``<robustness>.json`` and ``.md``, :mod:`ampsim.train.robustness`; ``None``: not written; a file stem,
     :func:`ampsim.fileio.output_stem`, checked first)."""
