@@ -42,7 +42,7 @@ from .levels import _forward_segments, _LevelUnroll, _Segments, _cut, segment_pl
 from .lockstep import _forward_levels, _LockStepDriver, _Unroll
 from .planned import ProgramDriver
 from .settled import settle_runs, settles
-from .planner import TIES, PlanCache, delay_key, engine_ties, neighbour_hash, seeded, start_slots
+from .planner import TIES, PlanCache, delay_key, engine_ties, neighbour_hash, seeded, start_index
 from .program import _compile, _deduped, _init_classes, _Program, _pruned, _start_classes
 from .unrolled import Unrolled
 
@@ -515,9 +515,9 @@ def _message_rows(gs: Sequence[Graph], runs, message_rows) -> tuple[list[np.ndar
             width = len(st) if message_rows is None else int(message_rows[g][r])
             if width < len(st):
                 raise ValueError(f"graph {g} run {r}: {len(st)} start nodes but {width} message rows")
-            rows.extend(offset + j for _, j in start_slots(st, graph.num_nodes))
+            rows.append(offset + start_index(st, graph.num_nodes)[1])
             offset += width
-        out.append(np.asarray(rows, dtype=np.int64))
+        out.append(np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64))
     return out, offset
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "seeded",
     "PlanCache",
     "start_slots",
+    "start_index",
     "delay_key",
     "EventQueue",
     "engine_ties",
@@ -149,6 +150,23 @@ def start_slots(starts: Sequence[int], num_nodes: int) -> list[tuple[int, int]]:
             raise ValueError(f"start node {v} is not in the graph (nodes 0..{num_nodes - 1})")
         chosen[v] = j
     return sorted(chosen.items())
+
+
+def start_index(starts: Sequence[int], num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`start_slots` as two int64 arrays ``(nodes, j)``, vectorised for the common case.
+
+    Ascending integer starts without repeats (every node started, one run per forward pass) are
+    checked and returned without a Python loop; anything else goes through :func:`start_slots`.
+    """
+    a = np.asarray(starts) if not isinstance(starts, range) else np.arange(starts.start, starts.stop, starts.step)
+    if a.ndim == 1 and a.dtype.kind in "iu" and len(a) and bool(np.all(a[1:] > a[:-1])):
+        if a[0] < 0 or a[-1] >= num_nodes:
+            bad = int(a[0]) if a[0] < 0 else int(a[-1])
+            raise ValueError(f"start node {bad} is not in the graph (nodes 0..{num_nodes - 1})")
+        return a.astype(np.int64, copy=False), np.arange(len(a), dtype=np.int64)
+    pairs = start_slots(starts, num_nodes)
+    return (np.fromiter((v for v, _ in pairs), dtype=np.int64, count=len(pairs)),
+            np.fromiter((j for _, j in pairs), dtype=np.int64, count=len(pairs)))
 
 
 def delay_key(delay: Union[str, float, DelayModel]) -> Optional[str]:

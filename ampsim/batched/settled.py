@@ -38,7 +38,7 @@ from torch import Tensor
 
 from ..cells.protocol import NodeInputs
 from ..graphs import Graph
-from .planner import PlanCache, start_slots
+from .planner import PlanCache, start_index
 
 __all__ = ["settles", "settle_runs"]
 
@@ -91,9 +91,9 @@ def settle_runs(cell, gs: Sequence[Graph], hashes: Sequence[str], runs, message_
         for starts, _ in gruns:
             entry_node.append(np.arange(n, dtype=np.int64) + node_base[g])
             first = np.full(n, -1, dtype=np.int64)
-            pairs = start_slots(starts, n)
-            first[[v for v, _ in pairs]] = rows[k: k + len(pairs)]
-            k += len(pairs)
+            nodes, _ = start_index(starts, n)
+            first[nodes] = rows[k: k + len(nodes)]
+            k += len(nodes)
             start_row.append(first)
             src_l.append(src + e0)
             dst_l.append(dst + e0)

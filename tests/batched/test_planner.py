@@ -9,6 +9,7 @@ import pytest
 
 from ampsim import ListTracer, Message, Simulation
 from ampsim.batched import PlanCache, engine_ties, plan, plan_key, start_slots
+from ampsim.batched.planner import start_index
 from ampsim.engine.delays import Custom, Uniform
 from ampsim.engine.errors import DelayError
 from ampsim.graphs import as_graph
@@ -93,6 +94,20 @@ def test_final_and_prev_indices():
     assert s.node.tolist() == [0, 1, 0, 2, 2, 1, 0, 2]
     assert s.prev.tolist() == [-1, -1, 0, -1, -1, -1, -1, 4]
     assert s.final.tolist() == [[2, 1, 3], [6, 5, 7]]
+
+
+@pytest.mark.parametrize("starts", [(0, 1, 2, 5), range(6), [3, 1, 3], (), (2,), np.array([0, 4, 5]), np.array([5, 0, 5]),
+                                    (True, 3), (1.0, 2.0), [np.int32(1), np.int32(4)]])
+def test_start_index_is_start_slots_as_arrays(starts):
+    nodes, j = start_index(starts, 6)
+    assert nodes.dtype == np.int64 and j.dtype == np.int64
+    assert list(zip(nodes.tolist(), j.tolist())) == start_slots(list(starts), 6)
+
+
+@pytest.mark.parametrize("starts", [(0, 6), range(7), np.array([-1, 2]), [7, 1]])
+def test_start_index_refuses_a_node_outside_the_graph(starts):
+    with pytest.raises(ValueError, match="is not in the graph"):
+        start_index(starts, 6)
 
 
 def test_start_slots_follow_the_engine_dict():
