@@ -30,11 +30,14 @@ _K1, _K2, _K3 = 0x045D9F3B, 0x0119DE1F, 0x01000193
 
 
 def _mix(x: Tensor) -> Tensor:
-    """A 32-bit avalanche on int64 tensors (values kept in [0, 2^32))."""
+    """A 32-bit avalanche on int64 tensors (values kept in [0, 2^32)); in place on its own copy of ``x``."""
     x = x & _M32
-    x = ((x >> 16) ^ x) * _K1 & _M32
-    x = ((x >> 16) ^ x) * _K1 & _M32
-    return (x >> 16) ^ x
+    x ^= x >> 16
+    x.mul_(_K1).bitwise_and_(_M32)
+    x ^= x >> 16
+    x.mul_(_K1).bitwise_and_(_M32)
+    x ^= x >> 16
+    return x
 
 
 def noise_keys(seed: Optional[int], nodes: Tensor) -> Tensor:
