@@ -6,9 +6,15 @@
 // Python's random.Random (MT19937, random() = 53-bit draw from two 32-bit words), whose state the
 // caller passes: d = 1 - random() for U(0, 1], else high - (high - low) * random(). The products are
 // kept apart from the sums (no fused multiply-add) so that every arrival time equals Python's.
+//
+// The schedule's columns are written straight into the caller's arrays in their final types (int32
+// rows, int64 msg_id, float64 time), with each delivery's sender and start slot and each node's last
+// delivery, so nothing is converted or recomputed in Python. When the arrays are full before the
+// budget, the call returns 2 and keeps its state: the caller passes larger arrays holding the rows so
+// far and calls again (the run goes on where it stopped).
+#include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <queue>
 #include <utility>
 #include <vector>
 
@@ -47,81 +53,104 @@ struct PlanArgs {
     int64_t mt_pos;
     int64_t unit;            // 1: d = 1 - random(); 0: d = high - (high - low) * random()
     double low, high;
-    // outputs, (done,) each: owned by the library until ampsim_plan_free(owner)
-    int64_t* node;
+    int64_t slot_base;       // the start slot of msg_id 0
+    int64_t cap;             // rows the output arrays hold
+    // outputs, (cap,) each; rows 0..done-1 are the deliveries so far
+    int32_t* node;
     int64_t* msg_id;
-    int64_t* cause;
-    int64_t* prev;
-    int64_t* level;
+    int32_t* cause;
+    int32_t* prev;
+    int32_t* slot;
+    int32_t* src;
+    int32_t* level;
     double* time;
-    void* owner;
+    int32_t* last;           // (n,) each node's last delivery (-1: none)
+    void* state;             // null on the first call; ampsim_plan_free(state) after the last
     // results
     int64_t done, sent;
     int64_t err_msg;         // -1, or the msg_id of a copy that would arrive at its send time
     double err_t, err_d;
 };
 
-struct Out {
-    std::vector<int64_t> node, msg_id, cause, prev, level;
-    std::vector<double> time;
+using Item = std::pair<double, int64_t>;   // (arrival, msg_id)
+
+// A calendar: the heap holds the copies of the current time bucket (bucket = floor(arrival * inv),
+// monotone in the arrival, so the pop order is the one heap's); later ones wait in a ring of buckets
+// (a copy arrives at most `high` after the current time: within NB buckets). A bucket's vector and
+// the heap's swap storage when the bucket becomes current, so their capacity is reused.
+struct State {
+    MT rng;
+    std::vector<Item> heap;
+    std::vector<std::vector<Item>> ring;
+    int64_t cur = 0, waiting = 0, next_id = 0;
+    std::vector<int32_t> c_dst, c_cause;
 };
+
+constexpr int64_t NB = 516;
 
 }  // namespace
 
-extern "C" void ampsim_plan_free(void* owner) { delete static_cast<Out*>(owner); }
+extern "C" void ampsim_plan_free(void* state) { delete static_cast<State*>(state); }
 
 extern "C" int ampsim_plan_uniform(PlanArgs* a) {
-    MT rng;
-    for (int i = 0; i < 624; ++i) rng.mt[i] = a->mt[i];
-    rng.idx = static_cast<int>(a->mt_pos);
-    const double width = a->high - a->low;
-    using Item = std::pair<double, int64_t>;
-    std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
-    // a calendar: the heap holds the copies of the current time bucket (bucket = floor(arrival * inv),
-    // monotone in the arrival, so the pop order is the one heap's), later ones wait in a ring of buckets
-    // (a copy arrives at most `high` after the current time: within NB buckets); the heap stays small
-    const double inv = 512.0 / a->high;
-    const int64_t NB = 516;
-    std::vector<std::vector<Item>> ring(NB);
-    int64_t cur = 0, waiting = 0;
-    std::vector<int64_t> c_dst, c_cause;
-    for (int64_t j = 0; j < a->k; ++j) {
-        heap.emplace(0.0, j);
-        c_dst.push_back(a->starts[j]);
-        c_cause.push_back(-1);
+    State* st = static_cast<State*>(a->state);
+    if (!st) {
+        st = new State();
+        a->state = st;
+        for (int i = 0; i < 624; ++i) st->rng.mt[i] = a->mt[i];
+        st->rng.idx = static_cast<int>(a->mt_pos);
+        st->ring.resize(NB);
+        for (int64_t j = 0; j < a->k; ++j) {
+            st->heap.emplace_back(0.0, j);
+            st->c_dst.push_back(static_cast<int32_t>(a->starts[j]));
+            st->c_cause.push_back(-1);
+        }
+        std::make_heap(st->heap.begin(), st->heap.end(), std::greater<Item>());
+        st->next_id = a->k;
+        std::fill(a->last, a->last + a->n, -1);
+        a->done = 0;
+        a->err_msg = -1;
+        const size_t expect = static_cast<size_t>(std::min<int64_t>(a->budget, int64_t(1) << 24));
+        st->c_dst.reserve(3 * expect);
+        st->c_cause.reserve(3 * expect);
     }
-    std::vector<int64_t> last(static_cast<size_t>(a->n), -1);
-    int64_t next_id = a->k, done = 0;
-    a->err_msg = -1;
-    Out* out = new Out();
-    a->owner = out;
-    std::vector<int64_t>& level = out->level;
-    const size_t expect = static_cast<size_t>(a->budget < (1 << 24) ? a->budget : (1 << 24));
-    for (auto* v : {&out->node, &out->msg_id, &out->cause, &out->prev, &level}) v->reserve(expect);
-    out->time.reserve(expect);
+    MT& rng = st->rng;
+    std::vector<Item>& heap = st->heap;
+    const std::greater<Item> later;
+    const double width = a->high - a->low;
+    const double inv = 512.0 / a->high;
+    int64_t done = a->done, next_id = st->next_id;
+    int rc = 0;
     while (done < a->budget) {
         if (heap.empty()) {
-            if (!waiting) break;
-            do { ++cur; } while (ring[cur % NB].empty());
-            std::vector<Item>& bk = ring[cur % NB];
-            waiting -= static_cast<int64_t>(bk.size());
-            heap = std::priority_queue<Item, std::vector<Item>, std::greater<Item>>(std::greater<Item>(), std::move(bk));
-            bk = std::vector<Item>();
+            if (!st->waiting) break;
+            do { ++st->cur; } while (st->ring[st->cur % NB].empty());
+            std::vector<Item>& bk = st->ring[st->cur % NB];
+            st->waiting -= static_cast<int64_t>(bk.size());
+            heap.swap(bk);
+            std::make_heap(heap.begin(), heap.end(), later);
         }
-        const Item top = heap.top();
-        heap.pop();
+        if (done == a->cap) {
+            rc = 2;
+            break;
+        }
+        std::pop_heap(heap.begin(), heap.end(), later);
+        const Item top = heap.back();
+        heap.pop_back();
         const double t = top.first;
         const int64_t mid = top.second;
-        const int64_t v = c_dst[mid], cause = c_cause[mid], p = last[v];
-        const int64_t lc = cause >= 0 ? level[cause] : -1;
-        const int64_t lp = p >= 0 ? level[p] : -1;
-        out->node.push_back(v);
-        out->msg_id.push_back(mid);
-        out->cause.push_back(cause);
-        out->prev.push_back(p);
-        out->time.push_back(t);
-        level.push_back(1 + (lc > lp ? lc : lp));
-        last[v] = done;
+        const int32_t v = st->c_dst[mid], cause = st->c_cause[mid], p = a->last[v];
+        const int32_t lc = cause >= 0 ? a->level[cause] : -1;
+        const int32_t lp = p >= 0 ? a->level[p] : -1;
+        a->node[done] = v;
+        a->msg_id[done] = mid;
+        a->cause[done] = cause;
+        a->prev[done] = p;
+        a->slot[done] = mid < a->k ? static_cast<int32_t>(a->slot_base + mid) : -1;
+        a->src[done] = cause >= 0 ? a->node[cause] : -1;
+        a->time[done] = t;
+        a->level[done] = 1 + (lc > lp ? lc : lp);
+        a->last[v] = static_cast<int32_t>(done);
         for (int64_t e = a->indptr[v]; e < a->indptr[v + 1]; ++e) {
             const double u = rng.random();
             double d;
@@ -139,26 +168,25 @@ extern "C" int ampsim_plan_uniform(PlanArgs* a) {
                 break;
             }
             const int64_t b = static_cast<int64_t>(ta * inv);
-            if (b <= cur) {
-                heap.emplace(ta, next_id);
+            if (b <= st->cur) {
+                heap.emplace_back(ta, next_id);
+                std::push_heap(heap.begin(), heap.end(), later);
             } else {
-                ring[b % NB].emplace_back(ta, next_id);
-                ++waiting;
+                st->ring[b % NB].emplace_back(ta, next_id);
+                ++st->waiting;
             }
-            c_dst.push_back(a->indices[e]);
-            c_cause.push_back(done);
+            st->c_dst.push_back(static_cast<int32_t>(a->indices[e]));
+            st->c_cause.push_back(static_cast<int32_t>(done));
             ++next_id;
         }
-        if (a->err_msg >= 0) break;
+        if (a->err_msg >= 0) {
+            rc = 1;
+            break;
+        }
         ++done;
     }
+    st->next_id = next_id;
     a->done = done;
     a->sent = next_id;
-    a->node = out->node.data();
-    a->msg_id = out->msg_id.data();
-    a->cause = out->cause.data();
-    a->prev = out->prev.data();
-    a->level = out->level.data();
-    a->time = out->time.data();
-    return a->err_msg >= 0 ? 1 : 0;
+    return rc;
 }
