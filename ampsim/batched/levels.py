@@ -345,25 +345,43 @@ class _LevelUnroll(torch.autograd.Function):
         return (None, None, None, None, None, g_init, g_msgs, *p_grads)
 
 
-#: Above this many bytes of per-delivery work space a level program is cut into segments.
+#: Above this many bytes of per-delivery work space a level program is cut into segments (eager loop).
 SEGMENT_BYTES = 256 << 20
 
+#: The compiled loop: above this many bytes of work space a program is cut, into segments whose saved
+#: activations take about ``FUSED_ACT_BYTES`` each.
+FUSED_SEGMENT_BYTES = 32 << 20
+FUSED_ACT_BYTES = 8 << 20
 
-def segment_plan(program: _Program, cell: AMPCell, dtype: torch.dtype) -> tuple[int, ...]:
-    """Auto segment sizes: one segment when its work space fits ``SEGMENT_BYTES``, else segments of R rows.
+
+def segment_plan(program: _Program, cell: AMPCell, dtype: torch.dtype, fused: bool = False) -> tuple[int, ...]:
+    """Auto segment sizes: one segment when its work space fits, else segments of R rows.
 
     Work space per delivery of a segment: state and message rows, saved activations and
     the rows' gradients, ``W = (2 S + 2 M + A) x itemsize``. The checkpoint stores keep
     each carried row once however many cuts it crosses, and a segment carries in only the
     rows it reads, so a cut costs little (its int32 index arrays, a few bytes per row
-    read across it): the work space of one segment, ``R W``, is held to
-    ``SEGMENT_BYTES / 16`` (16 MB: R = 18,724 rows for AMP-GRU h32 m16 in float32).
+    read across it).
+
+    Eager loop: one segment while ``D W <= SEGMENT_BYTES`` (256 MB), else a work space of
+    ``SEGMENT_BYTES / 16`` per segment (16 MB: R = 18,724 rows for AMP-GRU h32 m16 in float32);
+    the recomputation of a segment costs as much as its first forward pass, so it is avoided
+    where memory allows. Compiled loop: its forward pass is cheap, so memory decides: one
+    segment only while ``D W <= FUSED_SEGMENT_BYTES`` (32 MB), else segments whose activations
+    take ``FUSED_ACT_BYTES`` (8 MB: R = 16,384 rows for that cell), so the peak stays near the
+    stores' few hundred bytes per delivery (PubMed's 197k deliveries: about 230 B instead of
+    1.2 kB), and one segment's work (~14 MB) stays in the last-level cache between its
+    recomputation and its backward pass.
     """
     kernel = kernel_for(cell)
     S, M, A = cell.state_size, cell.msg_size, kernel.act_size if kernel is not None else 0
     item = torch.empty(0, dtype=dtype).element_size()
     W = (2 * S + 2 * M + A) * item
     D = program.num_deliveries
+    if fused:
+        if D * W <= FUSED_SEGMENT_BYTES:
+            return (D,)
+        return (max(1 << 12, FUSED_ACT_BYTES // max(A * item, 1)),)
     if D * W <= SEGMENT_BYTES:
         return (D,)
     return (max(1 << 12, SEGMENT_BYTES // 16 // W),)

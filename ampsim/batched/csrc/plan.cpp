@@ -72,18 +72,36 @@ struct PlanArgs {
     double err_t, err_d;
 };
 
-using Item = std::pair<double, int64_t>;   // (arrival, msg_id)
+// A copy in flight: (arrival, sender delivery, index within the sender's broadcast); a start copy has
+// sender -1 and its start index. Ordered by (arrival, sender, index), which is (arrival, msg_id): msg_ids
+// are given in send order, i.e. by sender in processing order, then by neighbour.
+struct Item {
+    double t;
+    int32_t cause, j;
+    bool operator>(const Item& o) const {
+        return t != o.t ? t > o.t : cause != o.cause ? cause > o.cause : j > o.j;
+    }
+};
 
 // A calendar: the heap holds the copies of the current time bucket (bucket = floor(arrival * inv),
 // monotone in the arrival, so the pop order is the one heap's); later ones wait in a ring of buckets
 // (a copy arrives at most `high` after the current time: within NB buckets). A bucket's vector and
 // the heap's swap storage when the bucket becomes current, so their capacity is reused.
+//
+// Copies that cannot be delivered within the budget are not kept: when the copies in the buckets before
+// bucket `stop` are at least the deliveries left, every remaining delivery takes one of them (each
+// takes the earliest copy, and those arrive before anything in `stop` or later), so the copies of
+// `stop` and later buckets are dropped (still sent: their msg_ids and draws count). Without this a run
+// whose copies multiply (PubMed: 22 copies sent per delivery) keeps every copy sent until the budget.
 struct State {
     MT rng;
     std::vector<Item> heap;
     std::vector<std::vector<Item>> ring;
-    int64_t cur = 0, waiting = 0, next_id = 0;
-    std::vector<int32_t> c_dst, c_cause;
+    int64_t cur = 0, next_id = 0;
+    bool capped = false;     // until then every copy is kept (stop = cur + NB)
+    int64_t stop = 0;        // once capped: copies of buckets >= stop are dropped
+    int64_t before = 0;      // copies kept in buckets cur..stop-1 (the heap included)
+    std::vector<int64_t> first;   // per delivery: the msg_id of its first copy
 };
 
 constexpr int64_t NB = 516;
@@ -94,40 +112,33 @@ extern "C" void ampsim_plan_free(void* state) { delete static_cast<State*>(state
 
 extern "C" int ampsim_plan_uniform(PlanArgs* a) {
     State* st = static_cast<State*>(a->state);
+    const std::greater<Item> later;
     if (!st) {
         st = new State();
         a->state = st;
         for (int i = 0; i < 624; ++i) st->rng.mt[i] = a->mt[i];
         st->rng.idx = static_cast<int>(a->mt_pos);
         st->ring.resize(NB);
-        for (int64_t j = 0; j < a->k; ++j) {
-            st->heap.emplace_back(0.0, j);
-            st->c_dst.push_back(static_cast<int32_t>(a->starts[j]));
-            st->c_cause.push_back(-1);
-        }
-        std::make_heap(st->heap.begin(), st->heap.end(), std::greater<Item>());
+        for (int64_t j = 0; j < a->k; ++j) st->heap.push_back(Item{0.0, -1, static_cast<int32_t>(j)});
+        std::make_heap(st->heap.begin(), st->heap.end(), later);
         st->next_id = a->k;
+        st->before = a->k;
         std::fill(a->last, a->last + a->n, -1);
         a->done = 0;
         a->err_msg = -1;
-        const size_t expect = static_cast<size_t>(std::min<int64_t>(a->budget, int64_t(1) << 24));
-        st->c_dst.reserve(3 * expect);
-        st->c_cause.reserve(3 * expect);
+        st->first.reserve(static_cast<size_t>(std::min<int64_t>(a->budget, int64_t(1) << 24)));
     }
     MT& rng = st->rng;
     std::vector<Item>& heap = st->heap;
-    const std::greater<Item> later;
     const double width = a->high - a->low;
     const double inv = 512.0 / a->high;
     int64_t done = a->done, next_id = st->next_id;
     int rc = 0;
     while (done < a->budget) {
         if (heap.empty()) {
-            if (!st->waiting) break;
+            if (!st->before) break;   // nothing kept before `stop`: nothing is in flight
             do { ++st->cur; } while (st->ring[st->cur % NB].empty());
-            std::vector<Item>& bk = st->ring[st->cur % NB];
-            st->waiting -= static_cast<int64_t>(bk.size());
-            heap.swap(bk);
+            heap.swap(st->ring[st->cur % NB]);
             std::make_heap(heap.begin(), heap.end(), later);
         }
         if (done == a->cap) {
@@ -137,21 +148,27 @@ extern "C" int ampsim_plan_uniform(PlanArgs* a) {
         std::pop_heap(heap.begin(), heap.end(), later);
         const Item top = heap.back();
         heap.pop_back();
-        const double t = top.first;
-        const int64_t mid = top.second;
-        const int32_t v = st->c_dst[mid], cause = st->c_cause[mid], p = a->last[v];
+        --st->before;
+        const double t = top.t;
+        const int32_t cause = top.cause;
+        const int64_t mid = cause >= 0 ? st->first[cause] + top.j : top.j;
+        const int32_t v = static_cast<int32_t>(cause >= 0 ? a->indices[a->indptr[a->node[cause]] + top.j]
+                                                          : a->starts[top.j]);
+        const int32_t p = a->last[v];
         const int32_t lc = cause >= 0 ? a->level[cause] : -1;
         const int32_t lp = p >= 0 ? a->level[p] : -1;
         a->node[done] = v;
         a->msg_id[done] = mid;
         a->cause[done] = cause;
         a->prev[done] = p;
-        a->slot[done] = mid < a->k ? static_cast<int32_t>(a->slot_base + mid) : -1;
+        a->slot[done] = cause < 0 ? static_cast<int32_t>(a->slot_base + top.j) : -1;
         a->src[done] = cause >= 0 ? a->node[cause] : -1;
         a->time[done] = t;
         a->level[done] = 1 + (lc > lp ? lc : lp);
         a->last[v] = static_cast<int32_t>(done);
-        for (int64_t e = a->indptr[v]; e < a->indptr[v + 1]; ++e) {
+        st->first.push_back(next_id);
+        const int64_t e0 = a->indptr[v], e1 = a->indptr[v + 1];
+        for (int64_t e = e0; e < e1; ++e) {
             const double u = rng.random();
             double d;
             if (a->unit) {
@@ -168,15 +185,15 @@ extern "C" int ampsim_plan_uniform(PlanArgs* a) {
                 break;
             }
             const int64_t b = static_cast<int64_t>(ta * inv);
+            const Item it{ta, static_cast<int32_t>(done), static_cast<int32_t>(e - e0)};
             if (b <= st->cur) {
-                heap.emplace_back(ta, next_id);
+                heap.push_back(it);
                 std::push_heap(heap.begin(), heap.end(), later);
-            } else {
-                st->ring[b % NB].emplace_back(ta, next_id);
-                ++st->waiting;
+                ++st->before;
+            } else if (!st->capped || b < st->stop) {
+                st->ring[b % NB].push_back(it);
+                ++st->before;
             }
-            st->c_dst.push_back(static_cast<int32_t>(a->indices[e]));
-            st->c_cause.push_back(static_cast<int32_t>(done));
             ++next_id;
         }
         if (a->err_msg >= 0) {
@@ -184,6 +201,19 @@ extern "C" int ampsim_plan_uniform(PlanArgs* a) {
             break;
         }
         ++done;
+        // lower `stop` while the buckets before its last one still hold a copy for every delivery left
+        const int64_t left = a->budget - done;
+        if (!st->capped && st->before >= left) {
+            st->capped = true;
+            st->stop = st->cur + NB;
+        }
+        while (st->capped && st->stop - 1 > st->cur) {
+            std::vector<Item>& bk = st->ring[(st->stop - 1) % NB];
+            if (st->before - static_cast<int64_t>(bk.size()) < left) break;
+            st->before -= static_cast<int64_t>(bk.size());
+            std::vector<Item>().swap(bk);
+            --st->stop;
+        }
     }
     st->next_id = next_id;
     a->done = done;
