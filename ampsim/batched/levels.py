@@ -10,7 +10,7 @@ across a cut once (:class:`_Segments`, :func:`segment_plan`, docs/batched.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -161,7 +161,8 @@ class _Work:
     (with a 1 MB mmap threshold every large tensor is fresh), so buffers made per segment and
     pass cost more than the compiled loop's arithmetic on them; one set per run pays that once.
     :meth:`views` gives segment s's ``states`` (c + P, S), ``msgs`` (cm + P, M) and ``act``
-    (P, A); :meth:`grads` its gradient buffers of the same shapes, zeroed in place.
+    (P, A); :meth:`grads` its gradient buffers of the same shapes, zeroed in place. Once a
+    segment's state gradients are taken, their buffer holds the parameter gradients' input rows.
     """
 
     def __init__(self, program: "_Program", seg: _Segments, S: int, M: int, A: int, like: Tensor,
@@ -177,7 +178,6 @@ class _Work:
         self.msgs = like.new_empty((max(cm + p for _, cm, p in self.sizes), M))
         self.act = like.new_empty((max(p for _, _, p in self.sizes), A)) if keep else None
         self._grads: Optional[tuple[Tensor, Tensor]] = None
-        self._rows: Optional[tuple[Tensor, Tensor]] = None
 
     def views(self, s: int) -> tuple[Tensor, Tensor, Optional[Tensor]]:
         c, cm, P = self.sizes[s]
@@ -188,13 +188,6 @@ class _Work:
             self._grads = (torch.empty_like(self.states), torch.empty_like(self.msgs))
         c, cm, P = self.sizes[s]
         return self._grads[0][:c + P].zero_(), self._grads[1][:cm + P].zero_()
-
-    def rows(self) -> tuple[Tensor, Tensor]:
-        """Gather buffers for the parameter gradients' input rows (``PARAM_CHUNK`` rows at most)."""
-        if self._rows is None:
-            k = min(PARAM_CHUNK, self.act.shape[0])
-            self._rows = (self.states.new_empty((k, self.states.shape[1])), self.msgs.new_empty((k, self.msgs.shape[1])))
-        return self._rows
 
     def load(self, s: int, stores: Optional[tuple[Tensor, Tensor]], seg: _Segments, s_in: Optional[Tensor] = None,
              m_in: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Optional[Tensor]]:
@@ -238,11 +231,15 @@ PARAM_CHUNK = 1 << 15
 
 def _back_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc: Tensor, states: Tensor,
                   msgs: Tensor, act: Tensor, g_states: Tensor, g_msgs: Tensor, grads: dict,
-                  loop: Optional[FusedLoop] = None, rows: Optional[tuple[Tensor, Tensor]] = None) -> None:
+                  loop: Optional[FusedLoop] = None, take: Optional[Callable[[], None]] = None) -> None:
     """Backward through one segment (levels in reverse, or rows in reverse in one call of the compiled
-    ``loop``); input gradients are scatter-added in place, then the parameter gradients are added
-    (their input rows gathered into ``rows``' buffers when given, else into fresh tensors)."""
-    c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
+    ``loop``); input gradients are scatter-added in place, then the parameter gradients are added.
+
+    ``take``: called once the input gradients are complete; after it ``g_states`` is not read again,
+    so its buffer holds the parameter gradients' gathered input rows (no buffer of their own: a
+    segment's work space is the peak of a run). Without it the rows are gathered into fresh tensors."""
+    P = act.shape[0]
+    c, cm = states.shape[0] - P, msgs.shape[0] - P
     if loop is not None:
         loop.backward(states, msgs, ssrc, msrc, act, g_states, g_msgs)
     else:
@@ -253,13 +250,20 @@ def _back_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msr
             g_h, g_m = kernel.backward(states.index_select(0, ss), msgs.index_select(0, ms), new, a, gn, go)
             g_states.index_add_(0, ss, g_h)
             g_msgs.index_add_(0, ms, g_m)
-    for lo in range(0, act.shape[0], PARAM_CHUNK):  # parameter gradients: large products, bounded temporaries
-        hi = min(lo + PARAM_CHUNK, act.shape[0])
-        if rows is None:
+    S, M = states.shape[1], msgs.shape[1]
+    chunk = PARAM_CHUNK
+    if take is not None:
+        take()
+        flat = g_states.view(-1)
+        chunk = max(1, min(chunk, flat.numel() // (S + M)))
+    for lo in range(0, P, chunk):  # parameter gradients: large products, bounded temporaries
+        hi = min(lo + chunk, P)
+        if take is None:
             h, m = states.index_select(0, ssrc[lo:hi]), msgs.index_select(0, msrc[lo:hi])
         else:
-            h = torch.index_select(states, 0, ssrc[lo:hi], out=rows[0][:hi - lo])
-            m = torch.index_select(msgs, 0, msrc[lo:hi], out=rows[1][:hi - lo])
+            k = hi - lo
+            h = torch.index_select(states, 0, ssrc[lo:hi], out=flat[:k * S].view(k, S))
+            m = torch.index_select(msgs, 0, msrc[lo:hi], out=flat[k * S:k * (S + M)].view(k, M))
         kernel.param_grads(h, m, states[c + lo: c + hi], act[lo:hi], g_msgs[cm + lo: cm + hi], grads)
 
 
@@ -331,16 +335,18 @@ class _LevelUnroll(torch.autograd.Function):
                 for g, g_st, (a, b, local) in ((gs, g_store[0], seg.put_state[s]), (gm, g_store[1], seg.put_msg[s])):
                     if b > a:
                         g.index_add_(0, _i64(local), g_st[a:b])
-            _back_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, gs, gm, grads, loop, work.rows())
+            c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
             if seg.compact:
-                c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
-                g_store[0].index_add_(0, _i64(seg.take_state[s]), gs[:c])
-                g_store[1].index_add_(0, _i64(seg.take_msg[s]), gm[:cm])
-        base, K = 1 + program.n_init, program.n_starts
+                def take(s=s, gs=gs, gm=gm, c=c, cm=cm):   # the carried-in rows' gradients go to the stores
+                    g_store[0].index_add_(0, _i64(seg.take_state[s]), gs[:c])
+                    g_store[1].index_add_(0, _i64(seg.take_msg[s]), gm[:cm])
+            else:   # one segment: its gradient buffers are the result
+                take = None
+            _back_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, gs, gm, grads, loop, take)
         if seg.compact:
-            g_init, g_msgs = g_store[0][1:base], g_store[1][:K]
+            g_init, g_msgs = g_store[0][1:1 + program.n_init], g_store[1][:program.n_starts]
         else:
-            g_init, g_msgs = gs[1:base], gm[:K]
+            g_init, g_msgs = gs[1:1 + program.n_init], gm[:program.n_starts]
         p_grads = [grads.get(id(p)) if p.requires_grad else None for p in kernel.params]
         return (None, None, None, None, None, g_init, g_msgs, *p_grads)
 
@@ -351,7 +357,7 @@ SEGMENT_BYTES = 256 << 20
 #: The compiled loop: above this many bytes of work space a program is cut, into segments whose saved
 #: activations take about ``FUSED_ACT_BYTES`` each.
 FUSED_SEGMENT_BYTES = 32 << 20
-FUSED_ACT_BYTES = 8 << 20
+FUSED_ACT_BYTES = 4 << 20
 
 
 def segment_plan(program: _Program, cell: AMPCell, dtype: torch.dtype, fused: bool = False) -> tuple[int, ...]:
