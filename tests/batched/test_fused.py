@@ -32,8 +32,8 @@ def ladder(n: int) -> Graph:
 
 def buffers(s_in, m_in, P: int, A: int):
     """A segment's local buffers (carried-in rows first, P rows to fill) and its activations."""
-    return (torch.cat([s_in, s_in.new_empty((P, s_in.shape[1]))]), torch.cat([m_in, m_in.new_empty((P, m_in.shape[1]))]),
-            s_in.new_empty((P, A)))
+    return (torch.cat([s_in, s_in.new_empty((P, s_in.shape[1]))]),
+            torch.cat([m_in, m_in.new_empty((P, m_in.shape[1]))]), s_in.new_empty((P, A)))
 
 
 def program(delay: str):
