@@ -360,7 +360,7 @@ class BatchedExecutor:
         elif program is not None:
             loop = fused_for(kernel, device, dtype, resolve(self.fused))
             self.last_path = "eager" if loop is None else "fused"
-            seg = self._segments(program, cell, dtype, device, whole=history)
+            seg = self._segments(program, cell, dtype, device, whole=history, fused=loop is not None)
             if build:
                 states = _LevelUnroll.apply(kernel, loop, program, seg, device, init_states, start_msgs,
                                             *kernel.params)
@@ -444,14 +444,14 @@ class BatchedExecutor:
         return _deduped(program, init_class, _start_classes(messages, program.msg_index))
 
     def _segments(self, program: _Program, cell: Cell, dtype: torch.dtype, device: torch.device,
-                  whole: bool = False) -> _Segments:
+                  whole: bool = False, fused: bool = False) -> _Segments:
         """The program's segments for this cell (cached on the program per device and segment size);
-        ``whole``: one segment, every state row kept."""
+        ``whole``: one segment, every state row kept; ``fused``: sized for the compiled loop."""
         D = program.num_deliveries
         if whole:
             rows = (D,)
         elif self.segment_rows is None:
-            rows = segment_plan(program, cell, dtype)
+            rows = segment_plan(program, cell, dtype, fused)
         else:
             rows = (D if self.segment_rows <= 0 else self.segment_rows,)
         key = ("segments", str(device), rows)

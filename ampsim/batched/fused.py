@@ -70,10 +70,11 @@ class PlanArgs(ctypes.Structure):
     _fields_ = [("n", ctypes.c_int64), ("k", ctypes.c_int64), ("budget", ctypes.c_int64), ("indptr", _i64p),
                 ("indices", _i64p), ("starts", _i64p), ("mt", ctypes.POINTER(ctypes.c_uint32)),
                 ("mt_pos", ctypes.c_int64), ("unit", ctypes.c_int64), ("low", ctypes.c_double),
-                ("high", ctypes.c_double), ("node", _i64p), ("msg_id", _i64p), ("cause", _i64p), ("prev", _i64p),
-                ("level", _i64p), ("time", ctypes.POINTER(ctypes.c_double)), ("owner", ctypes.c_void_p),
-                ("done", ctypes.c_int64), ("sent", ctypes.c_int64), ("err_msg", ctypes.c_int64),
-                ("err_t", ctypes.c_double), ("err_d", ctypes.c_double)]
+                ("high", ctypes.c_double), ("slot_base", ctypes.c_int64), ("cap", ctypes.c_int64)]
+    _fields_ += [(k, ctypes.c_void_p) for k in ("node", "msg_id", "cause", "prev", "slot", "src", "level", "time",
+                                                "last", "state")]
+    _fields_ += [("done", ctypes.c_int64), ("sent", ctypes.c_int64), ("err_msg", ctypes.c_int64),
+                 ("err_t", ctypes.c_double), ("err_d", ctypes.c_double)]
 
 
 _lock = threading.Lock()
@@ -125,7 +126,7 @@ def _build() -> ctypes.CDLL:
             cpp_extension.load(name, [str(f) for f in SOURCES], extra_cflags=flags, build_directory=str(root / name),
                                is_python_module=False, verbose=False)
     lib = ctypes.CDLL(str(path))
-    if lib.ampsim_levels_abi() != 1:
+    if lib.ampsim_levels_abi() != 2:
         raise RuntimeError(f"{path} is not this version of the level loop")
     for kind in ("gru", "rnn", "lstm"):
         for d in ("forward", "backward"):

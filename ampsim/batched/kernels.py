@@ -130,12 +130,12 @@ class GRUKernel(StepKernel):
 
     def param_grads(self, h: Tensor, m: Tensor, new: Tensor, act: Tensor, g_out: Tensor, grads: dict) -> None:
         H = self.H
-        dgi = act[:, : 3 * H]
-        dgh = torch.cat([act[:, : 2 * H], act[:, 3 * H:]], dim=1)
+        dgi, d_rz, d_hn = act[:, : 3 * H], act[:, : 2 * H], act[:, 3 * H:]   # views: no copy of act
         _acc(grads, self.w_ih, dgi.t().mm(m))
-        _acc(grads, self.b_ih, dgi.sum(0))
-        _acc(grads, self.w_hh, dgh.t().mm(h))
-        _acc(grads, self.b_hh, dgh.sum(0))
+        s_i = dgi.sum(0)
+        _acc(grads, self.b_ih, s_i)
+        _acc(grads, self.w_hh, torch.cat([d_rz.t().mm(h), d_hn.t().mm(h)]))
+        _acc(grads, self.b_hh, torch.cat([s_i[: 2 * H], d_hn.sum(0)]))
         self.message_grads(new, m, g_out, grads)
 
 

@@ -10,7 +10,7 @@ across a cut once (:class:`_Segments`, :func:`segment_plan`, docs/batched.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,8 @@ class _Segments:
     ``local`` (rows made in s and carried further). Index arrays are int32 where the rows
     fit, so a cut costs about 4 bytes per carried row. ``cout_last`` are the last segment's
     local rows of the final states (when ``compact``). ``levels[s]`` are the level sizes.
+    ``local_state`` / ``local_msg`` (when ``compact``): every delivery's source rows in its segment's
+    local buffers, packed in delivery order (computed once per plan, not per forward and recomputation).
     """
 
     starts: tuple[int, ...]
@@ -53,6 +55,8 @@ class _Segments:
     cout_last: Tensor
     out_rows: np.ndarray
     compact: bool
+    local_state: Optional[Tensor] = None
+    local_msg: Optional[Tensor] = None
 
     @property
     def count(self) -> int:
@@ -106,15 +110,17 @@ def _cut(program: "_Program", rows: Sequence[int], device: torch.device) -> _Seg
         array each (few large allocations: no heap left full of small holes)."""
         if not compact:
             rows = np.arange(n_in, dtype=np.int64)
-            return rows, (t(rows),), ((0, 0, t(rows[:0])),), rows
+            return rows, (t(rows),), ((0, 0, t(rows[:0])),), rows, None
         ends = np.append(P[1:], D)
         cins = []
+        local = np.empty(D, dtype=narrow)
         for s in range(C):
-            r = readers[P[s]:ends[s]]
-            r = r[r < n_in + P[s]]
+            seg_readers = readers[P[s]:ends[s]]
+            r = seg_readers[seg_readers < n_in + P[s]]
             if final is not None and s == C - 1:
                 r = np.concatenate([r, final[final < n_in + P[s]]])
             cins.append(_sorted_unique(r))
+            local[P[s]:ends[s]] = _local(seg_readers, cins[-1], n_in + P[s])
         store = _sorted_unique(np.concatenate(cins + [np.arange(n_in, dtype=np.int64)]))
         counts = np.array([len(c) for c in cins], dtype=np.int64)
         offs = np.concatenate([[0], np.cumsum(counts)])
@@ -127,48 +133,90 @@ def _cut(program: "_Program", rows: Sequence[int], device: torch.device) -> _Seg
         ab = np.stack([np.searchsorted(store, P + n_in), np.searchsorted(store, ends + n_in)], axis=1)
         puts = tuple((int(a), int(b), put_t[a:b]) for a, b in ab.tolist())
         takes = tuple(take_t[offs[s]:offs[s + 1]] for s in range(C))
-        return store, takes, puts, cins[-1]
+        return store, takes, puts, cins[-1], torch.from_numpy(local).to(device)
 
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=narrow)).to(device)  # noqa: E731
-    store_s, take_s, put_s, cin_last = carry(base, ssrc, finals if compact else None)
-    store_m, take_m, put_m, _ = carry(K, msrc, None)
+    store_s, take_s, put_s, cin_last, local_s = carry(base, ssrc, finals if compact else None)
+    store_m, take_m, put_m, _, local_m = carry(K, msrc, None)
     out_rows = _sorted_unique(finals) if compact else np.zeros(0, dtype=np.int64)
     cout_last = t(_local(out_rows, cin_last, base + starts[-1]))
     return _Segments(tuple(int(p) for p in starts), tuple(levels), store_s, store_m, take_s, take_m, put_s, put_m,
-                     cout_last, out_rows, compact)
+                     cout_last, out_rows, compact, local_s, local_m)
 
 
 def _segment_index(program: "_Program", seg: _Segments, s: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """The local (state, message) source rows of segment s's deliveries."""
-    lo = seg.starts[s]
-    hi = seg.starts[s + 1] if s + 1 < seg.count else program.num_deliveries
     if not seg.compact:
         ssrc, msrc = program.on(device)[:2]
         return ssrc, msrc
-    base, K = 1 + program.n_init, program.n_starts
-    ss = _local(program.state_src.numpy()[lo:hi], seg.cin_state(s), base + lo)
-    ms = _local(program.msg_src.numpy()[lo:hi], seg.cin_msg(s), K + lo)
-    return torch.from_numpy(ss).to(device), torch.from_numpy(ms).to(device)
+    lo = seg.starts[s]
+    hi = seg.starts[s + 1] if s + 1 < seg.count else program.num_deliveries
+    return seg.local_state[lo:hi], seg.local_msg[lo:hi]
 
 
-def _run_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc: Tensor, s_in: Tensor,
-                 m_in: Tensor, keep: bool, loop: Optional[FusedLoop] = None) -> tuple[Tensor, Tensor, Optional[Tensor]]:
-    """Forward through one segment: local buffers ``[carried | own rows]`` and (``keep``) the saved activations;
-    level by level with the eager kernel, or all rows in one call of the compiled ``loop``."""
-    c, cm, P = s_in.shape[0], m_in.shape[0], int(ssrc.shape[0])
-    states = s_in.new_empty((c + P, s_in.shape[1]))
-    states[:c] = s_in
-    msgs = m_in.new_empty((cm + P, m_in.shape[1]))
-    msgs[:cm] = m_in
-    act = s_in.new_empty((P, kernel.act_size)) if keep else None
+class _Work:
+    """One run's work space: the local buffers of its largest segment, allocated once, reused by every segment.
+
+    A freshly allocated large tensor costs a page fault per 4 KB page when it is first written
+    (with a 1 MB mmap threshold every large tensor is fresh), so buffers made per segment and
+    pass cost more than the compiled loop's arithmetic on them; one set per run pays that once.
+    :meth:`views` gives segment s's ``states`` (c + P, S), ``msgs`` (cm + P, M) and ``act``
+    (P, A); :meth:`grads` its gradient buffers of the same shapes, zeroed in place. Once a
+    segment's state gradients are taken, their buffer holds the parameter gradients' input rows.
+    """
+
+    def __init__(self, program: "_Program", seg: _Segments, S: int, M: int, A: int, like: Tensor,
+                 keep: bool) -> None:
+        D = program.num_deliveries
+        if seg.compact:
+            ends = seg.starts[1:] + (D,)
+            self.sizes = [(int(seg.take_state[s].shape[0]), int(seg.take_msg[s].shape[0]), e - a)
+                          for s, (a, e) in enumerate(zip(seg.starts, ends))]
+        else:
+            self.sizes = [(1 + program.n_init, program.n_starts, D)]
+        self.states = like.new_empty((max(c + p for c, _, p in self.sizes), S))
+        self.msgs = like.new_empty((max(cm + p for _, cm, p in self.sizes), M))
+        self.act = like.new_empty((max(p for _, _, p in self.sizes), A)) if keep else None
+        self._grads: Optional[tuple[Tensor, Tensor]] = None
+
+    def views(self, s: int) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+        c, cm, P = self.sizes[s]
+        return self.states[:c + P], self.msgs[:cm + P], None if self.act is None else self.act[:P]
+
+    def grads(self, s: int) -> tuple[Tensor, Tensor]:
+        if self._grads is None:
+            self._grads = (torch.empty_like(self.states), torch.empty_like(self.msgs))
+        c, cm, P = self.sizes[s]
+        return self._grads[0][:c + P].zero_(), self._grads[1][:cm + P].zero_()
+
+    def load(self, s: int, stores: Optional[tuple[Tensor, Tensor]], seg: _Segments, s_in: Optional[Tensor] = None,
+             m_in: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+        """Segment s's buffers with its carried-in rows filled in (from the stores, or ``s_in`` / ``m_in``)."""
+        states, msgs, act = self.views(s)
+        c, cm, _ = self.sizes[s]
+        if stores is not None:
+            torch.index_select(stores[0], 0, seg.take_state[s], out=states[:c])
+            torch.index_select(stores[1], 0, seg.take_msg[s], out=msgs[:cm])
+        else:
+            states[:c] = s_in
+            msgs[:cm] = m_in
+        return states, msgs, act
+
+
+def _run_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc: Tensor, states: Tensor,
+                 msgs: Tensor, act: Optional[Tensor], loop: Optional[FusedLoop] = None) -> None:
+    """Forward through one segment in place: ``states`` / ``msgs`` hold the carried-in rows, then one row per
+    delivery (filled here), ``act`` the saved activations (``None``: none kept); level by level with the
+    eager kernel, or all rows in one call of the compiled ``loop``."""
+    P = int(ssrc.shape[0])
+    c, cm = states.shape[0] - P, msgs.shape[0] - P
     if loop is not None:
         loop.forward(states, msgs, ssrc, msrc, act)
-        return states, msgs, act
+        return
     parts = zip(ssrc.split(levels), msrc.split(levels), states[c:].split(levels), msgs[cm:].split(levels),
                 act.split(levels) if act is not None else [None] * len(levels))
     for ss, ms, new, out, a in parts:
         kernel.forward(states.index_select(0, ss), msgs.index_select(0, ms), new, out, a)
-    return states, msgs, act
 
 
 def _i64(index: Tensor) -> Tensor:
@@ -183,10 +231,15 @@ PARAM_CHUNK = 1 << 15
 
 def _back_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msrc: Tensor, states: Tensor,
                   msgs: Tensor, act: Tensor, g_states: Tensor, g_msgs: Tensor, grads: dict,
-                  loop: Optional[FusedLoop] = None) -> None:
+                  loop: Optional[FusedLoop] = None, take: Optional[Callable[[], None]] = None) -> None:
     """Backward through one segment (levels in reverse, or rows in reverse in one call of the compiled
-    ``loop``); input gradients are scatter-added in place, then the parameter gradients are added."""
-    c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
+    ``loop``); input gradients are scatter-added in place, then the parameter gradients are added.
+
+    ``take``: called once the input gradients are complete; after it ``g_states`` is not read again,
+    so its buffer holds the parameter gradients' gathered input rows (no buffer of their own: a
+    segment's work space is the peak of a run). Without it the rows are gathered into fresh tensors."""
+    P = act.shape[0]
+    c, cm = states.shape[0] - P, msgs.shape[0] - P
     if loop is not None:
         loop.backward(states, msgs, ssrc, msrc, act, g_states, g_msgs)
     else:
@@ -197,18 +250,31 @@ def _back_segment(kernel: StepKernel, levels: tuple[int, ...], ssrc: Tensor, msr
             g_h, g_m = kernel.backward(states.index_select(0, ss), msgs.index_select(0, ms), new, a, gn, go)
             g_states.index_add_(0, ss, g_h)
             g_msgs.index_add_(0, ms, g_m)
-    for lo in range(0, act.shape[0], PARAM_CHUNK):  # parameter gradients: large products, bounded temporaries
-        hi = min(lo + PARAM_CHUNK, act.shape[0])
-        kernel.param_grads(states.index_select(0, ssrc[lo:hi]), msgs.index_select(0, msrc[lo:hi]),
-                           states[c + lo: c + hi], act[lo:hi], g_msgs[cm + lo: cm + hi], grads)
+    S, M = states.shape[1], msgs.shape[1]
+    chunk = PARAM_CHUNK
+    if take is not None:
+        take()
+        flat = g_states.view(-1)
+        chunk = max(1, min(chunk, flat.numel() // (S + M)))
+    for lo in range(0, P, chunk):  # parameter gradients: large products, bounded temporaries
+        hi = min(lo + chunk, P)
+        if take is None:
+            h, m = states.index_select(0, ssrc[lo:hi]), msgs.index_select(0, msrc[lo:hi])
+        else:
+            k = hi - lo
+            h = torch.index_select(states, 0, ssrc[lo:hi], out=flat[:k * S].view(k, S))
+            m = torch.index_select(msgs, 0, msrc[lo:hi], out=flat[k * S:k * (S + M)].view(k, M))
+        kernel.param_grads(h, m, states[c + lo: c + hi], act[lo:hi], g_msgs[cm + lo: cm + hi], grads)
 
 
 def _forward_segments(kernel: StepKernel, program: "_Program", seg: _Segments, init_states: Tensor,
                       start_msgs: Tensor, device: torch.device, build: bool,
-                      loop: Optional[FusedLoop] = None) -> tuple[Tensor, tuple, tuple]:
-    """All segments forward; fills the checkpoint stores (each carried row once) and keeps the last one's work."""
+                      loop: Optional[FusedLoop] = None) -> tuple[Tensor, tuple, tuple, _Work]:
+    """All segments forward in one reused work space; fills the checkpoint stores (each carried row once)
+    and keeps the last segment's work (with ``build``, its activations too)."""
     s_in = torch.cat([init_states.new_zeros((1, init_states.shape[1])), init_states.detach()])
     m_in = start_msgs.detach()
+    work = _Work(program, seg, s_in.shape[1], m_in.shape[1], kernel.act_size, s_in, build)
     stores = None
     if seg.compact:
         stores = (s_in.new_empty((len(seg.store_state), s_in.shape[1])),
@@ -217,11 +283,9 @@ def _forward_segments(kernel: StepKernel, program: "_Program", seg: _Segments, i
         stores[1][:m_in.shape[0]] = m_in
     for s in range(seg.count):
         last = s == seg.count - 1
-        if seg.compact:
-            s_in, m_in = (stores[0].index_select(0, seg.take_state[s]), stores[1].index_select(0, seg.take_msg[s]))
+        states, msgs, act = work.load(s, stores, seg, s_in, m_in)
         ssrc, msrc = _segment_index(program, seg, s, device)
-        states, msgs, act = _run_segment(kernel, seg.levels[s], ssrc, msrc, s_in, m_in, keep=build and last,
-                                         loop=loop)
+        _run_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act if last else None, loop)
         if not last:
             for store, (a, b, local), buf in ((stores[0], seg.put_state[s], states), (stores[1], seg.put_msg[s], msgs)):
                 if b > a:
@@ -230,87 +294,100 @@ def _forward_segments(kernel: StepKernel, program: "_Program", seg: _Segments, i
         out = torch.cat([states.new_zeros((1, states.shape[1])), states.index_select(0, seg.cout_last)])
     else:
         out = states
-    return out, stores, (states, msgs, act, ssrc, msrc)
+    return out, stores, (states, msgs, act, ssrc, msrc), work
 
 
 class _LevelUnroll(torch.autograd.Function):
     """Levels with hand-written steps (eager kernels, or the compiled ``loop``); backward recomputes each
-    segment from the checkpoint stores (BPTT)."""
+    segment from the checkpoint stores (BPTT). Every segment works in the one :class:`_Work` of the run;
+    state and message gradients are accumulated in place (in its gradient buffers and the gradient stores)."""
 
     @staticmethod
     def forward(ctx, kernel, loop, program, seg, device, init_states, start_msgs, *params):  # type: ignore[override]
-        out, stores, last = _forward_segments(kernel, program, seg, init_states, start_msgs, device, True, loop)
-        ctx.work = (kernel, loop, program, seg, device, stores, last)
+        out, stores, last, work = _forward_segments(kernel, program, seg, init_states, start_msgs, device, True,
+                                                    loop)
+        ctx.work = (kernel, loop, program, seg, device, stores, last, work)
         return out
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
-        kernel, loop, program, seg, device, stores, last = ctx.work
+        kernel, loop, program, seg, device, stores, last, work = ctx.work
         ctx.work = None
         grads: dict = {}
         C = seg.count
         if seg.compact:
             # gradients of the stored rows: every segment that reads a carried row adds its part
-            g_store = (stores[0].new_zeros(stores[0].shape), stores[1].new_zeros(stores[1].shape))
+            g_store = (torch.zeros_like(stores[0]), torch.zeros_like(stores[1]))
         for s in reversed(range(C)):
             if s == C - 1:
                 states, msgs, act, ssrc, msrc = last
                 last = None
             else:
                 ssrc, msrc = _segment_index(program, seg, s, device)
-                s_in = stores[0].index_select(0, seg.take_state[s])
-                m_in = stores[1].index_select(0, seg.take_msg[s])
-                states, msgs, act = _run_segment(kernel, seg.levels[s], ssrc, msrc, s_in, m_in, keep=True, loop=loop)
-                del s_in, m_in
+                states, msgs, act = work.load(s, stores, seg)
+                _run_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, loop)
+            gs, gm = work.grads(s)
             if not seg.compact:
-                gs = g_out.contiguous().clone()
-                gm = msgs.new_zeros(msgs.shape)
-            else:
-                gs = states.new_zeros(states.shape)
-                gm = msgs.new_zeros(msgs.shape)
-                if s == C - 1:
-                    gs.index_add_(0, _i64(seg.cout_last), g_out[1:])
-                else:   # rows made here and read later: their gradients are complete (later segments are done)
-                    for g, g_st, (a, b, local) in ((gs, g_store[0], seg.put_state[s]),
-                                                   (gm, g_store[1], seg.put_msg[s])):
-                        if b > a:
-                            g.index_add_(0, _i64(local), g_st[a:b])
-            _back_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, gs, gm, grads, loop)
+                gs.copy_(g_out)
+            elif s == C - 1:
+                gs.index_add_(0, _i64(seg.cout_last), g_out[1:])
+            else:   # rows made here and read later: their gradients are complete (later segments are done)
+                for g, g_st, (a, b, local) in ((gs, g_store[0], seg.put_state[s]), (gm, g_store[1], seg.put_msg[s])):
+                    if b > a:
+                        g.index_add_(0, _i64(local), g_st[a:b])
+            c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
             if seg.compact:
-                c, cm = states.shape[0] - act.shape[0], msgs.shape[0] - act.shape[0]
-                g_store[0].index_add_(0, _i64(seg.take_state[s]), gs[:c])
-                g_store[1].index_add_(0, _i64(seg.take_msg[s]), gm[:cm])
-            del states, msgs, act
-            if s:
-                del gs, gm
-        base, K = 1 + program.n_init, program.n_starts
+                def take(s=s, gs=gs, gm=gm, c=c, cm=cm):   # the carried-in rows' gradients go to the stores
+                    g_store[0].index_add_(0, _i64(seg.take_state[s]), gs[:c])
+                    g_store[1].index_add_(0, _i64(seg.take_msg[s]), gm[:cm])
+            else:   # one segment: its gradient buffers are the result
+                take = None
+            _back_segment(kernel, seg.levels[s], ssrc, msrc, states, msgs, act, gs, gm, grads, loop, take)
         if seg.compact:
-            g_init, g_msgs = g_store[0][1:base], g_store[1][:K]
+            g_init, g_msgs = g_store[0][1:1 + program.n_init], g_store[1][:program.n_starts]
         else:
-            g_init, g_msgs = gs[1:base], gm[:K]
+            g_init, g_msgs = gs[1:1 + program.n_init], gm[:program.n_starts]
         p_grads = [grads.get(id(p)) if p.requires_grad else None for p in kernel.params]
         return (None, None, None, None, None, g_init, g_msgs, *p_grads)
 
 
-#: Above this many bytes of per-delivery work space a level program is cut into segments.
+#: Above this many bytes of per-delivery work space a level program is cut into segments (eager loop).
 SEGMENT_BYTES = 256 << 20
 
+#: The compiled loop: above this many bytes of work space a program is cut, into segments whose saved
+#: activations take about ``FUSED_ACT_BYTES`` each.
+FUSED_SEGMENT_BYTES = 32 << 20
+FUSED_ACT_BYTES = 4 << 20
 
-def segment_plan(program: _Program, cell: AMPCell, dtype: torch.dtype) -> tuple[int, ...]:
-    """Auto segment sizes: one segment when its work space fits ``SEGMENT_BYTES``, else segments of R rows.
+
+def segment_plan(program: _Program, cell: AMPCell, dtype: torch.dtype, fused: bool = False) -> tuple[int, ...]:
+    """Auto segment sizes: one segment when its work space fits, else segments of R rows.
 
     Work space per delivery of a segment: state and message rows, saved activations and
     the rows' gradients, ``W = (2 S + 2 M + A) x itemsize``. The checkpoint stores keep
     each carried row once however many cuts it crosses, and a segment carries in only the
     rows it reads, so a cut costs little (its int32 index arrays, a few bytes per row
-    read across it): the work space of one segment, ``R W``, is held to
-    ``SEGMENT_BYTES / 16`` (16 MB: R = 18,724 rows for AMP-GRU h32 m16 in float32).
+    read across it).
+
+    Eager loop: one segment while ``D W <= SEGMENT_BYTES`` (256 MB), else a work space of
+    ``SEGMENT_BYTES / 16`` per segment (16 MB: R = 18,724 rows for AMP-GRU h32 m16 in float32);
+    the recomputation of a segment costs as much as its first forward pass, so it is avoided
+    where memory allows. Compiled loop: its forward pass is cheap, so memory decides: one
+    segment only while ``D W <= FUSED_SEGMENT_BYTES`` (32 MB), else segments whose activations
+    take ``FUSED_ACT_BYTES`` (8 MB: R = 16,384 rows for that cell), so the peak stays near the
+    stores' few hundred bytes per delivery (PubMed's 197k deliveries: about 230 B instead of
+    1.2 kB), and one segment's work (~14 MB) stays in the last-level cache between its
+    recomputation and its backward pass.
     """
     kernel = kernel_for(cell)
     S, M, A = cell.state_size, cell.msg_size, kernel.act_size if kernel is not None else 0
     item = torch.empty(0, dtype=dtype).element_size()
     W = (2 * S + 2 * M + A) * item
     D = program.num_deliveries
+    if fused:
+        if D * W <= FUSED_SEGMENT_BYTES:
+            return (D,)
+        return (max(1 << 12, FUSED_ACT_BYTES // max(A * item, 1)),)
     if D * W <= SEGMENT_BYTES:
         return (D,)
     return (max(1 << 12, SEGMENT_BYTES // 16 // W),)

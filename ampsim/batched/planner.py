@@ -36,6 +36,7 @@ import hashlib
 import heapq
 from array import array
 import math
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import chain
@@ -211,11 +212,27 @@ def runs_key(runs: Sequence[tuple[tuple[int, ...], int]], with_seeds: bool) -> s
 
 
 def neighbour_hash(graph: Graph) -> str:
-    """SHA-256 of a graph's size and sorted neighbour lists (what a schedule depends on)."""
-    h = hashlib.sha256(str(graph.num_nodes).encode())
-    for u, nb in enumerate(graph.neighbors):
-        h.update(f";{u}:{','.join(map(str, nb))}".encode())
-    return h.hexdigest()
+    """SHA-256 of a graph's size and sorted neighbour lists (what a schedule depends on), from its CSR arrays;
+    memoised per graph object (a :class:`Graph` is immutable), as the arrays are."""
+    memo = _graph_memo(graph)
+    if "hash" not in memo:
+        indptr, indices, _ = _csr(graph)
+        h = hashlib.sha256(f"{graph.num_nodes};".encode())
+        h.update(indptr.tobytes())
+        h.update(indices.tobytes())
+        memo["hash"] = h.hexdigest()
+    return memo["hash"]
+
+
+#: per graph object: its CSR arrays and neighbour hash (a large graph's cost ~0.3 s per call in Python)
+_GRAPH_MEMO: "weakref.WeakKeyDictionary[Graph, dict]" = weakref.WeakKeyDictionary()
+
+
+def _graph_memo(graph: Graph) -> dict:
+    memo = _GRAPH_MEMO.get(graph)
+    if memo is None:
+        memo = _GRAPH_MEMO[graph] = {}
+    return memo
 
 
 def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
@@ -251,7 +268,7 @@ def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
                 csr = _csr(graph)
             cols, done, copies = _plan_waves(csr, model, pairs, slot_base, budget, ties)
         elif isinstance(model, Uniform) and ties == "msg_id" and not fifo and not loss and rule is None:
-            native = _native()
+            native = _native() if budget < 2 ** 31 - 1 else None
             if native is not None:
                 if csr is None:
                     csr = _csr(graph)
@@ -267,9 +284,13 @@ def plan(graph: Graph, runs: Sequence[tuple[Sequence[int], int]], budget: int,
         cause[cause >= 0] += offset
         prev[prev >= 0] += offset
         # the last delivery at each node: last occurrence in processing order
-        rev = node[::-1]
-        uniq, first_rev = np.unique(rev, return_index=True)
-        final[r, uniq] = offset + len(node) - 1 - first_rev
+        if "final" in cols:
+            last = cols.pop("final")
+            final[r] = np.where(last >= 0, last + offset, -1)
+        else:
+            rev = node[::-1]
+            uniq, first_rev = np.unique(rev, return_index=True)
+            final[r, uniq] = offset + len(node) - 1 - first_rev
         cols["run"] = np.full(len(node), r, dtype=np.int32)
         parts.append(cols)
         offset += len(node)
@@ -293,12 +314,18 @@ WAVES_MIN_BUDGET = 256
 
 
 def _csr(graph: Graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indptr, indices, degree) of the graph's sorted neighbour lists."""
-    deg = np.fromiter(map(len, graph.neighbors), dtype=np.int64, count=graph.num_nodes)
-    indptr = np.zeros(graph.num_nodes + 1, dtype=np.int64)
-    np.cumsum(deg, out=indptr[1:])
-    indices = np.fromiter(chain.from_iterable(graph.neighbors), dtype=np.int64, count=int(indptr[-1]))
-    return indptr, indices, deg
+    """(indptr, indices, degree) of the graph's sorted neighbour lists; built once per graph object
+    (read-only arrays)."""
+    memo = _graph_memo(graph)
+    if "csr" not in memo:
+        deg = np.fromiter(map(len, graph.neighbors), dtype=np.int64, count=graph.num_nodes)
+        indptr = np.zeros(graph.num_nodes + 1, dtype=np.int64)
+        np.cumsum(deg, out=indptr[1:])
+        indices = np.fromiter(chain.from_iterable(graph.neighbors), dtype=np.int64, count=int(indptr[-1]))
+        for a in (deg, indptr, indices):
+            a.setflags(write=False)
+        memo["csr"] = (indptr, indices, deg)
+    return memo["csr"]
 
 
 def _plan_waves(csr, model: Constant, pairs, slot_base: int, budget: int, ties: str) -> tuple[dict, int, int]:
@@ -487,38 +514,57 @@ def _native():
 def _plan_uniform_native(lib, csr, model: Uniform, seed: int, pairs, slot_base: int,
                          budget: int) -> tuple[dict, int, int]:
     """:func:`_plan_uniform` in compiled code: the same deliveries (the same Mersenne Twister draws, from
-    the state of ``stream(seed, "delays")``, and the same float arithmetic), about 20x faster."""
+    the state of ``stream(seed, "delays")``, and the same float arithmetic), some 20x faster. The loop
+    writes the schedule's columns in their final types, each delivery's sender and slot, and each
+    node's last delivery (``"final"``), so Python converts nothing; rows are int32 (``budget`` < 2^31)."""
     import ctypes
 
     from .fused import PlanArgs
 
     indptr, indices, _ = csr
+    n = len(indptr) - 1
     words = stream(seed, "delays").getstate()[1]
     mt = np.asarray(words[:624], dtype=np.uint32)
     starts = np.asarray([v for v, _ in pairs], dtype=np.int64)
     low, high = float(model.low), float(model.high)
     unit = int(low == 0.0 and high == 1.0)
     i64p = ctypes.POINTER(ctypes.c_int64)
-    a = PlanArgs(len(indptr) - 1, len(pairs), budget, indptr.ctypes.data_as(i64p),
-                 indices.ctypes.data_as(i64p), starts.ctypes.data_as(i64p),
-                 mt.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), int(words[624]), unit, low, high)
-    rc = lib.ampsim_plan_uniform(ctypes.byref(a))
+    last = np.empty(n, dtype=np.int32)
+    a = PlanArgs(n, len(pairs), budget, indptr.ctypes.data_as(i64p), indices.ctypes.data_as(i64p),
+                 starts.ctypes.data_as(i64p), mt.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), int(words[624]),
+                 unit, low, high, slot_base)
+    a.last = last.ctypes.data
+    cols: dict = {}
+    cap = min(budget, NATIVE_ROWS)
     try:
-        done = int(a.done)
-        take = lambda p, dt: np.ctypeslib.as_array(p, shape=(done,)).astype(dt, copy=True) if done else \
-            np.zeros(0, dtype=dt)  # noqa: E731
-        if rc != 0:
-            raise DelayError(f"message {a.err_msg} would arrive at its send time {a.err_t!r} (delay {a.err_d!r} "
-                             "is below the clock's resolution); the planner cannot order it")
-        node, mid, cause = take(a.node, np.int64), take(a.msg_id, np.int64), take(a.cause, np.int64)
-        prev, level, time = take(a.prev, np.int64), take(a.level, np.int64), take(a.time, np.float64)
+        while True:
+            grown = {k: np.empty(cap, dtype=dt) for k, dt in _NATIVE_COLUMNS.items()}
+            for k, arr in grown.items():
+                if k in cols:
+                    arr[:a.done] = cols[k][:a.done]
+                setattr(a, k, arr.ctypes.data)
+            cols, a.cap = grown, cap
+            rc = lib.ampsim_plan_uniform(ctypes.byref(a))
+            if rc != 2:
+                break
+            cap = min(budget, 2 * cap)
     finally:
-        lib.ampsim_plan_free(a.owner)
-    src = np.where(cause >= 0, node[np.maximum(cause, 0)], -1)
-    slot = np.where(mid < len(pairs), slot_base + mid, -1)
-    cols = {"node": node, "msg_id": mid, "cause": cause, "prev": prev, "slot": slot, "src": src, "time": time,
-            "level": level}
+        lib.ampsim_plan_free(a.state)
+    if rc == 1:
+        raise DelayError(f"message {a.err_msg} would arrive at its send time {a.err_t!r} (delay {a.err_d!r} "
+                         "is below the clock's resolution); the planner cannot order it")
+    done = int(a.done)
+    cols = {k: v[:done] for k, v in cols.items()}
+    cols["final"] = last
     return cols, done, int(a.sent)
+
+
+#: Rows the compiled uniform planner's arrays start with (they grow x2 only for a run longer than that).
+NATIVE_ROWS = 1 << 24
+
+#: The compiled uniform planner's columns and their types (the schedule's).
+_NATIVE_COLUMNS = {"node": np.int32, "msg_id": np.int64, "cause": np.int32, "prev": np.int32, "slot": np.int32,
+                   "src": np.int32, "level": np.int32, "time": np.float64}
 
 
 class PlanCache:

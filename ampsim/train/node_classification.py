@@ -222,8 +222,12 @@ class AMPNodeClassifier(nn.Module):
             glorot(self.embed, generator)
 
     def _mean_states(self, data: GraphData, executor, run: RunSpec, budget: int, delay: str, loss: float) -> Tensor:
-        """Every node's output averaged over its own states in the run (start state included)."""
-        out = executor.unroll(self.cell, [data], [[run.starts]], [[run.seed]], run.messages, budget, delay, loss=loss)
+        """Every node's output averaged over its own states in the run (start state included).
+
+        ``history=True``: the readout walks every state row (``Unrolled.back``), which a checkpointed
+        run does not keep, so the run is never cut into segments, whatever its size."""
+        out = executor.unroll(self.cell, [data], [[run.starts]], [[run.seed]], run.messages, budget, delay, loss=loss,
+                              history=True)
         rows = out.final_rows
         total = self.cell.output(out.states.index_select(0, rows))
         count = torch.ones(rows.shape[0], 1, dtype=total.dtype)

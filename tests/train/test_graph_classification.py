@@ -78,6 +78,8 @@ def test_skip_readout_keeps_every_state_when_the_auto_plan_would_checkpoint(monk
     graphs = [ds[i] for i in range(60)]
     whole = model(graphs, BatchedExecutor(segment_rows=0))
     monkeypatch.setattr(bx, "SEGMENT_BYTES", 1024)
+    monkeypatch.setattr(bx, "FUSED_SEGMENT_BYTES", 1024)
+    monkeypatch.setattr(bx, "FUSED_ACT_BYTES", 1024)
     auto = BatchedExecutor(dedup=False)  # every distinct row too: over the smallest segment
     torch.testing.assert_close(model(graphs, auto), whole)
     assert not auto.last.compact

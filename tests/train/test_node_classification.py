@@ -336,3 +336,19 @@ def test_summary_rows_of_the_wave_models(tmp_path):
     assert ("* AMP-Mean@uniform: 5 epochs, hidden 32, norm sym, 2 waves, lr 0.01, dropout 0.5, budget 12.0n "
             "deliveries (deliveries per run: —), 6.0 s per epoch") in md
     assert "* AMP-Att: 5 epochs, hidden 32 x 8 heads, 2 waves, lr 0.01, dropout 0.5" in md
+
+
+def test_mean_readout_reads_every_state_when_the_auto_plan_would_checkpoint(monkeypatch):
+    import ampsim.batched.levels as lv
+    from ampsim.batched import BatchedExecutor
+
+    task = small_task()
+    model = AMPNodeClassifier("gru", 3, 4, 2, msg_size=3, dropout=0.0, readout="mean")
+    model.reset(torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = model(task.graph, task.features, BatchedExecutor(segment_rows=0), 6000, "uniform", 5)
+        for name in ("SEGMENT_BYTES", "FUSED_SEGMENT_BYTES", "FUSED_ACT_BYTES"):   # 6000 deliveries: 2 segments
+            monkeypatch.setattr(lv, name, 1024)
+        auto = BatchedExecutor()
+        torch.testing.assert_close(model(task.graph, task.features, auto, 6000, "uniform", 5), whole)
+    assert not auto.last.compact

@@ -6,9 +6,15 @@
 // Python's random.Random (MT19937, random() = 53-bit draw from two 32-bit words), whose state the
 // caller passes: d = 1 - random() for U(0, 1], else high - (high - low) * random(). The products are
 // kept apart from the sums (no fused multiply-add) so that every arrival time equals Python's.
+//
+// The schedule's columns are written straight into the caller's arrays in their final types (int32
+// rows, int64 msg_id, float64 time), with each delivery's sender and start slot and each node's last
+// delivery, so nothing is converted or recomputed in Python. When the arrays are full before the
+// budget, the call returns 2 and keeps its state: the caller passes larger arrays holding the rows so
+// far and calls again (the run goes on where it stopped).
+#include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <queue>
 #include <utility>
 #include <vector>
 
@@ -47,82 +53,122 @@ struct PlanArgs {
     int64_t mt_pos;
     int64_t unit;            // 1: d = 1 - random(); 0: d = high - (high - low) * random()
     double low, high;
-    // outputs, (done,) each: owned by the library until ampsim_plan_free(owner)
-    int64_t* node;
+    int64_t slot_base;       // the start slot of msg_id 0
+    int64_t cap;             // rows the output arrays hold
+    // outputs, (cap,) each; rows 0..done-1 are the deliveries so far
+    int32_t* node;
     int64_t* msg_id;
-    int64_t* cause;
-    int64_t* prev;
-    int64_t* level;
+    int32_t* cause;
+    int32_t* prev;
+    int32_t* slot;
+    int32_t* src;
+    int32_t* level;
     double* time;
-    void* owner;
+    int32_t* last;           // (n,) each node's last delivery (-1: none)
+    void* state;             // null on the first call; ampsim_plan_free(state) after the last
     // results
     int64_t done, sent;
     int64_t err_msg;         // -1, or the msg_id of a copy that would arrive at its send time
     double err_t, err_d;
 };
 
-struct Out {
-    std::vector<int64_t> node, msg_id, cause, prev, level;
-    std::vector<double> time;
+// A copy in flight: (arrival, sender delivery, index within the sender's broadcast); a start copy has
+// sender -1 and its start index. Ordered by (arrival, sender, index), which is (arrival, msg_id): msg_ids
+// are given in send order, i.e. by sender in processing order, then by neighbour.
+struct Item {
+    double t;
+    int32_t cause, j;
+    bool operator>(const Item& o) const {
+        return t != o.t ? t > o.t : cause != o.cause ? cause > o.cause : j > o.j;
+    }
 };
+
+// A calendar: the heap holds the copies of the current time bucket (bucket = floor(arrival * inv),
+// monotone in the arrival, so the pop order is the one heap's); later ones wait in a ring of buckets
+// (a copy arrives at most `high` after the current time: within NB buckets). A bucket's vector and
+// the heap's swap storage when the bucket becomes current, so their capacity is reused.
+//
+// Copies that cannot be delivered within the budget are not kept: when the copies in the buckets before
+// bucket `stop` are at least the deliveries left, every remaining delivery takes one of them (each
+// takes the earliest copy, and those arrive before anything in `stop` or later), so the copies of
+// `stop` and later buckets are dropped (still sent: their msg_ids and draws count). Without this a run
+// whose copies multiply (PubMed: 22 copies sent per delivery) keeps every copy sent until the budget.
+struct State {
+    MT rng;
+    std::vector<Item> heap;
+    std::vector<std::vector<Item>> ring;
+    int64_t cur = 0, next_id = 0;
+    bool capped = false;     // until then every copy is kept (stop = cur + NB)
+    int64_t stop = 0;        // once capped: copies of buckets >= stop are dropped
+    int64_t before = 0;      // copies kept in buckets cur..stop-1 (the heap included)
+    std::vector<int64_t> first;   // per delivery: the msg_id of its first copy
+};
+
+constexpr int64_t NB = 516;
 
 }  // namespace
 
-extern "C" void ampsim_plan_free(void* owner) { delete static_cast<Out*>(owner); }
+extern "C" void ampsim_plan_free(void* state) { delete static_cast<State*>(state); }
 
 extern "C" int ampsim_plan_uniform(PlanArgs* a) {
-    MT rng;
-    for (int i = 0; i < 624; ++i) rng.mt[i] = a->mt[i];
-    rng.idx = static_cast<int>(a->mt_pos);
-    const double width = a->high - a->low;
-    using Item = std::pair<double, int64_t>;
-    std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
-    // a calendar: the heap holds the copies of the current time bucket (bucket = floor(arrival * inv),
-    // monotone in the arrival, so the pop order is the one heap's), later ones wait in a ring of buckets
-    // (a copy arrives at most `high` after the current time: within NB buckets); the heap stays small
-    const double inv = 512.0 / a->high;
-    const int64_t NB = 516;
-    std::vector<std::vector<Item>> ring(NB);
-    int64_t cur = 0, waiting = 0;
-    std::vector<int64_t> c_dst, c_cause;
-    for (int64_t j = 0; j < a->k; ++j) {
-        heap.emplace(0.0, j);
-        c_dst.push_back(a->starts[j]);
-        c_cause.push_back(-1);
+    State* st = static_cast<State*>(a->state);
+    const std::greater<Item> later;
+    if (!st) {
+        st = new State();
+        a->state = st;
+        for (int i = 0; i < 624; ++i) st->rng.mt[i] = a->mt[i];
+        st->rng.idx = static_cast<int>(a->mt_pos);
+        st->ring.resize(NB);
+        for (int64_t j = 0; j < a->k; ++j) st->heap.push_back(Item{0.0, -1, static_cast<int32_t>(j)});
+        std::make_heap(st->heap.begin(), st->heap.end(), later);
+        st->next_id = a->k;
+        st->before = a->k;
+        std::fill(a->last, a->last + a->n, -1);
+        a->done = 0;
+        a->err_msg = -1;
+        st->first.reserve(static_cast<size_t>(std::min<int64_t>(a->budget, int64_t(1) << 24)));
     }
-    std::vector<int64_t> last(static_cast<size_t>(a->n), -1);
-    int64_t next_id = a->k, done = 0;
-    a->err_msg = -1;
-    Out* out = new Out();
-    a->owner = out;
-    std::vector<int64_t>& level = out->level;
-    const size_t expect = static_cast<size_t>(a->budget < (1 << 24) ? a->budget : (1 << 24));
-    for (auto* v : {&out->node, &out->msg_id, &out->cause, &out->prev, &level}) v->reserve(expect);
-    out->time.reserve(expect);
+    MT& rng = st->rng;
+    std::vector<Item>& heap = st->heap;
+    const double width = a->high - a->low;
+    const double inv = 512.0 / a->high;
+    int64_t done = a->done, next_id = st->next_id;
+    int rc = 0;
     while (done < a->budget) {
         if (heap.empty()) {
-            if (!waiting) break;
-            do { ++cur; } while (ring[cur % NB].empty());
-            std::vector<Item>& bk = ring[cur % NB];
-            waiting -= static_cast<int64_t>(bk.size());
-            heap = std::priority_queue<Item, std::vector<Item>, std::greater<Item>>(std::greater<Item>(), std::move(bk));
-            bk = std::vector<Item>();
+            if (!st->before) break;   // nothing kept before `stop`: nothing is in flight
+            do { ++st->cur; } while (st->ring[st->cur % NB].empty());
+            heap.swap(st->ring[st->cur % NB]);
+            std::make_heap(heap.begin(), heap.end(), later);
         }
-        const Item top = heap.top();
-        heap.pop();
-        const double t = top.first;
-        const int64_t mid = top.second;
-        const int64_t v = c_dst[mid], cause = c_cause[mid], p = last[v];
-        const int64_t lc = cause >= 0 ? level[cause] : -1;
-        const int64_t lp = p >= 0 ? level[p] : -1;
-        out->node.push_back(v);
-        out->msg_id.push_back(mid);
-        out->cause.push_back(cause);
-        out->prev.push_back(p);
-        out->time.push_back(t);
-        level.push_back(1 + (lc > lp ? lc : lp));
-        last[v] = done;
-        for (int64_t e = a->indptr[v]; e < a->indptr[v + 1]; ++e) {
+        if (done == a->cap) {
+            rc = 2;
+            break;
+        }
+        std::pop_heap(heap.begin(), heap.end(), later);
+        const Item top = heap.back();
+        heap.pop_back();
+        --st->before;
+        const double t = top.t;
+        const int32_t cause = top.cause;
+        const int64_t mid = cause >= 0 ? st->first[cause] + top.j : top.j;
+        const int32_t v = static_cast<int32_t>(cause >= 0 ? a->indices[a->indptr[a->node[cause]] + top.j]
+                                                          : a->starts[top.j]);
+        const int32_t p = a->last[v];
+        const int32_t lc = cause >= 0 ? a->level[cause] : -1;
+        const int32_t lp = p >= 0 ? a->level[p] : -1;
+        a->node[done] = v;
+        a->msg_id[done] = mid;
+        a->cause[done] = cause;
+        a->prev[done] = p;
+        a->slot[done] = cause < 0 ? static_cast<int32_t>(a->slot_base + top.j) : -1;
+        a->src[done] = cause >= 0 ? a->node[cause] : -1;
+        a->time[done] = t;
+        a->level[done] = 1 + (lc > lp ? lc : lp);
+        a->last[v] = static_cast<int32_t>(done);
+        st->first.push_back(next_id);
+        const int64_t e0 = a->indptr[v], e1 = a->indptr[v + 1];
+        for (int64_t e = e0; e < e1; ++e) {
             const double u = rng.random();
             double d;
             if (a->unit) {
@@ -139,26 +185,38 @@ extern "C" int ampsim_plan_uniform(PlanArgs* a) {
                 break;
             }
             const int64_t b = static_cast<int64_t>(ta * inv);
-            if (b <= cur) {
-                heap.emplace(ta, next_id);
-            } else {
-                ring[b % NB].emplace_back(ta, next_id);
-                ++waiting;
+            const Item it{ta, static_cast<int32_t>(done), static_cast<int32_t>(e - e0)};
+            if (b <= st->cur) {
+                heap.push_back(it);
+                std::push_heap(heap.begin(), heap.end(), later);
+                ++st->before;
+            } else if (!st->capped || b < st->stop) {
+                st->ring[b % NB].push_back(it);
+                ++st->before;
             }
-            c_dst.push_back(a->indices[e]);
-            c_cause.push_back(done);
             ++next_id;
         }
-        if (a->err_msg >= 0) break;
+        if (a->err_msg >= 0) {
+            rc = 1;
+            break;
+        }
         ++done;
+        // lower `stop` while the buckets before its last one still hold a copy for every delivery left
+        const int64_t left = a->budget - done;
+        if (!st->capped && st->before >= left) {
+            st->capped = true;
+            st->stop = st->cur + NB;
+        }
+        while (st->capped && st->stop - 1 > st->cur) {
+            std::vector<Item>& bk = st->ring[(st->stop - 1) % NB];
+            if (st->before - static_cast<int64_t>(bk.size()) < left) break;
+            st->before -= static_cast<int64_t>(bk.size());
+            std::vector<Item>().swap(bk);
+            --st->stop;
+        }
     }
+    st->next_id = next_id;
     a->done = done;
     a->sent = next_id;
-    a->node = out->node.data();
-    a->msg_id = out->msg_id.data();
-    a->cause = out->cause.data();
-    a->prev = out->prev.data();
-    a->level = out->level.data();
-    a->time = out->time.data();
-    return a->err_msg >= 0 ? 1 : 0;
+    return rc;
 }
