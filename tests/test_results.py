@@ -108,3 +108,16 @@ def test_figure4_from_its_command(tmp_path):
     published = (RESULTS / "figure4.md").read_text(encoding="utf-8")
     ours = (tmp_path / "figure4.md").read_text(encoding="utf-8").replace(str(tmp_path / "figure4"), "results/figure4")
     assert ours == published
+
+
+def test_pubmed_from_its_packed_runs(tmp_path):
+    """The accuracy rows from the packed seeds; the timing tables as published (timings are not rerun)."""
+    import json
+
+    from ampsim.train import pubmed
+
+    published = json.loads((RESULTS / "pubmed.json").read_text(encoding="utf-8"))
+    s = pubmed.summary(pubmed.pubmed_task(), str(RESULTS / "pubmed_runs.jsonl.gz"), published["timing"])
+    pubmed.write_tables(str(tmp_path / "pubmed"), s)
+    _same(tmp_path / "pubmed.json", "pubmed.json")
+    _same(tmp_path / "pubmed.md", "pubmed.md")

@@ -52,7 +52,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("figure6", "tables", "Figure 6, three parity problems at once: run | render | pack"),
     ("gate", "tables", "learned emission gate vs always emit: run | render | pack"),
     ("table4", "table4", "Table 4, graph classification on TU data sets: run | render"),
-    ("nodes", "nodes", "node classification on Cora / CiteSeer, AMP and GCN: run | render"),
+    ("nodes", "nodes", "node classification on Cora / CiteSeer, AMP and GCN: run | render | pubmed"),
     ("figure4", "theory", "Figure 4 by execution: which starts random cells separate"),
     ("delays", "theory", "random vs constant delays in training: run | gradients | summarize"),
     ("reaction", "theory", "Figure 3's relays and AMP-Iter's halting drops, with pictures"),

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..cells.aggregate import feature_product
 
-__all__ = ["GCN", "GAT", "gcn_adjacency", "self_loop_edges", "dropout", "glorot"]
+__all__ = ["GCN", "GAT", "gcn_adjacency", "identity_adjacency", "self_loop_edges", "dropout", "glorot"]
 
 
 def dropout(x: Tensor, p: float, generator: Optional[torch.Generator]) -> Tensor:
@@ -59,6 +59,13 @@ def gcn_adjacency(edge_index: Tensor, n: int) -> Tensor:
     inv = deg.pow(-0.5)
     values = inv[idx[0]] * inv[idx[1]]
     return torch.sparse_coo_tensor(idx, values, (n, n), check_invariants=False).coalesce()
+
+
+def identity_adjacency(n: int) -> Tensor:
+    """``I`` (n, n) as a sparse COO tensor: the :class:`GCN` on it is a two-layer MLP (no neighbours)."""
+    loops = torch.arange(n)
+    return torch.sparse_coo_tensor(torch.stack([loops, loops]), torch.ones(n), (n, n), is_coalesced=True,
+                                   check_invariants=False)
 
 
 def self_loop_edges(edge_index: Tensor, n: int) -> Tensor:

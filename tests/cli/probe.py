@@ -112,6 +112,10 @@ CASES: list[list[str]] = [
     ["nodes", "run", "--hidden", "5000"], ["nodes", "run", "--out", "/dev/null", "--epochs", "1", "--seeds", "0"],
     ["nodes", "run", "--datasets", "Nope"], ["nodes", "run", "--seeds", "0-999"], ["nodes", "render", "--out", "missing"],
     ["nodes", "run", "--epochs", "100000000", "--seeds", "0"],
+    ["nodes", "pubmed", "--seeds", "5-2"], ["nodes", "pubmed", "--models", "Nope"], ["nodes", "pubmed", "--epochs", "0"],
+    ["nodes", "pubmed", "--timing-epochs", "-1"], ["nodes", "pubmed", "--timing-features", "100000000"],
+    ["nodes", "pubmed", "--out", "/dev/null"], ["nodes", "pubmed", "--out", "dir"], ["nodes", "pubmed", "--runs", "fifo"],
+    ["nodes", "pubmed", "--runs", "empty.txt"],
     # theory
     ["figure4", "--seeds", "0"], ["figure4", "--seeds", "100000000"], ["figure4", "--seeds", "1", "--out", "dir"],
     ["figure4", "--seeds", "1", "--out", "fifo/x"],  # --out /dev/null (a stem that is a device): tests/cli/test_cli_files.py
