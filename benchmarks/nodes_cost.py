@@ -24,23 +24,18 @@ import time
 import torch
 
 from ampsim.cli.nodes import configs, configure_run
-from ampsim.train.node_classification import BASELINES, DATASETS, MODELS, WAVE_MODELS, Protocol, load_node_task
+from ampsim.train.node_classification import (BASELINES, DATASETS, MODELS, WAVE_MODELS, Protocol, load_node_task,
+                                              train_step)
 
 
 def one_epoch(proto: Protocol, opt: torch.optim.Optimizer, epoch: int) -> float:
-    """Seconds of one protocol epoch: a training step and an evaluation pass."""
-    model = proto.model
+    """Seconds of one protocol epoch: a training step (:func:`train_step`) and an evaluation pass."""
+    seconds = train_step(proto, opt, epoch)
     t = time.perf_counter()
-    model.train()
-    logp = proto.forward(model, [0], [epoch])
-    loss = proto.loss(logp, proto.y[proto.train_nodes]).mean()
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    model.eval()
+    proto.model.eval()
     with torch.no_grad():
-        proto.logp(model, None, 12345)
-    return time.perf_counter() - t
+        proto.logp(proto.model, None, 12345)
+    return seconds + time.perf_counter() - t
 
 
 def measure(dataset: str, models: list[str], delays: list[str], epochs: int, warmup: int) -> list[dict]:

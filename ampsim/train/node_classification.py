@@ -95,6 +95,7 @@ __all__ = [
     "summarize",
     "render_markdown",
     "write_summary",
+    "train_step",
 ]
 
 DATASETS = ("Cora", "CiteSeer")
@@ -748,7 +749,21 @@ def write_summary(root: str, json_path: str = "runs/node_classification.json",
     return summary
 
 
+def train_step(proto: Protocol, opt: torch.optim.Optimizer, seed: int) -> float:
+    """Seconds of one training step of the protocol: forward, loss (with weight decay), backward, Adam step."""
+    model = proto.model
+    t = time.perf_counter()
+    model.train()
+    logp = proto.forward(model, [0], [seed])
+    loss = proto.loss(logp, proto.y[proto.train_nodes]).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return time.perf_counter() - t
+
+
 if __name__ == "__main__":  # `python -m ampsim.train.node_classification ...`: alias of `ampsim nodes run ...`
     from ampsim.cli import alias
 
     raise SystemExit(alias(["nodes", "run"]))
+

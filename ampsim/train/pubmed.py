@@ -56,10 +56,11 @@ from ..data.graphdata import GraphData
 from ..data.planetoid import load_planetoid
 from ..engine.rng import derive_seed
 from ..fileio import write_json, write_text
-from .node_classification import DEFAULTS, NodeConfig, NodeTask, Protocol, _std, finished_results, train_seed
+from .node_classification import (DEFAULTS, NodeConfig, NodeTask, Protocol, _std, finished_results, train_seed,
+                                  train_step)
 
 __all__ = ["FEATURE_NAMES", "ROWS", "EPOCHS", "SPLIT", "TIMING_MODELS", "TIMING_FEATURES", "structural_features",
-           "standardize", "seeded_split", "pubmed_task", "random_features", "row_config", "majority", "train_step",
+           "standardize", "seeded_split", "pubmed_task", "random_features", "row_config", "majority",
            "time_epochs", "train_rows", "summary", "render_markdown", "write_tables"]
 
 FEATURE_NAMES = ("log_degree", "return_2", "return_3", "return_4", "clustering", "nbr_mean_log_degree",
@@ -210,19 +211,6 @@ def train_rows(task: NodeTask, rows: Sequence[str], seeds: Sequence[int], root: 
 
 
 # --------------------------------------------------------------------------- timing
-def train_step(proto: Protocol, opt: torch.optim.Optimizer, seed: int) -> float:
-    """Seconds of one training step of the protocol: forward, loss (with weight decay), backward, Adam step."""
-    model = proto.model
-    t = time.perf_counter()
-    model.train()
-    logp = proto.forward(model, [0], [seed])
-    loss = proto.loss(logp, proto.y[proto.train_nodes]).mean()
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return time.perf_counter() - t
-
-
 def time_epochs(task: NodeTask, models: Sequence[str] = TIMING_MODELS, epochs: int = 5, warmup: int = 1,
                 width: int = TIMING_FEATURES) -> dict:
     """Median seconds per training step of each model on ``task``'s graph with :func:`random_features`, side by
