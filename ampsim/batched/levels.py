@@ -374,10 +374,10 @@ def segment_plan(program: _Program, cell: AMPCell, dtype: torch.dtype, fused: bo
     the recomputation of a segment costs as much as its first forward pass, so it is avoided
     where memory allows. Compiled loop: its forward pass is cheap, so memory decides: one
     segment only while ``D W <= FUSED_SEGMENT_BYTES`` (32 MB), else segments whose activations
-    take ``FUSED_ACT_BYTES`` (8 MB: R = 16,384 rows for that cell), so the peak stays near the
-    stores' few hundred bytes per delivery (PubMed's 197k deliveries: about 230 B instead of
-    1.2 kB), and one segment's work (~14 MB) stays in the last-level cache between its
-    recomputation and its backward pass.
+    take ``FUSED_ACT_BYTES`` (4 MB: R = 8,192 rows for that cell, A = 4 H), so the peak stays near
+    the stores' few hundred bytes per delivery (PubMed's 197k deliveries: 268-318 B instead of
+    1.2 kB), and one segment's work stays in the last-level cache between its recomputation and
+    its backward pass.
     """
     kernel = kernel_for(cell)
     S, M, A = cell.state_size, cell.msg_size, kernel.act_size if kernel is not None else 0

@@ -29,7 +29,6 @@ uniform delays, with loss and with budgets that cut runs.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Optional, Sequence
 
 import numpy as np
@@ -38,7 +37,7 @@ from torch import Tensor
 
 from ..cells.protocol import NodeInputs
 from ..graphs import Graph
-from .planner import PlanCache, start_index
+from .planner import PlanCache, _csr, _graph_memo, start_index
 
 __all__ = ["settles", "settle_runs"]
 
@@ -52,24 +51,14 @@ def settles(cell, messages: Tensor) -> bool:
     return check is None or bool(check(messages))
 
 
-_EDGES: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-
-
-def _edges(graph: Graph, graph_hash: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every directed copy ``(sender, receiver)`` of one broadcast per node: ``v -> u`` for u in N(v)
-    (the last few graphs' arrays are kept, by the hash of their neighbour lists)."""
-    hit = _EDGES.get(graph_hash)
-    if hit is not None:
-        _EDGES.move_to_end(graph_hash)
-        return hit
-    nbrs = graph.neighbors
-    deg = np.fromiter((len(a) for a in nbrs), dtype=np.int64, count=graph.num_nodes)
-    src = np.repeat(np.arange(graph.num_nodes, dtype=np.int64), deg)
-    dst = np.fromiter((u for a in nbrs for u in a), dtype=np.int64, count=int(deg.sum()))
-    _EDGES[graph_hash] = (src, dst)
-    while len(_EDGES) > 8:
-        _EDGES.popitem(last=False)
-    return src, dst
+def _edges(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """Every directed copy ``(sender, receiver)`` of one broadcast per node: ``v -> u`` for u in N(v);
+    from the planner's CSR arrays, kept with them once per graph object."""
+    memo = _graph_memo(graph)
+    if "edges" not in memo:
+        indptr, indices, deg = _csr(graph)
+        memo["edges"] = (np.repeat(np.arange(graph.num_nodes, dtype=np.int64), deg), indices)
+    return memo["edges"]
 
 
 def settle_runs(cell, gs: Sequence[Graph], hashes: Sequence[str], runs, message_rows: Sequence[np.ndarray],
@@ -86,7 +75,7 @@ def settle_runs(cell, gs: Sequence[Graph], hashes: Sequence[str], runs, message_
     sizes, e0 = [], 0
     for g, (graph, gruns, rows) in enumerate(zip(gs, runs, message_rows)):
         n = graph.num_nodes
-        src, dst = _edges(graph, hashes[g])
+        src, dst = _edges(graph)
         k = 0
         for starts, _ in gruns:
             entry_node.append(np.arange(n, dtype=np.int64) + node_base[g])

@@ -22,6 +22,7 @@ model, one keyword in :func:`configs` (a per-model default goes into ``DEFAULTS`
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Sequence
 
 from .. import runpack
@@ -175,12 +176,10 @@ def _pubmed(args: argparse.Namespace) -> int:
                   for w in args.timing_features]
         for t in timing:
             for r in t["rows"]:
-                print(f"timing, {t['features']} features: {r['model']:9s} {r['s_per_epoch']:.3f} s/epoch "
-                      f"({r['x_gcn']:.2f}x GCN)" if r["x_gcn"] is not None else
-                      f"timing, {t['features']} features: {r['model']:9s} {r['s_per_epoch']:.3f} s/epoch", flush=True)
+                ratio = f" ({r['x_gcn']:.2f}x GCN)" if r["x_gcn"] is not None else ""
+                print(f"timing, {t['features']} features: {r['model']:9s} {r['s_per_epoch']:.3f} s/epoch{ratio}",
+                      flush=True)
     summary = pubmed.summary(task, args.runs, timing, args.models, args.seeds)
-    import os
-
     os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
     pubmed.write_tables(stem, summary)
     for key, row in summary["rows"].items():

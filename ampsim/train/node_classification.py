@@ -766,4 +766,3 @@ if __name__ == "__main__":  # `python -m ampsim.train.node_classification ...`: 
     from ampsim.cli import alias
 
     raise SystemExit(alias(["nodes", "run"]))
-

@@ -156,16 +156,15 @@ def pubmed_task(root: Optional[str] = None, split_seed: int = 0, features: Optio
     if graph is None:
         ds = load_planetoid("PubMed", root)
         edge_index, y, n, k = ds.graph.edge_index, ds.graph.y, ds.num_nodes, ds.num_classes
-        name = "PubMed"
     else:
-        (edge_index, y, n, k), name = graph, "PubMed"
+        edge_index, y, n, k = graph
     x = standardize(structural_features(edge_index, n)) if features is None else features
     sizes = {key: SPLIT[key] for key in ("train_per_class", "val", "test")}
     if graph is not None:  # a small graph: the split scaled down to it
         sizes = {"train_per_class": 2, "val": max(1, n // 4), "test": max(1, n // 4)}
     train, val, test = seeded_split(y, k, split_seed, **sizes)
-    g = GraphData(edge_index, x, y, n, "node", None, {"dataset": name})
-    return NodeTask(name, g, k, train, val, test, x)
+    g = GraphData(edge_index, x, y, n, "node", None, {"dataset": "PubMed"})
+    return NodeTask("PubMed", g, k, train, val, test, x)
 
 
 def random_features(num_nodes: int, width: int = TIMING_FEATURES, seed: int = 0) -> Tensor:
