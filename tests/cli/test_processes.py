@@ -51,7 +51,7 @@ def _wait_empty(pgid: int, seconds: float) -> list[int]:
 
 
 COMMANDS = {
-    "train --nproc": ["train", "--task", "limits1", "--nproc", "2", "--epochs", "100000", "--out", "{tmp}/t",
+    "train --nproc": ["train", "--task", "lcc", "--nproc", "2", "--epochs", "100000", "--out", "{tmp}/t",
                       "--quiet"],
     "table2 run --workers": ["table2", "run", "--tasks", "limits1,lcc", "--seeds", "0-1", "--epochs", "100000",
                              "--root", "{tmp}/r", "--workers", "2", "--quiet", "--no-stack"],
