@@ -41,8 +41,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "ampsim"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # what every layer uses: the version, the error classes, argument checks, file writing,
-    # process pools, checkpoint files and run packs
-    ("base", ("ampsim._version", "ampsim.engine.errors", "ampsim.validate", "ampsim.fileio",
+    # process pools, checkpoint files, run packs and the compiled library
+    ("base", ("ampsim._version", "ampsim.engine.errors", "ampsim.validate", "ampsim.fileio", "ampsim.native",
               "ampsim.sweeps", "ampsim.checkpoint", "ampsim.runpack")),
     # the trace records are data: frozen tuples the engine writes and every reader reads
     ("data", ("ampsim.graphs", "ampsim.graph_families", "ampsim.data", "ampsim.trace.records")),

@@ -42,7 +42,7 @@ from .levels import _forward_segments, _LevelUnroll, _Segments, _cut, segment_pl
 from .lockstep import _forward_levels, _LockStepDriver, _Unroll
 from .planned import ProgramDriver
 from .settled import settle_runs, settles
-from .planner import TIES, PlanCache, delay_key, engine_ties, neighbour_hash, seeded, start_index
+from .planner import TIES, PlanCache, _graph_memo, delay_key, engine_ties, neighbour_hash, seeded, start_index
 from .program import _compile, _deduped, _init_classes, _Program, _pruned, _start_classes
 from .unrolled import Unrolled
 
@@ -415,7 +415,7 @@ class BatchedExecutor:
         entry = np.concatenate([[0], np.cumsum([r * g.num_nodes for r, g in zip(num_runs, gs)])])
         result = Unrolled(states, torch.arange(1, E + 1, device=device), torch.zeros(E + 1, dtype=torch.long,
                           device=device), tuple(int(e) for e in entry), tuple((r, g.num_nodes) for r, g in
-                          zip(num_runs, gs)), reasons, deliveries, 0, None, True, None)
+                          zip(num_runs, gs)), reasons, deliveries, 0, None, True, None, final)
         self.last_path = "settled"
         self.last = result
         return result
@@ -521,12 +521,21 @@ def _message_rows(gs: Sequence[Graph], runs, message_rows) -> tuple[list[np.ndar
     return out, offset
 
 
+def _degrees(graph: Graph, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(n,) the graph's degrees as a tensor, kept with the graph's planner memo (a training loop asks every epoch)."""
+    memo = _graph_memo(graph)
+    key = ("degrees", dtype, str(device))
+    if key not in memo:
+        memo[key] = torch.tensor(graph.degrees, dtype=dtype, device=device)
+    return memo[key]
+
+
 def _node_inputs(gs: Sequence[Graph], noise_seeds: Optional[Sequence[Optional[int]]], dtype: torch.dtype,
                  device: torch.device) -> NodeInputs:
     """:class:`NodeInputs` of every (graph, node): degrees, and noise keys from graph g's ``noise_seeds[g]``."""
     if noise_seeds is not None and len(noise_seeds) != len(gs):
         raise ValueError(f"{len(gs)} graphs but {len(noise_seeds)} noise seeds")
-    deg = torch.tensor([d for g in gs for d in g.degrees], dtype=dtype, device=device)
+    deg = torch.cat([_degrees(g, dtype, device) for g in gs]) if len(gs) != 1 else _degrees(gs[0], dtype, device)
     keys = [noise_keys(None if noise_seeds is None else noise_seeds[i], torch.arange(g.num_nodes))
             for i, g in enumerate(gs)]
     return NodeInputs(deg, torch.cat(keys).to(device) if keys else torch.zeros(0, dtype=torch.int64))

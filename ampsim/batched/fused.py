@@ -9,16 +9,9 @@ complete when it is reached); the input gradients are scatter-added row by row, 
 pre-activation gradients are left in ``act`` in :mod:`ampsim.batched.kernels`' layout, so
 the parameter gradients stay the kernels' large matrix products.
 
-The planner's uniform-delay loop is compiled into the same library (``csrc/plan.cpp``, used by
-:mod:`ampsim.batched.planner` when the library is available and ``AMPSIM_FUSED`` is not 0).
-The source is plain C++ (no torch headers) called through :mod:`ctypes`; it is built
-with :func:`torch.utils.cpp_extension.load` (the compiler that builds torch extensions,
-with its file lock for concurrent first builds) into torch's extension cache
-(``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), under a name that
-carries a SHA-256 of the source and the flags: once per machine and source version. On
-x86-64 with AVX2 and FMA the flags are ``-O3 -fno-trapping-math -mavx2 -mfma`` (the name says ``avx2``; a
-cache shared with a CPU without them builds its own ``base`` library), else without the last two. ``-fno-trapping-math`` lets the
-compiler vectorise the clamps of the exponential (the loop sets no floating-point traps).
+The planner's uniform-delay loop (``csrc/plan.cpp``, :mod:`ampsim.batched.planner`) and the
+attention cell's aggregate are compiled into the same library, built once per machine by
+:mod:`ampsim.native` (which says how, and where it is cached).
 
 Which path runs: ``BatchedExecutor(fused=None)`` (the default) uses the compiled loop when it
 can be built and the cell, device (CPU) and dtype (float32, float64) allow it, else the eager
@@ -29,30 +22,20 @@ kernels, with a one-line notice on stderr (once per process) when the compiler i
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import sys
-import threading
-import time
-import warnings
-from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import Tensor
 
+from ..native import (DTYPES, ENV, SOURCES, available, build_seconds, failure, from_cache, library, notice,
+                      resolve)
 from .kernels import GRUKernel, LSTMKernel, RNNKernel, StepKernel
 
-__all__ = ["FusedLoop", "fused_for", "library", "available", "build_seconds", "resolve", "ENV"]
-
-#: ``0``: never use the compiled loop; ``1``: require it; unset or empty: use it when available.
-ENV = "AMPSIM_FUSED"
-
-SOURCES = tuple(Path(__file__).resolve().parent / "csrc" / f for f in ("levels.cpp", "plan.cpp"))
+__all__ = ["FusedLoop", "fused_for", "library", "available", "failure", "build_seconds", "from_cache",
+           "resolve", "ENV", "SOURCES"]
 
 _KINDS = {GRUKernel: "gru", RNNKernel: "rnn", LSTMKernel: "lstm"}
-_DTYPES = {torch.float32: 32, torch.float64: 64}
+_DTYPES = DTYPES
 
 
 class _Args(ctypes.Structure):
@@ -75,111 +58,6 @@ class PlanArgs(ctypes.Structure):
                                                 "last", "state")]
     _fields_ += [("done", ctypes.c_int64), ("sent", ctypes.c_int64), ("err_msg", ctypes.c_int64),
                  ("err_t", ctypes.c_double), ("err_d", ctypes.c_double)]
-
-
-_lock = threading.Lock()
-_state: dict = {}
-
-
-def _isa() -> tuple[str, list[str]]:
-    """(tag, compiler flags): ``avx2`` with ``-mavx2 -mfma`` where torch detects AVX2 or better on x86-64."""
-    x86 = platform.machine().lower() in ("x86_64", "amd64")
-    cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "DEFAULT"
-    if x86 and cap in ("AVX2", "AVX512"):
-        return "avx2", ["-O3", "-fno-trapping-math", "-mavx2", "-mfma"]
-    return "base", ["-O3", "-fno-trapping-math"]
-
-
-def library() -> Optional[ctypes.CDLL]:
-    """The compiled level loop (built on first use, then from the cache), or ``None`` when it cannot be built.
-
-    The reason of a failure is kept in :func:`failure`; the build time (0 when it came from
-    the cache) in :func:`build_seconds`.
-    """
-    with _lock:
-        if "lib" in _state:
-            return _state["lib"]
-        t0 = time.perf_counter()
-        lib, err = None, None
-        try:
-            lib = _build()
-        except Exception as e:  # no compiler, no ninja, a failed build: the eager path runs
-            err = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-        _state.update(lib=lib, error=err, seconds=time.perf_counter() - t0)
-        return lib
-
-
-def _build() -> ctypes.CDLL:
-    tag, flags = _isa()
-    src = b"".join(f.read_bytes() for f in SOURCES)
-    digest = hashlib.sha256(src + repr(flags).encode() + torch.__version__.encode()).hexdigest()[:16]
-    name = f"ampsim_levels_{tag}_{digest}"
-    from torch.utils import cpp_extension
-
-    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
-    path = root / name / f"{name}.so"
-    _state["cached"] = path.exists()
-    if not path.exists():
-        (root / name).mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():   # the compiler ABI check warns on compilers it does not know
-            warnings.simplefilter("ignore")
-            cpp_extension.load(name, [str(f) for f in SOURCES], extra_cflags=flags, build_directory=str(root / name),
-                               is_python_module=False, verbose=False)
-    lib = ctypes.CDLL(str(path))
-    if lib.ampsim_levels_abi() != 2:
-        raise RuntimeError(f"{path} is not this version of the level loop")
-    for kind in ("gru", "rnn", "lstm"):
-        for d in ("forward", "backward"):
-            f = getattr(lib, f"ampsim_{kind}_{d}")
-            f.argtypes = [ctypes.POINTER(_Args), ctypes.c_int]
-            f.restype = ctypes.c_int
-    lib.ampsim_plan_uniform.argtypes = [ctypes.POINTER(PlanArgs)]
-    lib.ampsim_plan_uniform.restype = ctypes.c_int
-    lib.ampsim_plan_free.argtypes = [ctypes.c_void_p]
-    lib.ampsim_plan_free.restype = None
-    return lib
-
-
-def available() -> bool:
-    """Whether the compiled level loop can be used on this machine (building it if needed)."""
-    return library() is not None
-
-
-def failure() -> Optional[str]:
-    """Why the compiled loop could not be built (``None`` when it was, or was not tried)."""
-    return _state.get("error")
-
-
-def build_seconds() -> Optional[float]:
-    """Seconds the first :func:`library` call took (a build, or loading from the cache); ``None`` before it."""
-    return _state.get("seconds")
-
-
-def from_cache() -> Optional[bool]:
-    """Whether the library came from the cache (``None`` before the first :func:`library` call)."""
-    return _state.get("cached")
-
-
-def resolve(option: Optional[bool]) -> Optional[bool]:
-    """The executor's ``fused`` option after ``AMPSIM_FUSED``: ``True`` (required), ``False`` (never) or
-    ``None`` (when available). The option given to the executor wins over the environment."""
-    if option is not None:
-        return bool(option)
-    env = os.environ.get(ENV, "").strip().lower()
-    if env in ("", "auto"):
-        return None
-    if env in ("1", "on", "true", "yes"):
-        return True
-    if env in ("0", "off", "false", "no"):
-        return False
-    raise ValueError(f"{ENV} must be 0, 1 or auto, got {os.environ[ENV]!r}")
-
-
-def _notice() -> None:
-    if not _state.get("noticed"):
-        _state["noticed"] = True
-        print(f"ampsim: the compiled level loop is not available ({failure()}); the eager level loop runs",
-              file=sys.stderr)
 
 
 class FusedLoop:
@@ -262,6 +140,6 @@ def fused_for(kernel: StepKernel, device: torch.device, dtype: torch.dtype, opti
     if lib is None:
         if option:
             raise RuntimeError(f"the compiled level loop is not available: {failure()}")
-        _notice()
+        notice()
         return None
     return FusedLoop(kernel, lib)

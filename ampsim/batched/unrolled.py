@@ -50,9 +50,14 @@ class Unrolled:
     records: Optional[list] = None
     compact: bool = False
     program: Optional["_Program"] = field(default=None, repr=False)
+    #: The final states themselves when a driver computed them in entry order (the settled driver):
+    #: :meth:`final` returns this tensor, with no gather (and no scatter in the backward pass).
+    finals: Optional[Tensor] = field(default=None, repr=False)
 
     def final(self) -> Tensor:
         """(E, S): the final packed state of every (graph, run, node)."""
+        if self.finals is not None:
+            return self.finals
         return self.states.index_select(0, self._rows(self.final_rows, None))
 
     def final_of(self, entries: Tensor) -> Tensor:

@@ -31,6 +31,7 @@ waves it did not reach. For a finished node this is exactly ``h^K``.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import warnings
 from typing import Any, Optional
@@ -38,6 +39,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from .. import native
 from . import noise
 from .protocol import NodeInputs
 
@@ -342,9 +344,11 @@ class MeanCell(_WaveCell):
 
     def output(self, state: Tensor) -> Tensor:
         """``h^K``: the waves not completed are finished with what arrived (module docstring)."""
-        deg, key = state[:, self._deg], state[:, self._key]
-        w, started = state[:, self._w], state[:, self._started]
-        cnt = state[:, self._counts]
+        K = self.waves
+        deg, w, cnt = state[:, self._deg], state[:, self._w], state[:, self._counts]
+        if bool((w > K - 0.5).all()):  # every node finished (a loss-free run): h^K from the last aggregate alone
+            return self._complete(K - 1, state[:, self._agg_slices[K - 1]], cnt[:, K - 1], deg)
+        key, started = state[:, self._key], state[:, self._started]
         missing = (1.0 - started)
         S = state[:, self._agg_slices[0]] + missing.unsqueeze(1) * state[:, : self.dims[1]]
         c = cnt[:, 0] + missing
@@ -359,6 +363,69 @@ class MeanCell(_WaveCell):
 
     def extra_repr(self) -> str:
         return f"dims={self.dims}, waves={self.waves}, norm={self.norm!r}, dropout={self.dropout}"
+
+
+class _AttendArgs(ctypes.Structure):
+    """``csrc/attend.cpp``'s ``Attend``."""
+
+    _fields_ = ([(k, ctypes.c_int64) for k in ("B", "E", "H", "F")]
+                + [(k, ctypes.c_void_p) for k in ("src", "dst", "keys")]
+                + [("counter", ctypes.c_int64), ("p", ctypes.c_double), ("slope", ctypes.c_double)]
+                + [(k, ctypes.c_void_p) for k in ("z", "s", "q", "indptr", "order", "ex", "drop", "mu", "lam", "A",
+                                                  "gA", "glam", "gz", "gs", "gq")])
+
+
+class _Attend(torch.autograd.Function):
+    """The attention cell's wave aggregate in compiled code (``csrc/attend.cpp``): ``(μ, λ, A)`` from the
+    messages ``z`` (B, H·F), sender scores ``s`` and receiver scores ``q`` (B, H) over the copies
+    ``src -> dst``, with attention dropout drawn from ``keys`` (None: none).
+
+    ``μ`` is returned without gradient: every use of ``(μ, λ, A)`` depends on them only through
+    ``(λe^μ, Ae^μ)``, so the gradient terms through ``μ`` cancel (the eager path computes them and
+    they sum to zero up to rounding)."""
+
+    @staticmethod
+    def _args(lib, z: Tensor, s: Tensor, q: Tensor, src: Tensor, dst: Tensor, keys: Optional[Tensor], counter: int,
+              p: float, slope: float, bufs: dict) -> _AttendArgs:
+        B, H = s.shape
+        ptr = lambda name: 0 if bufs.get(name) is None else bufs[name].data_ptr()  # noqa: E731
+        return _AttendArgs(B, src.shape[0], H, z.shape[1] // H, src.data_ptr(), dst.data_ptr(),
+                           0 if keys is None else keys.data_ptr(), counter, p, slope, z.data_ptr(), s.data_ptr(),
+                           q.data_ptr(), *[ptr(k) for k in ("indptr", "order", "ex", "drop", "mu", "lam", "A", "gA",
+                                                           "glam", "gz", "gs", "gq")])
+
+    @staticmethod
+    def forward(ctx, lib, z, s, q, src, dst, keys, counter, p, slope):  # type: ignore[override]
+        z, s, q = z.contiguous(), s.contiguous(), q.contiguous()
+        src, dst = src.to(torch.int64).contiguous(), dst.to(torch.int64).contiguous()
+        if keys is not None:
+            keys = keys.detach().to(torch.int64).contiguous()
+        B, H = s.shape
+        E = src.shape[0]
+        bufs = {"indptr": torch.empty(B + 1, dtype=torch.int64), "order": torch.empty(E, dtype=torch.int64),
+                "ex": z.new_empty(E, H), "drop": None if keys is None else z.new_empty(E, H),
+                "mu": z.new_empty(B, H), "lam": z.new_empty(B, H), "A": z.new_empty(B, z.shape[1])}
+        a = _Attend._args(lib, z, s, q, src, dst, keys, counter, p, slope, bufs)
+        rc = lib.ampsim_attend_forward(ctypes.byref(a), native.DTYPES[z.dtype])
+        if rc != 0:
+            raise ValueError(f"the compiled attention refused its input (code {rc}): a copy names a row outside 0..{B - 1}"
+                             if rc == 3 else f"the compiled attention refused dtype {z.dtype}")
+        ctx.mark_non_differentiable(bufs["mu"])
+        ctx.lib, ctx.counter, ctx.p, ctx.slope = lib, counter, p, slope
+        ctx.save_for_backward(z, s, q, src, dst, bufs["indptr"], bufs["order"], bufs["ex"], bufs["drop"])
+        return bufs["mu"], bufs["lam"], bufs["A"]
+
+    @staticmethod
+    def backward(ctx, g_mu, g_lam, g_A):  # type: ignore[override]
+        z, s, q, src, dst, indptr, order, ex, drop = ctx.saved_tensors
+        g_lam = torch.zeros_like(s) if g_lam is None else g_lam.contiguous()
+        g_A = torch.zeros_like(z) if g_A is None else g_A.contiguous()
+        bufs = {"indptr": indptr, "order": order, "ex": ex, "drop": drop, "gA": g_A, "glam": g_lam,
+                "gz": torch.zeros_like(z), "gs": torch.zeros_like(s), "gq": torch.zeros_like(q)}
+        a = _Attend._args(ctx.lib, z, s, q, src, dst, None, ctx.counter, ctx.p, ctx.slope, bufs)
+        if ctx.lib.ampsim_attend_backward(ctypes.byref(a), native.DTYPES[z.dtype]) != 0:
+            raise RuntimeError(f"the compiled attention refused dtype {z.dtype}")
+        return None, bufs["gz"], bufs["gs"], bufs["gq"], None, None, None, None, None, None
 
 
 class AttentionCell(_WaveCell):
@@ -468,25 +535,42 @@ class AttentionCell(_WaveCell):
     def _gather(self, j: int, z: Tensor, z0: Tensor, own: Tensor, src: Tensor, dst: Tensor, key: Tensor,
                 start: Tensor) -> tuple[Tensor, Tensor]:
         """Wave j's softmax ``[μ | λ | A]`` over the delivered copies and the own message, at once:
-        ``μ = max e``, ``λ = Σ e^{e-μ}``, ``A = Σ e^{e-μ} δ z`` (what the running softmax ends with)."""
-        H, f = self.heads_of[j], self.feats_of[j]
+        ``μ = max e``, ``λ = Σ e^{e-μ}``, ``A = Σ e^{e-μ} δ z`` (what the running softmax ends with).
+
+        In one compiled pass per receiver where the library is available (:class:`_Attend`), else
+        in tensor operations over the copies (:meth:`_gather_eager`, the reference)."""
+        H = self.heads_of[j]
         B = z.shape[0]
         mine = (own > 0.5).nonzero().flatten()
         src, dst = torch.cat([src, mine]), torch.cat([dst, mine])
+        score = (z.reshape(B, H, -1) * self.att[j]).sum(-1)  # a_j · z_u^j once per sender, not per copy
+        q = self.query[j](z0)
+        drop = self.training and self.attn_dropout > 0.0
+        lib = native.usable(z)
+        if lib is None:
+            acc = self._gather_eager(j, z, score, q, src, dst, key if drop else None)
+        else:
+            acc = torch.cat(_Attend.apply(lib, z, score, q, src, dst, key if drop else None, 64 + j,
+                                          self.attn_dropout, self.negative_slope), dim=1)
+        cnt = own.new_zeros(B).index_add(0, dst, own.new_ones(dst.shape[0]))
+        return acc, cnt
+
+    def _gather_eager(self, j: int, z: Tensor, score: Tensor, q: Tensor, src: Tensor, dst: Tensor,
+                      key: Optional[Tensor]) -> Tensor:
+        """:meth:`_gather`'s ``[μ | λ | A]`` in tensor operations (``key`` None: no attention dropout)."""
+        H, f = self.heads_of[j], self.feats_of[j]
+        B = z.shape[0]
         zz = z.index_select(0, src).reshape(-1, H, f)
-        score = (z.reshape(B, H, f) * self.att[j]).sum(-1)  # a_j · z_u^j once per sender, not per copy
-        e = nn.functional.leaky_relu(self.query[j](z0).index_select(0, dst) + score.index_select(0, src),
-                                     self.negative_slope)
+        e = nn.functional.leaky_relu(q.index_select(0, dst) + score.index_select(0, src), self.negative_slope)
         mu = e.new_zeros(B, H).scatter_reduce(0, dst.unsqueeze(1).expand(-1, H), e, "amax", include_self=False)
         ex = torch.exp(e - mu.index_select(0, dst))
         weight = ex
-        if self.training and self.attn_dropout > 0.0:
+        if key is not None:
             kf = key.to(z.dtype)
             weight = ex * self._attn_mask(j, kf.index_select(0, dst), kf.index_select(0, src), H, ex.dtype)
         lam = ex.new_zeros(B, H).index_add(0, dst, ex)
         A = zz.new_zeros(B, H, f).index_add(0, dst, weight.unsqueeze(2) * zz)
-        cnt = own.new_zeros(B).index_add(0, dst, own.new_ones(dst.shape[0]))
-        return torch.cat([mu, lam, A.reshape(B, H * f)], dim=1), cnt
+        return torch.cat([mu, lam, A.reshape(B, H * f)], dim=1)
 
     def _next(self, j: int, acc: Tensor, cnt: Tensor, deg: Tensor, key: Tensor) -> Tensor:
         return self._own(j + 1, self._complete(j, acc), key)
@@ -544,14 +628,18 @@ class AttentionCell(_WaveCell):
 
     def output(self, state: Tensor) -> Tensor:
         """``h^K``: the waves not completed are finished with the softmax of what arrived (module docstring)."""
+        K = self.waves
+        w = state[:, self._w]
+        if bool((w > K - 0.5).all()):  # every node finished (a loss-free run): h^K from the last aggregate alone
+            return self._complete(K - 1, state[:, self._agg_slices[K - 1]])
         z0 = state[:, : self.slot_sizes[0]]
-        key, w, started = state[:, self._key], state[:, self._w], state[:, self._started]
+        key, started = state[:, self._key], state[:, self._started]
         cnt = state[:, self._counts]
         acc, fresh = state[:, self._agg_slices[0]], started < 0.5
         if bool(fresh.any()):  # a node never started: its own wave-0 message, as if it had
             acc = self._absorb(0, acc, cnt[:, 0], z0, z0, key, key, fresh)
         h = self._complete(0, acc)
-        for j in range(1, self.waves):
+        for j in range(1, K):
             add, acc = w < j, state[:, self._agg_slices[j]]
             if bool(add.any()):
                 acc = self._absorb(j, acc, cnt[:, j], self._own(j, h, key), z0, key, key, add)

@@ -12,14 +12,21 @@ cell keeps in its state row (24 bits are exact in float32). A draw is then
 with ``mix`` the 32-bit integer finaliser of MurmurHash3 (``x ^= x >> 16; x *= c; ...``),
 ``counter`` what the cell is drawing for (e.g. the wave number) and ``j`` the column.
 Every operation stays below 2^63 in int64, so the numbers are the same on every platform.
+
+Dropout factors are drawn by the compiled library where it is available (``csrc/attend.cpp``,
+:mod:`ampsim.native`; ``AMPSIM_FUSED=0`` keeps them in torch): the same formula in uint32
+arithmetic, so the same bits and the same masks, in one pass instead of a dozen int64 tensor
+operations.
 """
 from __future__ import annotations
 
+import ctypes
 from typing import Optional
 
 import torch
 from torch import Tensor
 
+from .. import native
 from ..engine.rng import derive_seed
 
 __all__ = ["noise_keys", "uniform", "dropout", "NO_NOISE"]
@@ -61,6 +68,38 @@ def uniform(keys: Tensor, counter: int, cols: int, dtype: torch.dtype = torch.fl
     return (_bits(keys.reshape(-1, 1), counter, j) >> 8).to(dtype) * (1.0 / (1 << 24))
 
 
+class _Draw(ctypes.Structure):
+    """``csrc/attend.cpp``'s ``Noise``: dropout factors on a grid (``C`` columns per key) or on (key, column) pairs."""
+
+    _fields_ = [("n", ctypes.c_int64), ("C", ctypes.c_int64), ("keys", ctypes.c_void_p), ("cols", ctypes.c_void_p),
+                ("counter", ctypes.c_int64), ("p", ctypes.c_double), ("out", ctypes.c_void_p)]
+
+
+def _factors(keys: Tensor, counter: int, cols: Optional[Tensor], C: int, p: float, dtype: torch.dtype) -> Tensor:
+    """Dropout factors ``1[u(key, counter, j) >= p] / (1 - p)``, and 1 where the key is -1:
+    ``(len(keys), C)`` on a grid of columns ``0..C-1`` (``cols`` None), else one per (key, column) pair.
+    Compiled where the library is available, else the torch formula (the same values)."""
+    lib = native.usable(torch.empty(0, dtype=dtype, device=keys.device))
+    if lib is None:
+        live = keys >= 0
+        if cols is None:
+            u = uniform(keys, counter, C, dtype)
+            live = live.unsqueeze(1)
+        else:
+            u = (_bits(keys, counter, cols) >> 8).to(dtype) * (1.0 / (1 << 24))
+        return torch.where(live, (u >= p).to(dtype) * (1.0 / (1.0 - p)), torch.ones_like(u))
+    keys = keys.detach().to(torch.int64).contiguous()
+    n = keys.shape[0] * C if cols is None else keys.shape[0]
+    out = torch.empty((keys.shape[0], C) if cols is None else (n,), dtype=dtype)
+    if n:
+        cols = None if cols is None else cols.to(torch.int64).contiguous()
+        a = _Draw(n, C if cols is None else 0, keys.data_ptr(), 0 if cols is None else cols.data_ptr(), int(counter),
+                  float(p), out.data_ptr())
+        if lib.ampsim_dropout_factors(ctypes.byref(a), native.DTYPES[dtype]) != 0:
+            raise RuntimeError(f"the compiled noise draw refused dtype {dtype}")
+    return out
+
+
 def dropout(x: Tensor, p: float, keys: Tensor, counter: int) -> Tensor:
     """Inverted dropout of the rows of ``x`` (B, C): ``x_bj · 1[u(key_b, counter, j) >= p] / (1 - p)``;
     rows with key -1 are kept as they are.
@@ -72,18 +111,12 @@ def dropout(x: Tensor, p: float, keys: Tensor, counter: int) -> Tensor:
     if p <= 0.0:
         return x
     keys = keys.reshape(-1)
-    live = keys >= 0
-    scale = 1.0 / (1.0 - p)
     if x.is_sparse:  # a sparse COO x: its stored entries draw, as a dense x's non-zero entries
         x = x.coalesce()
         (r, c), v = x.indices(), x.values()
-        u = (_bits(keys.index_select(0, r), counter, c) >> 8).to(v.dtype) * (1.0 / (1 << 24))
-        factor = torch.where(live.index_select(0, r), (u >= p).to(v.dtype) * scale, torch.ones_like(u))
+        factor = _factors(keys.index_select(0, r), counter, c, 0, p, v.dtype)
         return torch.sparse_coo_tensor(x.indices(), v * factor, x.shape, is_coalesced=True, check_invariants=False)
     if not x.requires_grad:
-        r, c = ((x != 0) & live.unsqueeze(1)).nonzero(as_tuple=True)
-        u = (_bits(keys.index_select(0, r), counter, c) >> 8).to(x.dtype) * (1.0 / (1 << 24))
-        return x.index_put((r, c), x[r, c] * ((u >= p).to(x.dtype) * scale))
-    keep = (uniform(keys, counter, x.shape[1], x.dtype) >= p) | ~live.unsqueeze(1)
-    factor = torch.where(live, torch.full_like(keys, scale, dtype=x.dtype), torch.ones_like(keys, dtype=x.dtype))
-    return x * keep.to(x.dtype) * factor.unsqueeze(1)
+        r, c = ((x != 0) & (keys >= 0).unsqueeze(1)).nonzero(as_tuple=True)
+        return x.index_put((r, c), x[r, c] * _factors(keys.index_select(0, r), counter, c, 0, p, x.dtype))
+    return x * _factors(keys, counter, None, x.shape[1], p, x.dtype)

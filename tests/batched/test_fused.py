@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ampsim import native
 from ampsim.batched import BatchedExecutor, fused
 from ampsim.batched.kernels import kernel_for
 from ampsim.batched.levels import PARAM_CHUNK, _back_segment, _run_segment
@@ -118,15 +119,15 @@ def test_a_bad_environment_value_is_refused(monkeypatch):
 
 def test_without_a_compiler_the_eager_loop_runs_after_one_notice(monkeypatch, capsys):
     monkeypatch.delenv(fused.ENV, raising=False)
-    monkeypatch.setattr(fused, "_state", {"lib": None, "error": "RuntimeError: no C++ compiler", "seconds": 0.0})
+    monkeypatch.setattr(native, "_state", {"lib": None, "error": "RuntimeError: no C++ compiler", "seconds": 0.0})
     cell = AMPCell("gru", 3, 8, 5)
     bx = BatchedExecutor()
     for _ in range(2):
         bx.unroll(cell, [ladder(3)], [[(0,)]], [[1]], torch.ones(1, 5), 8, features=[torch.ones(6, 3)])
         assert bx.last_path == "eager"
     err = capsys.readouterr().err
-    assert err == ("ampsim: the compiled level loop is not available (RuntimeError: no C++ compiler); "
-                   "the eager level loop runs\n")
+    assert err == ("ampsim: the compiled loops are not available (RuntimeError: no C++ compiler); "
+                   "the eager loops run\n")
     with pytest.raises(RuntimeError, match=r"not available: RuntimeError: no C\+\+ compiler"):
         BatchedExecutor(fused=True).unroll(cell, [ladder(3)], [[(0,)]], [[1]], torch.ones(1, 5), 8,
                                            features=[torch.ones(6, 3)])

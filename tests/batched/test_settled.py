@@ -5,6 +5,7 @@ import networkx as nx
 import pytest
 import torch
 
+from ampsim import native
 from ampsim.batched import BatchedExecutor
 from ampsim.cells.aggregate import AttentionCell, MeanCell
 from ampsim.cells.execute import EngineExecutor, RunSpec
@@ -12,6 +13,18 @@ from ampsim.cells.execute import EngineExecutor, RunSpec
 from .test_planned import F, graph_data, graphs, grads
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(params=["compiled", "eager"])
+def path(request, monkeypatch):
+    """The attention aggregate and the dropout draws in compiled code (the default where it builds) or in torch."""
+    if request.param == "compiled":
+        if not native.available():
+            pytest.skip(f"the compiled library cannot be built here: {native.failure()}")
+        monkeypatch.delenv(native.ENV, raising=False)
+    else:
+        monkeypatch.setenv(native.ENV, "0")
+    return request.param
 
 
 def make_cell(kind: str, waves: int = 2, dropout: float = 0.5):
@@ -55,7 +68,7 @@ def check(cell, data, runs, budget, delay, loss, train: bool, path: str):
 @pytest.mark.parametrize("kind", ["mean", "attention"])
 @pytest.mark.parametrize("waves", [1, 2, 3])
 @pytest.mark.parametrize("delay", ["constant", "uniform"])
-def test_settled_equals_engine(kind, waves, delay):
+def test_settled_equals_engine(kind, waves, delay, path):
     """States, end reasons, deliveries and gradients; loss-free and uncut: no plan at all (K <= 2)."""
     cell = make_cell(kind, waves)
     for gi, data in enumerate(graphs()):
@@ -66,7 +79,7 @@ def test_settled_equals_engine(kind, waves, delay):
 
 @pytest.mark.parametrize("kind", ["mean", "attention"])
 @pytest.mark.parametrize("delay", ["constant", "uniform"])
-def test_settled_with_loss_and_cut_budgets(kind, delay):
+def test_settled_with_loss_and_cut_budgets(kind, delay, path):
     """With loss, or a budget that cuts a run, the planned schedule says which copies arrived."""
     cell = make_cell(kind, 2)
     data = graphs()[0]
