@@ -371,8 +371,8 @@ class _AttendArgs(ctypes.Structure):
     _fields_ = ([(k, ctypes.c_int64) for k in ("B", "E", "H", "F")]
                 + [(k, ctypes.c_void_p) for k in ("src", "dst", "keys")]
                 + [("counter", ctypes.c_int64), ("p", ctypes.c_double), ("slope", ctypes.c_double)]
-                + [(k, ctypes.c_void_p) for k in ("z", "s", "q", "indptr", "order", "ex", "drop", "mu", "lam", "A",
-                                                  "gA", "glam", "gz", "gs", "gq")])
+                + [(k, ctypes.c_void_p) for k in ("z", "s", "q", "indptr", "order", "ex", "drop", "slope_k", "mu",
+                                                  "lam", "A", "gA", "glam", "gz", "gs", "gq")])
 
 
 class _Attend(torch.autograd.Function):
@@ -391,8 +391,8 @@ class _Attend(torch.autograd.Function):
         ptr = lambda name: 0 if bufs.get(name) is None else bufs[name].data_ptr()  # noqa: E731
         return _AttendArgs(B, src.shape[0], H, z.shape[1] // H, src.data_ptr(), dst.data_ptr(),
                            0 if keys is None else keys.data_ptr(), counter, p, slope, z.data_ptr(), s.data_ptr(),
-                           q.data_ptr(), *[ptr(k) for k in ("indptr", "order", "ex", "drop", "mu", "lam", "A", "gA",
-                                                           "glam", "gz", "gs", "gq")])
+                           q.data_ptr(), *[ptr(k) for k in ("indptr", "order", "ex", "drop", "slope_k", "mu", "lam", "A",
+                                                           "gA", "glam", "gz", "gs", "gq")])
 
     @staticmethod
     def forward(ctx, lib, z, s, q, src, dst, keys, counter, p, slope):  # type: ignore[override]
@@ -404,6 +404,7 @@ class _Attend(torch.autograd.Function):
         E = src.shape[0]
         bufs = {"indptr": torch.empty(B + 1, dtype=torch.int64), "order": torch.empty(E, dtype=torch.int64),
                 "ex": z.new_empty(E, H), "drop": None if keys is None else z.new_empty(E, H),
+                "slope_k": z.new_empty(E, H) if any(ctx.needs_input_grad[1:4]) else None,
                 "mu": z.new_empty(B, H), "lam": z.new_empty(B, H), "A": z.new_empty(B, z.shape[1])}
         a = _Attend._args(lib, z, s, q, src, dst, keys, counter, p, slope, bufs)
         rc = lib.ampsim_attend_forward(ctypes.byref(a), native.DTYPES[z.dtype])
@@ -412,15 +413,16 @@ class _Attend(torch.autograd.Function):
                              if rc == 3 else f"the compiled attention refused dtype {z.dtype}")
         ctx.mark_non_differentiable(bufs["mu"])
         ctx.lib, ctx.counter, ctx.p, ctx.slope = lib, counter, p, slope
-        ctx.save_for_backward(z, s, q, src, dst, bufs["indptr"], bufs["order"], bufs["ex"], bufs["drop"])
+        ctx.save_for_backward(z, s, q, src, dst, bufs["indptr"], bufs["order"], bufs["ex"], bufs["drop"],
+                              bufs["slope_k"])
         return bufs["mu"], bufs["lam"], bufs["A"]
 
     @staticmethod
     def backward(ctx, g_mu, g_lam, g_A):  # type: ignore[override]
-        z, s, q, src, dst, indptr, order, ex, drop = ctx.saved_tensors
+        z, s, q, src, dst, indptr, order, ex, drop, slope_k = ctx.saved_tensors
         g_lam = torch.zeros_like(s) if g_lam is None else g_lam.contiguous()
         g_A = torch.zeros_like(z) if g_A is None else g_A.contiguous()
-        bufs = {"indptr": indptr, "order": order, "ex": ex, "drop": drop, "gA": g_A, "glam": g_lam,
+        bufs = {"indptr": indptr, "order": order, "ex": ex, "drop": drop, "slope_k": slope_k, "gA": g_A, "glam": g_lam,
                 "gz": torch.zeros_like(z), "gs": torch.zeros_like(s), "gq": torch.zeros_like(q)}
         a = _Attend._args(ctx.lib, z, s, q, src, dst, None, ctx.counter, ctx.p, ctx.slope, bufs)
         if ctx.lib.ampsim_attend_backward(ctypes.byref(a), native.DTYPES[z.dtype]) != 0:

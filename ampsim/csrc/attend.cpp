@@ -66,6 +66,7 @@ struct Attend {
     int64_t* order;           // out (E,)
     void* ex;                 // out (E, H): x_k in grouped order (kept for the backward pass)
     void* drop;               // out (E, H): d_k in grouped order (null without dropout)
+    void* slope_k;            // out (E, H): LeakyReLU's derivative at each score (1 or the slope), or null
     void* mu;                 // out (B, H)
     void* lam;                // out (B, H)
     void* A;                  // out (B, H*F)
@@ -91,6 +92,7 @@ int forward(const Attend& a) {
     const T* __restrict__ q = (const T*)a.q;
     T* __restrict__ ex = (T*)a.ex;
     T* __restrict__ drop = (T*)a.drop;
+    T* __restrict__ dl = (T*)a.slope_k;
     T* __restrict__ mu = (T*)a.mu;
     T* __restrict__ lam = (T*)a.lam;
     T* __restrict__ A = (T*)a.A;
@@ -120,6 +122,10 @@ int forward(const Attend& a) {
                 const T x = qv[h] + su[h];
                 e[h] = x > 0 ? x : x * slope;
                 m[h] = std::max(m[h], e[h]);
+            }
+            if (dl) {  // kept for the backward pass, where a compare would become a mispredicted branch
+                T* __restrict__ g = dl + k * H;
+                for (int64_t h = 0; h < H; ++h) g[h] = qv[h] + su[h] > 0 ? (T)1 : slope;
             }
         }
         const bool live_v = keys && keys[v] >= 0;
@@ -158,36 +164,46 @@ int forward(const Attend& a) {
 
 template <typename T, int FF>
 int backward(const Attend& a) {
-    const int64_t B = a.B, H = a.H, F = FF ? FF : a.F, HF = H * F;
+    // Sender-major: each sender's gradient rows (gz, gs) are summed in registers and written once;
+    // the receiver-side reads (gA, glam, q) and the small gq writes are the scattered ones.
+    const int64_t B = a.B, E = a.E, H = a.H, F = FF ? FF : a.F, HF = H * F;
     const int64_t* __restrict__ src = a.src;
-    const int64_t* __restrict__ indptr = a.indptr;
+    const int64_t* __restrict__ dst = a.dst;
     const int64_t* __restrict__ order = a.order;
     const T* __restrict__ z = (const T*)a.z;
     const T* __restrict__ s = (const T*)a.s;
     const T* __restrict__ q = (const T*)a.q;
     const T* __restrict__ ex = (const T*)a.ex;
     const T* __restrict__ drop = (const T*)a.drop;
+    const T* __restrict__ dl = (const T*)a.slope_k;
     const T* __restrict__ gA = (const T*)a.gA;
     const T* __restrict__ glam = (const T*)a.glam;
     T* __restrict__ gz = (T*)a.gz;
     T* __restrict__ gs = (T*)a.gs;
     T* __restrict__ gq = (T*)a.gq;
-    const T slope = (T)a.slope;
-    std::vector<T> ones_(H, (T)1), dot_(H);
+    // the grouped positions k of each sender's copies (counting sort of k by sender)
+    std::vector<int64_t> sptr(B + 1, 0), by(E);
+    for (int64_t k = 0; k < E; ++k) sptr[src[order[k]] + 1]++;
+    for (int64_t u = 0; u < B; ++u) sptr[u + 1] += sptr[u];
+    for (int64_t k = 0; k < E; ++k) by[sptr[src[order[k]]]++] = k;
+    for (int64_t u = B; u > 0; --u) sptr[u] = sptr[u - 1];
+    sptr[0] = 0;
+    std::vector<T> ones_(H, (T)1), dot_(H), gzu_(HF), gsu_(H);
     const T* __restrict__ ones = ones_.data();
     T* __restrict__ dot = dot_.data();
-    for (int64_t v = 0; v < B; ++v) {
-        const int64_t k0 = indptr[v], k1 = indptr[v + 1];
-        const T* __restrict__ gav = gA + v * HF;
-        const T* __restrict__ qv = q + v * H;
-        const T* __restrict__ glv = glam + v * H;
-        T* __restrict__ gqv = gq + v * H;
-        for (int64_t k = k0; k < k1; ++k) {
-            const int64_t u = src[order[k]];
-            const T* __restrict__ zu = z + u * HF;
-            T* __restrict__ gzu = gz + u * HF;
-            const T* __restrict__ su = s + u * H;
-            T* __restrict__ gsu = gs + u * H;
+    T* __restrict__ gzu = gzu_.data();
+    T* __restrict__ gsu = gsu_.data();
+    for (int64_t u = 0; u < B; ++u) {
+        const int64_t j0 = sptr[u], j1 = sptr[u + 1];
+        if (j0 == j1) continue;
+        const T* __restrict__ zu = z + u * HF;
+        std::fill(gzu, gzu + HF, (T)0);
+        std::fill(gsu, gsu + H, (T)0);
+        for (int64_t j = j0; j < j1; ++j) {
+            const int64_t k = by[j], v = dst[order[k]];
+            const T* __restrict__ gav = gA + v * HF;
+            const T* __restrict__ glv = glam + v * H;
+            T* __restrict__ gqv = gq + v * H;
             const T* __restrict__ x = ex + k * H;
             const T* __restrict__ d = drop ? drop + k * H : ones;
             for (int64_t h = 0; h < H; ++h) {
@@ -201,14 +217,17 @@ int backward(const Attend& a) {
                 for (int64_t f = 0; f < F; ++f) gzu[h * F + f] += w * gav[h * F + f];
             }
             // d(lam)/dx = 1, d(A)/dx = d z: the exponent's gradient is x (glam + d <gA, z>)
+            const T* __restrict__ lk = dl + k * H;
             for (int64_t h = 0; h < H; ++h) {
-                const T g = (glv[h] + d[h] * dot[h]) * x[h];
-                const T pre = qv[h] + su[h];
-                const T gp = pre > 0 ? g : g * slope;
+                const T gp = (glv[h] + d[h] * dot[h]) * x[h] * lk[h];
                 gqv[h] += gp;
                 gsu[h] += gp;
             }
         }
+        T* __restrict__ gz_out = gz + u * HF;
+        T* __restrict__ gs_out = gs + u * H;
+        for (int64_t i = 0; i < HF; ++i) gz_out[i] += gzu[i];
+        for (int64_t h = 0; h < H; ++h) gs_out[h] += gsu[h];
     }
     return 0;
 }
@@ -260,7 +279,7 @@ int forward_any(const Attend& a) {
 template <typename T>
 int backward_any(const Attend& a) {
     switch (a.F) {
-        case 8: return backward<T, 0>(a);
+        case 8: return backward<T, 8>(a);
         case 16: return backward<T, 16>(a);
         default: return backward<T, 0>(a);
     }
