@@ -109,6 +109,18 @@ def _check_task(name: str) -> None:
         raise ValueError(f"--task {name!r}: unknown task; valid names: {', '.join(TASK_NAMES)}")
 
 
+def _check_shares(config: TrainConfig, nproc: int) -> None:
+    """Refuse ``--nproc N`` on a task with fewer than N training graphs before any process starts
+    (data-parallel training gives every process at least one graph)."""
+    from ..train.synthetic import load_task
+
+    n = len(load_task(config.task, config.seed, train_graphs=config.train_graphs, test_sizes=config.test_sizes,
+                      sources=config.sources).train)
+    if n < nproc:
+        raise ValueError(f"--nproc {nproc}: task {config.task!r} trains on {n} graph{'' if n == 1 else 's'}; "
+                         f"{n} training items cannot be shared by {nproc} processes (use --nproc {n} or fewer)")
+
+
 def main(args: argparse.Namespace) -> int:
     _check_task(args.task)
     seeds = args.seeds if args.seeds is not None else [args.seed]
@@ -125,6 +137,8 @@ def main(args: argparse.Namespace) -> int:
     else:
         outs = [run_folder(USER_RUNS, args.task, args.model, seed, args.gate, args.delay) for seed in seeds]
     finished = [bool(args.resume) and finished_result(out, c) is not None for c, out in zip(configs, outs)]
+    if args.nproc > 1:
+        _check_shares(configs[0], args.nproc)
     if ddp.is_main() and os.environ.get("LOCAL_RANK") is None:
         from .args import SECONDS_PER_EPOCH
 

@@ -65,14 +65,19 @@ def test_ampsim_train_nproc_2_matches_one_process(tmp_path, capsys):
     assert result["processes"] == 2 and result["finished"] and "test" in result
 
 
-def test_a_worker_error_reaches_the_caller_as_itself(tmp_path, capsys):
+def test_too_few_training_graphs_are_refused_before_any_process_starts(tmp_path, capsys, monkeypatch):
     from ampsim.cli import main
 
-    # Limits1 trains on one graph: two processes cannot share it; one clear line, exit 2, no result file.
+    # Limits1 trains on one graph: two processes cannot share it; one clear line, exit 2, no folder, no worker.
+    monkeypatch.setattr(ddp, "launch", lambda *a, **k: pytest.fail("workers were started"))
     assert main(["train", "--task", "limits1", "--epochs", "2", "--nproc", "2", "--quiet",
                  "--out", str(tmp_path / "x")]) == 2
-    assert "cannot be shared by 2 processes" in capsys.readouterr().err
-    assert not (tmp_path / "x" / "result.json").exists()
+    err = capsys.readouterr().err
+    assert "--nproc 2: task 'limits1' trains on 1 graph; 1 training items cannot be shared by 2 processes" in err
+    assert err.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+def test_a_worker_error_reaches_the_caller_as_itself():
     with pytest.raises(ValueError, match="boom"):
         ddp.launch(2, _fail_on_rank_1, backend="gloo")
 
