@@ -375,7 +375,7 @@ def segment_plan(program: _Program, cell: AMPCell, dtype: torch.dtype, fused: bo
     where memory allows. Compiled loop: its forward pass is cheap, so memory decides: one
     segment only while ``D W <= FUSED_SEGMENT_BYTES`` (32 MB), else segments whose activations
     take ``FUSED_ACT_BYTES`` (4 MB: R = 8,192 rows for that cell, A = 4 H), so the peak stays near
-    the stores' few hundred bytes per delivery (PubMed's 197k deliveries: 268-318 B instead of
+    the stores' few hundred bytes per delivery (PubMed's 197k deliveries: 224-283 B instead of
     1.2 kB), and one segment's work stays in the last-level cache between its recomputation and
     its backward pass.
     """
