@@ -37,8 +37,8 @@ from typing import Optional
 
 import torch
 
-__all__ = ["library", "available", "failure", "build_seconds", "from_cache", "resolve", "notice", "usable", "ENV",
-           "SOURCES", "ABI", "DTYPES"]
+__all__ = ["library", "available", "failure", "build_seconds", "from_cache", "resolve", "notice", "usable", "obtain",
+           "ENV", "SOURCES", "HEADERS", "ABI", "DTYPES"]
 
 #: ``0``: never use the compiled library; ``1``: require it; unset or empty: use it when available.
 ENV = "AMPSIM_FUSED"
@@ -172,9 +172,17 @@ def usable(*tensors: torch.Tensor) -> Optional[ctypes.CDLL]:
     for t in tensors:
         if t.device.type != "cpu" or (t.is_floating_point() and t.dtype not in DTYPES):
             return None
+    return obtain(option)
+
+
+def obtain(option: Optional[bool], what: str = "the compiled library") -> Optional[ctypes.CDLL]:
+    """The library under a resolved ``option`` (:func:`resolve`): ``None`` for ``False``; else the library,
+    or where it cannot be built an error (``True``) or ``None`` after the one-line notice (``None``)."""
+    if option is False:
+        return None
     lib = library()
     if lib is None:
         if option:
-            raise RuntimeError(f"the compiled library is not available: {failure()}")
+            raise RuntimeError(f"{what} is not available: {failure()}")
         notice()
     return lib

@@ -27,8 +27,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..native import (DTYPES, ENV, SOURCES, available, build_seconds, failure, from_cache, library, notice,
-                      resolve)
+from ..native import DTYPES, ENV, SOURCES, available, build_seconds, failure, from_cache, library, obtain, resolve
 from .kernels import GRUKernel, LSTMKernel, RNNKernel, StepKernel
 
 __all__ = ["FusedLoop", "fused_for", "library", "available", "failure", "build_seconds", "from_cache",
@@ -136,10 +135,5 @@ def fused_for(kernel: StepKernel, device: torch.device, dtype: torch.dtype, opti
             raise ValueError(f"the compiled level loop runs RNN, GRU and LSTM cells in float32 or float64 on the "
                              f"CPU; got {type(kernel).__name__} in {dtype} on {device}")
         return None
-    lib = library()
-    if lib is None:
-        if option:
-            raise RuntimeError(f"the compiled level loop is not available: {failure()}")
-        notice()
-        return None
-    return FusedLoop(kernel, lib)
+    lib = obtain(option, "the compiled level loop")
+    return None if lib is None else FusedLoop(kernel, lib)
