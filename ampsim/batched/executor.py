@@ -323,6 +323,8 @@ class BatchedExecutor:
         msg_rows, n_msgs = _message_rows(gs, runs, message_rows)
         if messages.dim() != 2 or messages.shape[0] != n_msgs or messages.shape[1] != cell.msg_size:
             raise ValueError(f"messages must be ({n_msgs}, {cell.msg_size}), got {tuple(messages.shape)}")
+        if mode == "levels" and rule is not None:
+            _check_start_tags(cell, messages, msg_rows)
         inputs = None
         if getattr(cell, "node_inputs", None):
             inputs = _node_inputs(gs, noise_seeds, dtype, device)
@@ -519,6 +521,26 @@ def _message_rows(gs: Sequence[Graph], runs, message_rows) -> tuple[list[np.ndar
             offset += width
         out.append(np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64))
     return out, offset
+
+
+def _check_start_tags(cell: Cell, messages: Tensor, msg_rows: Sequence[np.ndarray]) -> None:
+    """Refuse start messages that a counted cell does not read as starts (``cell.message_tags`` not 0).
+
+    The planner replays the count rule with tag 0 for every start message (its protocol: 0 = the
+    start message); a start row with another tag would be planned as a start while the cell's
+    ``step`` counts it as a neighbour's message, and the states would silently differ from the engine's."""
+    tags_of = getattr(cell, "message_tags", None)
+    used = np.concatenate(msg_rows) if len(msg_rows) else np.zeros(0, dtype=np.int64)
+    if tags_of is None or not len(used):
+        return
+    tags = tags_of(messages.detach().index_select(0, torch.from_numpy(used).to(messages.device)))
+    bad = tags.nonzero().flatten()
+    if bad.numel():
+        i = int(bad[0])
+        raise ValueError(f"start message row {int(used[i])} has tag {int(tags[i])} for {type(cell).__name__} "
+                         f"(its count rule reads it as a neighbour's message, not as a start); the batched "
+                         f"executor plans every start message as tag 0: start with cell.start_message(k), or run "
+                         f"these runs in the SimPy engine (EngineExecutor) or with mode='lockstep'")
 
 
 def _degrees(graph: Graph, dtype: torch.dtype, device: torch.device) -> Tensor:

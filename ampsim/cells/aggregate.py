@@ -170,9 +170,15 @@ class _WaveCell(nn.Module):
     def _tail(self, counts: list[Tensor], w: Tensor, started: Tensor, state: Tensor) -> list[Tensor]:
         return [torch.stack(counts, dim=1), w.unsqueeze(1), started.unsqueeze(1), state[:, self._deg:]]
 
+    def message_tags(self, messages: Tensor) -> Tensor:
+        """(B,) int64: the tag :class:`WaveCount` reads from each message, its wave mask ``Σ_j 2^j 1[mask_j]``
+        (0: a start message)."""
+        bits = (messages[:, -self.waves:].detach() > 0.5).to(torch.int64)
+        return (bits * (1 << torch.arange(self.waves, device=messages.device))).sum(1)
+
     def settles_from(self, messages: Tensor) -> bool:
         """True when every start message has an all-zero wave mask (read as a start, as the count rule does)."""
-        return not bool(messages[:, -self.waves:].detach().any())
+        return not bool(self.message_tags(messages).any())
 
     def settle(self, x: Tensor, inputs: NodeInputs, start: Tensor, started: Tensor, edges: tuple[Tensor, Tensor],
                delivered: Optional[list[tuple[Tensor, Tensor]]]) -> tuple[Tensor, Tensor]:

@@ -19,7 +19,10 @@ row and the batched executor with thousands. A node's whole state is one packed 
   kind, its degree), never on learned values. Such a cell also has ``count_rule`` (a
   :class:`CountRule`), the same rule in plain Python, which the planner replays to plan the
   schedule ahead (levels, cached per seed) exactly as for always-emit cells. The cell's own
-  ``emit`` must agree with it (the equivalence tests check that it does).
+  ``emit`` must agree with it (the equivalence tests check that it does). The planner gives every
+  start message tag 0; a counted cell that defines ``message_tags(messages)`` (the tag its rule
+  reads from each message row) has its start messages checked against that, and a start row with
+  another tag is refused by the batched executor (the SimPy engine and ``mode="lockstep"`` run it).
 * ``"learned"``: the schedule depends on values (a learned gate, ACT/Iter halting): the
   lock-step driver decides each batch after the previous one (one host synchronisation per batch).
 

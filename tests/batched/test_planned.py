@@ -156,3 +156,30 @@ def test_learned_cell_with_loss_in_lockstep():
     out = ex.execute(cell, data, runs, 60, "uniform", loss=0.2)
     assert torch.allclose(out, ref, atol=1e-5)
     assert ex.last.deliveries == tuple(r.deliveries for r in eng.last_results)
+
+
+@pytest.mark.parametrize("kind", ["mean", "attention"])
+def test_a_start_message_with_a_wave_mask_is_refused_by_the_planned_paths(kind):
+    """The planner reads every start message as tag 0; one that carries a wave (mask bit set) is counted by
+    the cell as a neighbour's message, so the levels and settled paths refuse it; the engine and the
+    lock-step driver (which read each message as the cell does) agree on it."""
+    cell = make_cell(0.0, kind)
+    data = graphs()[0]
+    m = cell.start_message(3)
+    m[1, -2] = 1.0                      # the second start message carries wave 0
+    m[1, :2] = 0.5
+    run = RunSpec((0, 2, 4), m, 3, None)
+    assert cell.message_tags(m).tolist() == [0, 1, 0]
+    for settled in (True, False):
+        with pytest.raises(ValueError, match=r"start message row 1 has tag 1 for .*Cell .*plans every start "
+                                             r"message as tag 0"):
+            BatchedExecutor(settled=settled).execute(cell, data, [run], 10_000)
+    eng = EngineExecutor()
+    ref = eng.execute(cell, data, [run], 10_000)
+    bx = BatchedExecutor(mode="lockstep")
+    out = bx.execute(cell, data, [run], 10_000)
+    assert torch.allclose(out, ref, atol=1e-12)
+    assert bx.last.deliveries == (eng.last_results[0].deliveries,)
+    ok = RunSpec((0, 2, 4), cell.start_message(3), 3, None)   # all-zero masks: planned as usual
+    assert torch.allclose(BatchedExecutor().execute(cell, data, [ok], 10_000),
+                          EngineExecutor().execute(cell, data, [ok], 10_000), atol=1e-12)

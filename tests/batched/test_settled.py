@@ -126,7 +126,8 @@ def test_feature_gradients_keep_and_many_graphs():
 
 
 def test_reference_paths_when_asked_or_needed():
-    """``settled=False``, ``record=True``, ``history=True`` and start messages with a wave mask use the level path."""
+    """``settled=False``, ``record=True`` and ``history=True`` use the level path; start messages with a wave
+    mask are refused by both (the planner reads starts as tag 0; tests/batched/test_planned.py)."""
     cell = make_cell("mean", 2)
     data = graphs()[0]
     run = runs_of(cell, data.num_nodes, 1)[:1]
@@ -139,8 +140,7 @@ def test_reference_paths_when_asked_or_needed():
     assert ex.last_path == "planned"
     odd = run[0].messages.clone()
     odd[0, -1] = 1.0  # a start message that carries wave 1: read by step, not as a start
-    ex = BatchedExecutor()
-    ex.execute(cell, data, [RunSpec(run[0].starts, odd, 1, 3)], 10_000, "uniform")
-    assert ex.last_path == "planned"
+    with pytest.raises(ValueError, match="start message row 0 has tag 2"):
+        BatchedExecutor().execute(cell, data, [RunSpec(run[0].starts, odd, 1, 3)], 10_000, "uniform")
     with pytest.raises(ValueError, match="settled"):
         BatchedExecutor(settled="yes")
