@@ -34,6 +34,8 @@ PUBLISHED_TABLES = ("ampsim table2 render --root results/table2_runs.jsonl.gz,re
     "results/figure6_runs.jsonl.gz,results/gate_runs.jsonl.gz --out results")
 PUBLISHED_TABLE4 = ("ampsim table4 render --out results/table4_runs.jsonl.gz "
     "--json results/table4.json --md results/table4.md")
+PUBLISHED_NODES = ("ampsim nodes render --out results/node_classification_runs.jsonl.gz --json "
+    "results/node_classification.json --md results/node_classification.md --robustness results/delay_robustness")
 #: README command -> (how, command actually run or reason)
 PLAN: dict[str, tuple[str, str]] = {
     "python3 -m venv .venv": (SKIP, "set-up: the test runs with PYTHONPATH, no install"),
@@ -66,6 +68,9 @@ PLAN: dict[str, tuple[str, str]] = {
         (SMALL, "ampsim table3 run --seeds 0 --models amp-rnn --epochs 1 --workers 2"),
     "ampsim table2 render": (QUICK, ""),
     "ampsim table3 render": (QUICK, ""),
+    "ampsim nodes run --datasets Cora --models GCN AMP-Mean AMP-Att --seeds 0-9":
+        (SMALL, "ampsim nodes run --datasets Cora --models GCN AMP-Mean AMP-Att --seeds 0 --epochs 2"),
+    PUBLISHED_NODES: (QUICK, ""),
     "ampsim table4 run --datasets MUTAG --folds 0-9 --workers 2":
         (SMALL, "ampsim table4 run --datasets MUTAG --folds 0 --epochs 2 "
                 "--points h16_m15_noskip h16_m15_skip --workers 2"),
@@ -73,7 +78,8 @@ PLAN: dict[str, tuple[str, str]] = {
 
 #: commands that train, sweep or draw every published figure (slow: > 10 s CPU each); the rest is the quick test
 #: (``table2 render`` / ``table3 render`` read the runs that ``table2 run`` / ``table3 run`` make: they run after them)
-SLOW = {c for c in PLAN if " train" in c or "ampsim table" in c or "verify synchronizer" in c} - {PUBLISHED_TABLE4}
+SLOW = ({c for c in PLAN if " train" in c or "ampsim table" in c or "verify synchronizer" in c or "nodes run" in c}
+        - {PUBLISHED_TABLE4})
 
 
 def readme_commands(text: str) -> list[str]:
