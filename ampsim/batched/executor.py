@@ -329,7 +329,7 @@ class BatchedExecutor:
         if getattr(cell, "node_inputs", None):
             inputs = _node_inputs(gs, noise_seeds, dtype, device)
         if (mode == "levels" and emission == "counted" and self.settled and not history and not self.record
-                and inputs is not None and settles(cell, messages)):
+                and inputs is not None and settles(cell)):
             out = settle_runs(cell, gs, [_graph_hash(g) for g in graphs], runs, msg_rows, x, inputs,
                               messages.to(device=device, dtype=dtype), budget, model, fifo, ties, loss, self.plans)
             if out is not None:

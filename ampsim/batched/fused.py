@@ -34,7 +34,6 @@ __all__ = ["FusedLoop", "fused_for", "library", "available", "failure", "build_s
            "resolve", "ENV", "SOURCES"]
 
 _KINDS = {GRUKernel: "gru", RNNKernel: "rnn", LSTMKernel: "lstm"}
-_DTYPES = DTYPES
 
 
 class _Args(ctypes.Structure):
@@ -109,7 +108,7 @@ class FusedLoop:
                   msgs.data_ptr(), ssrc.data_ptr(), msrc.data_ptr(), 0 if act is None else act.data_ptr(),
                   0 if g_states is None else g_states.data_ptr(), 0 if g_msgs is None else g_msgs.data_ptr(),
                   (ctypes.c_void_p * 8)(*[t.data_ptr() for t in w]))
-        if f(ctypes.byref(a), _DTYPES[dtype]) != 0:
+        if f(ctypes.byref(a), DTYPES[dtype]) != 0:
             raise RuntimeError(f"the compiled level loop refused dtype {dtype}")
 
     def forward(self, states: Tensor, msgs: Tensor, ssrc: Tensor, msrc: Tensor, act: Optional[Tensor]) -> None:
@@ -129,7 +128,7 @@ def fused_for(kernel: StepKernel, device: torch.device, dtype: torch.dtype, opti
     one-line notice when the library cannot be built)."""
     if option is False:
         return None
-    usable = type(kernel) in _KINDS and torch.device(device).type == "cpu" and dtype in _DTYPES
+    usable = type(kernel) in _KINDS and torch.device(device).type == "cpu" and dtype in DTYPES
     if not usable:
         if option:
             raise ValueError(f"the compiled level loop runs RNN, GRU and LSTM cells in float32 or float64 on the "

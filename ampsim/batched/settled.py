@@ -42,13 +42,10 @@ from .planner import PlanCache, _csr, _graph_memo, start_index
 __all__ = ["settles", "settle_runs"]
 
 
-def settles(cell, messages: Tensor) -> bool:
-    """True when ``cell`` runs on the settled driver with these start messages (``cell.order_free`` and
-    ``cell.settles_from(messages)``: the start messages are ones the cell reads as starts)."""
-    if not getattr(cell, "order_free", False):
-        return False
-    check = getattr(cell, "settles_from", None)
-    return check is None or bool(check(messages))
+def settles(cell) -> bool:
+    """True when ``cell`` runs on the settled driver (``cell.order_free``). Its start messages are ones it
+    reads as starts: the executor refuses others first (``message_tags``, :meth:`BatchedExecutor.unroll`)."""
+    return bool(getattr(cell, "order_free", False))
 
 
 def _edges(graph: Graph) -> tuple[np.ndarray, np.ndarray]:

@@ -176,10 +176,6 @@ class _WaveCell(nn.Module):
         bits = (messages[:, -self.waves:].detach() > 0.5).to(torch.int64)
         return (bits * (1 << torch.arange(self.waves, device=messages.device))).sum(1)
 
-    def settles_from(self, messages: Tensor) -> bool:
-        """True when every start message has an all-zero wave mask (read as a start, as the count rule does)."""
-        return not bool(self.message_tags(messages).any())
-
     def settle(self, x: Tensor, inputs: NodeInputs, start: Tensor, started: Tensor, edges: tuple[Tensor, Tensor],
                delivered: Optional[list[tuple[Tensor, Tensor]]]) -> tuple[Tensor, Tensor]:
         """Final states from the delivered copies, wave by wave (the settled driver, :mod:`ampsim.batched.settled`).
@@ -391,7 +387,7 @@ class _Attend(torch.autograd.Function):
     they sum to zero up to rounding)."""
 
     @staticmethod
-    def _args(lib, z: Tensor, s: Tensor, q: Tensor, src: Tensor, dst: Tensor, keys: Optional[Tensor], counter: int,
+    def _args(z: Tensor, s: Tensor, q: Tensor, src: Tensor, dst: Tensor, keys: Optional[Tensor], counter: int,
               p: float, slope: float, bufs: dict) -> _AttendArgs:
         B, H = s.shape
         ptr = lambda name: 0 if bufs.get(name) is None else bufs[name].data_ptr()  # noqa: E731
@@ -412,7 +408,7 @@ class _Attend(torch.autograd.Function):
                 "ex": z.new_empty(E, H), "drop": None if keys is None else z.new_empty(E, H),
                 "slope_k": z.new_empty(E, H) if any(ctx.needs_input_grad[1:4]) else None,
                 "mu": z.new_empty(B, H), "lam": z.new_empty(B, H), "A": z.new_empty(B, z.shape[1])}
-        a = _Attend._args(lib, z, s, q, src, dst, keys, counter, p, slope, bufs)
+        a = _Attend._args(z, s, q, src, dst, keys, counter, p, slope, bufs)
         rc = lib.ampsim_attend_forward(ctypes.byref(a), native.DTYPES[z.dtype])
         if rc != 0:
             raise ValueError(f"the compiled attention refused its input (code {rc}): a copy names a row outside 0..{B - 1}"
@@ -430,7 +426,7 @@ class _Attend(torch.autograd.Function):
         g_A = torch.zeros_like(z) if g_A is None else g_A.contiguous()
         bufs = {"indptr": indptr, "order": order, "ex": ex, "drop": drop, "slope_k": slope_k, "gA": g_A, "glam": g_lam,
                 "gz": torch.zeros_like(z), "gs": torch.zeros_like(s), "gq": torch.zeros_like(q)}
-        a = _Attend._args(ctx.lib, z, s, q, src, dst, None, ctx.counter, ctx.p, ctx.slope, bufs)
+        a = _Attend._args(z, s, q, src, dst, None, ctx.counter, ctx.p, ctx.slope, bufs)
         if ctx.lib.ampsim_attend_backward(ctypes.byref(a), native.DTYPES[z.dtype]) != 0:
             raise RuntimeError(f"the compiled attention refused dtype {z.dtype}")
         return None, bufs["gz"], bufs["gs"], bufs["gq"], None, None, None, None, None, None
@@ -520,12 +516,13 @@ class AttentionCell(_WaveCell):
         return torch.where(present.unsqueeze(1), out, acc)
 
     def _attn_mask(self, j: int, key: Tensor, sender: Tensor, H: int, dtype: torch.dtype) -> Tensor:
-        """``1[u(key_v, 64 + j, H key_u + head) >= p] / (1 - p)``; 1 where either key is -1."""
-        p = self.attn_dropout
-        cols = sender.detach().to(torch.int64).clamp_min(0).unsqueeze(1) * H + torch.arange(H, device=key.device)
-        u = (noise._bits(key.reshape(-1, 1), 64 + j, cols) >> 8).to(dtype) * (1.0 / (1 << 24))
-        live = ((key >= 0) & (sender >= 0)).unsqueeze(1)
-        return torch.where(live, (u >= p).to(dtype) / (1.0 - p), torch.ones_like(u))
+        """``1[u(key_v, 64 + j, H key_u + head) >= p] / (1 - p)``; 1 where either key is -1: the cells' dropout
+        draw on (key, column) pairs (:func:`ampsim.cells.noise.dropout`'s factors), one row per copy."""
+        s = sender.detach().to(torch.int64)
+        k = torch.where(s >= 0, key.detach().to(torch.int64), -1)  # a sender without a key: no noise either
+        cols = s.clamp_min(0).unsqueeze(1) * H + torch.arange(H, device=key.device)
+        return noise.factors(k.repeat_interleave(H), 64 + j, cols.reshape(-1), 0, self.attn_dropout,
+                             dtype).reshape(-1, H)
 
     def _complete(self, j: int, acc: Tensor) -> Tensor:
         """``ELU(‖ A/λ + b)`` (hidden waves) or ``mean A/λ + b`` (the last)."""

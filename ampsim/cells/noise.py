@@ -29,7 +29,7 @@ from torch import Tensor
 from .. import native
 from ..engine.rng import derive_seed
 
-__all__ = ["noise_keys", "uniform", "dropout", "NO_NOISE"]
+__all__ = ["noise_keys", "uniform", "dropout", "factors", "NO_NOISE"]
 
 NO_NOISE = -1
 _M32 = 0xFFFFFFFF
@@ -75,7 +75,7 @@ class _Draw(ctypes.Structure):
                 ("counter", ctypes.c_int64), ("p", ctypes.c_double), ("out", ctypes.c_void_p)]
 
 
-def _factors(keys: Tensor, counter: int, cols: Optional[Tensor], C: int, p: float, dtype: torch.dtype) -> Tensor:
+def factors(keys: Tensor, counter: int, cols: Optional[Tensor], C: int, p: float, dtype: torch.dtype) -> Tensor:
     """Dropout factors ``1[u(key, counter, j) >= p] / (1 - p)``, and 1 where the key is -1:
     ``(len(keys), C)`` on a grid of columns ``0..C-1`` (``cols`` None), else one per (key, column) pair.
     Compiled where the library is available, else the torch formula (the same values)."""
@@ -114,9 +114,9 @@ def dropout(x: Tensor, p: float, keys: Tensor, counter: int) -> Tensor:
     if x.is_sparse:  # a sparse COO x: its stored entries draw, as a dense x's non-zero entries
         x = x.coalesce()
         (r, c), v = x.indices(), x.values()
-        factor = _factors(keys.index_select(0, r), counter, c, 0, p, v.dtype)
+        factor = factors(keys.index_select(0, r), counter, c, 0, p, v.dtype)
         return torch.sparse_coo_tensor(x.indices(), v * factor, x.shape, is_coalesced=True, check_invariants=False)
     if not x.requires_grad:
         r, c = ((x != 0) & (keys >= 0).unsqueeze(1)).nonzero(as_tuple=True)
-        return x.index_put((r, c), x[r, c] * _factors(keys.index_select(0, r), counter, c, 0, p, x.dtype))
-    return x * _factors(keys, counter, None, x.shape[1], p, x.dtype)
+        return x.index_put((r, c), x[r, c] * factors(keys.index_select(0, r), counter, c, 0, p, x.dtype))
+    return x * factors(keys, counter, None, x.shape[1], p, x.dtype)

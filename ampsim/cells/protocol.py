@@ -30,8 +30,7 @@ A counted cell may also declare ``order_free = True``: its per-message update is
 aggregate (a sum, a running softmax), so a node's final state is a function of the *set* of
 messages delivered to it. Such a cell implements ``settle(x, inputs, start, started, edges,
 delivered) -> (states, sent)`` -- the final states of a run computed wave by wave from the
-delivered copies -- and ``settles_from(messages)`` (whether start messages are read as starts);
-the batched executor then runs the *settled* driver (:mod:`ampsim.batched.settled`) instead of
+delivered copies; the batched executor then runs the *settled* driver (:mod:`ampsim.batched.settled`) instead of
 one batch per level.
 
 Per-node inputs reach a cell through ``init_state(x, inputs)`` (:class:`NodeInputs`: the node's
